@@ -1,0 +1,49 @@
+# Two commands on a fresh clone: `make run` and `make test`. Both bootstrap .venv first.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+BUF := node_modules/.bin/buf
+
+.PHONY: run test test-pg proto check-gen lint-proto bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+$(BUF): package.json
+	npm install --no-audit --no-fund --silent
+	touch $(BUF)
+
+## Serve all three services on SQLite under ./var (prints addresses and a token).
+run: $(STAMP)
+	$(VENV)/bin/herald serve --data-dir var
+
+## The whole suite on SQLite, after checking gen/ is current and the protos lint clean.
+test: $(STAMP) check-gen lint-proto
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+## The suite again on a throwaway PostgreSQL server on loopback.
+test-pg: $(STAMP)
+	HERALD_TEST_DATABASE_URL=$$(scripts/pg_test_server.sh start) $(PY) -m pytest -q $(PYTEST_ARGS)
+
+## Regenerate gen/ from proto/.
+proto: $(STAMP)
+	scripts/gen_proto.sh
+
+## Fails when the committed gen/ differs from what proto/ generates.
+check-gen: $(STAMP)
+	@tmp=$$(mktemp -d) && scripts/gen_proto.sh $$tmp && \
+	  diff -r -q gen/herald $$tmp/herald || { echo "gen/ is out of date: run 'make proto'"; rm -rf $$tmp; exit 1; }; \
+	  rm -rf $$tmp
+
+lint-proto: $(BUF)
+	$(BUF) lint
+
+bench: $(STAMP)
+	$(PY) -m bench
+
+clean:
+	rm -rf $(VENV) node_modules var .pytest_cache

@@ -1,0 +1,1 @@
+"""Herald's shared runtime: server lifecycle, errors, auth, config, database, filters, paging."""

@@ -1,0 +1,45 @@
+"""Shared fixtures: a fresh database per test (SQLite file, or a new PostgreSQL database when
+HERALD_TEST_DATABASE_URL is set), and helpers to run services on port 0 over real channels."""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import pytest
+
+PG_ADMIN_URL = os.environ.get("HERALD_TEST_DATABASE_URL", "")
+
+
+async def _pg_admin(sql: str) -> None:
+    import asyncpg
+
+    dsn = PG_ADMIN_URL.replace("postgresql+asyncpg://", "postgresql://")
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+async def new_db_url(tmp_path):
+    """Factory of fresh, empty database URLs: `url = await new_db_url("segment")`."""
+    created: list[str] = []
+
+    async def make(name: str = "db") -> str:
+        if not PG_ADMIN_URL:
+            return f"sqlite+aiosqlite:///{tmp_path / (name + '.db')}"
+        db = f"t_{name}_{uuid.uuid4().hex[:12]}"
+        await _pg_admin(f'CREATE DATABASE "{db}"')
+        created.append(db)
+        return PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + db
+
+    yield make
+    for db in created:
+        await _pg_admin(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+
+
+@pytest.fixture
+async def db_url(new_db_url):
+    return await new_db_url("db")
