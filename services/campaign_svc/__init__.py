@@ -1,0 +1,1 @@
+"""campaign_svc — Campaign lifecycle, scheduling and live progress."""

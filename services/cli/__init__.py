@@ -1,0 +1,1 @@
+"""The `herald` command: serve the three services, print tokens."""

@@ -1,0 +1,1 @@
+"""delivery_svc — The sending engine: deliveries, messages and events."""

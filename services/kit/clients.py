@@ -1,0 +1,64 @@
+"""Channels to other Herald services: bearer token per call, 16 MiB messages, optional TLS."""
+
+from __future__ import annotations
+
+import grpc
+
+from services.kit.auth import service_token
+from services.kit.config import Settings
+
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+CHANNEL_OPTIONS = [
+    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+]
+
+
+class _BearerAuth(grpc.AuthMetadataPlugin):
+    def __init__(self, token: str) -> None:
+        self._metadata = (("authorization", f"Bearer {token}"),)
+
+    def __call__(self, context, callback):
+        callback(self._metadata, None)
+
+
+class _BearerInterceptor(grpc.aio.UnaryUnaryClientInterceptor, grpc.aio.UnaryStreamClientInterceptor,
+                         grpc.aio.StreamUnaryClientInterceptor, grpc.aio.StreamStreamClientInterceptor):
+    """Adds the token on plaintext channels (call credentials need TLS)."""
+
+    def __init__(self, token: str) -> None:
+        self._header = ("authorization", f"Bearer {token}")
+
+    def _with_token(self, details):
+        metadata = list(details.metadata or ()) + [self._header]
+        return details._replace(metadata=metadata)
+
+    async def intercept_unary_unary(self, continuation, details, request):
+        return await continuation(self._with_token(details), request)
+
+    async def intercept_unary_stream(self, continuation, details, request):
+        return await continuation(self._with_token(details), request)
+
+    async def intercept_stream_unary(self, continuation, details, request_iterator):
+        return await continuation(self._with_token(details), request_iterator)
+
+    async def intercept_stream_stream(self, continuation, details, request_iterator):
+        return await continuation(self._with_token(details), request_iterator)
+
+
+def open_channel(addr: str, *, token: str | None, ca_file: str = "") -> grpc.aio.Channel:
+    """A channel to `addr` sending `token` on every call (TLS when a CA file is given)."""
+    if ca_file:
+        with open(ca_file, "rb") as f:
+            creds = grpc.ssl_channel_credentials(root_certificates=f.read())
+        if token:
+            creds = grpc.composite_channel_credentials(creds, grpc.metadata_call_credentials(_BearerAuth(token)))
+        return grpc.aio.secure_channel(addr, creds, options=CHANNEL_OPTIONS)
+    interceptors = [_BearerInterceptor(token)] if token else []
+    return grpc.aio.insecure_channel(addr, options=CHANNEL_OPTIONS, interceptors=interceptors)
+
+
+def service_channel(settings: Settings, caller: str, target: str) -> grpc.aio.Channel:
+    """The channel service `caller` uses to reach service `target` ("segment", "campaign", ...)."""
+    return open_channel(settings.addr(target), token=service_token(settings.api_secret, caller),
+                        ca_file=settings.tls_ca_file)

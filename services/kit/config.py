@@ -1,0 +1,128 @@
+"""Configuration: every `HERALD_*` variable, read once into a frozen `Settings`.
+
+The API secret, when `HERALD_API_SECRET` is unset, is generated into `<data dir>/api_secret`
+on first use, so services that share a data dir share the secret.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Settings:
+    segment_addr: str = "127.0.0.1:50051"
+    campaign_addr: str = "127.0.0.1:50052"
+    delivery_addr: str = "127.0.0.1:50053"
+    data_dir: Path = Path("var")
+    segment_db_url: str = ""
+    campaign_db_url: str = ""
+    delivery_db_url: str = ""
+    api_key: str = "herald"
+    api_secret: str = ""
+    webhook_url: str = ""
+    webhook_max_attempts: int = 5
+    webhook_backoff_s: float = 0.5
+    webhook_backoff_max_s: float = 30.0
+    webhook_timeout_s: float = 5.0
+    shutdown_grace_s: float = 10.0
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
+    tls_ca_file: str = ""
+    monthly_message_capacity: int = 0  # 0 = unlimited
+    max_send_rate: float = 0.0  # recipients per second; 0 = unlimited
+    delivery_batch_size: int = 1000
+    event_retention_h: float = 24.0
+    log_level: str = "INFO"
+
+    def db_url(self, service: str) -> str:
+        """The service's database URL: its own variable, else a SQLite file in the data dir."""
+        explicit = getattr(self, f"{service}_db_url")
+        if explicit:
+            return explicit
+        return f"sqlite+aiosqlite:///{(self.data_dir / f'{service}.db').resolve()}"
+
+    def addr(self, service: str) -> str:
+        return getattr(self, f"{service}_addr")
+
+    def with_secret(self) -> "Settings":
+        """Returns settings whose api_secret is set, generating it into the data dir if needed."""
+        if self.api_secret:
+            return self
+        return replace(self, api_secret=load_or_create_secret(self.data_dir))
+
+
+_VARIABLES: dict[str, tuple[str, type]] = {
+    "HERALD_SEGMENT_ADDR": ("segment_addr", str),
+    "HERALD_CAMPAIGN_ADDR": ("campaign_addr", str),
+    "HERALD_DELIVERY_ADDR": ("delivery_addr", str),
+    "HERALD_DATA_DIR": ("data_dir", Path),
+    "HERALD_SEGMENT_DB_URL": ("segment_db_url", str),
+    "HERALD_CAMPAIGN_DB_URL": ("campaign_db_url", str),
+    "HERALD_DELIVERY_DB_URL": ("delivery_db_url", str),
+    "HERALD_API_KEY": ("api_key", str),
+    "HERALD_API_SECRET": ("api_secret", str),
+    "HERALD_WEBHOOK_URL": ("webhook_url", str),
+    "HERALD_WEBHOOK_MAX_ATTEMPTS": ("webhook_max_attempts", int),
+    "HERALD_WEBHOOK_BACKOFF_S": ("webhook_backoff_s", float),
+    "HERALD_WEBHOOK_BACKOFF_MAX_S": ("webhook_backoff_max_s", float),
+    "HERALD_WEBHOOK_TIMEOUT_S": ("webhook_timeout_s", float),
+    "HERALD_SHUTDOWN_GRACE_S": ("shutdown_grace_s", float),
+    "HERALD_TLS_CERT_FILE": ("tls_cert_file", str),
+    "HERALD_TLS_KEY_FILE": ("tls_key_file", str),
+    "HERALD_TLS_CA_FILE": ("tls_ca_file", str),
+    "HERALD_MONTHLY_MESSAGE_CAPACITY": ("monthly_message_capacity", int),
+    "HERALD_MAX_SEND_RATE": ("max_send_rate", float),
+    "HERALD_DELIVERY_BATCH_SIZE": ("delivery_batch_size", int),
+    "HERALD_EVENT_RETENTION_H": ("event_retention_h", float),
+    "HERALD_LOG_LEVEL": ("log_level", str),
+}
+
+
+class ConfigError(ValueError):
+    """A HERALD_* variable holds a value of the wrong type."""
+
+
+def settings_from_env(env: Mapping[str, str] | None = None, **overrides) -> Settings:
+    """Reads the HERALD_* variables (unset or empty ones keep their defaults)."""
+    env = os.environ if env is None else env
+    values: dict = {}
+    for name, (attr, kind) in _VARIABLES.items():
+        raw = env.get(name, "")
+        if raw == "":
+            continue
+        try:
+            values[attr] = kind(raw)
+        except ValueError:
+            raise ConfigError(f"{name}={raw!r} is not a valid {kind.__name__}") from None
+    values.update(overrides)
+    return Settings(**values)
+
+
+def load_or_create_secret(data_dir: Path) -> str:
+    """Reads `<data_dir>/api_secret`, creating it atomically (first writer wins) when missing."""
+    path = Path(data_dir) / "api_secret"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return _read_secret(path)
+    with os.fdopen(fd, "w") as f:
+        f.write(secrets.token_hex(32))
+    return _read_secret(path)
+
+
+def _read_secret(path: Path) -> str:
+    # A concurrent creator may not have written yet: wait briefly for the content.
+    import time
+
+    for _ in range(100):
+        text = path.read_text().strip()
+        if text:
+            return text
+        time.sleep(0.01)
+    raise ConfigError(f"{path} is empty")

@@ -1,0 +1,121 @@
+"""The server interceptor every Herald service runs: authentication, error mapping, and
+ending open streams with UNAVAILABLE on shutdown.
+
+- Every RPC needs `authorization: Bearer <JWT>`; health checks and reflection stay open.
+- Handlers raise `HeraldError`s; they become statuses with `google.rpc` details. Any other
+  exception is logged and becomes an opaque INTERNAL (never UNKNOWN with its text).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import grpc
+from grpc_status import rpc_status
+
+from services.kit.auth import verify_authorization
+from services.kit.errors import HeraldError, internal_status
+
+log = logging.getLogger("herald.rpc")
+
+OPEN_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
+
+# Claims of the current call's token (its `sub` names the caller).
+current_claims: contextvars.ContextVar[dict] = contextvars.ContextVar("current_claims", default={})
+
+SHUTTING_DOWN = "server is shutting down; reconnect"
+
+
+class HeraldServerInterceptor(grpc.aio.ServerInterceptor):
+    def __init__(self, secret: str) -> None:
+        self._secret = secret
+        self.shutdown = asyncio.Event()
+
+    async def intercept_service(self, continuation, handler_call_details):
+        handler = await continuation(handler_call_details)
+        method = handler_call_details.method
+        if handler is None or method.startswith(OPEN_PREFIXES):
+            return handler
+        header = dict(handler_call_details.invocation_metadata or ()).get("authorization")
+        return _wrap(handler, method, lambda: verify_authorization(header, self._secret), self.shutdown)
+
+
+def _wrap(handler: grpc.RpcMethodHandler, method: str, authenticate: Callable[[], dict],
+          shutdown: asyncio.Event) -> grpc.RpcMethodHandler:
+    codec = dict(request_deserializer=handler.request_deserializer,
+                 response_serializer=handler.response_serializer)
+
+    def unary(behavior):
+        async def call(request_or_iterator, context):
+            try:
+                current_claims.set(authenticate())
+                return await behavior(request_or_iterator, context)
+            except Exception as exc:  # noqa: BLE001 — mapped to a status below
+                await _abort(context, method, exc)
+        return call
+
+    def streaming(behavior):
+        async def call(request_or_iterator, context):
+            try:
+                current_claims.set(authenticate())
+                async for item in _until_shutdown(behavior(request_or_iterator, context), shutdown):
+                    yield item
+            except Exception as exc:  # noqa: BLE001
+                await _abort(context, method, exc)
+        return call
+
+    if handler.unary_unary:
+        return grpc.unary_unary_rpc_method_handler(unary(handler.unary_unary), **codec)
+    if handler.stream_unary:
+        return grpc.stream_unary_rpc_method_handler(unary(handler.stream_unary), **codec)
+    if handler.unary_stream:
+        return grpc.unary_stream_rpc_method_handler(streaming(handler.unary_stream), **codec)
+    return grpc.stream_stream_rpc_method_handler(streaming(handler.stream_stream), **codec)
+
+
+class _ShutdownError(Exception):
+    pass
+
+
+async def _until_shutdown(items: AsyncIterator, shutdown: asyncio.Event) -> AsyncIterator:
+    """Relays a response stream until the server starts shutting down."""
+    iterator = items.__aiter__()
+    stop = asyncio.ensure_future(shutdown.wait())
+    try:
+        while True:
+            step = asyncio.ensure_future(iterator.__anext__())
+            await asyncio.wait({step, stop}, return_when=asyncio.FIRST_COMPLETED)
+            if not step.done():
+                step.cancel()
+                await asyncio.gather(step, return_exceptions=True)
+                raise _ShutdownError()
+            try:
+                item = step.result()
+            except StopAsyncIteration:
+                return
+            yield item
+    finally:
+        stop.cancel()
+        aclose = getattr(iterator, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+
+async def _abort(context: grpc.aio.ServicerContext, method: str, exc: Exception) -> None:
+    if isinstance(exc, grpc.aio.AbortError):
+        raise exc
+    if isinstance(exc, _ShutdownError):
+        await context.abort(grpc.StatusCode.UNAVAILABLE, SHUTTING_DOWN)
+    if isinstance(exc, HeraldError):
+        await context.abort_with_status(rpc_status.to_status(exc.to_status()))
+    if isinstance(exc, NotImplementedError):
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, f"{method} is not implemented yet")
+    if isinstance(exc, grpc.aio.AioRpcError) and exc.code() in (
+            grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+        log.warning("dependency unavailable", extra={"method": method, "upstream": str(exc.code())})
+        await context.abort(grpc.StatusCode.UNAVAILABLE, "a dependency is unavailable; retry")
+    log.exception("unhandled error", extra={"method": method}, exc_info=exc)
+    await context.abort_with_status(rpc_status.to_status(internal_status()))

@@ -1,0 +1,118 @@
+"""Server lifecycle shared by the three services.
+
+`start_server` runs a `Service` on a `grpc.aio` server with the Herald interceptor, the health
+service and reflection. `run_service` is each service's `__main__`: it installs SIGTERM/SIGINT
+handlers before announcing readiness and, on a signal, flips health to NOT_SERVING, ends open
+streams with UNAVAILABLE, lets in-flight calls drain for `HERALD_SHUTDOWN_GRACE_S`, then
+stops the service's background work and disposes its engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from services.kit.clients import CHANNEL_OPTIONS
+from services.kit.config import Settings, settings_from_env
+from services.kit.interceptors import HeraldServerInterceptor
+from services.kit.logs import setup_logging
+
+log = logging.getLogger("herald.server")
+
+# Time given to health watchers to see NOT_SERVING before the server stops taking calls.
+NOT_SERVING_NOTICE_S = 0.2
+
+
+class Service:
+    """What a composition root (`build(settings, ...)`) returns: servicers plus background work."""
+
+    name: str = "service"
+
+    def service_names(self) -> list[str]:
+        """Full names of the gRPC services served (for health and reflection)."""
+        raise NotImplementedError
+
+    def register(self, server: grpc.aio.Server) -> None:
+        raise NotImplementedError
+
+    async def start(self) -> None:
+        """Creates tables and starts background work; called before the port opens."""
+
+    async def stop(self) -> None:
+        """Stops background work and disposes the engine; called after the server stopped."""
+
+
+@dataclass
+class RunningServer:
+    service: Service
+    server: grpc.aio.Server
+    interceptor: HeraldServerInterceptor
+    health: health.aio.HealthServicer
+    port: int
+    grace_s: float
+
+    async def stop(self, grace_s: float | None = None) -> None:
+        grace = self.grace_s if grace_s is None else grace_s
+        await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
+        await asyncio.sleep(min(NOT_SERVING_NOTICE_S, grace))
+        self.interceptor.shutdown.set()
+        await self.server.stop(grace)
+        await self.service.stop()
+
+    async def _set_health(self, status) -> None:
+        for name in ["", *self.service.service_names()]:
+            await self.health.set(name, status)
+
+
+async def start_server(service: Service, settings: Settings, addr: str) -> RunningServer:
+    """Starts `service` listening on `addr` ("127.0.0.1:0" picks a free port)."""
+    interceptor = HeraldServerInterceptor(settings.api_secret)
+    server = grpc.aio.server(interceptors=[interceptor], options=CHANNEL_OPTIONS)
+    service.register(server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    names = service.service_names()
+    reflection.enable_server_reflection(
+        [*names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME], server)
+    port = _listen(server, settings, addr)
+    await service.start()
+    await server.start()
+    running = RunningServer(service, server, interceptor, health_servicer, port, settings.shutdown_grace_s)
+    await running._set_health(health_pb2.HealthCheckResponse.SERVING)
+    return running
+
+
+def _listen(server: grpc.aio.Server, settings: Settings, addr: str) -> int:
+    if settings.tls_cert_file and settings.tls_key_file:
+        with open(settings.tls_key_file, "rb") as k, open(settings.tls_cert_file, "rb") as c:
+            creds = grpc.ssl_server_credentials([(k.read(), c.read())])
+        return server.add_secure_port(addr, creds)
+    return server.add_insecure_port(addr)
+
+
+def run_service(name: str, build: Callable[[Settings], Service]) -> None:
+    """The body of `python -m services.<name>_svc`: serve until SIGTERM/SIGINT, exit 0."""
+    settings = settings_from_env().with_secret()
+    setup_logging(settings.log_level)
+    asyncio.run(_serve_until_signal(name, build(settings), settings))
+
+
+async def _serve_until_signal(name: str, service: Service, settings: Settings) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    addr = settings.addr(name)
+    running = await start_server(service, settings, addr)
+    log.info("serving", extra={"service": name, "addr": addr, "port": running.port})
+    await stop.wait()
+    log.info("shutting down", extra={"service": name, "grace_s": settings.shutdown_grace_s})
+    await running.stop()
+    log.info("stopped", extra={"service": name})

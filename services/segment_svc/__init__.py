@@ -1,0 +1,1 @@
+"""segment_svc — Audience: users, channels, segments and the recipient stream."""
