@@ -1,0 +1,113 @@
+"""Campaign templates: Jinja2 in its sandbox, compiled once, checked at create/update.
+
+The same rules hold wherever a template is compiled (campaign_svc validates, delivery_svc
+renders), so they live here:
+- only the variables a campaign offers may appear (`sender`, `channel`, and `receiver` for user
+  targets); an unknown variable or a syntax error is an `InvalidArgument` naming the field;
+- a missing attribute of a known variable renders empty (`{{ receiver.custom.nickname }}`);
+- string values inside `custom` and `attachments` are templates too (`compile_tree`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import jinja2
+from jinja2 import meta
+from jinja2.sandbox import SandboxedEnvironment
+
+from services.kit.errors import InvalidArgument
+
+USER_TARGET_VARIABLES = frozenset({"sender", "receiver", "channel"})
+CHANNEL_TARGET_VARIABLES = frozenset({"sender", "channel"})
+
+_env: SandboxedEnvironment | None = None
+
+
+def environment() -> SandboxedEnvironment:
+    """The process's sandboxed environment, built on first use (not at import)."""
+    global _env
+    if _env is None:
+        _env = SandboxedEnvironment(undefined=jinja2.ChainableUndefined, autoescape=False,
+                                    keep_trailing_newline=True)
+    return _env
+
+
+def _is_template(source: str) -> bool:
+    return "{{" in source or "{%" in source or "{#" in source
+
+
+def compile_text(source: str, field: str, variables: frozenset[str]) -> jinja2.Template | str:
+    """Compiles one template; plain strings come back as they are (nothing to render)."""
+    if not _is_template(source):
+        return source
+    env = environment()
+    try:
+        unknown = meta.find_undeclared_variables(env.parse(source)) - variables
+        template = env.from_string(source)
+    except jinja2.TemplateSyntaxError as exc:
+        raise InvalidArgument(field, f"template syntax error on line {exc.lineno}: {exc.message}") from None
+    except jinja2.TemplateError as exc:
+        raise InvalidArgument(field, f"template error: {exc}") from None
+    if unknown:
+        allowed = ", ".join(sorted(variables))
+        raise InvalidArgument(field, f"unknown template variable(s) {', '.join(sorted(unknown))}; "
+                                     f"available: {allowed}")
+    return template
+
+
+class Tree:
+    """A compiled JSON-like value whose strings may be templates; `render` rebuilds it."""
+
+    def __init__(self, value: Any, field: str, variables: frozenset[str]) -> None:
+        self._compiled = self._compile(value, field, variables)
+
+    def _compile(self, value: Any, field: str, variables: frozenset[str]) -> Any:
+        if isinstance(value, str):
+            return compile_text(value, field, variables)
+        if isinstance(value, Mapping):
+            return {k: self._compile(v, f"{field}.{k}", variables) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self._compile(v, f"{field}[{i}]", variables) for i, v in enumerate(value)]
+        return value
+
+    def render(self, context: Mapping[str, Any]) -> Any:
+        return _render(self._compiled, context)
+
+
+def _render(value: Any, context: Mapping[str, Any]) -> Any:
+    if isinstance(value, jinja2.Template):
+        return value.render(context)
+    if isinstance(value, dict):
+        return {k: _render(v, context) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_render(v, context) for v in value]
+    return value
+
+
+def render_text(compiled: jinja2.Template | str, context: Mapping[str, Any]) -> str:
+    return compiled.render(context) if isinstance(compiled, jinja2.Template) else compiled
+
+
+def uses_variable(source: Any, name: str) -> bool:
+    """Whether any template string inside `source` refers to `name` (e.g. `receiver`)."""
+    if isinstance(source, str):
+        if not _is_template(source):
+            return False
+        try:
+            return name in meta.find_undeclared_variables(environment().parse(source))
+        except jinja2.TemplateError:
+            return False
+    if isinstance(source, Mapping):
+        return any(uses_variable(v, name) for v in source.values())
+    if isinstance(source, list):
+        return any(uses_variable(v, name) for v in source)
+    return False
+
+
+def user_variables(user: Mapping[str, Any]) -> dict[str, Any]:
+    """A user as templates see it: its fields, `custom`, and custom keys at the top level too
+    (as the reference exposes custom data), built-in fields winning a clash."""
+    custom = dict(user.get("custom") or {})
+    return {**custom, **user, "custom": custom}
