@@ -14,7 +14,7 @@ from services.kit.clients import open_channel
 from services.kit.config import Settings
 from services.kit.server import RunningServer, Service, start_server
 
-TEST_SECRET = "test-secret-please-ignore"
+TEST_SECRET = "test-secret-please-ignore-0123456789abcdef"
 
 
 def test_settings(data_dir: Path, **overrides) -> Settings:
@@ -22,6 +22,9 @@ def test_settings(data_dir: Path, **overrides) -> Settings:
                   segment_addr="127.0.0.1:0", campaign_addr="127.0.0.1:0", delivery_addr="127.0.0.1:0")
     values.update(overrides)
     return Settings(**values)
+
+
+test_settings.__test__ = False  # a helper, not a test
 
 
 def client_channel(port: int, secret: str = TEST_SECRET, subject: str = "test") -> grpc.aio.Channel:

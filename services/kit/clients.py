@@ -22,26 +22,33 @@ class _BearerAuth(grpc.AuthMetadataPlugin):
         callback(self._metadata, None)
 
 
-class _BearerInterceptor(grpc.aio.UnaryUnaryClientInterceptor, grpc.aio.UnaryStreamClientInterceptor,
-                         grpc.aio.StreamUnaryClientInterceptor, grpc.aio.StreamStreamClientInterceptor):
+class _Bearer:
     """Adds the token on plaintext channels (call credentials need TLS)."""
 
     def __init__(self, token: str) -> None:
         self._header = ("authorization", f"Bearer {token}")
 
     def _with_token(self, details):
-        metadata = list(details.metadata or ()) + [self._header]
-        return details._replace(metadata=metadata)
+        return details._replace(metadata=list(details.metadata or ()) + [self._header])
 
+
+# grpc.aio files each interceptor under its first matching kind only: one class per kind.
+class _BearerUnaryUnary(_Bearer, grpc.aio.UnaryUnaryClientInterceptor):
     async def intercept_unary_unary(self, continuation, details, request):
         return await continuation(self._with_token(details), request)
 
+
+class _BearerUnaryStream(_Bearer, grpc.aio.UnaryStreamClientInterceptor):
     async def intercept_unary_stream(self, continuation, details, request):
         return await continuation(self._with_token(details), request)
 
+
+class _BearerStreamUnary(_Bearer, grpc.aio.StreamUnaryClientInterceptor):
     async def intercept_stream_unary(self, continuation, details, request_iterator):
         return await continuation(self._with_token(details), request_iterator)
 
+
+class _BearerStreamStream(_Bearer, grpc.aio.StreamStreamClientInterceptor):
     async def intercept_stream_stream(self, continuation, details, request_iterator):
         return await continuation(self._with_token(details), request_iterator)
 
@@ -54,7 +61,8 @@ def open_channel(addr: str, *, token: str | None, ca_file: str = "") -> grpc.aio
         if token:
             creds = grpc.composite_channel_credentials(creds, grpc.metadata_call_credentials(_BearerAuth(token)))
         return grpc.aio.secure_channel(addr, creds, options=CHANNEL_OPTIONS)
-    interceptors = [_BearerInterceptor(token)] if token else []
+    kinds = (_BearerUnaryUnary, _BearerUnaryStream, _BearerStreamUnary, _BearerStreamStream)
+    interceptors = [kind(token) for kind in kinds] if token else []
     return grpc.aio.insecure_channel(addr, options=CHANNEL_OPTIONS, interceptors=interceptors)
 
 

@@ -1,0 +1,51 @@
+"""Settings come from HERALD_* variables; the API secret is generated once per data dir."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from services.kit.auth import make_token, verify_authorization
+from services.kit.config import ConfigError, Settings, load_or_create_secret, settings_from_env
+from services.kit.errors import Unauthenticated
+
+
+def test_defaults_match_the_design():
+    settings = settings_from_env({})
+    assert (settings.segment_addr, settings.campaign_addr, settings.delivery_addr) == (
+        "127.0.0.1:50051", "127.0.0.1:50052", "127.0.0.1:50053")
+    assert settings.shutdown_grace_s == 10
+    assert settings.db_url("campaign") == f"sqlite+aiosqlite:///{Path('var/campaign.db').resolve()}"
+
+
+def test_variables_override_defaults_and_empty_ones_do_not():
+    settings = settings_from_env({"HERALD_CAMPAIGN_ADDR": "0.0.0.0:9", "HERALD_SHUTDOWN_GRACE_S": "2.5",
+                                  "HERALD_DELIVERY_DB_URL": "postgresql+asyncpg://x/y", "HERALD_WEBHOOK_URL": ""})
+    assert settings.campaign_addr == "0.0.0.0:9"
+    assert settings.shutdown_grace_s == 2.5
+    assert settings.db_url("delivery") == "postgresql+asyncpg://x/y"
+    assert settings.webhook_url == ""
+
+
+def test_a_malformed_number_names_the_variable():
+    with pytest.raises(ConfigError, match="HERALD_WEBHOOK_MAX_ATTEMPTS"):
+        settings_from_env({"HERALD_WEBHOOK_MAX_ATTEMPTS": "many"})
+
+
+def test_the_secret_is_generated_once_and_shared_through_the_data_dir(tmp_path):
+    first = load_or_create_secret(tmp_path)
+    assert len(first) == 64
+    assert load_or_create_secret(tmp_path) == first
+    assert Settings(data_dir=tmp_path).with_secret().api_secret == first
+    assert Settings(data_dir=tmp_path, api_secret="given").with_secret().api_secret == "given"
+
+
+def test_tokens_verify_only_with_their_secret():
+    secret = "s" * 40
+    claims = verify_authorization("Bearer " + make_token(secret, "service:campaign"), secret)
+    assert claims["sub"] == "service:campaign" and claims["server"] is True
+    with pytest.raises(Unauthenticated):
+        verify_authorization("Bearer " + make_token("t" * 40), secret)
+    with pytest.raises(Unauthenticated, match="expired"):
+        verify_authorization("Bearer " + make_token(secret, ttl_s=-10), secret)

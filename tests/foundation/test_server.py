@@ -1,0 +1,131 @@
+"""The kit server over a real channel: auth, error mapping, health, reflection, retries."""
+
+from __future__ import annotations
+
+import grpc
+import pytest
+from google.protobuf import wrappers_pb2
+from google.rpc import error_details_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+from grpc_status import rpc_status
+
+from harness import TEST_SECRET, client_channel, serving, test_settings
+from probe import ProbeService, method
+from services.kit.auth import make_token
+from services.kit.clients import open_channel
+from services.kit.retry import call_idempotent
+
+
+@pytest.fixture
+async def probe(tmp_path):
+    service = ProbeService()
+    async with serving(service, test_settings(tmp_path)) as running:
+        running.probe = service
+        yield running
+
+
+def _call(channel, name):
+    return channel.unary_unary(method(name), request_serializer=wrappers_pb2.StringValue.SerializeToString,
+                               response_deserializer=wrappers_pb2.StringValue.FromString)
+
+
+def _details(exc: grpc.aio.AioRpcError) -> list:
+    status = rpc_status.from_call(exc)
+    out = []
+    for any_detail in status.details if status else []:
+        for kind in (error_details_pb2.BadRequest, error_details_pb2.ErrorInfo, error_details_pb2.RetryInfo):
+            if any_detail.Is(kind.DESCRIPTOR):
+                detail = kind()
+                any_detail.Unpack(detail)
+                out.append(detail)
+    return out
+
+
+async def _code_of(channel, name, value="x"):
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await _call(channel, name)(wrappers_pb2.StringValue(value=value))
+    return info.value
+
+
+@pytest.mark.parametrize("token", [None, "Bearer not-a-jwt", "Basic abc",
+                                   "Bearer " + make_token("another-secret-0123456789abcdef-0123", "x")])
+async def test_calls_without_a_valid_token_are_unauthenticated(probe, token):
+    channel = open_channel(f"127.0.0.1:{probe.port}", token=None)
+    metadata = (("authorization", token),) if token else ()
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await _call(channel, "Echo")(wrappers_pb2.StringValue(value="hi"), metadata=metadata)
+    assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    await channel.close()
+
+
+async def test_a_token_without_the_server_claim_is_refused(probe):
+    import jwt
+
+    token = jwt.encode({"sub": "x"}, TEST_SECRET, algorithm="HS256")
+    channel = open_channel(f"127.0.0.1:{probe.port}", token=token)
+    assert (await _code_of(channel, "Echo")).code() == grpc.StatusCode.UNAUTHENTICATED
+    await channel.close()
+
+
+async def test_a_valid_token_reaches_the_handler_with_its_subject(probe):
+    async with client_channel(probe.port, subject="billing") as channel:
+        reply = await _call(channel, "Echo")(wrappers_pb2.StringValue(value="hi"))
+    assert reply.value == "hi|billing"
+
+
+async def test_invalid_argument_names_every_field(probe):
+    async with client_channel(probe.port) as channel:
+        exc = await _code_of(channel, "Fail", "invalid")
+    assert exc.code() == grpc.StatusCode.INVALID_ARGUMENT
+    (bad_request,) = _details(exc)
+    assert [v.field for v in bad_request.field_violations] == ["user_ids[12]", "message_template.text"]
+
+
+async def test_domain_errors_carry_error_info_and_retry_info(probe):
+    async with client_channel(probe.port) as channel:
+        not_found = await _code_of(channel, "Fail", "not_found")
+        exhausted = await _code_of(channel, "Fail", "exhausted")
+    assert not_found.code() == grpc.StatusCode.NOT_FOUND
+    assert _details(not_found)[0].reason == "NOT_FOUND"
+    assert exhausted.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    retry_info = [d for d in _details(exhausted) if isinstance(d, error_details_pb2.RetryInfo)][0]
+    assert retry_info.retry_delay.ToMilliseconds() == 1500
+
+
+async def test_unexpected_exceptions_are_opaque_internal_not_unknown(probe):
+    async with client_channel(probe.port) as channel:
+        exc = await _code_of(channel, "Fail", "bug")
+        unimplemented = await _code_of(channel, "Fail", "unimplemented")
+    assert exc.code() == grpc.StatusCode.INTERNAL
+    assert "passwd" not in (exc.details() or "")
+    assert unimplemented.code() == grpc.StatusCode.UNIMPLEMENTED
+
+
+async def test_health_and_reflection_need_no_token(probe):
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{probe.port}") as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        for name in ("", "herald.test.v1.ProbeService"):
+            reply = await health.Check(health_pb2.HealthCheckRequest(service=name))
+            assert reply.status == health_pb2.HealthCheckResponse.SERVING
+        reflection = reflection_pb2_grpc.ServerReflectionStub(channel)
+        responses = reflection.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]))
+        async for response in responses:
+            names = {s.name for s in response.list_services_response.service}
+            break
+    assert "herald.test.v1.ProbeService" in names
+
+
+async def test_idempotent_calls_retry_unavailable_only(probe):
+    probe.probe.unavailable_left = 2
+    async with client_channel(probe.port) as channel:
+        reply = await call_idempotent(_call(channel, "Flaky"), wrappers_pb2.StringValue(), timeout=5)
+        assert reply.value == "ok"
+        probe.probe.unavailable_left = 100
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await call_idempotent(_call(channel, "Flaky"), wrappers_pb2.StringValue(), timeout=5, attempts=3)
+        assert info.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert probe.probe.unavailable_left == 97  # three attempts, then gave up
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await call_idempotent(_call(channel, "Fail"), wrappers_pb2.StringValue(value="invalid"), timeout=5)
+        assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
