@@ -1,13 +1,20 @@
 """`herald serve` runs the three services as separate processes, restarts one that dies and
-stops them together on SIGTERM/SIGINT; `herald token` prints a bearer token for grpcurl."""
+stops them together on SIGTERM/SIGINT; `herald token` prints a bearer token for grpcurl;
+`herald watch CAMPAIGN_ID` follows a campaign until it ends."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import sys
 
-from services.cli.supervisor import SERVICES, supervise
+import grpc
+
+from herald.campaign.v1 import campaign_pb2
+from services.client import HeraldClient
+
+from services.cli.supervisor import supervise
 from services.kit.auth import make_token
 from services.kit.config import settings_from_env
 
@@ -25,13 +32,36 @@ def main(argv: list[str] | None = None) -> int:
     token.add_argument("--sub", default="cli", help="the caller named in the token (default: cli)")
     token.add_argument("--ttl", type=float, default=0, help="seconds until it expires (default: never)")
 
+    watch = commands.add_parser("watch", help="follow a campaign's status and progress until it ends")
+    watch.add_argument("campaign_id")
+    watch.add_argument("--data-dir", help="data dir holding the generated secret")
+
     args = parser.parse_args(argv)
     overrides = {"data_dir": os.path.abspath(args.data_dir)} if args.data_dir else {}
     settings = settings_from_env(**overrides).with_secret()
     if args.command == "token":
         print(make_token(settings.api_secret, args.sub, ttl_s=args.ttl or None))
         return 0
+    if args.command == "watch":
+        return asyncio.run(watch_campaign(settings, args.campaign_id))
     return supervise(settings)
+
+
+async def watch_campaign(settings, campaign_id: str) -> int:
+    """Prints one line per update: status, progress and counters."""
+    async with HeraldClient.from_settings(settings, "cli") as herald:
+        try:
+            async for campaign in herald.watch_campaign(campaign_id):
+                s = campaign.stats
+                status = campaign_pb2.CampaignStatus.Name(campaign.status).removeprefix("CAMPAIGN_STATUS_").lower()
+                print(f"{status:11} {s.progress:6.1%}  sent {s.stats_messages_sent}  "
+                      f"skipped {s.recipients_skipped}  failed {s.recipients_failed}  "
+                      f"of {s.recipients_total}  channels created {s.stats_channels_created}  "
+                      f"read {s.stats_users_read}", flush=True)
+        except grpc.aio.AioRpcError as exc:
+            print(f"herald: {exc.code().name}: {exc.details()}", file=sys.stderr)
+            return 1
+    return 0
 
 
 if __name__ == "__main__":
