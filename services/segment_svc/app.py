@@ -1,4 +1,5 @@
-"""Composition root of the segment service: `build(settings, ...)` wires engine and servicers."""
+"""Composition root of the segment service: `build(settings, ...)` wires engine, servicers and
+the background size worker."""
 
 from __future__ import annotations
 
@@ -8,26 +9,39 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from herald.segment.v1 import directory_service_pb2, directory_service_pb2_grpc
 from herald.segment.v1 import segment_service_pb2, segment_service_pb2_grpc
 from services.kit.config import Settings
-from services.kit.db import make_engine
+from services.kit.db import create_tables, make_engine, make_sessionmaker
 from services.kit.server import Service
 from services.segment_svc.servicer import DirectoryServiceServicer, SegmentServiceServicer
+from services.segment_svc.sizes import SizeWorker
+from services.segment_svc.store import metadata
 
 
 class SegmentApp(Service):
     name = "segment"
 
-    def __init__(self, settings: Settings, engine: AsyncEngine) -> None:
+    def __init__(self, settings: Settings, engine: AsyncEngine, *, size_debounce_s: float = 0.2,
+                 size_rest_s: float = 0.5) -> None:
         self.settings = settings
         self.engine = engine
+        self.sessions = make_sessionmaker(engine)
+        self.sizes = SizeWorker(self.sessions, debounce_s=size_debounce_s, min_rest_s=size_rest_s)
 
     def service_names(self) -> list[str]:
-        return [directory_service_pb2.DESCRIPTOR.services_by_name["DirectoryService"].full_name, segment_service_pb2.DESCRIPTOR.services_by_name["SegmentService"].full_name]
+        return [directory_service_pb2.DESCRIPTOR.services_by_name["DirectoryService"].full_name,
+                segment_service_pb2.DESCRIPTOR.services_by_name["SegmentService"].full_name]
 
     def register(self, server: grpc.aio.Server) -> None:
-        directory_service_pb2_grpc.add_DirectoryServiceServicer_to_server(DirectoryServiceServicer(), server)
-        segment_service_pb2_grpc.add_SegmentServiceServicer_to_server(SegmentServiceServicer(), server)
+        directory_service_pb2_grpc.add_DirectoryServiceServicer_to_server(
+            DirectoryServiceServicer(self.sessions, self.sizes), server)
+        segment_service_pb2_grpc.add_SegmentServiceServicer_to_server(
+            SegmentServiceServicer(self.sessions, self.sizes), server)
+
+    async def start(self) -> None:
+        await create_tables(self.engine, metadata)
+        self.sizes.start()
 
     async def stop(self) -> None:
+        await self.sizes.stop()
         await self.engine.dispose()
 
 

@@ -1,0 +1,72 @@
+"""The Query* RPCs: filter (services.kit.filters) + keyset pages (services.kit.paging)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from herald.segment.v1 import directory_pb2, segment_pb2
+from services.kit.filters import FilterSpec, compile_filter
+from services.kit.paging import Page, keyset_page, parse_sort, resolve_limit
+from services.segment_svc import filters, segments, store
+from services.segment_svc.convert import channel_message, struct_to_dict, target_message, user_from_row
+
+USER_SORT = {name: store.users.c[name] for name in ("id", "name", "role", "created_at", "updated_at")}
+CHANNEL_SORT = {name: store.channels.c[name] for name in ("cid", "type", "id", "team", "created_by_id",
+                                                           "created_at", "updated_at")}
+SEGMENT_SORT = {name: store.segments.c[name] for name in ("id", "name", "type", "size", "created_at",
+                                                           "updated_at")}
+TARGET_SORT = {"target_id": store.segment_targets.c.target_id}
+
+
+def _filter(request, spec: FilterSpec) -> tuple[Any, dict | None]:
+    value = struct_to_dict(request.filter) if request.HasField("filter") else None
+    return compile_filter(spec, value or None), value
+
+
+async def _page(session: AsyncSession, request, stmt, sort, *, default_limit: int, max_limit: int,
+                fingerprint: Any) -> Page:
+    limit = resolve_limit(request.limit, default_limit, max_limit)
+    return await keyset_page(session, stmt, sort, limit=limit, next=request.next, prev=request.prev,
+                             fingerprint_of=fingerprint)
+
+
+async def query_users(session: AsyncSession, request) -> tuple[list[directory_pb2.User], Page]:
+    condition, value = _filter(request, filters.USERS)
+    sort = parse_sort(request.sort, USER_SORT, default=[("id", 1)])
+    users = store.users
+    stmt = select(users.c.doc, users.c.created_at, users.c.updated_at).where(condition)
+    page = await _page(session, request, stmt, sort, default_limit=100, max_limit=1000, fingerprint=value)
+    return [user_from_row(row.doc, row.created_at, row.updated_at) for row in page.rows], page
+
+
+async def query_channels(session: AsyncSession, request) -> tuple[list[directory_pb2.Channel], Page]:
+    condition, value = _filter(request, filters.CHANNELS)
+    sort = parse_sort(request.sort, CHANNEL_SORT, default=[("cid", 1)], tie_breaker="cid")
+    stmt = select(*store.CHANNEL_COLUMNS).where(condition)
+    page = await _page(session, request, stmt, sort, default_limit=100, max_limit=1000, fingerprint=value)
+    members = await store.members_of(session, [row.cid for row in page.rows])
+    return [channel_message(row._mapping, (m._mapping for m in members[row.cid])) for row in page.rows], page
+
+
+async def query_segments(session: AsyncSession, request) -> tuple[list[Any], Page]:
+    condition, value = _filter(request, filters.SEGMENTS)
+    sort = parse_sort(request.sort, SEGMENT_SORT, default=[("created_at", -1)])
+    stmt = select(store.segments).where(condition)
+    page = await _page(session, request, stmt, sort, default_limit=25, max_limit=100, fingerprint=value)
+    return page.rows, page
+
+
+async def query_targets(session: AsyncSession, request) -> tuple[list[segment_pb2.SegmentTarget], Page]:
+    """A segment's manual targets ordered by target_id (filter/all-users segments have none)."""
+    await segments.get_segment(session, request.id)
+    condition, value = _filter(request, filters.TARGETS)
+    sort = parse_sort(request.sort, TARGET_SORT, default=[("target_id", 1)], tie_breaker="target_id")
+    targets = store.segment_targets
+    stmt = (select(targets.c.target_id, targets.c.created_at)
+            .where(targets.c.segment_id == request.id, condition))
+    page = await _page(session, request, stmt, sort, default_limit=1000, max_limit=10_000,
+                       fingerprint={"id": request.id, "filter": value})
+    return [target_message(request.id, row._mapping) for row in page.rows], page

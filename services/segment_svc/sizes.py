@@ -1,0 +1,87 @@
+"""Background sizes of filter and all-users segments (DESIGN §4: computed in the background).
+
+Writes that can change a computed size (users or channels upserted, imported or deleted; a
+segment created or its filter changed) flag the affected segments `size_dirty` in their own
+transaction and poke this worker. The worker waits a short debounce, then recounts each
+flagged segment: it clears the flag first, so a change made during the count flags it again.
+After each round it rests in proportion to the round's cost, so a long import is not slowed
+down by recounting a million users after every chunk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.kit.db import transaction
+from services.kit.errors import InvalidArgument
+from services.segment_svc import store
+from services.segment_svc.filters import audience_condition
+
+log = logging.getLogger("herald.segment.sizes")
+
+
+class SizeWorker:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], *, debounce_s: float = 0.2,
+                 min_rest_s: float = 0.5) -> None:
+        self._sessions = sessions
+        self._debounce_s = debounce_s
+        self._min_rest_s = min_rest_s
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task | None = None
+
+    def start(self) -> None:
+        self._wake.set()  # segments left dirty by a previous run are counted at start
+        self._task = asyncio.create_task(self._run(), name="segment-sizes")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    def poke(self) -> None:
+        """Something changed: recount the dirty segments soon."""
+        self._wake.set()
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await self._wake.wait()
+            await asyncio.sleep(self._debounce_s)
+            self._wake.clear()
+            started = loop.time()
+            try:
+                await self.recount_dirty()
+            except Exception:  # noqa: BLE001 — keep the worker alive; retry on the next poke
+                log.exception("segment size recount failed")
+                self._wake.set()
+            await asyncio.sleep(max(self._min_rest_s, loop.time() - started))
+
+    async def recount_dirty(self) -> None:
+        async with transaction(self._sessions) as session:
+            dirty = await store.dirty_segments(session)
+        for segment in dirty:
+            async with transaction(self._sessions) as session:
+                if not await store.claim_dirty(session, segment.id):
+                    continue
+            async with transaction(self._sessions) as session:
+                size = await _count(session, segment)
+                await store.set_size(session, segment.id, size)
+
+
+async def _count(session: AsyncSession, segment) -> int:
+    table = store.users if segment.type == "user" else store.channels
+    query = select(func.count()).select_from(table)
+    if segment.filter is not None:
+        try:
+            query = query.where(audience_condition(segment.type, segment.filter))
+        except InvalidArgument:
+            log.warning("stored segment filter no longer compiles", extra={"segment_id": segment.id})
+            return 0
+    return int((await session.execute(query)).scalar_one())

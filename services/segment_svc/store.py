@@ -1,0 +1,445 @@
+"""Tables of the segment service and the SQL that reads and writes them.
+
+Layout notes:
+- `users.doc` holds the user serialized as a `User` message without timestamps, kept in step
+  with the columns by every write. The recipient stream and GetUsers answer from it without
+  rebuilding a `Struct` per user, which is what makes streaming a million users cheap.
+- Keyed tables are SQLite `WITHOUT ROWID`, so scanning them in key order (the audience is
+  ordered by target id) reads pages sequentially.
+- Deleting a segment deletes it and its targets outright (hard delete): `deleted_at` of the
+  message stays unset, and a deleted id can be used again.
+- `ensured_channels` remembers each EnsureChannels outcome per (campaign, recipient), so a
+  retried or resumed batch reports the same outcome and `channels_created` stays exact.
+- `segments.size_dirty` marks filter / all-users segments whose size the background worker
+  (sizes.py) must recompute.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import (JSON, Boolean, Column, ForeignKey, Index, Integer, LargeBinary, PrimaryKeyConstraint,
+                        String, Table, bindparam, delete, func, literal, or_, select, union, update)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.sql import ColumnElement, Select
+
+from services.kit.db import IdString, JsonDoc, UtcDateTime, new_metadata
+
+metadata = new_metadata()
+# A JSON column where Python None is SQL NULL (plain JsonDoc stores the JSON value null).
+NullableJsonDoc = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
+_NO_ROWID = {"sqlite_with_rowid": False}
+
+users = Table(
+    "users", metadata,
+    Column("id", IdString(), primary_key=True),
+    Column("name", String(), nullable=False, default=""),
+    Column("role", String(), nullable=False, default=""),
+    Column("teams", JsonDoc, nullable=False),
+    Column("custom", JsonDoc, nullable=False),
+    Column("doc", LargeBinary(), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
+    **_NO_ROWID,
+)
+
+channels = Table(
+    "channels", metadata,
+    Column("cid", IdString(320), primary_key=True),
+    Column("type", IdString(64), nullable=False),
+    Column("id", IdString(), nullable=False),
+    Column("team", String(), nullable=False, default=""),
+    Column("custom", JsonDoc, nullable=False),
+    Column("created_by_id", IdString(), nullable=False, default=""),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
+    **_NO_ROWID,
+)
+
+channel_members = Table(
+    "channel_members", metadata,
+    Column("cid", IdString(320), nullable=False),
+    Column("user_id", IdString(), nullable=False),
+    Column("channel_role", String(), nullable=False, default="channel_member"),
+    Column("hidden", Boolean(), nullable=False, default=False),
+    Column("archived_at", UtcDateTime(), nullable=True),
+    Column("custom", JsonDoc, nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    PrimaryKeyConstraint("cid", "user_id"),
+    Index("ix_channel_members_user_id_cid", "user_id", "cid"),
+    **_NO_ROWID,
+)
+
+segments = Table(
+    "segments", metadata,
+    Column("id", IdString(), primary_key=True),
+    Column("type", String(16), nullable=False),  # "user" | "channel"
+    Column("name", String(), nullable=False, default=""),
+    Column("description", String(), nullable=False, default=""),
+    Column("filter", NullableJsonDoc, nullable=True),  # NULL: not a filter segment
+    Column("all_users", Boolean(), nullable=False, default=False),
+    Column("all_sender_channels", Boolean(), nullable=False, default=False),
+    Column("size", Integer(), nullable=False, default=0),
+    Column("size_dirty", Boolean(), nullable=False, default=False),
+    Column("created_at", UtcDateTime(), nullable=False, index=True),
+    Column("updated_at", UtcDateTime(), nullable=False),
+)
+
+segment_targets = Table(
+    "segment_targets", metadata,
+    Column("segment_id", IdString(), ForeignKey("segments.id", ondelete="CASCADE"), nullable=False),
+    Column("target_id", IdString(320), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    PrimaryKeyConstraint("segment_id", "target_id"),
+    **_NO_ROWID,
+)
+
+ensured_channels = Table(
+    "ensured_channels", metadata,
+    Column("campaign_id", IdString(), nullable=False),
+    Column("recipient_id", IdString(320), nullable=False),
+    Column("cid", IdString(320), nullable=False, default=""),
+    Column("created", Boolean(), nullable=False, default=False),
+    Column("skip_reason", String(64), nullable=False, default=""),
+    Column("created_at", UtcDateTime(), nullable=False),
+    PrimaryKeyConstraint("campaign_id", "recipient_id"),
+    **_NO_ROWID,
+)
+
+
+# ---------------------------------------------------------------------------------------------
+# Dialect helpers
+
+def insert_for(session: AsyncSession | AsyncConnection, table: Table):
+    """The dialect's INSERT (with ON CONFLICT support) for `table`."""
+    name = session.bind.dialect.name if isinstance(session, AsyncSession) else session.dialect.name
+    return (postgresql.insert if name == "postgresql" else sqlite.insert)(table)
+
+
+def dialect_name(session: AsyncSession) -> str:
+    return session.bind.dialect.name
+
+
+# ---------------------------------------------------------------------------------------------
+# Users
+
+USER_UPDATABLE = ("name", "role", "teams", "custom", "doc", "updated_at")
+
+
+async def upsert_users(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    """Creates or replaces users in one executemany; `created_at` of existing users is kept."""
+    if not rows:
+        return
+    if dialect_name(session) == "sqlite":
+        await _upsert_users_sqlite(session, rows)
+        return
+    stmt = insert_for(session, users)
+    stmt = stmt.on_conflict_do_update(index_elements=[users.c.id],
+                                      set_={name: stmt.excluded[name] for name in USER_UPDATABLE})
+    await session.execute(stmt, rows)
+
+
+_SQLITE_UPSERT_USERS = (
+    "INSERT INTO users (id, name, role, teams, custom, doc, created_at, updated_at) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
+    + ", ".join(f"{name} = excluded.{name}" for name in USER_UPDATABLE))
+
+
+async def _upsert_users_sqlite(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    """The import hot path on SQLite: parameters go to the driver as they are, skipping
+    SQLAlchemy's per-value type processing (about half the cost of a bulk upsert). Values are
+    encoded exactly as the column types would: JSON text, and the dialect's datetime text."""
+    dialect = session.bind.dialect
+    to_text = users.c.created_at.type.dialect_impl(dialect).bind_processor(dialect)
+    texts: dict[dt.datetime, str] = {}  # a batch shares one or two timestamps: encode each once
+    dumps = json.dumps
+    params = []
+    for row in rows:
+        created, updated = row["created_at"], row["updated_at"]
+        if created not in texts:
+            texts[created] = to_text(created)
+        if updated not in texts:
+            texts[updated] = to_text(updated)
+        params.append((row["id"], row["name"], row["role"], dumps(row["teams"]), dumps(row["custom"]),
+                       row["doc"], texts[created], texts[updated]))
+    connection = await session.connection()
+    await connection.exec_driver_sql(_SQLITE_UPSERT_USERS, params)
+
+
+async def users_by_ids(session: AsyncSession, ids: Sequence[str]) -> list[Any]:
+    """Rows (id, doc, created_at, updated_at) of the existing users among `ids`, ordered by id."""
+    result = await session.execute(
+        select(users.c.id, users.c.doc, users.c.created_at, users.c.updated_at)
+        .where(users.c.id.in_(list(ids))).order_by(users.c.id))
+    return list(result)
+
+
+async def delete_users(session: AsyncSession, ids: Sequence[str]) -> int:
+    result = await session.execute(delete(users).where(users.c.id.in_(list(ids))))
+    return result.rowcount or 0
+
+
+# ---------------------------------------------------------------------------------------------
+# Channels
+
+CHANNEL_COLUMNS = (channels.c.cid, channels.c.type, channels.c.id, channels.c.team, channels.c.custom,
+                   channels.c.created_by_id, channels.c.created_at, channels.c.updated_at)
+
+
+async def channels_by_cids(session: AsyncSession, cids: Iterable[str]) -> dict[str, Any]:
+    cids = list(cids)
+    if not cids:
+        return {}
+    result = await session.execute(select(*CHANNEL_COLUMNS).where(channels.c.cid.in_(cids)))
+    return {row.cid: row for row in result}
+
+
+async def members_of(session: AsyncSession, cids: Iterable[str]) -> dict[str, list[Any]]:
+    """Members of the given channels in one query: cid → member rows ordered by user id."""
+    cids = list(cids)
+    found: dict[str, list[Any]] = {cid: [] for cid in cids}
+    if not cids:
+        return found
+    result = await session.execute(
+        select(channel_members).where(channel_members.c.cid.in_(cids))
+        .order_by(channel_members.c.cid, channel_members.c.user_id))
+    for row in result:
+        found[row.cid].append(row)
+    return found
+
+
+async def upsert_channels(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    """Creates or replaces channels (created_at and created_by_id of existing ones are kept)."""
+    stmt = insert_for(session, channels)
+    stmt = stmt.on_conflict_do_update(index_elements=[channels.c.cid], set_={
+        "team": stmt.excluded.team, "custom": stmt.excluded.custom, "updated_at": stmt.excluded.updated_at})
+    await session.execute(stmt, rows)
+
+
+async def replace_members(session: AsyncSession, cids: Sequence[str], rows: list[dict[str, Any]]) -> None:
+    """Sets the member lists of `cids` to `rows` (members not listed are removed)."""
+    await session.execute(delete(channel_members).where(channel_members.c.cid.in_(list(cids))))
+    if rows:
+        await session.execute(channel_members.insert(), rows)
+
+
+async def insert_channels(session: AsyncSession, rows: list[dict[str, Any]]) -> set[str]:
+    """Inserts new channels, skipping cids that exist; returns the cids actually inserted."""
+    if not rows:
+        return set()
+    stmt = insert_for(session, channels).on_conflict_do_nothing(index_elements=[channels.c.cid])
+    result = await session.execute(stmt.returning(channels.c.cid), rows)
+    return {row.cid for row in result}
+
+
+async def add_members(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    """Adds memberships, leaving existing ones as they are."""
+    if rows:
+        stmt = insert_for(session, channel_members).on_conflict_do_nothing(
+            index_elements=[channel_members.c.cid, channel_members.c.user_id])
+        await session.execute(stmt, rows)
+
+
+async def unhide_members(session: AsyncSession, pairs: list[tuple[str, str]]) -> None:
+    """Sets hidden = false for the given (cid, user_id) memberships, in one executemany."""
+    if pairs:
+        cm = channel_members
+        await session.execute(
+            update(cm).where(cm.c.cid == bindparam("b_cid"), cm.c.user_id == bindparam("b_user_id"))
+            .values(hidden=False),
+            [{"b_cid": cid, "b_user_id": user_id} for cid, user_id in pairs])
+
+
+async def delete_memberships(session: AsyncSession, user_ids: Sequence[str]) -> None:
+    await session.execute(delete(channel_members).where(channel_members.c.user_id.in_(list(user_ids))))
+
+
+async def touch_channels(session: AsyncSession, cids: Iterable[str], now: dt.datetime) -> None:
+    cids = list(cids)
+    if cids:
+        await session.execute(update(channels).where(channels.c.cid.in_(cids)).values(updated_at=now))
+
+
+# ---------------------------------------------------------------------------------------------
+# EnsureChannels outcomes
+
+async def ensured_outcomes(session: AsyncSession, campaign_id: str, recipient_ids: Sequence[str]) -> dict[str, Any]:
+    result = await session.execute(
+        select(ensured_channels.c.recipient_id, ensured_channels.c.cid, ensured_channels.c.created,
+               ensured_channels.c.skip_reason)
+        .where(ensured_channels.c.campaign_id == campaign_id,
+               ensured_channels.c.recipient_id.in_(list(recipient_ids))))
+    return {row.recipient_id: row for row in result}
+
+
+async def record_outcomes(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        stmt = insert_for(session, ensured_channels).on_conflict_do_nothing(
+            index_elements=[ensured_channels.c.campaign_id, ensured_channels.c.recipient_id])
+        await session.execute(stmt, rows)
+
+
+# ---------------------------------------------------------------------------------------------
+# Segments
+
+async def segment_by_id(session: AsyncSession, segment_id: str) -> Any | None:
+    result = await session.execute(select(segments).where(segments.c.id == segment_id))
+    return result.first()
+
+
+async def segments_by_ids(session: AsyncSession, ids: Sequence[str]) -> dict[str, Any]:
+    result = await session.execute(select(segments).where(segments.c.id.in_(list(ids))))
+    return {row.id: row for row in result}
+
+
+async def insert_segment(session: AsyncSession, row: dict[str, Any]) -> bool:
+    """Inserts a segment; False when the id is taken."""
+    stmt = insert_for(session, segments).on_conflict_do_nothing(index_elements=[segments.c.id])
+    result = await session.execute(stmt.returning(segments.c.id), [row])
+    return result.first() is not None
+
+
+async def update_segment(session: AsyncSession, segment_id: str, values: dict[str, Any]) -> None:
+    await session.execute(update(segments).where(segments.c.id == segment_id).values(**values))
+
+
+async def delete_segment(session: AsyncSession, segment_id: str) -> None:
+    await session.execute(delete(segment_targets).where(segment_targets.c.segment_id == segment_id))
+    await session.execute(delete(segments).where(segments.c.id == segment_id))
+
+
+async def mark_sizes_dirty(session: AsyncSession, segment_type: str) -> None:
+    """Flags the computed (filter / all-users) segments of a type for a size recount."""
+    await session.execute(
+        update(segments)
+        .where(segments.c.type == segment_type, segments.c.size_dirty == False,  # noqa: E712
+               or_(segments.c.all_users == True, segments.c.filter.is_not(None)))  # noqa: E712
+        .values(size_dirty=True))
+
+
+async def dirty_segments(session: AsyncSession) -> list[Any]:
+    result = await session.execute(select(segments).where(segments.c.size_dirty == True))  # noqa: E712
+    return list(result)
+
+
+async def claim_dirty(session: AsyncSession, segment_id: str) -> bool:
+    """Clears a segment's dirty flag before its recount; a change after this re-flags it."""
+    result = await session.execute(update(segments).where(segments.c.id == segment_id,
+                                                          segments.c.size_dirty == True)  # noqa: E712
+                                   .values(size_dirty=False))
+    return (result.rowcount or 0) > 0
+
+
+async def set_size(session: AsyncSession, segment_id: str, size: int) -> None:
+    await session.execute(update(segments).where(segments.c.id == segment_id).values(size=size))
+
+
+async def count_rows(session: AsyncSession, query: Select) -> int:
+    result = await session.execute(select(func.count()).select_from(query.subquery()))
+    return int(result.scalar_one())
+
+
+# ---------------------------------------------------------------------------------------------
+# Segment targets
+
+async def add_targets(session: AsyncSession, segment_id: str, target_ids: Sequence[str], now: dt.datetime) -> None:
+    stmt = insert_for(session, segment_targets).on_conflict_do_nothing(
+        index_elements=[segment_targets.c.segment_id, segment_targets.c.target_id])
+    await session.execute(stmt, [{"segment_id": segment_id, "target_id": t, "created_at": now}
+                                 for t in target_ids])
+
+
+async def delete_targets(session: AsyncSession, segment_id: str, target_ids: Sequence[str]) -> None:
+    await session.execute(delete(segment_targets).where(segment_targets.c.segment_id == segment_id,
+                                                        segment_targets.c.target_id.in_(list(target_ids))))
+
+
+async def refresh_manual_size(session: AsyncSession, segment_id: str, now: dt.datetime) -> None:
+    """Sets a manual segment's size to its target count (exact under concurrent adds)."""
+    count = (select(func.count()).select_from(segment_targets)
+             .where(segment_targets.c.segment_id == segment_id).scalar_subquery())
+    await session.execute(update(segments).where(segments.c.id == segment_id)
+                          .values(size=count, updated_at=now))
+
+
+async def target_exists(session: AsyncSession, segment_id: str, target_id: str) -> bool:
+    result = await session.execute(select(literal(1)).where(segment_targets.c.segment_id == segment_id,
+                                                            segment_targets.c.target_id == target_id))
+    return result.first() is not None
+
+
+# ---------------------------------------------------------------------------------------------
+# Audience: id sources and the keyset step over their union
+
+def user_ids_matching(condition: ColumnElement[bool] | None) -> Select:
+    """Ids of users matching a filter condition (None = every user)."""
+    query = select(users.c.id.label("target_id"))
+    return query if condition is None else query.where(condition)
+
+
+def channel_cids_matching(condition: ColumnElement[bool] | None) -> Select:
+    query = select(channels.c.cid.label("target_id"))
+    return query if condition is None else query.where(condition)
+
+
+def manual_target_ids(segment_id: str) -> Select:
+    return (select(segment_targets.c.target_id.label("target_id"))
+            .where(segment_targets.c.segment_id == segment_id))
+
+
+def sender_channel_cids(sender_id: str) -> Select:
+    return select(channel_members.c.cid.label("target_id")).where(channel_members.c.user_id == sender_id)
+
+
+def _after(source: Select, cursor: str, exclude: str | None) -> Select:
+    column = source.selected_columns[0]
+    conditions = []
+    if cursor:
+        conditions.append(column > cursor)
+    if exclude:
+        conditions.append(column != exclude)
+    return source.where(*conditions) if conditions else source
+
+
+def next_target_ids(sources: Sequence[Select], cursor: str, limit: int, exclude: str | None) -> Select:
+    """The `limit` smallest distinct target ids after `cursor` over all sources.
+
+    Each source is cut to its own first `limit` ids (an index range scan on both backends);
+    the smallest `limit` of their union are then exactly the union's next `limit`.
+    """
+    parts = []
+    for source in sources:
+        column = source.selected_columns[0]
+        limited = _after(source, cursor, exclude).order_by(column).limit(limit).subquery()
+        parts.append(select(limited.c.target_id))
+    combined = parts[0] if len(parts) == 1 else union(*parts)
+    sub = combined.subquery("audience")
+    return select(sub.c.target_id).order_by(sub.c.target_id).limit(limit)
+
+
+def audience_ids(sources: Sequence[Select], exclude: str | None) -> Select:
+    """The deduplicated audience (for counting)."""
+    parts = [_after(source, "", exclude) for source in sources]
+    return parts[0].distinct() if len(parts) == 1 else union(*parts)
+
+
+def user_docs_for(ids_query: Select) -> Select:
+    """(target_id, doc) for a page of target ids; doc is NULL for unknown users."""
+    page = ids_query.subquery("page")
+    return (select(page.c.target_id, users.c.doc)
+            .select_from(page.outerjoin(users, users.c.id == page.c.target_id))
+            .order_by(page.c.target_id))
+
+
+def channel_rows_for(ids_query: Select) -> Select:
+    """Channel columns for a page of target cids; cid is NULL for unknown channels."""
+    page = ids_query.subquery("page")
+    return (select(page.c.target_id, *CHANNEL_COLUMNS)
+            .select_from(page.outerjoin(channels, channels.c.cid == page.c.target_id))
+            .order_by(page.c.target_id))
+
