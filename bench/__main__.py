@@ -16,7 +16,8 @@ def main() -> int:
     for name in names:
         print(f"== bench.{name}", flush=True)
         module = importlib.import_module(f"bench.{name}")
-        module.main([])
+        sys.argv = [f"bench.{name}"]  # each benchmark parses its own options; run it with defaults
+        module.main()
     return 0
 
 
