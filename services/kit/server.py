@@ -101,10 +101,11 @@ def run_service(name: str, build: Callable[[Settings], Service]) -> None:
     """The body of `python -m services.<name>_svc`: serve until SIGTERM/SIGINT, exit 0."""
     settings = settings_from_env().with_secret()
     setup_logging(settings.log_level)
-    asyncio.run(_serve_until_signal(name, build(settings), settings))
+    asyncio.run(_serve_until_signal(name, build, settings))
 
 
-async def _serve_until_signal(name: str, service: Service, settings: Settings) -> None:
+async def _serve_until_signal(name: str, build: Callable[[Settings], Service], settings: Settings) -> None:
+    service = build(settings)  # inside the loop: grpc.aio channels bind to the running loop
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
