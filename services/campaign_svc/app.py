@@ -1,33 +1,97 @@
-"""Composition root of the campaign service: `build(settings, ...)` wires engine and servicers."""
+"""Composition root of the campaign service: `build(settings, ...)` wires the engine, the
+channels to segment_svc and delivery_svc, the clock, and the background work."""
 
 from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
 
 import grpc
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from herald.campaign.v1 import campaign_service_pb2, campaign_service_pb2_grpc
-from services.kit.config import Settings
-from services.kit.db import make_engine
-from services.kit.server import Service
+from services.campaign_svc.clock import Clock, SystemClock
+from services.campaign_svc.events import Publisher
+from services.campaign_svc.feeds import Feeds
+from services.campaign_svc.lifecycle import Campaigns
+from services.campaign_svc.scheduler import Scheduler
+from services.campaign_svc.sending import Sending
 from services.campaign_svc.servicer import CampaignServiceServicer
+from services.campaign_svc.store import metadata
+from services.campaign_svc.upstream import Upstream
+from services.campaign_svc.views import Views
+from services.kit.clients import service_channel
+from services.kit.config import Settings
+from services.kit.db import create_tables, make_engine, make_sessionmaker
+from services.kit.server import Service
 
 
 class CampaignApp(Service):
     name = "campaign"
 
-    def __init__(self, settings: Settings, engine: AsyncEngine) -> None:
+    def __init__(self, settings: Settings, engine: AsyncEngine, segment_channel: grpc.aio.Channel | None,
+                 delivery_channel: grpc.aio.Channel | None, clock: Clock) -> None:
         self.settings = settings
         self.engine = engine
+        self.clock = clock
+        self._channels = (segment_channel, delivery_channel)
+        self._owned_channels: list[grpc.aio.Channel] = []
+        sessions = make_sessionmaker(engine)
+        self.upstream = Upstream()
+        self.publisher = Publisher(sessions, self.upstream, clock)
+        self.feeds = Feeds(self._load, self._on_sending)
+        self.sending = Sending(sessions, self.upstream, clock, self.feeds, self.publisher,
+                               owner=f"campaign-{uuid.uuid4().hex[:12]}")
+        self.campaigns = Campaigns(sessions, self.upstream, clock, self.feeds, self.sending)
+        self.views = Views(sessions, self.upstream)
+        self.scheduler = Scheduler(sessions, self.sending, clock)
+        self.sessions = sessions
+        self._tasks: list[asyncio.Task] = []
+
+    async def _load(self, campaign_id: str):
+        return await self.campaigns.load(campaign_id)
+
+    def _on_sending(self, campaign_id: str) -> None:
+        self.sending.ensure_follower(campaign_id)
 
     def service_names(self) -> list[str]:
         return [campaign_service_pb2.DESCRIPTOR.services_by_name["CampaignService"].full_name]
 
     def register(self, server: grpc.aio.Server) -> None:
-        campaign_service_pb2_grpc.add_CampaignServiceServicer_to_server(CampaignServiceServicer(), server)
+        servicer = CampaignServiceServicer(self.campaigns, self.views, self.feeds, self.sessions)
+        campaign_service_pb2_grpc.add_CampaignServiceServicer_to_server(servicer, server)
+
+    async def start(self) -> None:
+        # Channels not given are opened here, inside the serving event loop (build() may run
+        # before that loop exists, and a grpc.aio channel is bound to the loop that made it).
+        segment_channel, delivery_channel = self._channels
+        if segment_channel is None:
+            segment_channel = service_channel(self.settings, "campaign", "segment")
+            self._owned_channels.append(segment_channel)
+        if delivery_channel is None:
+            delivery_channel = service_channel(self.settings, "campaign", "delivery")
+            self._owned_channels.append(delivery_channel)
+        self.upstream.connect(segment_channel, delivery_channel)
+        await create_tables(self.engine, metadata)
+        self._tasks = [asyncio.create_task(self.publisher.run(), name="campaign-events"),
+                       asyncio.create_task(self.scheduler.run(), name="campaign-scheduler")]
 
     async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self.sending.close()
+        for channel in self._owned_channels:
+            await channel.close()
+        self._owned_channels.clear()
         await self.engine.dispose()
 
 
-def build(settings: Settings, *, engine: AsyncEngine | None = None) -> CampaignApp:
-    return CampaignApp(settings, engine or make_engine(settings.db_url("campaign")))
+def build(settings: Settings, *, engine: AsyncEngine | None = None, segment_channel: grpc.aio.Channel | None = None,
+          delivery_channel: grpc.aio.Channel | None = None, clock: Clock | None = None) -> CampaignApp:
+    """The campaign service; channels default to the configured segment and delivery addresses."""
+    return CampaignApp(settings, engine or make_engine(settings.db_url("campaign")), segment_channel,
+                       delivery_channel, clock or SystemClock())

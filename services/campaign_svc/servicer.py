@@ -1,7 +1,56 @@
-"""gRPC handlers of the campaign service."""
+"""gRPC handlers of the campaign service: parse and validate, call the logic, convert."""
 
-from herald.campaign.v1 import campaign_service_pb2, campaign_service_pb2_grpc
+from __future__ import annotations
+
+from herald.campaign.v1 import campaign_service_pb2 as pb
+from herald.campaign.v1 import campaign_service_pb2_grpc
+from services.campaign_svc import convert
+from services.campaign_svc.feeds import Feeds
+from services.campaign_svc.lifecycle import Campaigns
+from services.campaign_svc.query import query_campaigns
+from services.campaign_svc.views import Views
 
 
 class CampaignServiceServicer(campaign_service_pb2_grpc.CampaignServiceServicer):
-    """Handlers of herald.campaign.v1.CampaignService: parse and validate, call the logic, convert the result."""
+    """Handlers of herald.campaign.v1.CampaignService."""
+
+    def __init__(self, campaigns: Campaigns, views: Views, feeds: Feeds, sessions) -> None:
+        self.campaigns = campaigns
+        self.views = views
+        self.feeds = feeds
+        self.sessions = sessions
+
+    async def CreateCampaign(self, request, context):
+        campaign, users = await self.views.one(await self.campaigns.create(request), best_effort=True)
+        return pb.CreateCampaignResponse(campaign=campaign, users=users)
+
+    async def GetCampaign(self, request, context):
+        row = await self.campaigns.get(request.id)
+        campaign, users = await self.views.one(row, limit=request.limit, next=request.next, prev=request.prev)
+        return pb.GetCampaignResponse(campaign=campaign, users=users)
+
+    async def UpdateCampaign(self, request, context):
+        campaign, users = await self.views.one(await self.campaigns.update(request), best_effort=True)
+        return pb.UpdateCampaignResponse(campaign=campaign, users=users)
+
+    async def DeleteCampaign(self, request, context):
+        await self.campaigns.delete(request.id)
+        return pb.DeleteCampaignResponse()
+
+    async def QueryCampaigns(self, request, context):
+        rows, next_cursor, prev_cursor = await query_campaigns(self.sessions, request)
+        campaigns = await self.views.many(rows, user_limit=request.user_limit)
+        return pb.QueryCampaignsResponse(campaigns=campaigns, next=next_cursor, prev=prev_cursor)
+
+    async def StartCampaign(self, request, context):
+        campaign, users = await self.views.one(await self.campaigns.start(request), best_effort=True)
+        return pb.StartCampaignResponse(campaign=campaign, users=users)
+
+    async def StopCampaign(self, request, context):
+        row = await self.campaigns.stop(request.id)
+        return pb.StopCampaignResponse(campaign=convert.campaign(row))
+
+    async def WatchCampaign(self, request, context):
+        await self.campaigns.get(request.id)
+        async for campaign in self.feeds.watch(request.id):
+            yield pb.WatchCampaignResponse(campaign=campaign)

@@ -1,0 +1,103 @@
+"""Rows ↔ protos for the campaign service, in one place."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+
+from google.protobuf import json_format, timestamp_pb2
+
+from herald.campaign.v1 import campaign_pb2
+from herald.common.v1 import common_pb2
+from services.campaign_svc.store import STATS_COLUMNS, Status
+
+STATUS_TO_ENUM = {
+    Status.DRAFT: campaign_pb2.CAMPAIGN_STATUS_DRAFT,
+    Status.SCHEDULED: campaign_pb2.CAMPAIGN_STATUS_SCHEDULED,
+    Status.IN_PROGRESS: campaign_pb2.CAMPAIGN_STATUS_IN_PROGRESS,
+    Status.COMPLETED: campaign_pb2.CAMPAIGN_STATUS_COMPLETED,
+    Status.STOPPED: campaign_pb2.CAMPAIGN_STATUS_STOPPED,
+}
+ENUM_TO_STATUS = {number: word for word, number in STATUS_TO_ENUM.items()}
+
+
+def status_word(value) -> str | None:
+    """A status as a filter may give it: "draft", "CAMPAIGN_STATUS_DRAFT" or 1 → "draft"."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)) and int(value) == value:
+        return ENUM_TO_STATUS.get(int(value))
+    if isinstance(value, str):
+        word = value.strip().lower()
+        word = word.removeprefix("campaign_status_")
+        return word if word in STATUS_TO_ENUM else None
+    return None
+
+
+def timestamp(value: dt.datetime | None) -> timestamp_pb2.Timestamp | None:
+    if value is None:
+        return None
+    ts = timestamp_pb2.Timestamp()
+    ts.FromDatetime(value.astimezone(dt.timezone.utc))
+    return ts
+
+
+def from_timestamp(ts: timestamp_pb2.Timestamp) -> dt.datetime:
+    return ts.ToDatetime(tzinfo=dt.timezone.utc)
+
+
+def template_to_json(message) -> dict:
+    return json_format.MessageToDict(message, preserving_proto_field_name=True)
+
+
+def message_template(doc: Mapping | None) -> common_pb2.MessageTemplate:
+    return json_format.ParseDict(dict(doc or {}), common_pb2.MessageTemplate())
+
+
+def channel_template(doc: Mapping | None) -> common_pb2.ChannelTemplate | None:
+    if doc is None:
+        return None
+    return json_format.ParseDict(dict(doc), common_pb2.ChannelTemplate())
+
+
+def campaign(row: Mapping) -> campaign_pb2.Campaign:
+    """The stored campaign as a proto, without the looked-up users, segments and sender."""
+    message = campaign_pb2.Campaign(
+        id=row["id"], name=row["name"], description=row["description"], sender_id=row["sender_id"],
+        segment_ids=list(row["segment_ids"] or []), user_ids=list(row["user_ids"] or []),
+        sender_mode=row["sender_mode"], sender_visibility=row["sender_visibility"],
+        message_template=message_template(row["message_template"]),
+        create_channels=row["create_channels"], show_channels=row["show_channels"],
+        skip_push=row["skip_push"], skip_webhook=row["skip_webhook"],
+        status=STATUS_TO_ENUM[row["status"]], stop_reason=row["stop_reason"],
+        stop_message=row["stop_message"] or "", stats=stats(row),
+    )
+    template = channel_template(row["channel_template"])
+    if template is not None:
+        message.channel_template.CopyFrom(template)
+    for name in ("scheduled_for", "stop_at", "created_at", "updated_at"):
+        if row[name] is not None:
+            getattr(message, name).CopyFrom(timestamp(row[name]))
+    return message
+
+
+def stats(row: Mapping) -> campaign_pb2.CampaignStats:
+    message = campaign_pb2.CampaignStats(
+        progress=row["progress"], stats_messages_sent=row["stats_messages_sent"],
+        stats_channels_created=row["stats_channels_created"], stats_users_sent=row["stats_users_sent"],
+        stats_users_read=row["stats_users_read"], recipients_total=row["recipients_total"],
+        recipients_skipped=row["recipients_skipped"], recipients_failed=row["recipients_failed"])
+    for name in ("stats_started_at", "stats_completed_at"):
+        if row[name] is not None:
+            getattr(message, name).CopyFrom(timestamp(row[name]))
+    return message
+
+
+def stats_values(message: campaign_pb2.CampaignStats) -> dict:
+    """A delivery's stats as column values of the campaign row."""
+    values = {name: getattr(message, name) for name in STATS_COLUMNS
+              if name not in ("stats_started_at", "stats_completed_at")}
+    values["progress"] = min(max(float(message.progress), 0.0), 1.0)
+    for name in ("stats_started_at", "stats_completed_at"):
+        values[name] = from_timestamp(getattr(message, name)) if message.HasField(name) else None
+    return values

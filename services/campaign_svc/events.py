@@ -1,0 +1,97 @@
+"""`campaign.*` events: written to an outbox in the transaction that changes the status, then
+handed to the delivery service's PublishEvent by a background loop.
+
+Each event's id is fixed by the campaign and the event type, and PublishEvent is idempotent
+by id, so a crash between publishing and marking it published never doubles an event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+
+import grpc
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from herald.campaign.v1 import campaign_pb2
+from herald.delivery.v1 import delivery_pb2
+from services.campaign_svc import convert, store
+from services.campaign_svc.clock import Clock
+from services.campaign_svc.upstream import Upstream, is_outage
+from services.kit.db import transaction
+
+log = logging.getLogger("herald.campaign.events")
+
+STARTED = "campaign.started"
+COMPLETED = "campaign.completed"
+STOPPED = "campaign.stopped"
+
+IDLE_POLL_S = 1.0
+RETRY_MAX_S = 5.0
+
+
+def event_id(row: Mapping, type_: str) -> str:
+    # `instance` differs between a campaign and a later one that reuses its id.
+    return f"{type_}:{row['instance']}"
+
+
+async def record(session: AsyncSession, campaign_id: str, type_: str, clock: Clock) -> Mapping | None:
+    """Adds the event for the campaign as it now is (status and stats) to the outbox."""
+    row = await store.get_campaign(session, campaign_id)
+    if row is not None:
+        payload = convert.campaign(row).SerializeToString()
+        await store.add_event(session, event_id(row, type_), campaign_id, type_, payload, clock.now())
+    return row
+
+
+class Publisher:
+    """Hands pending outbox events to the delivery service, oldest first."""
+
+    def __init__(self, sessions: async_sessionmaker, upstream: Upstream, clock: Clock) -> None:
+        self._sessions = sessions
+        self._upstream = upstream
+        self._clock = clock
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        delay = 0.0
+        while True:
+            try:
+                await asyncio.wait_for(self._wake.wait(), IDLE_POLL_S + delay)
+            except TimeoutError:
+                pass
+            self._wake.clear()
+            try:
+                await self.publish_pending()
+                delay = 0.0
+            except grpc.aio.AioRpcError as exc:
+                delay = min(RETRY_MAX_S, max(0.2, delay * 2))
+                if not is_outage(exc):
+                    log.error("PublishEvent refused an event", extra={"code": str(exc.code()), "details": exc.details()})
+            except Exception:  # noqa: BLE001 — a background loop must outlive one bad round
+                delay = min(RETRY_MAX_S, max(0.2, delay * 2))
+                log.exception("publishing campaign events failed")
+
+    async def publish_pending(self) -> int:
+        published = 0
+        while True:
+            async with transaction(self._sessions) as session:
+                pending = await store.pending_events(session)
+            if not pending:
+                return published
+            for row in pending:
+                await self._upstream.publish_event(self._event(row))
+                async with transaction(self._sessions) as session:
+                    await store.mark_published(session, row["id"], self._clock.now())
+                published += 1
+
+    @staticmethod
+    def _event(row: Mapping) -> delivery_pb2.Event:
+        event = delivery_pb2.Event(id=row["id"], type=row["type"],
+                                   campaign=campaign_pb2.Campaign.FromString(row["payload"]))
+        event.created_at.CopyFrom(convert.timestamp(row["created_at"]))
+        return event

@@ -1,0 +1,196 @@
+"""A campaign's life (DESIGN §4): create, update, delete, start or schedule, stop.
+
+draft → (scheduled →) in_progress → completed, or stopped from scheduled or in_progress. Every
+transition is a conditional UPDATE on the status it expects, so concurrent calls (or two
+instances) never both make it; an illegal one is FAILED_PRECONDITION naming the status.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Mapping
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import async_sessionmaker
+
+from herald.campaign.v1 import campaign_pb2
+from services.campaign_svc import convert, rules, store
+from services.campaign_svc.clock import Clock
+from services.campaign_svc.feeds import Feeds
+from services.campaign_svc.sending import DeliveryRefused, Sending
+from services.campaign_svc.store import Status
+from services.campaign_svc.upstream import Upstream
+from services.kit.db import transaction
+from services.kit.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, Violations
+
+EDITABLE = (Status.DRAFT, Status.SCHEDULED)
+
+
+def _describe(status: str) -> str:
+    return status.replace("_", " ")
+
+
+class Campaigns:
+    def __init__(self, sessions: async_sessionmaker, upstream: Upstream, clock: Clock, feeds: Feeds,
+                 sending: Sending) -> None:
+        self.sessions = sessions
+        self.upstream = upstream
+        self.clock = clock
+        self.feeds = feeds
+        self.sending = sending
+
+    # --- reading ------------------------------------------------------------------------------
+
+    async def get(self, campaign_id: str) -> Mapping:
+        v = Violations()
+        rules.check_id(v, campaign_id)
+        v.raise_if_any()
+        async with transaction(self.sessions) as session:
+            row = await store.get_campaign(session, campaign_id)
+        if row is None:
+            raise NotFound(f"campaign {campaign_id} does not exist")
+        return row
+
+    async def load(self, campaign_id: str) -> campaign_pb2.Campaign | None:
+        async with transaction(self.sessions) as session:
+            row = await store.get_campaign(session, campaign_id)
+        return convert.campaign(row) if row is not None else None
+
+    # --- create, update, delete ---------------------------------------------------------------
+
+    async def create(self, request) -> Mapping:
+        fields = rules.check_locally(request, id_required=False)
+        if fields.id:
+            async with transaction(self.sessions) as session:
+                if await store.campaign_exists(session, fields.id):
+                    raise AlreadyExists(f"campaign {fields.id} already exists")
+        else:
+            fields.id = str(uuid.uuid4())
+        await rules.check_remotely(fields, request, self.upstream)
+        now = self.clock.now()
+        values = {**fields.values(), "instance": str(uuid.uuid4()), "status": Status.DRAFT,
+                  "created_at": now, "updated_at": now}
+        try:
+            async with transaction(self.sessions) as session:
+                await store.insert_campaign(session, values)
+                row = await store.get_campaign(session, fields.id)
+        except IntegrityError:
+            raise AlreadyExists(f"campaign {fields.id} already exists") from None
+        return row
+
+    async def update(self, request) -> Mapping:
+        fields = rules.check_locally(request, id_required=True)
+        await self._editable(await self.get(fields.id))
+        await rules.check_remotely(fields, request, self.upstream)
+        async with transaction(self.sessions) as session:
+            changed = await store.replace_campaign(session, fields.id, {**fields.values(),
+                                                                       "updated_at": self.clock.now()}, EDITABLE)
+            row = await store.get_campaign(session, fields.id)
+        if not changed:
+            await self._editable(row, fields.id)
+        self.feeds.publish(convert.campaign(row))
+        return row
+
+    async def _editable(self, row: Mapping | None, campaign_id: str = "") -> None:
+        if row is None:
+            raise NotFound(f"campaign {campaign_id} does not exist")
+        if row["status"] not in EDITABLE:
+            raise FailedPrecondition(f"campaign {row['id']} is {_describe(row['status'])}; "
+                                     "only a draft or scheduled campaign can be updated")
+
+    async def delete(self, campaign_id: str) -> None:
+        row = await self.get(campaign_id)
+        async with transaction(self.sessions) as session:
+            deleted = await store.delete_campaign(session, campaign_id, unless_status=Status.IN_PROGRESS)
+            if not deleted:
+                row = await store.get_campaign(session, campaign_id)
+        if not deleted:
+            if row is None:
+                raise NotFound(f"campaign {campaign_id} does not exist")
+            raise FailedPrecondition(f"campaign {campaign_id} is in progress; stop it before deleting it")
+        self.feeds.publish_deleted(campaign_id)
+
+    # --- start and stop -----------------------------------------------------------------------
+
+    async def start(self, request) -> Mapping:
+        row = await self.get(request.id)
+        if row["status"] not in EDITABLE:
+            raise FailedPrecondition(f"campaign {row['id']} is {_describe(row['status'])}; only a draft or "
+                                     "scheduled campaign can be started (a campaign is sent once)")
+        now = self.clock.now()
+        start_at, stop_at = _time(request, "scheduled_for"), _time(request, "stop_at")
+        if start_at is not None and start_at <= now:
+            start_at = None  # a time in the past means now
+        _check_stop_at(stop_at, start_at or now)
+        if start_at is not None:
+            return await self._schedule(row, start_at, stop_at)
+        return await self._start_now(row, stop_at, now)
+
+    async def _schedule(self, row: Mapping, start_at: dt.datetime, stop_at: dt.datetime | None) -> Mapping:
+        values = {"status": Status.SCHEDULED, "scheduled_for": start_at, "stop_at": stop_at,
+                  "updated_at": self.clock.now()}
+        return await self._move(row, values)
+
+    async def _start_now(self, row: Mapping, stop_at: dt.datetime | None, now: dt.datetime) -> Mapping:
+        values = {"status": Status.IN_PROGRESS, "scheduled_for": None, "stop_at": stop_at, "updated_at": now,
+                  "start_owner": self.sending.owner, "start_claimed_at": now, "delivery_started": False}
+        await self._move(row, values)
+        undo = {key: row[key] for key in ("status", "scheduled_for", "stop_at", "updated_at", "start_owner",
+                                          "start_claimed_at")}
+        try:
+            await self.sending.begin(row["id"], undo=undo)
+        except DeliveryRefused as refused:
+            self.feeds.publish(convert.campaign(await self.get(row["id"])))
+            raise refused.error from None
+        # Following starts the delivery later if the delivery service was unreachable just now.
+        self.sending.ensure_follower(row["id"])
+        return await self.get(row["id"])
+
+    async def _move(self, row: Mapping, values: dict) -> Mapping:
+        async with transaction(self.sessions) as session:
+            moved = await store.transition(session, row["id"], row["status"], values)
+            current = await store.get_campaign(session, row["id"])
+        if current is None:
+            raise NotFound(f"campaign {row['id']} does not exist")
+        if not moved:
+            raise FailedPrecondition(f"campaign {row['id']} is {_describe(current['status'])}; "
+                                     "it changed while being started, look again")
+        self.feeds.publish(convert.campaign(current))
+        return current
+
+    async def stop(self, campaign_id: str) -> Mapping:
+        for _ in range(3):  # the status may move under us (the scheduler starting it)
+            row = await self.get(campaign_id)
+            status = row["status"]
+            if status == Status.SCHEDULED:
+                ended, row = await self.sending.finish(campaign_id, Status.STOPPED,
+                                                       reason=campaign_pb2.STOP_REASON_REQUESTED,
+                                                       expected=Status.SCHEDULED)
+                if ended:
+                    return row
+                continue
+            if status == Status.IN_PROGRESS:
+                return await self.sending.stop_running(campaign_id, campaign_pb2.STOP_REASON_REQUESTED)
+            if status == Status.COMPLETED:
+                raise FailedPrecondition(f"campaign {campaign_id} is completed; "
+                                         "a completed campaign cannot be stopped")
+            if status == Status.STOPPED:
+                raise FailedPrecondition(f"campaign {campaign_id} is stopped already")
+            raise FailedPrecondition(f"campaign {campaign_id} is {_describe(status)}; only a scheduled or "
+                                     "in-progress campaign can be stopped")
+        raise FailedPrecondition(f"campaign {campaign_id} keeps changing; try again")
+
+
+def _time(request, field: str) -> dt.datetime | None:
+    if not request.HasField(field):
+        return None
+    try:
+        return convert.from_timestamp(getattr(request, field))
+    except (ValueError, OverflowError):
+        raise InvalidArgument(field, "is not a valid time") from None
+
+
+def _check_stop_at(stop_at: dt.datetime | None, start: dt.datetime) -> None:
+    if stop_at is not None and stop_at <= start:
+        raise InvalidArgument("stop_at", "must be in the future and after scheduled_for")

@@ -1,0 +1,56 @@
+"""QueryCampaigns: the filter fields of DESIGN §6, sort on any of them, keyset pages."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from google.protobuf import json_format
+from sqlalchemy import exists, select
+from sqlalchemy.ext.asyncio import async_sessionmaker
+
+from herald.campaign.v1 import campaign_pb2
+from services.campaign_svc.store import campaign_segments, campaigns
+from services.kit.db import transaction
+from services.kit.filters import Field, FilterSpec, Kind, compile_filter, enum_aliases
+from services.kit.paging import keyset_page, parse_sort, resolve_limit
+
+DEFAULT_LIMIT = 25
+MAX_LIMIT = 100
+MAX_USER_LIMIT = 1000
+
+
+def _segments_condition(op: str, value):
+    """`segments` holds a segment id ($eq / $contains), one of several ($in), or any ($exists)."""
+    linked = campaign_segments.c.campaign_id == campaigns.c.id
+    if op == "$exists":
+        return exists().where(linked)
+    if op == "$in":
+        return exists().where(linked, campaign_segments.c.segment_id.in_(value))
+    return exists().where(linked, campaign_segments.c.segment_id == value)
+
+
+FILTER = FilterSpec(fields={
+    "id": Field(campaigns.c.id),
+    "name": Field(campaigns.c.name),
+    "sender_id": Field(campaigns.c.sender_id),
+    "status": Field(campaigns.c.status, Kind.ENUM, values=enum_aliases(campaign_pb2.CampaignStatus)),
+    "segments": Field(kind=Kind.ARRAY_OF_STRINGS, compile=_segments_condition),
+    "created_at": Field(campaigns.c.created_at, Kind.DATETIME),
+    "updated_at": Field(campaigns.c.updated_at, Kind.DATETIME),
+})
+
+SORTABLE = {name: field.column for name, field in FILTER.fields.items() if field.column is not None}
+
+
+async def query_campaigns(sessions: async_sessionmaker, request) -> tuple[list[Mapping], str, str]:
+    """One page of campaign rows and its next / prev cursors."""
+    limit = resolve_limit(request.limit, DEFAULT_LIMIT, MAX_LIMIT)
+    resolve_limit(request.user_limit, 0, MAX_USER_LIMIT, "user_limit")
+    filter_dict = json_format.MessageToDict(request.filter) if request.HasField("filter") else None
+    condition = compile_filter(FILTER, filter_dict)
+    sort = parse_sort(request.sort, SORTABLE, default=[("created_at", -1)])
+    async with transaction(sessions) as session:
+        page = await keyset_page(session, select(campaigns).where(condition), sort, limit=limit,
+                                 next=request.next, prev=request.prev, fingerprint_of=filter_dict)
+    rows = [row._mapping for row in page.rows]
+    return rows, page.next, page.prev

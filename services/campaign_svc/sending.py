@@ -1,0 +1,290 @@
+"""Sending a campaign: starting its delivery, following the delivery's progress, ending it.
+
+- `begin` hands the campaign snapshot to `DeliveryService.StartDelivery` (idempotent by
+  campaign id) and records `campaign.started`.
+- One follower task per in-progress campaign in this process consumes `WatchDelivery`
+  (reconnecting with backoff), persists status and stats, and publishes them to the feeds.
+- `finish` makes the terminal transition once (a conditional UPDATE) with its event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import random
+from collections.abc import Mapping
+
+import grpc
+from sqlalchemy.ext.asyncio import async_sessionmaker
+
+from herald.campaign.v1 import campaign_pb2
+from herald.delivery.v1 import delivery_pb2
+from services.campaign_svc import convert, events, store
+from services.campaign_svc.clock import Clock
+from services.campaign_svc.feeds import Feeds
+from services.campaign_svc.store import Status
+from services.campaign_svc.upstream import Upstream, is_outage
+from services.kit.db import transaction
+from services.kit.errors import FailedPrecondition, HeraldError, ResourceExhausted, Unavailable
+
+log = logging.getLogger("herald.campaign.sending")
+
+# Another instance takes over starting a delivery when its claimer has not done so by then.
+START_LEASE_S = 30.0
+BACKOFF_FIRST_S = 0.1
+BACKOFF_MAX_S = 5.0
+
+DELIVERY_TERMINAL = {campaign_pb2.CAMPAIGN_STATUS_COMPLETED: Status.COMPLETED,
+                     campaign_pb2.CAMPAIGN_STATUS_STOPPED: Status.STOPPED}
+
+
+class DeliveryRefused(Exception):
+    """StartDelivery answered with an error that retrying will not fix."""
+
+    def __init__(self, error: HeraldError, reason: int) -> None:
+        super().__init__(error.message)
+        self.error = error
+        self.reason = reason
+
+
+class Backoff:
+    def __init__(self) -> None:
+        self.delay = 0.0
+
+    def reset(self) -> None:
+        self.delay = 0.0
+
+    async def sleep(self) -> None:
+        self.delay = min(BACKOFF_MAX_S, max(BACKOFF_FIRST_S, self.delay * 2))
+        await asyncio.sleep(self.delay * random.uniform(0.5, 1.0))
+
+
+class Sending:
+    def __init__(self, sessions: async_sessionmaker, upstream: Upstream, clock: Clock, feeds: Feeds,
+                 publisher: events.Publisher, owner: str) -> None:
+        self.sessions = sessions
+        self.upstream = upstream
+        self.clock = clock
+        self.feeds = feeds
+        self.publisher = publisher
+        self.owner = owner  # this process's id, recorded when it claims a start
+        self.followers: dict[str, asyncio.Task] = {}
+        self.upstream_watches = 0  # WatchDelivery calls opened (observable in tests)
+        self._begin_locks: dict[str, asyncio.Lock] = {}
+        self._closing = False
+
+    # --- followers ----------------------------------------------------------------------------
+
+    def ensure_follower(self, campaign_id: str) -> None:
+        """Follows the campaign's delivery in this process, unless it already is."""
+        task = self.followers.get(campaign_id)
+        if self._closing or (task is not None and not task.done()):
+            return
+        task = asyncio.create_task(self._follow(campaign_id), name=f"follow:{campaign_id}")
+        self.followers[campaign_id] = task
+        task.add_done_callback(lambda t: self._forget(campaign_id, t))
+
+    def _forget(self, campaign_id: str, task: asyncio.Task) -> None:
+        if self.followers.get(campaign_id) is task:
+            del self.followers[campaign_id]
+        if not task.cancelled() and task.exception() is not None:
+            log.error("follower failed", extra={"campaign_id": campaign_id}, exc_info=task.exception())
+
+    async def close(self) -> None:
+        self._closing = True
+        tasks = list(self.followers.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _follow(self, campaign_id: str) -> None:
+        backoff = Backoff()
+        while True:
+            row = await self._load(campaign_id)
+            if row is None or row["status"] != Status.IN_PROGRESS:
+                if row is not None:
+                    self.feeds.publish(convert.campaign(row))
+                return
+            if not row["delivery_started"]:
+                if not self._may_start(row):
+                    await backoff.sleep()
+                    continue
+                try:
+                    if not await self.begin(campaign_id):
+                        await backoff.sleep()
+                        continue
+                except DeliveryRefused:
+                    return  # begin stopped the campaign
+            if await self._watch(campaign_id, backoff):
+                return
+            await backoff.sleep()
+
+    def _may_start(self, row: Mapping) -> bool:
+        claimed_at = row["start_claimed_at"]
+        return (row["start_owner"] == self.owner or claimed_at is None
+                or self.clock.now() - claimed_at > dt.timedelta(seconds=START_LEASE_S))
+
+    async def _watch(self, campaign_id: str, backoff: Backoff) -> bool:
+        """Relays one WatchDelivery stream; True once the campaign reached its end."""
+        self.upstream_watches += 1
+        call = self.upstream.watch_delivery(campaign_id)
+        try:
+            async for response in call:
+                backoff.reset()
+                if await self.record(campaign_id, response.delivery):
+                    return True
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() == grpc.StatusCode.NOT_FOUND:
+                # The delivery service does not know it (e.g. lost before StartDelivery landed).
+                await self._mark(campaign_id, {"delivery_started": False})
+            elif not is_outage(exc) and exc.code() != grpc.StatusCode.CANCELLED:
+                log.warning("WatchDelivery failed", extra={"campaign_id": campaign_id, "code": str(exc.code())})
+        finally:
+            call.cancel()
+        return False
+
+    # --- start --------------------------------------------------------------------------------
+
+    async def begin(self, campaign_id: str, *, undo: dict | None = None) -> bool:
+        """Starts the delivery of an in-progress campaign; False on an outage (retry later).
+
+        A refusal (capacity, a rule the delivery service enforces) raises DeliveryRefused after
+        stopping the campaign, or, given `undo`, after putting those values (its previous
+        status and times) back, so that a StartCampaign call that failed changed nothing.
+        """
+        lock = self._begin_locks.setdefault(campaign_id, asyncio.Lock())
+        try:
+            async with lock:
+                return await self._begin_locked(campaign_id, undo)
+        finally:
+            if not lock.locked() and self._begin_locks.get(campaign_id) is lock:
+                del self._begin_locks[campaign_id]
+
+    async def _begin_locked(self, campaign_id: str, undo: dict | None) -> bool:
+        row = await self._load(campaign_id)
+        if row is None or row["status"] != Status.IN_PROGRESS:
+            return True
+        if row["delivery_started"]:
+            return True
+        try:
+            delivery = await self.upstream.start_delivery(convert.campaign(row))
+        except grpc.aio.AioRpcError as exc:
+            if is_outage(exc):
+                log.warning("delivery service unavailable; will retry the start",
+                            extra={"campaign_id": campaign_id})
+                return False
+            refused = _refusal(exc)
+            if undo is None:
+                await self.finish(campaign_id, Status.STOPPED, reason=refused.reason,
+                                  message=refused.error.message)
+            else:
+                async with transaction(self.sessions) as session:
+                    await store.transition(session, campaign_id, Status.IN_PROGRESS, undo)
+            raise refused from None
+        await self._started(campaign_id, delivery)
+        return True
+
+    async def _started(self, campaign_id: str, delivery: delivery_pb2.Delivery) -> None:
+        async with transaction(self.sessions) as session:
+            values = {"delivery_started": True, **convert.stats_values(delivery.stats)}
+            marked = await store.transition(session, campaign_id, Status.IN_PROGRESS, values)
+            row = await events.record(session, campaign_id, events.STARTED, self.clock) if marked else None
+        if row is None:
+            # Stopped or deleted while StartDelivery was on its way: stop what it started.
+            await self._stop_quietly(campaign_id)
+            return
+        self.publisher.wake()
+        self.feeds.publish(convert.campaign(row))
+
+    async def _stop_quietly(self, campaign_id: str) -> None:
+        try:
+            await self.upstream.stop_delivery(campaign_id, campaign_pb2.STOP_REASON_REQUESTED)
+        except grpc.aio.AioRpcError as exc:
+            log.warning("could not stop an orphaned delivery", extra={"campaign_id": campaign_id,
+                                                                       "code": str(exc.code())})
+
+    # --- progress and end ---------------------------------------------------------------------
+
+    async def record(self, campaign_id: str, delivery: delivery_pb2.Delivery) -> bool:
+        """Persists one delivery update; True when it was the end of the campaign."""
+        ending = DELIVERY_TERMINAL.get(delivery.status)
+        if ending is not None:
+            await self.finish(campaign_id, ending, reason=delivery.stop_reason, message=delivery.stop_message,
+                              stats=delivery.stats)
+            return True
+        async with transaction(self.sessions) as session:
+            changed = await store.transition(session, campaign_id, Status.IN_PROGRESS,
+                                             {"delivery_started": True, **convert.stats_values(delivery.stats)})
+            row = await store.get_campaign(session, campaign_id)
+        if row is not None:
+            self.feeds.publish(convert.campaign(row))
+        return not changed
+
+    async def finish(self, campaign_id: str, status: str, *, reason: int = 0, message: str = "",
+                     stats: campaign_pb2.CampaignStats | None = None,
+                     expected: str | tuple[str, ...] = Status.IN_PROGRESS) -> tuple[bool, Mapping | None]:
+        """Ends the campaign once (completed or stopped) with its event; returns (ended now, row)."""
+        values: dict = {"status": status, "updated_at": self.clock.now()}
+        if status == Status.STOPPED:
+            values.update(stop_reason=reason or campaign_pb2.STOP_REASON_REQUESTED, stop_message=message)
+        if stats is not None:
+            values.update(convert.stats_values(stats))
+        if status == Status.COMPLETED:
+            values["progress"] = 1.0
+        async with transaction(self.sessions) as session:
+            ended = await store.transition(session, campaign_id, expected, values)
+            if ended:
+                kind = events.COMPLETED if status == Status.COMPLETED else events.STOPPED
+                row = await events.record(session, campaign_id, kind, self.clock)
+            else:
+                if stats is not None:
+                    # Already ended (e.g. by StopCampaign): the delivery's last word on the
+                    # counters still counts.
+                    await store.transition(session, campaign_id, status, convert.stats_values(stats))
+                row = await store.get_campaign(session, campaign_id)
+        if ended:
+            self.publisher.wake()
+        if row is not None:
+            self.feeds.publish(convert.campaign(row))
+        return ended, row
+
+    async def stop_running(self, campaign_id: str, reason: int) -> Mapping | None:
+        """Stops an in-progress campaign's delivery, then the campaign; raises
+        FailedPrecondition when the delivery completed first, Unavailable on an outage."""
+        try:
+            delivery = await self.upstream.stop_delivery(campaign_id, reason)
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() == grpc.StatusCode.NOT_FOUND:
+                delivery = None  # never started: nothing was sent
+            elif exc.code() == grpc.StatusCode.FAILED_PRECONDITION:
+                delivery = await self.upstream.get_delivery(campaign_id)
+            elif is_outage(exc):
+                raise Unavailable("the delivery service is unavailable; retry the stop") from None
+            else:
+                raise
+        if delivery is not None and delivery.status == campaign_pb2.CAMPAIGN_STATUS_COMPLETED:
+            _, row = await self.finish(campaign_id, Status.COMPLETED, stats=delivery.stats)
+            raise FailedPrecondition(f"campaign {campaign_id} is completed; a completed campaign cannot be stopped")
+        stats = delivery.stats if delivery is not None else None
+        _, row = await self.finish(campaign_id, Status.STOPPED, reason=reason, stats=stats)
+        return row
+
+    # --- helpers ------------------------------------------------------------------------------
+
+    async def _load(self, campaign_id: str) -> Mapping | None:
+        async with transaction(self.sessions) as session:
+            return await store.get_campaign(session, campaign_id)
+
+    async def _mark(self, campaign_id: str, values: dict) -> None:
+        async with transaction(self.sessions) as session:
+            await store.update_fields(session, campaign_id, values)
+
+
+def _refusal(exc: grpc.aio.AioRpcError) -> DeliveryRefused:
+    details = exc.details() or str(exc.code())
+    if exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED:
+        return DeliveryRefused(ResourceExhausted(f"the delivery service refused the campaign: {details}"),
+                               campaign_pb2.STOP_REASON_CAPACITY)
+    return DeliveryRefused(FailedPrecondition(f"the delivery service refused the campaign: {details}"),
+                           campaign_pb2.STOP_REASON_ERROR)

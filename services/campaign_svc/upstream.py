@@ -1,0 +1,123 @@
+"""The campaign service's calls to the segment and delivery services.
+
+Every call carries a deadline; idempotent ones retry UNAVAILABLE a few times (kit.retry). An
+outage of a dependency surfaces as `Unavailable` (gRPC UNAVAILABLE), never as INTERNAL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Sequence
+
+import grpc
+
+from herald.campaign.v1 import campaign_pb2
+from herald.delivery.v1 import delivery_pb2, delivery_service_pb2, delivery_service_pb2_grpc
+from herald.segment.v1 import (directory_pb2, directory_service_pb2, directory_service_pb2_grpc, segment_pb2,
+                               segment_service_pb2, segment_service_pb2_grpc)
+from services.kit.errors import Unavailable
+from services.kit.retry import call_idempotent
+
+GET_USERS_CHUNK = 10_000
+# Validation and reads wait this long for a dependency before answering UNAVAILABLE.
+READ_DEADLINE_S = 10.0
+READ_ATTEMPTS = 3
+# Fresh read counts are a nicety: a slow delivery service must not slow GetCampaign down much.
+READ_COUNT_DEADLINE_S = 2.0
+SEGMENT_LOOKUPS_AT_ONCE = 16
+
+UNAVAILABLE_CODES = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+
+
+def is_outage(exc: BaseException) -> bool:
+    return isinstance(exc, grpc.aio.AioRpcError) and exc.code() in UNAVAILABLE_CODES
+
+
+class Upstream:
+    """Typed calls over the stubs of segment_svc (directory, segments) and delivery_svc."""
+
+    def connect(self, segment_channel: grpc.aio.Channel, delivery_channel: grpc.aio.Channel) -> None:
+        """Binds the stubs (channels belong to the running event loop, so this happens late)."""
+        self.directory = directory_service_pb2_grpc.DirectoryServiceStub(segment_channel)
+        self.segments = segment_service_pb2_grpc.SegmentServiceStub(segment_channel)
+        self.delivery = delivery_service_pb2_grpc.DeliveryServiceStub(delivery_channel)
+
+    # --- directory and segments ---------------------------------------------------------------
+
+    async def get_users(self, ids: Iterable[str]) -> dict[str, directory_pb2.User]:
+        """The users that exist among `ids`, by id."""
+        ids = list(dict.fromkeys(i for i in ids if i))
+        found: dict[str, directory_pb2.User] = {}
+        for start in range(0, len(ids), GET_USERS_CHUNK):
+            request = directory_service_pb2.GetUsersRequest(ids=ids[start:start + GET_USERS_CHUNK])
+            response = await self._read(self.directory.GetUsers, request, "segment")
+            found.update((user.id, user) for user in response.users)
+        return found
+
+    async def get_segment(self, segment_id: str) -> segment_pb2.Segment | None:
+        """The live segment, or None when it does not exist (or was deleted)."""
+        try:
+            response = await self._read(self.segments.GetSegment,
+                                        segment_service_pb2.GetSegmentRequest(id=segment_id), "segment")
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() == grpc.StatusCode.NOT_FOUND:
+                return None
+            raise
+        segment = response.segment
+        return None if segment.HasField("deleted_at") else segment
+
+    async def get_segments(self, segment_ids: Sequence[str]) -> dict[str, segment_pb2.Segment]:
+        limit = asyncio.Semaphore(SEGMENT_LOOKUPS_AT_ONCE)
+
+        async def one(segment_id: str):
+            async with limit:
+                return segment_id, await self.get_segment(segment_id)
+
+        pairs = await asyncio.gather(*(one(s) for s in dict.fromkeys(segment_ids)))
+        return {segment_id: segment for segment_id, segment in pairs if segment is not None}
+
+    # --- delivery -----------------------------------------------------------------------------
+
+    async def start_delivery(self, campaign: campaign_pb2.Campaign) -> delivery_pb2.Delivery:
+        request = delivery_service_pb2.StartDeliveryRequest(campaign=campaign)
+        return (await call_idempotent(self.delivery.StartDelivery, request, attempts=READ_ATTEMPTS)).delivery
+
+    async def stop_delivery(self, campaign_id: str, reason: int, message: str = "") -> delivery_pb2.Delivery:
+        request = delivery_service_pb2.StopDeliveryRequest(campaign_id=campaign_id, reason=reason, message=message)
+        return (await call_idempotent(self.delivery.StopDelivery, request, attempts=READ_ATTEMPTS)).delivery
+
+    async def get_delivery(self, campaign_id: str, *, timeout: float = READ_DEADLINE_S) -> delivery_pb2.Delivery | None:
+        try:
+            response = await self.delivery.GetDelivery(
+                delivery_service_pb2.GetDeliveryRequest(campaign_id=campaign_id), timeout=timeout)
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() == grpc.StatusCode.NOT_FOUND:
+                return None
+            raise
+        return response.delivery
+
+    async def batch_get_deliveries(self, campaign_ids: Sequence[str], *,
+                                   timeout: float = READ_COUNT_DEADLINE_S) -> dict[str, delivery_pb2.Delivery]:
+        if not campaign_ids:
+            return {}
+        response = await self.delivery.BatchGetDeliveries(
+            delivery_service_pb2.BatchGetDeliveriesRequest(campaign_ids=list(campaign_ids)), timeout=timeout)
+        return {d.campaign_id: d for d in response.deliveries}
+
+    def watch_delivery(self, campaign_id: str) -> grpc.aio.UnaryStreamCall:
+        return self.delivery.WatchDelivery(delivery_service_pb2.WatchDeliveryRequest(campaign_id=campaign_id))
+
+    async def publish_event(self, event: delivery_pb2.Event) -> None:
+        await call_idempotent(self.delivery.PublishEvent, delivery_service_pb2.PublishEventRequest(event=event),
+                              attempts=READ_ATTEMPTS)
+
+    # --- helpers ------------------------------------------------------------------------------
+
+    @staticmethod
+    async def _read(rpc, request, service: str):
+        try:
+            return await call_idempotent(rpc, request, timeout=READ_DEADLINE_S, attempts=READ_ATTEMPTS)
+        except grpc.aio.AioRpcError as exc:
+            if is_outage(exc):
+                raise Unavailable(f"the {service} service is unavailable; retry") from None
+            raise

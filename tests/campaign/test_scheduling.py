@@ -1,0 +1,124 @@
+"""The durable scheduler, driven by the injectable clock: scheduled starts across restarts,
+times that passed while the service was down, stop_at, and two instances on one database."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import time
+
+from herald.campaign.v1 import campaign_pb2
+from services.campaign_svc.app import build
+from services.campaign_svc.clock import SystemClock
+from services.kit.server import start_server
+
+from campaign.conftest import eventually
+from campaign.test_lifecycle import COMPLETED, IN_PROGRESS, SCHEDULED, STOPPED, later
+
+
+async def test_scheduled_campaign_fires_after_a_restart_between_start_and_its_time(env):
+    campaign = await env.create()
+    await env.start_campaign(campaign.id, scheduled_for=later(env, 60))
+    await env.restart()
+    await asyncio.sleep(0.1)  # several ticks: not due yet
+    assert (await env.get(campaign.id)).status == SCHEDULED
+    env.clock.advance(61)
+    running = await env.wait_status(campaign.id, IN_PROGRESS)
+    await eventually(lambda: env.delivery.event_types(campaign.id) == ["campaign.started"])
+    assert env.delivery.start_calls == [campaign.id] and running.stats.recipients_total == 2
+
+
+async def test_time_that_passed_while_down_fires_as_it_starts(env):
+    campaign = await env.create()
+    await env.start_campaign(campaign.id, scheduled_for=later(env, 60))
+    await env.stop()
+    env.clock.advance(3600)
+    await env.start()
+    await env.wait_status(campaign.id, IN_PROGRESS)
+    assert env.delivery.start_calls == [campaign.id]
+
+
+async def test_stop_at_stops_a_running_campaign(env):
+    campaign = await env.create()
+    await env.start_campaign(campaign.id, stop_at=later(env, 30))
+    await eventually(lambda: env.delivery.watch_calls[campaign.id] == 1)
+    env.delivery.progress(campaign.id, progress=0.5, stats_users_sent=1)
+    await asyncio.sleep(0.1)
+    assert (await env.get(campaign.id)).status == IN_PROGRESS
+    env.clock.advance(31)
+    stopped = await env.wait_status(campaign.id, STOPPED)
+    assert stopped.stop_reason == campaign_pb2.STOP_REASON_STOP_AT
+    assert stopped.stats.stats_users_sent == 1
+    assert [r.reason for r in env.delivery.stop_calls] == [campaign_pb2.STOP_REASON_STOP_AT]
+    await eventually(lambda: env.delivery.event_types(campaign.id) == ["campaign.started", "campaign.stopped"])
+
+
+async def test_scheduled_start_then_stop_at_across_the_clock(env):
+    campaign = await env.create()
+    await env.start_campaign(campaign.id, scheduled_for=later(env, 60), stop_at=later(env, 120))
+    env.clock.advance(61)
+    await env.wait_status(campaign.id, IN_PROGRESS)
+    env.clock.advance(60)
+    stopped = await env.wait_status(campaign.id, STOPPED)
+    assert stopped.stop_reason == campaign_pb2.STOP_REASON_STOP_AT
+
+
+async def test_whole_window_passed_while_down_stops_without_sending(env):
+    campaign = await env.create()
+    await env.start_campaign(campaign.id, scheduled_for=later(env, 60), stop_at=later(env, 120))
+    await env.stop()
+    env.clock.advance(3600)
+    await env.start()
+    stopped = await env.wait_status(campaign.id, STOPPED)
+    assert stopped.stop_reason == campaign_pb2.STOP_REASON_STOP_AT
+    await eventually(lambda: env.delivery.event_types(campaign.id) == ["campaign.stopped"])
+    assert env.delivery.start_calls == []
+
+
+async def test_two_instances_never_start_the_same_campaign_twice(env):
+    second = await start_server(env.build_app(), env.settings, "127.0.0.1:0")
+    try:
+        ids = []
+        for i in range(6):
+            campaign = await env.create(id=f"twin{i}")
+            await env.start_campaign(campaign.id, scheduled_for=later(env, 60))
+            ids.append(campaign.id)
+        env.clock.advance(61)
+        for campaign_id in ids:
+            await env.wait_status(campaign_id, IN_PROGRESS)
+        await eventually(lambda: all(env.delivery.event_types(c) == ["campaign.started"] for c in ids))
+        await asyncio.sleep(0.5)  # room for a second start, were there one
+        assert sorted(env.delivery.start_calls) == ids
+        for campaign_id in ids:
+            env.delivery.complete(campaign_id)
+        for campaign_id in ids:
+            await env.wait_status(campaign_id, COMPLETED)
+        await eventually(lambda: all(env.delivery.event_types(c) == ["campaign.started", "campaign.completed"]
+                                     for c in ids))
+    finally:
+        await second.stop(0.2)
+
+
+async def test_real_clock_fires_about_a_second_after_the_time(env):
+    await env.stop()
+    await env.start(build(env.settings, segment_channel=env.upstream_channel(env.segment_port),
+                          delivery_channel=env.upstream_channel(env.delivery_port), clock=SystemClock()))
+    campaign = await env.create()
+    due = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=1)
+    from campaign.conftest import ts
+    await env.start_campaign(campaign.id, scheduled_for=ts(due))
+    await env.wait_status(campaign.id, IN_PROGRESS, timeout=15)
+    lateness = time.time() - due.timestamp()
+    assert -0.05 < lateness < 10  # generous: aims at well under a second
+
+
+async def test_a_scheduled_start_the_delivery_refuses_stops_with_capacity(env):
+    import grpc
+    env.delivery.refuse = grpc.StatusCode.RESOURCE_EXHAUSTED
+    campaign = await env.create()
+    await env.start_campaign(campaign.id, scheduled_for=later(env, 60))
+    env.clock.advance(61)
+    stopped = await env.wait_status(campaign.id, STOPPED)
+    assert stopped.stop_reason == campaign_pb2.STOP_REASON_CAPACITY
+    assert "capacity" in stopped.stop_message
+    await eventually(lambda: env.delivery.event_types(campaign.id) == ["campaign.stopped"])

@@ -1,0 +1,193 @@
+"""Create / Update rules: every rule, each limit exceeded by one, each bad template, the remote
+checks against the real segment service (sender, segments, their type), ids."""
+
+from __future__ import annotations
+
+import grpc
+import pytest
+
+from herald.campaign.v1 import campaign_pb2, campaign_service_pb2 as cs
+from herald.common.v1 import common_pb2
+
+from campaign.conftest import request, struct, violations
+
+MT = common_pb2.MessageTemplate
+CT = common_pb2.ChannelTemplate
+
+
+async def invalid(env, **fields) -> list[str]:
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await env.client.CreateCampaign(request(**fields))
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT, caught.value.details()
+    return violations(caught.value)
+
+
+@pytest.mark.parametrize("fields, field", [
+    (dict(id="x" * 256), "id"),
+    (dict(sender_id=""), "sender_id"),
+    (dict(sender_id="s" * 256), "sender_id"),
+    (dict(user_ids=[]), "segment_ids"),
+    (dict(user_ids=["u1"], segment_ids=["s1"]), "user_ids"),
+    (dict(user_ids=[f"u{i}" for i in range(10_001)]), "user_ids"),
+    (dict(user_ids=["u1"] * 12 + [""]), "user_ids[12]"),
+    (dict(user_ids=["u1", "x" * 256]), "user_ids[1]"),
+    (dict(segment_ids=[f"s{i}" for i in range(26)]), "segment_ids"),
+    (dict(segment_ids=["s1", ""]), "segment_ids[1]"),
+    (dict(message_template=None), "message_template"),
+    (dict(message_template=MT(text="")), "message_template.text"),
+    (dict(message_template=MT(text="hi", attachments=[struct({"a": 1})] * 31)), "message_template.attachments"),
+    (dict(create_channels=True), "channel_template"),
+    (dict(channel_template=CT()), "channel_template.type"),
+    (dict(channel_template=CT(type="t" * 65)), "channel_template.type"),
+    (dict(channel_template=CT(type="messaging", team="t" * 1001)), "channel_template.team"),
+    (dict(channel_template=CT(type="messaging", members=[f"m{i}" for i in range(1001)])), "channel_template.members"),
+    (dict(channel_template=CT(type="messaging", members_template=[
+        common_pb2.ChannelMemberTemplate(user_id=f"m{i}") for i in range(1001)])), "channel_template.members_template"),
+    (dict(channel_template=CT(type="messaging", members=["a"], members_template=[
+        common_pb2.ChannelMemberTemplate(user_id="b")])), "channel_template.members_template"),
+    (dict(channel_template=CT(type="messaging", members_template=[common_pb2.ChannelMemberTemplate()])),
+     "channel_template.members_template[0].user_id"),
+    (dict(sender_mode=7), "sender_mode"),
+    (dict(sender_visibility=3), "sender_visibility"),
+])
+async def test_each_rule_is_invalid_argument_on_its_field(env, fields, field):
+    if fields.get("message_template", 0) is None:
+        fields = {k: v for k, v in fields.items() if k != "message_template"}
+        req = cs.CreateCampaignRequest(sender_id="sender", user_ids=["u1"])
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await env.client.CreateCampaign(req)
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert field in violations(caught.value)
+        return
+    assert field in await invalid(env, **fields)
+
+
+async def test_limits_themselves_are_accepted(env):
+    ids = [f"u{i}" for i in range(10_000)]
+    campaign = await env.create(user_ids=ids, message_template=MT(text="hi", attachments=[struct({"a": 1})] * 30),
+                                channel_template=CT(type="t" * 64, team="t" * 1000,
+                                                    members=[f"m{i}" for i in range(1000)]),
+                                id="c" * 255)
+    assert len(campaign.user_ids) == 10_000
+    assert campaign.id == "c" * 255
+
+
+async def test_all_local_violations_are_reported_at_once(env):
+    fields = await invalid(env, id="x" * 256, sender_id="", message_template=MT(text="{{ nope }}"),
+                           create_channels=True)
+    assert {"id", "sender_id", "message_template.text", "channel_template"} <= set(fields)
+
+
+@pytest.mark.parametrize("fields, field", [
+    (dict(message_template=MT(text="Hi {{ receiver.name")), "message_template.text"),
+    (dict(message_template=MT(text="Hi {{ stranger }}")), "message_template.text"),
+    (dict(message_template=MT(text="{% for %}")), "message_template.text"),
+    (dict(message_template=MT(text="hi", custom=struct({"x": "{{ nobody }}"}))), "message_template.custom.x"),
+    (dict(message_template=MT(text="hi", attachments=[struct({"a": "ok"}), struct({"y": "{{ oops"})])),
+     "message_template.attachments[1].y"),
+    (dict(channel_template=CT(type="messaging", id="{{ receiver.id }-x")), "channel_template.id"),
+    (dict(channel_template=CT(type="messaging", custom=struct({"k": {"deep": "{{ what }}"}}))),
+     "channel_template.custom.k.deep"),
+    (dict(channel_template=CT(type="messaging", members_template=[
+        common_pb2.ChannelMemberTemplate(user_id="{{ unknown.id }}")])), "channel_template.members_template[0].user_id"),
+])
+async def test_each_bad_template_is_invalid_argument_at_create(env, fields, field):
+    assert field in await invalid(env, **fields)
+
+
+async def test_good_templates_use_sender_receiver_and_channel(env):
+    campaign = await env.create(
+        message_template=MT(text="Hi {{ receiver.name }}, {{ sender.name }} in {{ channel.id }}",
+                            custom=struct({"n": "{{ receiver.custom.nickname }}"})),
+        channel_template=CT(type="messaging", id="{{ receiver.id }}-{{ sender.id }}"), create_channels=True)
+    assert campaign.create_channels and campaign.channel_template.id == "{{ receiver.id }}-{{ sender.id }}"
+
+
+async def test_unknown_sender_is_invalid_argument_on_sender_id(env):
+    assert await invalid(env, sender_id="ghost") == ["sender_id"]
+
+
+async def test_unknown_segment_is_named_by_position(env):
+    known = await env.segment(targets=["u1"])
+    assert await invalid(env, segment_ids=[known, "missing"]) == ["segment_ids[1]"]
+
+
+async def test_segments_of_mixed_types_are_invalid(env):
+    users = await env.segment(type_=1, targets=["u1"])
+    channels = await env.segment(type_=2, targets=["messaging:general"])
+    assert await invalid(env, segment_ids=[users, channels]) == ["segment_ids"]
+
+
+async def test_receiver_is_rejected_for_channel_segments(env):
+    channels = await env.segment(type_=2, targets=["messaging:general"])
+    fields = await invalid(env, segment_ids=[channels],
+                           message_template=MT(text="Hi {{ receiver.name }}", custom=struct({"a": "{{ receiver.id }}"})))
+    assert fields == ["message_template.text", "message_template.custom"]
+    campaign = await env.create(segment_ids=[channels], message_template=MT(text="News in {{ channel.id }}"))
+    assert list(campaign.segment_ids) == [channels]
+    assert [s.id for s in campaign.segments] == [channels]
+
+
+async def test_id_generated_when_omitted_and_taken_id_is_already_exists(env):
+    generated = await env.create()
+    assert len(generated.id) == 36
+    await env.create(id="mine")
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await env.create(id="mine")
+    assert caught.value.code() == grpc.StatusCode.ALREADY_EXISTS
+
+
+async def test_duplicate_ids_are_kept_once(env):
+    campaign = await env.create(user_ids=["u2", "u1", "u2"])
+    assert list(campaign.user_ids) == ["u2", "u1"]
+
+
+async def test_segment_service_outage_is_unavailable(env):
+    await env.stop()
+    await env.start(env.build_app(segment_port=1))  # nothing listens on port 1
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await env.create()
+    assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+
+
+# --- update -------------------------------------------------------------------------------------
+
+async def test_update_replaces_every_writable_field_and_validates_like_create(env):
+    created = await env.create(name="old", description="d", skip_push=True)
+    segment = await env.segment(targets=["u1"])
+    updated = (await env.client.UpdateCampaign(request(cs.UpdateCampaignRequest, id=created.id, name="new",
+                                                       segment_ids=[segment]))).campaign
+    assert (updated.name, updated.description, updated.skip_push) == ("new", "", False)
+    assert list(updated.segment_ids) == [segment] and list(updated.user_ids) == []
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await env.client.UpdateCampaign(request(cs.UpdateCampaignRequest, id=created.id,
+                                                message_template=MT(text="{{ bad ")))
+    assert violations(caught.value) == ["message_template.text"]
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await env.client.UpdateCampaign(request(cs.UpdateCampaignRequest, id=created.id, sender_id="ghost"))
+    assert violations(caught.value) == ["sender_id"]
+
+
+async def test_update_of_unknown_campaign_is_not_found(env):
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await env.client.UpdateCampaign(request(cs.UpdateCampaignRequest, id="nope"))
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_update_of_scheduled_campaign_is_allowed_but_not_in_progress(env):
+    campaign = await env.create()
+    await env.start_campaign(campaign.id, scheduled_for=_later(env, 3600))
+    updated = (await env.client.UpdateCampaign(request(cs.UpdateCampaignRequest, id=campaign.id, name="x"))).campaign
+    assert updated.status == campaign_pb2.CAMPAIGN_STATUS_SCHEDULED and updated.name == "x"
+    other = await env.create()
+    await env.start_campaign(other.id)
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await env.client.UpdateCampaign(request(cs.UpdateCampaignRequest, id=other.id))
+    assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "is in progress" in caught.value.details()
+
+
+def _later(env, seconds: float):
+    from campaign.conftest import ts
+    import datetime as dt
+    return ts(env.clock.now() + dt.timedelta(seconds=seconds))

@@ -1,0 +1,82 @@
+"""The three real services together: a small user_ids campaign from CreateCampaign to completed,
+watched live, with its events, messages and a read receipt that arrives after completion."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from google.protobuf import struct_pb2
+
+from harness import serve_system
+from herald.campaign.v1 import campaign_pb2, campaign_service_pb2 as cs, campaign_service_pb2_grpc
+from herald.common.v1 import common_pb2
+from herald.delivery.v1 import message_service_pb2 as ms, message_service_pb2_grpc
+from herald.segment.v1 import directory_pb2, directory_service_pb2 as ds, directory_service_pb2_grpc
+
+COMPLETED = campaign_pb2.CAMPAIGN_STATUS_COMPLETED
+
+
+async def _until(check, timeout: float = 30.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        result = await check()
+        if result:
+            return result
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.1)
+
+
+async def test_user_ids_campaign_from_create_to_completed(new_db_url, tmp_path):
+    async with serve_system(new_db_url, tmp_path) as system:
+        directory = directory_service_pb2_grpc.DirectoryServiceStub(system.channel("segment"))
+        campaigns = campaign_service_pb2_grpc.CampaignServiceStub(system.channel("campaign"))
+        messages = message_service_pb2_grpc.MessageServiceStub(system.channel("delivery"))
+        await directory.UpsertUsers(ds.UpsertUsersRequest(users=[
+            directory_pb2.User(id="boss", name="Boss"),
+            directory_pb2.User(id="ann", name="Ann"),
+            directory_pb2.User(id="bob", name="Bob"),
+        ]))
+        custom = struct_pb2.Struct()
+        custom.update({"origin": "flow"})
+        created = (await campaigns.CreateCampaign(cs.CreateCampaignRequest(
+            id="welcome", name="Welcome", sender_id="boss", user_ids=["ann", "bob", "ghost"],
+            message_template=common_pb2.MessageTemplate(text="Hi {{ receiver.name }}, from {{ sender.name }}",
+                                                        custom=custom),
+            channel_template=common_pb2.ChannelTemplate(type="messaging"), create_channels=True))).campaign
+        assert [u.name for u in created.users] == ["Ann", "Bob", ""]
+
+        watch = campaigns.WatchCampaign(cs.WatchCampaignRequest(id=created.id))
+        updates = []
+
+        async def follow():
+            async for response in watch:
+                updates.append(response.campaign)
+
+        watcher = asyncio.create_task(follow())
+        await campaigns.StartCampaign(cs.StartCampaignRequest(id=created.id))
+        await asyncio.wait_for(watcher, 60)
+        final = updates[-1]
+        assert final.status == COMPLETED
+        assert final.stats.progress == 1.0
+        assert (final.stats.stats_users_sent, final.stats.recipients_skipped) == (2, 1)
+
+        sent = (await messages.QueryMessages(ms.QueryMessagesRequest(
+            filter=_struct({"created_by_campaign_id": created.id})))).messages
+        assert sorted(m.text for m in sent) == ["Hi Ann, from Boss", "Hi Bob, from Boss"]
+
+        # A read after completion still shows in GetCampaign.
+        to_ann = next(m for m in sent if m.text.startswith("Hi Ann"))
+        await messages.MarkRead(ms.MarkReadRequest(user_id="ann", cid=to_ann.cid))
+
+        async def read_counted():
+            campaign = (await campaigns.GetCampaign(cs.GetCampaignRequest(id=created.id))).campaign
+            return campaign.stats.stats_users_read >= 1
+
+        await _until(read_counted)
+
+
+def _struct(value: dict) -> struct_pb2.Struct:
+    s = struct_pb2.Struct()
+    s.update(value)
+    return s
