@@ -21,7 +21,7 @@ from sqlalchemy import (Boolean, Column, Float, ForeignKey, Index, Integer, Larg
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.kit.db import IdString, JsonDoc, UtcDateTime, new_metadata
+from services.kit.db import IdString, JsonDoc, UtcDateTime, new_metadata, utcnow
 
 metadata = new_metadata()
 
@@ -92,6 +92,14 @@ campaign_segments = Table(
     Index("ix_campaign_segments_segment_id", "segment_id"),
 )
 
+# Ids of deleted campaigns that were sent: deliveries are keyed by campaign id, so such an id
+# is never given to a new campaign (it would find the old delivery).
+retired_campaign_ids = Table(
+    "retired_campaign_ids", metadata,
+    Column("id", IdString(), primary_key=True),
+    Column("retired_at", UtcDateTime, nullable=False),
+)
+
 campaign_users = Table(
     "campaign_users", metadata,
     Column("campaign_id", IdString(), ForeignKey("campaigns.id", ondelete="CASCADE"), primary_key=True),
@@ -117,7 +125,10 @@ STATS_COLUMNS = ("progress", "stats_started_at", "stats_completed_at", "stats_me
 # --- campaigns -------------------------------------------------------------------------------
 
 async def campaign_exists(session: AsyncSession, campaign_id: str) -> bool:
-    return (await session.execute(select(exists().where(campaigns.c.id == campaign_id)))).scalar()
+    """Whether the id is taken: by a campaign, or by a deleted campaign that was sent."""
+    taken = select(exists().where(campaigns.c.id == campaign_id)).scalar_subquery() | select(
+        exists().where(retired_campaign_ids.c.id == campaign_id)).scalar_subquery()
+    return (await session.execute(select(taken))).scalar()
 
 
 async def get_campaign(session: AsyncSession, campaign_id: str) -> RowMapping | None:
@@ -154,9 +165,14 @@ async def _write_audience(session: AsyncSession, campaign_id: str, user_ids: lis
 async def delete_campaign(session: AsyncSession, campaign_id: str, unless_status: str) -> int:
     # campaign_users / campaign_segments go by ON DELETE CASCADE; SQLite needs foreign keys on,
     # which kit.db sets, but delete explicitly so the rows never linger either way.
+    # A completed or stopped campaign may have a delivery (a stopped one was perhaps only scheduled).
+    sent = (await session.execute(select(campaigns.c.status.in_(Status.TERMINAL)).where(
+        campaigns.c.id == campaign_id))).scalar()
     result = await session.execute(delete(campaigns).where(
         campaigns.c.id == campaign_id, campaigns.c.status != unless_status))
     if result.rowcount:
+        if sent:
+            await session.execute(insert(retired_campaign_ids).values(id=campaign_id, retired_at=utcnow()))
         await session.execute(delete(campaign_users).where(campaign_users.c.campaign_id == campaign_id))
         await session.execute(delete(campaign_segments).where(campaign_segments.c.campaign_id == campaign_id))
     return result.rowcount

@@ -214,9 +214,13 @@ async def test_delete_rules(env):
     env.delivery.complete(done.id)
     await env.wait_status(done.id, COMPLETED)
     await env.client.DeleteCampaign(cs.DeleteCampaignRequest(id=done.id))
-    # The id is free again, with its own events.
-    again = await env.create(id=done.id)
+    # A never-sent campaign's id is free again; a sent one's stays taken, since its delivery
+    # (keyed by the campaign id) still exists.
+    again = await env.create(id=draft.id)
     assert again.status == DRAFT
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await env.create(id=done.id)
+    assert caught.value.code() == grpc.StatusCode.ALREADY_EXISTS
 
 
 async def test_reads_after_completion_show_in_get_and_query(env):
