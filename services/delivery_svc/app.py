@@ -7,29 +7,64 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from herald.delivery.v1 import delivery_service_pb2, delivery_service_pb2_grpc
 from herald.delivery.v1 import message_service_pb2, message_service_pb2_grpc
-from services.kit.config import Settings
-from services.kit.db import make_engine
-from services.kit.server import Service
+from herald.segment.v1 import directory_service_pb2_grpc, segment_service_pb2_grpc
+from services.delivery_svc import store
+from services.delivery_svc.deliveries import Deliveries
+from services.delivery_svc.engine import Engine, EngineDeps
+from services.delivery_svc.messages import Messages
+from services.delivery_svc.notifier import Notifier
 from services.delivery_svc.servicer import DeliveryServiceServicer, MessageServiceServicer
+from services.kit.clients import service_channel
+from services.kit.config import Settings
+from services.kit.db import create_tables, make_engine, make_sessionmaker
+from services.kit.server import Service
 
 
 class DeliveryApp(Service):
     name = "delivery"
 
-    def __init__(self, settings: Settings, engine: AsyncEngine) -> None:
+    def __init__(self, settings: Settings, engine: AsyncEngine, segment_channel: grpc.aio.Channel | None) -> None:
         self.settings = settings
         self.engine = engine
+        self._segment_channel = segment_channel
+        self.sessions = make_sessionmaker(engine)
+        self.notifier = Notifier()
+        self.sending: Engine | None = None
+        self.deliveries: Deliveries | None = None
+        self.messages = Messages(self.sessions, self.notifier)
 
     def service_names(self) -> list[str]:
-        return [delivery_service_pb2.DESCRIPTOR.services_by_name["DeliveryService"].full_name, message_service_pb2.DESCRIPTOR.services_by_name["MessageService"].full_name]
+        return [delivery_service_pb2.DESCRIPTOR.services_by_name["DeliveryService"].full_name,
+                message_service_pb2.DESCRIPTOR.services_by_name["MessageService"].full_name]
+
+    def _wire(self) -> None:
+        # The channel is opened here, inside the running loop, not at build time.
+        if self._segment_channel is None:
+            self._segment_channel = service_channel(self.settings, "delivery", "segment")
+        deps = EngineDeps(self.sessions, self.settings,
+                          segment_service_pb2_grpc.SegmentServiceStub(self._segment_channel),
+                          directory_service_pb2_grpc.DirectoryServiceStub(self._segment_channel), self.notifier)
+        self.sending = Engine(deps)
+        self.deliveries = Deliveries(self.sessions, self.sending, self.notifier)
 
     def register(self, server: grpc.aio.Server) -> None:
-        delivery_service_pb2_grpc.add_DeliveryServiceServicer_to_server(DeliveryServiceServicer(), server)
-        message_service_pb2_grpc.add_MessageServiceServicer_to_server(MessageServiceServicer(), server)
+        if self.deliveries is None:
+            self._wire()
+        delivery_service_pb2_grpc.add_DeliveryServiceServicer_to_server(DeliveryServiceServicer(self.deliveries), server)
+        message_service_pb2_grpc.add_MessageServiceServicer_to_server(MessageServiceServicer(self.messages), server)
+
+    async def start(self) -> None:
+        await create_tables(self.engine, store.metadata)
+        await self.sending.resume_all()
 
     async def stop(self) -> None:
+        if self.sending is not None:
+            await self.sending.close()
+        if self._segment_channel is not None:
+            await self._segment_channel.close()
         await self.engine.dispose()
 
 
-def build(settings: Settings, *, engine: AsyncEngine | None = None) -> DeliveryApp:
-    return DeliveryApp(settings, engine or make_engine(settings.db_url("delivery")))
+def build(settings: Settings, *, engine: AsyncEngine | None = None,
+          segment_channel: grpc.aio.Channel | None = None) -> DeliveryApp:
+    return DeliveryApp(settings, engine or make_engine(settings.db_url("delivery")), segment_channel)

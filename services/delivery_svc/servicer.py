@@ -1,12 +1,64 @@
-"""gRPC handlers of the delivery service."""
+"""gRPC handlers of the delivery service: parse and validate, call the rules, convert."""
+
+from __future__ import annotations
+
+from google.protobuf import json_format
 
 from herald.delivery.v1 import delivery_service_pb2, delivery_service_pb2_grpc
 from herald.delivery.v1 import message_service_pb2, message_service_pb2_grpc
+from services.delivery_svc.deliveries import Deliveries
+from services.delivery_svc.messages import Messages
+
+
+def _filter(request) -> dict | None:
+    return json_format.MessageToDict(request.filter) if request.HasField("filter") else None
 
 
 class DeliveryServiceServicer(delivery_service_pb2_grpc.DeliveryServiceServicer):
-    """Handlers of herald.delivery.v1.DeliveryService: parse and validate, call the logic, convert the result."""
+    """Handlers of herald.delivery.v1.DeliveryService."""
+
+    def __init__(self, deliveries: Deliveries) -> None:
+        self.deliveries = deliveries
+
+    async def StartDelivery(self, request, context):
+        delivery = await self.deliveries.start(request.campaign)
+        return delivery_service_pb2.StartDeliveryResponse(delivery=delivery)
+
+    async def StopDelivery(self, request, context):
+        delivery = await self.deliveries.stop(request.campaign_id, request.reason, request.message)
+        return delivery_service_pb2.StopDeliveryResponse(delivery=delivery)
+
+    async def GetDelivery(self, request, context):
+        return delivery_service_pb2.GetDeliveryResponse(delivery=await self.deliveries.get(request.campaign_id))
+
+    async def BatchGetDeliveries(self, request, context):
+        deliveries = await self.deliveries.batch_get(list(request.campaign_ids))
+        return delivery_service_pb2.BatchGetDeliveriesResponse(deliveries=deliveries)
+
+    async def WatchDelivery(self, request, context):
+        async for delivery in self.deliveries.watch(request.campaign_id):
+            yield delivery_service_pb2.WatchDeliveryResponse(delivery=delivery)
+
+    async def QueryRecipients(self, request, context):
+        recipients, next_, prev = await self.deliveries.query_recipients(
+            _filter(request), list(request.sort), request.limit, request.next, request.prev)
+        return delivery_service_pb2.QueryRecipientsResponse(recipients=recipients, next=next_, prev=prev)
+
+    async def PublishEvent(self, request, context):
+        return delivery_service_pb2.PublishEventResponse(event=await self.deliveries.publish_event(request.event))
 
 
 class MessageServiceServicer(message_service_pb2_grpc.MessageServiceServicer):
-    """Handlers of herald.delivery.v1.MessageService: parse and validate, call the logic, convert the result."""
+    """Handlers of herald.delivery.v1.MessageService (SubscribeEvents and dead letters: a later issue)."""
+
+    def __init__(self, messages: Messages) -> None:
+        self.messages = messages
+
+    async def QueryMessages(self, request, context):
+        messages, next_, prev = await self.messages.query(
+            _filter(request), list(request.sort), request.limit, request.next, request.prev)
+        return message_service_pb2.QueryMessagesResponse(messages=messages, next=next_, prev=prev)
+
+    async def MarkRead(self, request, context):
+        marked = await self.messages.mark_read(request.user_id, request.cid)
+        return message_service_pb2.MarkReadResponse(marked_count=marked)

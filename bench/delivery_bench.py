@@ -1,0 +1,194 @@
+"""A 60,000-recipient campaign through the three real services on SQLite.
+
+    .venv/bin/python -m bench.delivery_bench [--recipients 60000] [--direct]
+
+Starts segment_svc, delivery_svc and campaign_svc as subprocesses on SQLite in a temp dir,
+upserts the users and a sender, makes an all_users segment, creates a campaign with
+create_channels, a 1-1 channel template and templated text, and times StartCampaign →
+completed (WatchCampaign). `--direct` (or a campaign service that does not answer yet) drives
+DeliveryService.StartDelivery / WatchDelivery instead, and says so. Prints seconds,
+recipients/s and each service's peak RSS (sampled every 20 ms with psutil), plus the RSS
+before the campaign, to show memory stays flat.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import socket
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import grpc
+import psutil
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from herald.campaign.v1 import campaign_pb2, campaign_service_pb2, campaign_service_pb2_grpc
+from herald.common.v1 import common_pb2
+from herald.delivery.v1 import delivery_service_pb2, delivery_service_pb2_grpc
+from herald.segment.v1 import (directory_pb2, directory_service_pb2, directory_service_pb2_grpc, segment_pb2,
+                               segment_service_pb2, segment_service_pb2_grpc)
+from services.kit.auth import make_token
+from services.kit.clients import open_channel
+
+SECRET = "bench-secret-0123456789abcdef0123456789abcdef"
+SERVICES = ("segment", "delivery", "campaign")
+TEXT = "Hi {{ receiver.name }}, {{ sender.name }} has news for you!"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def wait_serving(port: int, timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        while True:
+            try:
+                reply = await stub.Check(health_pb2.HealthCheckRequest(), timeout=1)
+                if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            except grpc.aio.AioRpcError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"service on port {port} did not become SERVING")
+            await asyncio.sleep(0.1)
+
+
+class PeakRss:
+    """Samples the RSS of each service process in the background."""
+
+    def __init__(self, processes: dict[str, psutil.Process]) -> None:
+        self.processes = processes
+        self.peak = {name: 0 for name in processes}
+        self._task: asyncio.Task | None = None
+
+    def cpu(self) -> dict[str, float]:
+        return {name: sum(p.cpu_times()[:2]) for name, p in self.processes.items()}
+
+    def now(self) -> dict[str, int]:
+        return {name: p.memory_info().rss for name, p in self.processes.items()}
+
+    async def _sample(self) -> None:
+        while True:
+            for name, rss in self.now().items():
+                self.peak[name] = max(self.peak[name], rss)
+            await asyncio.sleep(0.02)
+
+    def __enter__(self):
+        self._task = asyncio.create_task(self._sample())
+        return self
+
+    def __exit__(self, *exc):
+        self._task.cancel()
+
+
+async def run(recipients: int, direct: bool, batch_size: int, profile: str = "") -> None:
+    data_dir = Path(tempfile.mkdtemp(prefix="herald-bench-"))
+    ports = {name: free_port() for name in SERVICES}
+    env = dict(os.environ, HERALD_DATA_DIR=str(data_dir), HERALD_API_SECRET=SECRET, HERALD_LOG_LEVEL="WARNING",
+               HERALD_DELIVERY_BATCH_SIZE=str(batch_size),
+               **{f"HERALD_{name.upper()}_ADDR": f"127.0.0.1:{port}" for name, port in ports.items()})
+    processes: dict[str, asyncio.subprocess.Process] = {}
+    try:
+        for name in SERVICES:
+            command = [sys.executable, "-m", f"services.{name}_svc"]
+            if name == profile:
+                # py-spy (pip install py-spy) samples the service; its flame data goes to the data dir.
+                out = data_dir / f"{name}.pyspy.txt"
+                command = ["py-spy", "record", "--format", "raw", "--rate", "200", "-o", str(out), "--", *command]
+                print(f"profiling {name} into {out}")
+            processes[name] = await asyncio.create_subprocess_exec(
+                *command, env=env, stderr=open(data_dir / f"{name}.log", "wb"))
+        for name in SERVICES:
+            await wait_serving(ports[name])
+        token = make_token(SECRET, "bench")
+        channels = {name: open_channel(f"127.0.0.1:{port}", token=token) for name, port in ports.items()}
+        directory = directory_service_pb2_grpc.DirectoryServiceStub(channels["segment"])
+        segments = segment_service_pb2_grpc.SegmentServiceStub(channels["segment"])
+        campaigns = campaign_service_pb2_grpc.CampaignServiceStub(channels["campaign"])
+        deliveries = delivery_service_pb2_grpc.DeliveryServiceStub(channels["delivery"])
+
+        t0 = time.perf_counter()
+        users = [directory_pb2.User(id="sender", name="The Sender")]
+        users += [directory_pb2.User(id=f"user-{i:07d}", name=f"User {i}") for i in range(recipients)]
+        for start in range(0, len(users), 10_000):
+            await directory.UpsertUsers(directory_service_pb2.UpsertUsersRequest(users=users[start:start + 10_000]))
+        segment = (await segments.CreateSegment(segment_service_pb2.CreateSegmentRequest(
+            type=segment_pb2.SEGMENT_TYPE_USER, name="everyone", all_users=True))).segment
+        print(f"setup: {recipients + 1} users upserted, segment {segment.id} in {time.perf_counter() - t0:.1f} s")
+
+        fields = dict(name="bench", sender_id="sender", segment_ids=[segment.id], create_channels=True,
+                      channel_template=common_pb2.ChannelTemplate(type="messaging",
+                                                                  id="{{ receiver.id }}-{{ sender.id }}"),
+                      message_template=common_pb2.MessageTemplate(text=TEXT))
+        use_campaigns = not direct
+        if use_campaigns:
+            try:
+                created = await campaigns.CreateCampaign(campaign_service_pb2.CreateCampaignRequest(**fields))
+            except grpc.aio.AioRpcError as exc:
+                print(f"campaign service did not create the campaign ({exc.code().name}: {exc.details()}); "
+                      "driving DeliveryService.StartDelivery directly")
+                use_campaigns = False
+        rss = PeakRss({name: psutil.Process(p.pid) for name, p in processes.items()})
+        before, cpu_before = rss.now(), rss.cpu()
+        with rss:
+            t0 = time.perf_counter()
+            if use_campaigns:
+                campaign_id = created.campaign.id
+                await campaigns.StartCampaign(campaign_service_pb2.StartCampaignRequest(id=campaign_id))
+                async for update in campaigns.WatchCampaign(campaign_service_pb2.WatchCampaignRequest(id=campaign_id)):
+                    final = update.campaign
+                stats = final.stats
+                status = campaign_pb2.CampaignStatus.Name(final.status)
+            else:
+                snapshot = campaign_pb2.Campaign(id="bench-campaign", **fields)
+                await deliveries.StartDelivery(delivery_service_pb2.StartDeliveryRequest(campaign=snapshot))
+                async for update in deliveries.WatchDelivery(
+                        delivery_service_pb2.WatchDeliveryRequest(campaign_id=snapshot.id)):
+                    final = update.delivery
+                stats = final.stats
+                status = campaign_pb2.CampaignStatus.Name(final.status)
+            seconds = time.perf_counter() - t0
+        cpu = {name: spent - cpu_before[name] for name, spent in rss.cpu().items()}
+        path = "StartCampaign → WatchCampaign completed" if use_campaigns else \
+            "StartDelivery → WatchDelivery completed (campaign_svc not used)"
+        print(f"path: {path}")
+        print(f"status: {status}; messages sent {stats.stats_messages_sent}, channels created "
+              f"{stats.stats_channels_created}, skipped {stats.recipients_skipped}, failed {stats.recipients_failed}")
+        print(f"recipients: {recipients}  seconds: {seconds:.2f}  recipients/s: {recipients / seconds:,.0f}")
+        for name in SERVICES:
+            print(f"peak RSS {name:8s}: {rss.peak[name] / 2**20:7.1f} MiB  (before the campaign: "
+                  f"{before[name] / 2**20:.1f} MiB); CPU {cpu[name]:.2f} s")
+        for channel in channels.values():
+            await channel.close()
+    finally:
+        for process in processes.values():
+            if process.returncode is None:
+                process.send_signal(signal.SIGINT if profile else signal.SIGTERM)
+        for process in processes.values():
+            try:
+                await asyncio.wait_for(process.wait(), 15)
+            except TimeoutError:
+                process.kill()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--recipients", type=int, default=60_000)
+    parser.add_argument("--direct", action="store_true", help="drive StartDelivery instead of StartCampaign")
+    parser.add_argument("--batch-size", type=int, default=1000, help="HERALD_DELIVERY_BATCH_SIZE")
+    parser.add_argument("--profile", choices=SERVICES, default="", help="run one service under py-spy record")
+    args = parser.parse_args()
+    asyncio.run(run(args.recipients, args.direct, args.batch_size, args.profile))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,80 @@
+"""Rows ↔ protos of the delivery service, in one place."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from google.protobuf import struct_pb2, timestamp_pb2
+
+from herald.campaign.v1 import campaign_pb2
+from herald.delivery.v1 import delivery_pb2
+from services.delivery_svc import store
+
+
+def timestamp(value: dt.datetime | None) -> timestamp_pb2.Timestamp | None:
+    if value is None:
+        return None
+    ts = timestamp_pb2.Timestamp()
+    ts.FromDatetime(value)
+    return ts
+
+
+def _struct(value: dict | None) -> struct_pb2.Struct:
+    struct = struct_pb2.Struct()
+    if value:
+        struct.update(value)
+    return struct
+
+
+def delivery(row, users_read: int = 0, rate: float | None = None) -> delivery_pb2.Delivery:
+    handled = row.sent + row.skipped + row.failed
+    total = row.recipients_total or 0
+    if row.status == store.COMPLETED:
+        progress = 1.0
+    elif total > 0:
+        progress = min(1.0, handled / total)
+    else:
+        progress = 0.0
+    stats = campaign_pb2.CampaignStats(
+        progress=progress, stats_started_at=timestamp(row.started_at),
+        stats_completed_at=timestamp(row.completed_at), stats_messages_sent=row.messages_sent,
+        stats_channels_created=row.channels_created, stats_users_sent=row.users_sent,
+        stats_users_read=users_read, recipients_total=total, recipients_skipped=row.skipped,
+        recipients_failed=row.failed)
+    if rate is None:
+        end = row.completed_at or row.updated_at
+        elapsed = (end - row.started_at).total_seconds() if row.started_at and end else 0.0
+        rate = handled / elapsed if elapsed > 0 else 0.0
+    return delivery_pb2.Delivery(
+        campaign_id=row.campaign_id, status=row.status, stop_reason=row.stop_reason,
+        stop_message=row.stop_message, stats=stats, recipients_per_second=rate,
+        created_at=timestamp(row.created_at), updated_at=timestamp(row.updated_at))
+
+
+def recipient_outcome(row) -> delivery_pb2.RecipientOutcome:
+    return delivery_pb2.RecipientOutcome(
+        campaign_id=row.campaign_id, target_id=row.target_id, status=row.status, reason=row.reason,
+        cid=row.cid, message_id=row.message_id, created_at=timestamp(row.created_at))
+
+
+def message(row) -> delivery_pb2.Message:
+    return delivery_pb2.Message(
+        id=row.id, cid=row.cid, type=row.type, text=row.text, user_id=row.user_id,
+        attachments=[_struct(a) for a in row.attachments or []], custom=_struct(row.custom),
+        poll_id=row.poll_id, created_by_campaign_id=row.created_by_campaign_id,
+        created_at=timestamp(row.created_at))
+
+
+def event(row) -> delivery_pb2.Event:
+    """An outbox row as an Event (message.new's message is filled by the caller from its row)."""
+    result = delivery_pb2.Event.FromString(row.payload)
+    result.sequence = row.sequence
+    result.id = row.id
+    result.type = row.type
+    result.cid = row.cid
+    result.created_at.CopyFrom(timestamp(row.created_at))
+    del result.user_ids[:]
+    result.user_ids.extend(row.user_ids or [])
+    if row.type == "channel.created" and not result.members:
+        result.members.extend(result.channel.members)
+    return result

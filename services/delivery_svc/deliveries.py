@@ -1,0 +1,179 @@
+"""Rules of DeliveryService: start, stop, read and watch deliveries, page the recipient log,
+and take the campaign service's events."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from herald.campaign.v1 import campaign_pb2
+from herald.delivery.v1 import delivery_pb2
+from services.delivery_svc import convert, store
+from services.delivery_svc.engine import Engine
+from services.delivery_svc.notifier import Notifier
+from services.delivery_svc.render import CampaignTemplates
+from services.kit.db import transaction, utcnow
+from services.kit.errors import InvalidArgument, NotFound, Violations
+from services.kit.filters import Field, FilterSpec, Kind, compile_filter, enum_aliases
+from services.kit.paging import SortKey, keyset_page, parse_sort, resolve_limit
+
+MAX_ID_CHARS = 255
+MAX_BATCH_GET = 100
+RECIPIENTS_DEFAULT_LIMIT, RECIPIENTS_MAX_LIMIT = 1000, 10_000
+# WatchDelivery cadence (DESIGN §5): at most 4 updates a second, at least 1 a second.
+WATCH_MIN_INTERVAL_S = 0.25
+WATCH_MAX_INTERVAL_S = 1.0
+
+_TARGET_OPERATORS = frozenset({"$eq", "$gt", "$gte", "$lt", "$lte", "$in"})
+RECIPIENT_FILTER = FilterSpec({
+    "campaign_id": Field(store.recipient_log.c.campaign_id, operators=frozenset({"$eq", "$in"})),
+    "status": Field(store.recipient_log.c.status, Kind.ENUM,
+                    values=enum_aliases(delivery_pb2.RecipientStatus, stored_as="number")),
+    "target_id": Field(store.recipient_log.c.target_id, operators=_TARGET_OPERATORS),
+})
+EVENT_TYPES_FROM_CAMPAIGNS = frozenset({"campaign.started", "campaign.completed", "campaign.stopped"})
+
+
+def validate_snapshot(campaign: campaign_pb2.Campaign) -> None:
+    """What a delivery cannot run without; templates are compiled to catch errors up front."""
+    v = Violations()
+    if v.check(bool(campaign.id), "campaign.id", "is required"):
+        v.check(len(campaign.id) <= MAX_ID_CHARS, "campaign.id", f"must be at most {MAX_ID_CHARS} characters")
+    v.check(bool(campaign.sender_id), "campaign.sender_id", "is required")
+    v.check(bool(campaign.message_template.text), "campaign.message_template.text", "is required")
+    has_segments, has_users = bool(campaign.segment_ids), bool(campaign.user_ids)
+    if has_segments == has_users:
+        v.add("campaign.segment_ids", "give exactly one of segment_ids and user_ids")
+    v.check(not campaign.create_channels or bool(campaign.channel_template.type),
+            "campaign.channel_template.type", "is required with create_channels")
+    v.raise_if_any()
+    CampaignTemplates(campaign)
+
+
+class Deliveries:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], engine: Engine, notifier: Notifier) -> None:
+        self.sessions = sessions
+        self.engine = engine
+        self.notifier = notifier
+
+    async def start(self, campaign: campaign_pb2.Campaign) -> delivery_pb2.Delivery:
+        """Creates the delivery and launches it; a retried start returns the existing one."""
+        validate_snapshot(campaign)
+        async with transaction(self.sessions) as session:
+            created = await store.insert_delivery(session, campaign.id, campaign.SerializeToString(), utcnow())
+        if created:
+            self.engine.launch(campaign)
+        return await self.get(campaign.id)
+
+    async def stop(self, campaign_id: str, reason: int, message: str) -> delivery_pb2.Delivery:
+        """Stops an in-progress delivery; a finished one is returned as it is."""
+        _require_id(campaign_id, "campaign_id")
+        if reason not in (campaign_pb2.STOP_REASON_REQUESTED, campaign_pb2.STOP_REASON_STOP_AT,
+                          campaign_pb2.STOP_REASON_CAPACITY, campaign_pb2.STOP_REASON_ERROR):
+            if reason != campaign_pb2.STOP_REASON_UNSPECIFIED:
+                raise InvalidArgument("reason", "is not a known stop reason")
+            reason = campaign_pb2.STOP_REASON_REQUESTED
+        async with transaction(self.sessions) as session:
+            if await store.get_delivery(session, campaign_id) is None:
+                raise NotFound(f"no delivery for campaign {campaign_id!r}")
+            stopped = await store.stop_delivery(session, campaign_id, reason, message[:1000], utcnow())
+        if stopped:
+            self.engine.request_stop(campaign_id)
+            self.notifier.notify(campaign_id)
+        return await self.get(campaign_id)
+
+    async def get(self, campaign_id: str) -> delivery_pb2.Delivery:
+        _require_id(campaign_id, "campaign_id")
+        async with transaction(self.sessions) as session:
+            row = await store.get_delivery(session, campaign_id)
+            if row is None:
+                raise NotFound(f"no delivery for campaign {campaign_id!r}")
+            users_read = (await store.users_read_counts(session, [campaign_id])).get(campaign_id, 0)
+        return convert.delivery(row, users_read, self._rate(row))
+
+    async def batch_get(self, campaign_ids: list[str]) -> list[delivery_pb2.Delivery]:
+        v = Violations()
+        v.check(len(campaign_ids) <= MAX_BATCH_GET, "campaign_ids", f"at most {MAX_BATCH_GET} ids")
+        for i, campaign_id in enumerate(campaign_ids):
+            v.check(0 < len(campaign_id) <= MAX_ID_CHARS, f"campaign_ids[{i}]", f"must be 1..{MAX_ID_CHARS} characters")
+        v.raise_if_any()
+        if not campaign_ids:
+            return []
+        async with transaction(self.sessions) as session:
+            rows = await store.get_deliveries(session, list(dict.fromkeys(campaign_ids)))
+            users_read = await store.users_read_counts(session, [r.campaign_id for r in rows])
+        by_id = {r.campaign_id: r for r in rows}
+        return [convert.delivery(by_id[i], users_read.get(i, 0), self._rate(by_id[i]))
+                for i in dict.fromkeys(campaign_ids) if i in by_id]
+
+    def _rate(self, row) -> float | None:
+        return self.engine.rate(row.campaign_id) if row.status == store.IN_PROGRESS else None
+
+    async def watch(self, campaign_id: str) -> AsyncIterator[delivery_pb2.Delivery]:
+        """The state at once, then changes (≤4/s, ≥1/s while in progress), the terminal state last."""
+        changed = self.notifier.changed(campaign_id)
+        current = await self.get(campaign_id)
+        while True:
+            sent_at = time.monotonic()
+            yield current
+            if current.status in store.TERMINAL:
+                return
+            try:
+                await asyncio.wait_for(changed.wait(), WATCH_MAX_INTERVAL_S)
+            except TimeoutError:
+                pass
+            pause = WATCH_MIN_INTERVAL_S - (time.monotonic() - sent_at)
+            if pause > 0:
+                await asyncio.sleep(pause)
+            changed = self.notifier.changed(campaign_id)
+            current = await self.get(campaign_id)
+
+    async def query_recipients(self, filter_: dict[str, Any] | None, sort: list, limit: int, next_: str,
+                               prev: str) -> tuple[list[delivery_pb2.RecipientOutcome], str, str]:
+        log = store.recipient_log
+        condition = compile_filter(RECIPIENT_FILTER, filter_)
+        limit = resolve_limit(limit, RECIPIENTS_DEFAULT_LIMIT, RECIPIENTS_MAX_LIMIT)
+        keys = parse_sort(sort, {"target_id": log.c.target_id}, default=[("target_id", 1)], tie_breaker="target_id")
+        # Pages run in (campaign_id, target_id) order, the log's primary key, in the target's direction.
+        keys = [SortKey("campaign_id", log.c.campaign_id, descending=keys[0].descending), *keys]
+        async with transaction(self.sessions) as session:
+            page = await keyset_page(session, select(log).where(condition), keys, limit=limit, next=next_,
+                                     prev=prev, fingerprint_of=filter_)
+        return [convert.recipient_outcome(row) for row in page.rows], page.next, page.prev
+
+    async def publish_event(self, event: delivery_pb2.Event) -> delivery_pb2.Event:
+        """Stores a campaign.* event once per id; a retry returns the stored one."""
+        v = Violations()
+        if v.check(bool(event.id), "event.id", "is required"):
+            v.check(len(event.id) <= MAX_ID_CHARS, "event.id", f"must be at most {MAX_ID_CHARS} characters")
+        if v.check(bool(event.type), "event.type", "is required"):
+            v.check(event.type in EVENT_TYPES_FROM_CAMPAIGNS, "event.type",
+                    f"must be one of {', '.join(sorted(EVENT_TYPES_FROM_CAMPAIGNS))}")
+        v.check(event.HasField("campaign"), "event.campaign", "is required for campaign events")
+        v.raise_if_any()
+        # What the columns do not hold: the campaign, and whatever else the event carries.
+        payload = delivery_pb2.Event()
+        payload.CopyFrom(event)
+        for column_held in ("sequence", "id", "type", "cid", "created_at", "user_ids"):
+            payload.ClearField(column_held)
+        created_at = event.created_at.ToDatetime().replace(tzinfo=utcnow().tzinfo) \
+            if event.HasField("created_at") else utcnow()
+        async with transaction(self.sessions) as session:
+            await store.write_rows(session, store.events, [{
+                "id": event.id, "type": event.type, "campaign_id": event.campaign.id, "cid": event.cid,
+                "message_id": "", "user_ids": list(event.user_ids), "payload": payload.SerializeToString(),
+                "created_at": created_at}])
+            row = await store.get_event(session, event.id)
+        return convert.event(row)
+
+
+def _require_id(value: str, field: str) -> None:
+    if not value:
+        raise InvalidArgument(field, "is required")
+    if len(value) > MAX_ID_CHARS:
+        raise InvalidArgument(field, f"must be at most {MAX_ID_CHARS} characters")

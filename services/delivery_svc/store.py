@@ -1,0 +1,313 @@
+"""Tables and queries of the delivery service.
+
+- `deliveries`: one row per campaign: the snapshot (Campaign proto bytes), status, the
+  checkpoint (`cursor`: the segment service's StreamRecipients cursor covering every recipient
+  already written) and the counters. Counters and cursor move in the same transaction as the
+  writes they cover, so a crash replays at most one uncommitted batch.
+- `messages`: one per sent recipient; the id derives from campaign id + target id.
+- `recipient_log`: one outcome per (campaign, target): sent, skipped or failed with a reason.
+- `reads` (campaign, reader) and `channel_reads` (reader, channel, last read) for stats_users_read.
+- `events`: the outbox. `payload` holds the `herald.delivery.v1.Event` proto bytes minus what
+  columns hold (sequence; for message.new the message, which is the `messages` row
+  `message_id`), so writing a batch's events costs one serialisation per channel.
+- `monthly_usage`: messages written per calendar month (UTC), for the monthly capacity.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import (BigInteger, Column, Index, Integer, LargeBinary, String, Table, Text, func,
+                        select, update)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from herald.campaign.v1 import campaign_pb2
+from services.kit.db import IdString, JsonDoc, UtcDateTime, new_metadata
+
+metadata = new_metadata()
+
+IN_PROGRESS = campaign_pb2.CAMPAIGN_STATUS_IN_PROGRESS
+COMPLETED = campaign_pb2.CAMPAIGN_STATUS_COMPLETED
+STOPPED = campaign_pb2.CAMPAIGN_STATUS_STOPPED
+TERMINAL = frozenset({COMPLETED, STOPPED})
+
+# A cid is "type:id": type ≤ 64 and id ≤ 255 characters.
+CID_CHARS = 64 + 1 + 255
+
+# Counter columns of a delivery, in the order batches add to them.
+COUNTERS = ("sent", "skipped", "failed", "messages_sent", "channels_created", "users_sent")
+
+deliveries = Table(
+    "deliveries", metadata,
+    Column("campaign_id", IdString(), primary_key=True),
+    Column("snapshot", LargeBinary, nullable=False),
+    Column("status", Integer, nullable=False),
+    Column("stop_reason", Integer, nullable=False, default=0),
+    Column("stop_message", Text, nullable=False, default=""),
+    Column("cursor", Text, nullable=False, default=""),
+    # NULL until CountRecipients answered; corrected to what was streamed at completion.
+    Column("recipients_total", Integer, nullable=True),
+    *(Column(name, Integer, nullable=False, default=0) for name in COUNTERS),
+    Column("started_at", UtcDateTime, nullable=True),
+    Column("completed_at", UtcDateTime, nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+Index("ix_deliveries_status", deliveries.c.status)
+
+messages = Table(
+    "messages", metadata,
+    Column("id", IdString(64), primary_key=True),
+    Column("cid", IdString(CID_CHARS), nullable=False),
+    Column("type", String(32), nullable=False),
+    Column("text", Text, nullable=False),
+    Column("user_id", IdString(), nullable=False),
+    Column("attachments", JsonDoc, nullable=False),
+    Column("custom", JsonDoc, nullable=False),
+    Column("poll_id", String(255), nullable=False, default=""),
+    Column("created_by_campaign_id", IdString(), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+)
+Index("ix_messages_cid_id", messages.c.cid, messages.c.id)
+Index("ix_messages_campaign_id", messages.c.created_by_campaign_id, messages.c.id)
+
+recipient_log = Table(
+    "recipient_log", metadata,
+    Column("campaign_id", IdString(), primary_key=True),
+    Column("target_id", IdString(CID_CHARS), primary_key=True),
+    Column("status", Integer, nullable=False),
+    Column("reason", String(64), nullable=False, default=""),
+    Column("cid", IdString(CID_CHARS), nullable=False, default=""),
+    Column("message_id", IdString(64), nullable=False, default=""),
+    Column("created_at", UtcDateTime, nullable=False),
+)
+
+reads = Table(
+    "reads", metadata,
+    Column("campaign_id", IdString(), primary_key=True),
+    Column("user_id", IdString(), primary_key=True),
+    Column("created_at", UtcDateTime, nullable=False),
+)
+
+channel_reads = Table(
+    "channel_reads", metadata,
+    Column("user_id", IdString(), primary_key=True),
+    Column("cid", IdString(CID_CHARS), primary_key=True),
+    Column("last_read_at", UtcDateTime, nullable=False),
+)
+
+events = Table(
+    "events", metadata,
+    # INTEGER PRIMARY KEY is SQLite's autoincrementing rowid; BIGSERIAL on PostgreSQL.
+    Column("sequence", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    # Engine events: "<type>:<campaign id>:<cid>" or "<type>:<message id>"; campaign events: ≤ 255.
+    Column("id", IdString(600), nullable=False, unique=True),
+    Column("type", String(64), nullable=False),
+    Column("campaign_id", IdString(), nullable=False, default=""),
+    Column("cid", IdString(CID_CHARS), nullable=False, default=""),
+    Column("message_id", IdString(64), nullable=False, default=""),
+    Column("user_ids", JsonDoc, nullable=False),
+    Column("payload", LargeBinary, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+)
+
+monthly_usage = Table(
+    "monthly_usage", metadata,
+    Column("month", String(7), primary_key=True),  # "2026-07"
+    Column("messages", Integer, nullable=False),
+)
+
+
+def insert_ignoring_duplicates(session: AsyncSession, table: Table):
+    """INSERT ... ON CONFLICT DO NOTHING for the session's backend."""
+    dialect = postgresql if session.bind.dialect.name == "postgresql" else sqlite
+    return dialect.insert(table).on_conflict_do_nothing()
+
+
+# --- deliveries --------------------------------------------------------------------------------
+
+async def insert_delivery(session: AsyncSession, campaign_id: str, snapshot: bytes, now: dt.datetime) -> bool:
+    """Creates the delivery; False when the campaign already has one."""
+    stmt = insert_ignoring_duplicates(session, deliveries).values(
+        campaign_id=campaign_id, snapshot=snapshot, status=IN_PROGRESS, stop_reason=0, stop_message="",
+        cursor="", recipients_total=None, **{name: 0 for name in COUNTERS},
+        started_at=now, created_at=now, updated_at=now)
+    result = await session.execute(stmt)
+    return result.rowcount == 1
+
+
+async def get_delivery(session: AsyncSession, campaign_id: str):
+    return (await session.execute(select(deliveries).where(deliveries.c.campaign_id == campaign_id))).first()
+
+
+async def get_deliveries(session: AsyncSession, campaign_ids: Sequence[str]):
+    rows = await session.execute(select(deliveries).where(deliveries.c.campaign_id.in_(list(campaign_ids))))
+    return list(rows)
+
+
+async def in_progress_campaign_ids(session: AsyncSession) -> list[str]:
+    rows = await session.execute(select(deliveries.c.campaign_id).where(deliveries.c.status == IN_PROGRESS))
+    return [r.campaign_id for r in rows]
+
+
+async def claim_in_progress(session: AsyncSession, campaign_id: str, now: dt.datetime) -> bool:
+    """Touches an in-progress delivery, taking its row lock first in the transaction; False when
+    it is no longer in progress (stopped meanwhile), so the caller writes nothing."""
+    result = await session.execute(
+        update(deliveries).where(deliveries.c.campaign_id == campaign_id, deliveries.c.status == IN_PROGRESS)
+        .values(updated_at=now))
+    return result.rowcount == 1
+
+
+async def set_recipients_total(session: AsyncSession, campaign_id: str, total: int, now: dt.datetime) -> None:
+    await session.execute(update(deliveries).where(deliveries.c.campaign_id == campaign_id)
+                          .values(recipients_total=total, updated_at=now))
+
+
+async def add_progress(session: AsyncSession, campaign_id: str, deltas: dict[str, int], cursor: str | None,
+                       now: dt.datetime) -> None:
+    """Adds a batch's counters and, when given, moves the checkpoint past it."""
+    values = {name: deliveries.c[name] + deltas.get(name, 0) for name in COUNTERS if deltas.get(name)}
+    if cursor is not None:
+        values["cursor"] = cursor
+    values["updated_at"] = now
+    await session.execute(update(deliveries).where(deliveries.c.campaign_id == campaign_id).values(**values))
+
+
+async def complete_delivery(session: AsyncSession, campaign_id: str, now: dt.datetime) -> bool:
+    """Marks an in-progress delivery completed; recipients_total becomes what was handled."""
+    handled = deliveries.c.sent + deliveries.c.skipped + deliveries.c.failed
+    result = await session.execute(
+        update(deliveries).where(deliveries.c.campaign_id == campaign_id, deliveries.c.status == IN_PROGRESS)
+        .values(status=COMPLETED, recipients_total=handled, completed_at=now, updated_at=now))
+    return result.rowcount == 1
+
+
+async def stop_delivery(session: AsyncSession, campaign_id: str, reason: int, message: str,
+                        now: dt.datetime) -> bool:
+    """Marks an in-progress delivery stopped; False when it was not in progress."""
+    result = await session.execute(
+        update(deliveries).where(deliveries.c.campaign_id == campaign_id, deliveries.c.status == IN_PROGRESS)
+        .values(status=STOPPED, stop_reason=reason, stop_message=message, updated_at=now))
+    return result.rowcount == 1
+
+
+async def users_read_counts(session: AsyncSession, campaign_ids: Iterable[str]) -> dict[str, int]:
+    ids = list(campaign_ids)
+    if not ids:
+        return {}
+    rows = await session.execute(
+        select(reads.c.campaign_id, func.count()).where(reads.c.campaign_id.in_(ids))
+        .group_by(reads.c.campaign_id))
+    return {campaign_id: count for campaign_id, count in rows}
+
+
+# --- batches ---------------------------------------------------------------------------------
+
+async def logged_target_ids(session: AsyncSession, campaign_id: str, first: str, last: str) -> set[str]:
+    """Targets in [first, last] that already have an outcome (a replayed batch after a crash)."""
+    rows = await session.execute(
+        select(recipient_log.c.target_id).where(recipient_log.c.campaign_id == campaign_id,
+                                                recipient_log.c.target_id >= first,
+                                                recipient_log.c.target_id <= last))
+    return {r.target_id for r in rows}
+
+
+# Column orders of the hot path's prepared rows (tuples, see `write_tuples`).
+LOG_COLUMNS = ("campaign_id", "target_id", "status", "reason", "cid", "message_id", "created_at")
+MESSAGE_COLUMNS = ("id", "cid", "type", "text", "user_id", "attachments", "custom", "poll_id",
+                   "created_by_campaign_id", "created_at")
+EVENT_COLUMNS = ("id", "type", "campaign_id", "cid", "message_id", "user_ids", "payload", "created_at")
+
+
+class DriverValues:
+    """Values as the driver takes them, for `write_tuples`: SQLite gets the text SQLAlchemy's
+    DateTime and JSON types would store; PostgreSQL (asyncpg) aware datetimes and JSON text."""
+
+    def __init__(self, dialect_name: str) -> None:
+        self.sqlite = dialect_name == "sqlite"
+
+    def time(self, value: dt.datetime) -> Any:
+        if self.sqlite:
+            return value.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")
+        return value
+
+    @staticmethod
+    def json(value: Any) -> str:
+        return json.dumps(value, separators=(",", ":"))
+
+    def insert_sql(self, table: Table, columns: Sequence[str]) -> str:
+        marks = ", ".join("?" if self.sqlite else f"${i}" for i in range(1, len(columns) + 1))
+        names = ", ".join(f'"{c}"' for c in columns)
+        return f'INSERT INTO "{table.name}" ({names}) VALUES ({marks}) ON CONFLICT DO NOTHING'
+
+
+async def write_tuples(session: AsyncSession, values: DriverValues, table: Table, columns: Sequence[str],
+                       rows: list[tuple]) -> None:
+    """Bulk insert of prepared tuples through the driver's executemany: the hot path writes four
+    rows per recipient, and SQLAlchemy's per-row parameter processing would cost more than the
+    insert itself. Rows already present are left as they are."""
+    if rows:
+        connection = await session.connection()
+        await connection.exec_driver_sql(values.insert_sql(table, columns), rows)
+
+
+async def write_rows(session: AsyncSession, table: Table, rows: list[dict]) -> None:
+    """Bulk insert (executemany); rows already present are left as they are."""
+    if rows:
+        await session.execute(insert_ignoring_duplicates(session, table), rows)
+
+
+def month_of(now: dt.datetime) -> str:
+    return now.strftime("%Y-%m")
+
+
+async def messages_this_month(session: AsyncSession, now: dt.datetime) -> int:
+    value = await session.scalar(select(monthly_usage.c.messages).where(monthly_usage.c.month == month_of(now)))
+    return value or 0
+
+
+async def add_monthly_usage(session: AsyncSession, now: dt.datetime, count: int) -> None:
+    if count <= 0:
+        return
+    dialect = postgresql if session.bind.dialect.name == "postgresql" else sqlite
+    stmt = dialect.insert(monthly_usage).values(month=month_of(now), messages=count)
+    stmt = stmt.on_conflict_do_update(index_elements=[monthly_usage.c.month],
+                                      set_={"messages": monthly_usage.c.messages + count})
+    await session.execute(stmt)
+
+
+# --- events ----------------------------------------------------------------------------------
+
+async def get_event(session: AsyncSession, event_id: str):
+    return (await session.execute(select(events).where(events.c.id == event_id))).first()
+
+
+# --- reads -----------------------------------------------------------------------------------
+
+async def mark_channel_read(session: AsyncSession, user_id: str, cid: str, now: dt.datetime) -> int:
+    """Records that `user_id` read `cid` up to now; returns how many campaign messages (by other
+    authors) became read, and adds the user to the readers of each campaign with a message there."""
+    previous = await session.scalar(select(channel_reads.c.last_read_at).where(
+        channel_reads.c.user_id == user_id, channel_reads.c.cid == cid))
+    unread = select(messages.c.created_by_campaign_id, func.count()).where(
+        messages.c.cid == cid, messages.c.user_id != user_id)
+    if previous is not None:
+        unread = unread.where(messages.c.created_at > previous)
+    rows = list(await session.execute(unread.group_by(messages.c.created_by_campaign_id)))
+    dialect = postgresql if session.bind.dialect.name == "postgresql" else sqlite
+    upsert = dialect.insert(channel_reads).values(user_id=user_id, cid=cid, last_read_at=now)
+    await session.execute(upsert.on_conflict_do_update(
+        index_elements=[channel_reads.c.user_id, channel_reads.c.cid], set_={"last_read_at": now}))
+    await write_rows(session, reads, [{"campaign_id": campaign_id, "user_id": user_id, "created_at": now}
+                                      for campaign_id, _ in rows])
+    return sum(count for _, count in rows)
+
+
+async def campaigns_with_messages_in(session: AsyncSession, cid: str) -> list[str]:
+    rows = await session.execute(select(messages.c.created_by_campaign_id).where(messages.c.cid == cid).distinct())
+    return [r[0] for r in rows]

@@ -1,0 +1,177 @@
+"""The DeliveryService and MessageService surface: validation, NOT_FOUND, paging and filters,
+WatchDelivery's cadence, read receipts, PublishEvent."""
+
+from __future__ import annotations
+
+import asyncio
+
+import grpc
+import pytest
+
+from herald.campaign.v1 import campaign_pb2
+from herald.common.v1 import common_pb2
+from herald.delivery.v1 import delivery_pb2, delivery_service_pb2, message_service_pb2
+
+from delivery.helpers import (TERMINAL, all_messages, all_recipients, campaign, get, start, struct, upsert_users,
+                              violations, wait_done)
+
+
+async def _fails(call, code=grpc.StatusCode.INVALID_ARGUMENT) -> list[str]:
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await call
+    assert caught.value.code() == code, caught.value.details()
+    return violations(caught.value)
+
+
+@pytest.mark.parametrize("snapshot, fields", [
+    (campaign("", user_ids=["a"]), ["campaign.id"]),
+    (campaign("x" * 256, user_ids=["a"]), ["campaign.id"]),
+    (campaign("c", sender_id="", user_ids=["a"]), ["campaign.sender_id"]),
+    (campaign("c", text="", user_ids=["a"]), ["campaign.message_template.text"]),
+    (campaign("c"), ["campaign.segment_ids"]),
+    (campaign("c", user_ids=["a"], segment_ids=["s"]), ["campaign.segment_ids"]),
+    (campaign("c", user_ids=["a"], text="{{ receiver.name "), ["campaign.message_template.text"]),
+    (campaign("c", user_ids=["a"], text="{{ stranger }}"), ["campaign.message_template.text"]),
+    (campaign("c", user_ids=["a"], channel_template=common_pb2.ChannelTemplate(type="m", id="{% for %}")),
+     ["campaign.channel_template.id"]),
+    (campaign("c", user_ids=["a"], channel_template=common_pb2.ChannelTemplate()), ["campaign.channel_template.type"]),
+])
+async def test_start_validates_the_snapshot(stubs, snapshot, fields):
+    request = delivery_service_pb2.StartDeliveryRequest(campaign=snapshot)
+    assert await _fails(stubs.deliveries.StartDelivery(request)) == fields
+
+
+async def test_unknown_deliveries_are_not_found(stubs):
+    not_found = grpc.StatusCode.NOT_FOUND
+    await _fails(stubs.deliveries.GetDelivery(delivery_service_pb2.GetDeliveryRequest(campaign_id="nope")), not_found)
+    await _fails(stubs.deliveries.StopDelivery(delivery_service_pb2.StopDeliveryRequest(campaign_id="nope")), not_found)
+    watch = stubs.deliveries.WatchDelivery(delivery_service_pb2.WatchDeliveryRequest(campaign_id="nope"))
+    await _fails(watch.read(), not_found)
+    assert await _fails(stubs.deliveries.GetDelivery(delivery_service_pb2.GetDeliveryRequest())) == ["campaign_id"]
+    response = await stubs.deliveries.BatchGetDeliveries(
+        delivery_service_pb2.BatchGetDeliveriesRequest(campaign_ids=["nope"]))
+    assert list(response.deliveries) == []
+    assert await _fails(stubs.deliveries.BatchGetDeliveries(delivery_service_pb2.BatchGetDeliveriesRequest(
+        campaign_ids=[f"c{i}" for i in range(101)]))) == ["campaign_ids"]
+    assert await _fails(stubs.deliveries.StopDelivery(delivery_service_pb2.StopDeliveryRequest(
+        campaign_id="x", reason=42))) == ["reason"]
+
+
+async def test_query_recipients_filters_and_pages(stubs):
+    users = [f"u{i:02d}" for i in range(25)]
+    await upsert_users(stubs.directory, ["sender", *users])
+    await start(stubs, campaign("c1", user_ids=[*users, "ghost"]))
+    await start(stubs, campaign("c2", user_ids=users[:5]))
+    await wait_done(stubs, "c1")
+    await wait_done(stubs, "c2")
+
+    everything = await all_recipients(stubs, {}, limit=7)
+    assert [(r.campaign_id, r.target_id) for r in everything] == sorted(
+        [("c1", u) for u in [*users, "ghost"]] + [("c2", u) for u in users[:5]])
+    assert [r.target_id for r in await all_recipients(stubs, {"status": "skipped"})] == ["ghost"]
+    assert len(await all_recipients(stubs, {"status": "RECIPIENT_STATUS_SENT", "campaign_id": "c1"})) == 25
+    assert len(await all_recipients(stubs, {"campaign_id": {"$in": ["c2"]}})) == 5
+    ranged = await all_recipients(stubs, {"campaign_id": "c1", "target_id": {"$gte": "u10", "$lt": "u13"}})
+    assert [r.target_id for r in ranged] == ["u10", "u11", "u12"]
+    listed = await all_recipients(stubs, {"target_id": {"$in": ["u01", "ghost"]}})
+    assert sorted((r.campaign_id, r.target_id) for r in listed) == [("c1", "ghost"), ("c1", "u01"), ("c2", "u01")]
+
+    # Keyset pages both ways, and descending order.
+    request = delivery_service_pb2.QueryRecipientsRequest(filter=struct({"campaign_id": "c1"}), limit=10)
+    first = await stubs.deliveries.QueryRecipients(request)
+    second = await stubs.deliveries.QueryRecipients(delivery_service_pb2.QueryRecipientsRequest(
+        filter=struct({"campaign_id": "c1"}), limit=10, next=first.next))
+    back = await stubs.deliveries.QueryRecipients(delivery_service_pb2.QueryRecipientsRequest(
+        filter=struct({"campaign_id": "c1"}), limit=10, prev=second.prev))
+    assert [r.target_id for r in back.recipients] == [r.target_id for r in first.recipients]
+    assert not first.prev and second.prev and second.next
+    descending = await stubs.deliveries.QueryRecipients(delivery_service_pb2.QueryRecipientsRequest(
+        filter=struct({"campaign_id": "c1"}), sort=[common_pb2.SortParam(field="target_id", direction=-1)], limit=2))
+    assert [r.target_id for r in descending.recipients] == ["u24", "u23"]
+
+    query = stubs.deliveries.QueryRecipients
+    R = delivery_service_pb2.QueryRecipientsRequest
+    assert await _fails(query(R(limit=10_001))) == ["limit"]
+    assert await _fails(query(R(filter=struct({"status": "lost"})))) == ["filter.status"]
+    assert await _fails(query(R(filter=struct({"campaign_id": {"$gt": "a"}})))) == ["filter.campaign_id.$gt"]
+    assert await _fails(query(R(filter=struct({"reason": "x"})))) == ["filter.reason"]
+    assert await _fails(query(R(filter=struct({"campaign_id": "c2"}), next=first.next))) == ["next"]
+
+
+async def test_query_messages_filters_and_pages(stubs):
+    users = [f"u{i:02d}" for i in range(12)]
+    await upsert_users(stubs.directory, ["sender", "other", *users])
+    await start(stubs, campaign("c1", user_ids=users))
+    await start(stubs, campaign("c2", sender_id="other", user_ids=users[:3]))
+    await wait_done(stubs, "c1")
+    await wait_done(stubs, "c2")
+    assert len(await all_messages(stubs, {}, limit=5)) == 15
+    assert len(await all_messages(stubs, {"user_id": "other"})) == 3
+    in_channel = await all_messages(stubs, {"cid": "messaging:u01-sender"})
+    assert [m.created_by_campaign_id for m in in_channel] == ["c1"]
+    newest = await stubs.messages.QueryMessages(message_service_pb2.QueryMessagesRequest(
+        sort=[common_pb2.SortParam(field="created_at", direction=-1)], limit=3))
+    assert len(newest.messages) == 3 and newest.next
+    Q = message_service_pb2.QueryMessagesRequest
+    assert await _fails(stubs.messages.QueryMessages(Q(limit=1001))) == ["limit"]
+    assert await _fails(stubs.messages.QueryMessages(Q(sort=[common_pb2.SortParam(field="text")]))) == [
+        "sort[0].field"]
+    assert await _fails(stubs.messages.QueryMessages(Q(filter=struct({"cid": {"$in": "x"}})))) == ["filter.cid.$in"]
+
+
+async def test_read_receipts_count_distinct_readers_also_after_completion(stubs):
+    await upsert_users(stubs.directory, ["sender", "a", "b"])
+    await start(stubs, campaign("c1", user_ids=["a", "b"]))
+    await wait_done(stubs, "c1")
+    mark = stubs.messages.MarkRead
+    R = message_service_pb2.MarkReadRequest
+    assert (await mark(R(user_id="a", cid="messaging:a-sender"))).marked_count == 1
+    assert (await mark(R(user_id="a", cid="messaging:a-sender"))).marked_count == 0
+    assert (await mark(R(user_id="sender", cid="messaging:a-sender"))).marked_count == 0  # their own message
+    assert (await mark(R(user_id="a", cid="messaging:nowhere"))).marked_count == 0
+    assert (await get(stubs, "c1")).stats.stats_users_read == 1
+    await mark(R(user_id="b", cid="messaging:b-sender"))
+    assert (await get(stubs, "c1")).stats.stats_users_read == 2
+    batch = await stubs.deliveries.BatchGetDeliveries(delivery_service_pb2.BatchGetDeliveriesRequest(
+        campaign_ids=["c1", "nope", "c1"]))
+    assert [(d.campaign_id, d.stats.stats_users_read) for d in batch.deliveries] == [("c1", 2)]
+    assert await _fails(mark(R(cid="messaging:a-sender"))) == ["user_id"]
+    assert await _fails(mark(R())) == ["user_id", "cid"]
+
+
+async def test_watch_streams_progress_at_the_design_cadence_and_ends_with_the_terminal_state(make_system):
+    _, stubs = await make_system(delivery_batch_size=50, max_send_rate=500)
+    users = [f"u{i:04d}" for i in range(1000)]
+    await upsert_users(stubs.directory, ["sender", *users])
+    loop = asyncio.get_running_loop()
+    await start(stubs, campaign("c1", user_ids=users))
+    times, updates = [], []
+    async for update in stubs.deliveries.WatchDelivery(delivery_service_pb2.WatchDeliveryRequest(campaign_id="c1")):
+        times.append(loop.time())
+        updates.append(update.delivery)
+    assert updates[-1].status == campaign_pb2.CAMPAIGN_STATUS_COMPLETED and updates[-1].stats.progress == 1
+    assert all(u.status not in TERMINAL for u in updates[:-1])
+    gaps = [b - a for a, b in zip(times, times[1:])]
+    assert min(gaps) >= 0.2 and max(gaps) <= 1.3, gaps  # ≤ 4/s, ≥ 1/s (with scheduling slack)
+    progress = [u.stats.progress for u in updates]
+    assert progress == sorted(progress) and len(updates) >= 4
+    assert any(0 < u.recipients_per_second for u in updates[1:-1])
+
+
+async def test_publish_event_is_idempotent_by_id(stubs):
+    event = delivery_pb2.Event(id="campaign.started:c1", type="campaign.started",
+                               campaign=campaign_pb2.Campaign(id="c1", name="Spring"))
+    first = await stubs.deliveries.PublishEvent(delivery_service_pb2.PublishEventRequest(event=event))
+    assert first.event.sequence > 0 and first.event.campaign.name == "Spring"
+    assert not first.event.HasField("message") and not first.event.HasField("channel")
+    event.campaign.name = "changed"
+    again = await stubs.deliveries.PublishEvent(delivery_service_pb2.PublishEventRequest(event=event))
+    assert again.event == first.event
+    other = await stubs.deliveries.PublishEvent(delivery_service_pb2.PublishEventRequest(event=delivery_pb2.Event(
+        id="campaign.completed:c1", type="campaign.completed", campaign=campaign_pb2.Campaign(id="c1"))))
+    assert other.event.sequence > first.event.sequence
+    publish = stubs.deliveries.PublishEvent
+    P = delivery_service_pb2.PublishEventRequest
+    assert await _fails(publish(P())) == ["event.id", "event.type", "event.campaign"]
+    assert await _fails(publish(P(event=delivery_pb2.Event(id="e", type="message.new", campaign=event.campaign)))) == [
+        "event.type"]
