@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 BUF := node_modules/.bin/buf
 
-.PHONY: run test test-pg proto check-gen lint-proto bench clean
+.PHONY: run test test-pg proto check-gen lint lint-proto bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,7 +22,7 @@ run: $(STAMP)
 	$(VENV)/bin/herald serve --data-dir var
 
 ## The whole suite on SQLite, after checking gen/ is current and the protos lint clean.
-test: $(STAMP) check-gen lint-proto
+test: $(STAMP) check-gen lint-proto lint
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 ## The suite again on a throwaway PostgreSQL server on loopback.
@@ -38,6 +38,9 @@ check-gen: $(STAMP)
 	@tmp=$$(mktemp -d) && scripts/gen_proto.sh $$tmp && \
 	  diff -r -q gen/herald $$tmp/herald || { echo "gen/ is out of date: run 'make proto'"; rm -rf $$tmp; exit 1; }; \
 	  rm -rf $$tmp
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check services tests bench
 
 lint-proto: $(BUF)
 	$(BUF) lint

@@ -31,7 +31,7 @@ import psutil
 from google.protobuf import struct_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from herald.segment.v1 import directory_pb2, directory_service_pb2 as ds, directory_service_pb2_grpc
+from herald.segment.v1 import directory_pb2, directory_service_pb2 as ds
 from herald.segment.v1 import segment_pb2, segment_service_pb2 as ss, segment_service_pb2_grpc
 from services.kit.auth import make_token
 from services.kit.clients import open_channel
@@ -131,7 +131,6 @@ async def run(n: int, batch: int) -> None:
 
 
 async def bench(channel: grpc.aio.Channel, sampler: RssSampler, n: int, batch: int) -> None:
-    directory = directory_service_pb2_grpc.DirectoryServiceStub(channel)
     segments = segment_service_pb2_grpc.SegmentServiceStub(channel)
 
     print(f"building {n:,} users client-side ...", flush=True)
@@ -139,13 +138,13 @@ async def bench(channel: grpc.aio.Channel, sampler: RssSampler, n: int, batch: i
     import_users = channel.stream_unary(IMPORT_METHOD, request_serializer=None,
                                         response_deserializer=ds.ImportUsersResponse.FromString)
 
-    async def stream_chunks():
+    async def stream_chunks(chunks):
         for chunk in chunks:
             yield chunk
 
     sampler.phase()
     started = time.perf_counter()
-    reply = await import_users(stream_chunks())
+    reply = await import_users(stream_chunks(chunks))
     took = time.perf_counter() - started
     assert reply.imported_count == n, reply
     print(f"import: {n:,} users in {took:.1f} s = {n / took:,.0f} users/s (target ≥ 50,000); "

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Mapping
 
-from google.protobuf import json_format, timestamp_pb2
+from google.protobuf import json_format
 
 from herald.campaign.v1 import campaign_pb2
 from herald.common.v1 import common_pb2
 from services.campaign_svc.store import STATS_COLUMNS, Status
+from services.kit.protos import from_timestamp, timestamp  # noqa: F401 — re-exported for callers
 
 STATUS_TO_ENUM = {
     Status.DRAFT: campaign_pb2.CAMPAIGN_STATUS_DRAFT,
@@ -32,18 +32,6 @@ def status_word(value) -> str | None:
         word = word.removeprefix("campaign_status_")
         return word if word in STATUS_TO_ENUM else None
     return None
-
-
-def timestamp(value: dt.datetime | None) -> timestamp_pb2.Timestamp | None:
-    if value is None:
-        return None
-    ts = timestamp_pb2.Timestamp()
-    ts.FromDatetime(value.astimezone(dt.timezone.utc))
-    return ts
-
-
-def from_timestamp(ts: timestamp_pb2.Timestamp) -> dt.datetime:
-    return ts.ToDatetime(tzinfo=dt.timezone.utc)
 
 
 def template_to_json(message) -> dict:

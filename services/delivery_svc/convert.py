@@ -2,28 +2,12 @@
 
 from __future__ import annotations
 
-import datetime as dt
 
-from google.protobuf import struct_pb2, timestamp_pb2
 
 from herald.campaign.v1 import campaign_pb2
 from herald.delivery.v1 import delivery_pb2
 from services.delivery_svc import store
-
-
-def timestamp(value: dt.datetime | None) -> timestamp_pb2.Timestamp | None:
-    if value is None:
-        return None
-    ts = timestamp_pb2.Timestamp()
-    ts.FromDatetime(value)
-    return ts
-
-
-def _struct(value: dict | None) -> struct_pb2.Struct:
-    struct = struct_pb2.Struct()
-    if value:
-        struct.update(value)
-    return struct
+from services.kit.protos import struct_from, timestamp
 
 
 def delivery(row, users_read: int = 0, rate: float | None = None) -> delivery_pb2.Delivery:
@@ -60,7 +44,7 @@ def recipient_outcome(row) -> delivery_pb2.RecipientOutcome:
 def message(row) -> delivery_pb2.Message:
     return delivery_pb2.Message(
         id=row.id, cid=row.cid, type=row.type, text=row.text, user_id=row.user_id,
-        attachments=[_struct(a) for a in row.attachments or []], custom=_struct(row.custom),
+        attachments=[struct_from(a) for a in row.attachments or []], custom=struct_from(row.custom),
         poll_id=row.poll_id, created_by_campaign_id=row.created_by_campaign_id,
         created_at=timestamp(row.created_at))
 

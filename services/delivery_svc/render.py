@@ -14,12 +14,11 @@ from typing import Any
 import jinja2
 from jinja2 import nodes
 
-from google.protobuf import struct_pb2
-
 from herald.campaign.v1 import campaign_pb2
 from herald.common.v1 import common_pb2
 from herald.segment.v1 import directory_pb2, directory_service_pb2
 from services.kit.errors import InvalidArgument, Violations
+from services.kit.protos import struct_to_dict
 from services.kit.templates import (USER_TARGET_VARIABLES, Tree, compile_text, environment, render_text,
                                     uses_variable)
 
@@ -39,27 +38,6 @@ class RecipientFailed(Exception):
 
 
 # --- proto → template variables ---------------------------------------------------------------
-
-def value_to_python(value: struct_pb2.Value) -> Any:
-    kind = value.WhichOneof("kind")
-    if kind == "string_value":
-        return value.string_value
-    if kind == "number_value":
-        number = value.number_value
-        return int(number) if number.is_integer() and abs(number) < 2**53 else number
-    if kind == "bool_value":
-        return value.bool_value
-    if kind == "struct_value":
-        return struct_to_dict(value.struct_value)
-    if kind == "list_value":
-        return [value_to_python(v) for v in value.list_value.values]
-    return None
-
-
-def struct_to_dict(struct: struct_pb2.Struct) -> dict[str, Any]:
-    """Struct → dict, much faster than json_format for the small structs of the hot path."""
-    return {key: value_to_python(value) for key, value in struct.fields.items()}
-
 
 def user_to_dict(user: directory_pb2.User) -> dict[str, Any]:
     return {"id": user.id, "name": user.name, "role": user.role, "teams": list(user.teams),

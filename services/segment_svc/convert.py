@@ -1,8 +1,4 @@
-"""Rows ↔ protos of the segment service, in one place.
-
-`Struct` ↔ dict goes through small hand-written walkers: `json_format.MessageToDict` costs
-about 1.5× as much per user, and these conversions sit on the import path.
-"""
+"""Rows ↔ protos of the segment service, in one place."""
 
 from __future__ import annotations
 
@@ -10,47 +6,12 @@ import datetime as dt
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from google.protobuf import struct_pb2, timestamp_pb2
 
 from herald.segment.v1 import directory_pb2, directory_service_pb2, segment_pb2
+from services.kit.protos import fill_struct, fill_timestamp, struct_to_dict
 
 SEGMENT_TYPE_WORDS = {segment_pb2.SEGMENT_TYPE_USER: "user", segment_pb2.SEGMENT_TYPE_CHANNEL: "channel"}
 SEGMENT_TYPES = {word: value for value, word in SEGMENT_TYPE_WORDS.items()}
-
-
-# ---------------------------------------------------------------------------------------------
-# Struct and Timestamp
-
-def _value_to_py(value: struct_pb2.Value) -> Any:
-    kind = value.WhichOneof("kind")
-    if kind == "string_value":
-        return value.string_value
-    if kind == "number_value":
-        number = value.number_value
-        # Whole numbers come back as ints, so custom data round-trips as it was written.
-        return int(number) if number.is_integer() and abs(number) < 2 ** 53 else number
-    if kind == "bool_value":
-        return value.bool_value
-    if kind == "struct_value":
-        return struct_to_dict(value.struct_value)
-    if kind == "list_value":
-        return [_value_to_py(item) for item in value.list_value.values]
-    return None
-
-
-def struct_to_dict(struct: struct_pb2.Struct) -> dict[str, Any]:
-    fields = struct.fields  # keys then lookups: cheaper than .items() on a upb map
-    return {key: _value_to_py(fields[key]) for key in fields}
-
-
-def fill_struct(target: struct_pb2.Struct, data: Mapping[str, Any] | None) -> None:
-    if data:
-        target.update(data)
-
-
-def to_timestamp(target: timestamp_pb2.Timestamp, when: dt.datetime | None) -> None:
-    if when is not None:
-        target.FromDatetime(when)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -69,8 +30,8 @@ def user_row(user: directory_pb2.User, now: dt.datetime) -> dict[str, Any]:
 def user_from_row(doc: bytes, created_at: dt.datetime | None = None,
                   updated_at: dt.datetime | None = None) -> directory_pb2.User:
     user = directory_pb2.User.FromString(doc)
-    to_timestamp(user.created_at, created_at)
-    to_timestamp(user.updated_at, updated_at)
+    fill_timestamp(user.created_at, created_at)
+    fill_timestamp(user.updated_at, updated_at)
     return user
 
 
@@ -98,14 +59,14 @@ def channel_message(row: Mapping[str, Any], members: Iterable[Mapping[str, Any]]
     for member in members:
         item = channel.members.add(user_id=member["user_id"], channel_role=member["channel_role"],
                                    hidden=member["hidden"])
-        to_timestamp(item.archived_at, member["archived_at"])
+        fill_timestamp(item.archived_at, member["archived_at"])
         if full:
             fill_struct(item.custom, member["custom"])
-            to_timestamp(item.created_at, member["created_at"])
+            fill_timestamp(item.created_at, member["created_at"])
     if full:
         channel.created_by_id = row["created_by_id"]
-        to_timestamp(channel.created_at, row["created_at"])
-        to_timestamp(channel.updated_at, row["updated_at"])
+        fill_timestamp(channel.created_at, row["created_at"])
+        fill_timestamp(channel.updated_at, row["updated_at"])
     return channel
 
 
@@ -131,12 +92,12 @@ def segment_message(row: Mapping[str, Any]) -> segment_pb2.Segment:
         all_users=row["all_users"], all_sender_channels=row["all_sender_channels"], size=row["size"])
     if row["filter"] is not None:
         fill_struct(segment.filter, row["filter"])
-    to_timestamp(segment.created_at, row["created_at"])
-    to_timestamp(segment.updated_at, row["updated_at"])
+    fill_timestamp(segment.created_at, row["created_at"])
+    fill_timestamp(segment.updated_at, row["updated_at"])
     return segment
 
 
 def target_message(segment_id: str, row: Mapping[str, Any]) -> segment_pb2.SegmentTarget:
     target = segment_pb2.SegmentTarget(segment_id=segment_id, target_id=row["target_id"])
-    to_timestamp(target.created_at, row["created_at"])
+    fill_timestamp(target.created_at, row["created_at"])
     return target
