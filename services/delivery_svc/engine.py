@@ -30,6 +30,7 @@ from herald.segment.v1 import (directory_service_pb2, directory_service_pb2_grpc
 from services.delivery_svc import store
 from services.delivery_svc.notifier import Notifier
 from services.delivery_svc.render import CampaignTemplates, RecipientFailed, channel_to_dict, user_to_dict
+from services.kit.bulk import DriverValues, write_tuples
 from services.kit.config import Settings
 from services.kit.db import transaction, utcnow
 from services.kit.retry import call_idempotent, is_unavailable, retrying
@@ -127,7 +128,7 @@ class DeliveryRun:
         if settings.max_send_rate > 0:
             batch_size = min(batch_size, max(1, int(settings.max_send_rate)))
         self.batch_size = batch_size
-        self.values = store.DriverValues(deps.dialect_name)
+        self.values = DriverValues(deps.dialect_name)
 
     # --- lifecycle ---
 
@@ -407,12 +408,12 @@ class DeliveryRun:
                 if sent > remaining:
                     outcomes, sent, capacity_reached = _within(outcomes, remaining), remaining, True
             values, stamp = self.values, self.values.time(now)
-            await store.write_tuples(session, values, store.recipient_log, store.LOG_COLUMNS, [
+            await write_tuples(session, values, store.recipient_log, store.LOG_COLUMNS, [
                 (campaign_id, o.target_id, o.status, o.reason, o.cid, o.message[0] if o.message else "", stamp)
                 for o in outcomes])
-            await store.write_tuples(session, values, store.messages, store.MESSAGE_COLUMNS,
+            await write_tuples(session, values, store.messages, store.MESSAGE_COLUMNS,
                                      [o.message for o in outcomes if o.message is not None])
-            await store.write_tuples(session, values, store.events, store.EVENT_COLUMNS,
+            await write_tuples(session, values, store.events, store.EVENT_COLUMNS,
                                      [e for o in outcomes for e in o.events])
             await store.add_monthly_usage(session, now, sent)
             deltas = {

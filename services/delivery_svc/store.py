@@ -16,9 +16,7 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Iterable, Sequence
-from typing import Any
 
 from sqlalchemy import (BigInteger, Column, Index, Integer, LargeBinary, String, Table, Text, func,
                         select, update)
@@ -222,38 +220,6 @@ LOG_COLUMNS = ("campaign_id", "target_id", "status", "reason", "cid", "message_i
 MESSAGE_COLUMNS = ("id", "cid", "type", "text", "user_id", "attachments", "custom", "poll_id",
                    "created_by_campaign_id", "created_at")
 EVENT_COLUMNS = ("id", "type", "campaign_id", "cid", "message_id", "user_ids", "payload", "created_at")
-
-
-class DriverValues:
-    """Values as the driver takes them, for `write_tuples`: SQLite gets the text SQLAlchemy's
-    DateTime and JSON types would store; PostgreSQL (asyncpg) aware datetimes and JSON text."""
-
-    def __init__(self, dialect_name: str) -> None:
-        self.sqlite = dialect_name == "sqlite"
-
-    def time(self, value: dt.datetime) -> Any:
-        if self.sqlite:
-            return value.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")
-        return value
-
-    @staticmethod
-    def json(value: Any) -> str:
-        return json.dumps(value, separators=(",", ":"))
-
-    def insert_sql(self, table: Table, columns: Sequence[str]) -> str:
-        marks = ", ".join("?" if self.sqlite else f"${i}" for i in range(1, len(columns) + 1))
-        names = ", ".join(f'"{c}"' for c in columns)
-        return f'INSERT INTO "{table.name}" ({names}) VALUES ({marks}) ON CONFLICT DO NOTHING'
-
-
-async def write_tuples(session: AsyncSession, values: DriverValues, table: Table, columns: Sequence[str],
-                       rows: list[tuple]) -> None:
-    """Bulk insert of prepared tuples through the driver's executemany: the hot path writes four
-    rows per recipient, and SQLAlchemy's per-row parameter processing would cost more than the
-    insert itself. Rows already present are left as they are."""
-    if rows:
-        connection = await session.connection()
-        await connection.exec_driver_sql(values.insert_sql(table, columns), rows)
 
 
 async def write_rows(session: AsyncSession, table: Table, rows: list[dict]) -> None:

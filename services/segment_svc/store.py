@@ -17,7 +17,6 @@ Layout notes:
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -28,6 +27,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.sql import ColumnElement, Select
 
+from services.kit.bulk import DriverValues, write_tuples
 from services.kit.db import IdString, JsonDoc, UtcDateTime, new_metadata
 
 metadata = new_metadata()
@@ -131,44 +131,22 @@ def dialect_name(session: AsyncSession) -> str:
 USER_UPDATABLE = ("name", "role", "teams", "custom", "doc", "updated_at")
 
 
+USER_COLUMNS = ("id", "name", "role", "teams", "custom", "doc", "created_at", "updated_at")
+
+
 async def upsert_users(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
-    """Creates or replaces users in one executemany; `created_at` of existing users is kept."""
-    if not rows:
-        return
-    if dialect_name(session) == "sqlite":
-        await _upsert_users_sqlite(session, rows)
-        return
-    stmt = insert_for(session, users)
-    stmt = stmt.on_conflict_do_update(index_elements=[users.c.id],
-                                      set_={name: stmt.excluded[name] for name in USER_UPDATABLE})
-    await session.execute(stmt, rows)
-
-
-_SQLITE_UPSERT_USERS = (
-    "INSERT INTO users (id, name, role, teams, custom, doc, created_at, updated_at) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
-    + ", ".join(f"{name} = excluded.{name}" for name in USER_UPDATABLE))
-
-
-async def _upsert_users_sqlite(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
-    """The import hot path on SQLite: parameters go to the driver as they are, skipping
-    SQLAlchemy's per-value type processing (about half the cost of a bulk upsert). Values are
-    encoded exactly as the column types would: JSON text, and the dialect's datetime text."""
-    dialect = session.bind.dialect
-    to_text = users.c.created_at.type.dialect_impl(dialect).bind_processor(dialect)
-    texts: dict[dt.datetime, str] = {}  # a batch shares one or two timestamps: encode each once
-    dumps = json.dumps
-    params = []
+    """Creates or replaces users in one executemany; `created_at` of existing users is kept.
+    The import hot path: rows go to the driver as tuples (services.kit.bulk)."""
+    values = DriverValues.of(session)
+    times: dict[dt.datetime, Any] = {}  # a batch shares one or two timestamps: encode each once
     for row in rows:
-        created, updated = row["created_at"], row["updated_at"]
-        if created not in texts:
-            texts[created] = to_text(created)
-        if updated not in texts:
-            texts[updated] = to_text(updated)
-        params.append((row["id"], row["name"], row["role"], dumps(row["teams"]), dumps(row["custom"]),
-                       row["doc"], texts[created], texts[updated]))
-    connection = await session.connection()
-    await connection.exec_driver_sql(_SQLITE_UPSERT_USERS, params)
+        for key in ("created_at", "updated_at"):
+            if row[key] not in times:
+                times[row[key]] = values.time(row[key])
+    dumps = values.json
+    await write_tuples(session, values, users, USER_COLUMNS, [
+        (row["id"], row["name"], row["role"], dumps(row["teams"]), dumps(row["custom"]), row["doc"],
+         times[row["created_at"]], times[row["updated_at"]]) for row in rows], update=USER_UPDATABLE)
 
 
 async def users_by_ids(session: AsyncSession, ids: Sequence[str]) -> list[Any]:
@@ -237,12 +215,15 @@ async def insert_channels(session: AsyncSession, rows: list[dict[str, Any]]) -> 
     return {row.cid for row in result}
 
 
+MEMBER_COLUMNS = ("cid", "user_id", "channel_role", "hidden", "archived_at", "custom", "created_at")
+
+
 async def add_members(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
-    """Adds memberships, leaving existing ones as they are."""
-    if rows:
-        stmt = insert_for(session, channel_members).on_conflict_do_nothing(
-            index_elements=[channel_members.c.cid, channel_members.c.user_id])
-        await session.execute(stmt, rows)
+    """Adds memberships, leaving existing ones as they are (EnsureChannels' hot path)."""
+    values = DriverValues.of(session)
+    await write_tuples(session, values, channel_members, MEMBER_COLUMNS, [
+        (r["cid"], r["user_id"], r["channel_role"], r["hidden"], values.time(r["archived_at"]),
+         values.json(r["custom"]), values.time(r["created_at"])) for r in rows])
 
 
 async def unhide_members(session: AsyncSession, pairs: list[tuple[str, str]]) -> None:
@@ -277,11 +258,15 @@ async def ensured_outcomes(session: AsyncSession, campaign_id: str, recipient_id
     return {row.recipient_id: row for row in result}
 
 
+OUTCOME_COLUMNS = ("campaign_id", "recipient_id", "cid", "created", "skip_reason", "created_at")
+
+
 async def record_outcomes(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
-    if rows:
-        stmt = insert_for(session, ensured_channels).on_conflict_do_nothing(
-            index_elements=[ensured_channels.c.campaign_id, ensured_channels.c.recipient_id])
-        await session.execute(stmt, rows)
+    """Keeps each (campaign, recipient) outcome; one already recorded stays as it was."""
+    values = DriverValues.of(session)
+    await write_tuples(session, values, ensured_channels, OUTCOME_COLUMNS, [
+        (r["campaign_id"], r["recipient_id"], r["cid"], r["created"], r["skip_reason"], values.time(r["created_at"]))
+        for r in rows])
 
 
 # ---------------------------------------------------------------------------------------------
