@@ -1,0 +1,50 @@
+"""`herald watch` follows a campaign through the real services until it completes, and a bad
+id ends with the service's status."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+
+from harness import TEST_SECRET, serve_system
+from herald.campaign.v1 import campaign_service_pb2 as cs, campaign_service_pb2_grpc
+from herald.common.v1 import common_pb2
+from herald.segment.v1 import directory_pb2, directory_service_pb2 as ds, directory_service_pb2_grpc
+
+
+def _cli_env(system) -> dict[str, str]:
+    settings = system.settings
+    return dict(os.environ, HERALD_API_SECRET=TEST_SECRET, HERALD_SEGMENT_ADDR=settings.segment_addr,
+                HERALD_CAMPAIGN_ADDR=settings.campaign_addr, HERALD_DELIVERY_ADDR=settings.delivery_addr)
+
+
+async def _herald(system, *args: str) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(sys.executable, "-m", "services.cli", *args, env=_cli_env(system),
+                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+
+
+async def test_watch_prints_progress_until_the_campaign_completes(new_db_url, tmp_path):
+    async with serve_system(new_db_url, tmp_path) as system:
+        directory = directory_service_pb2_grpc.DirectoryServiceStub(system.channel("segment"))
+        campaigns = campaign_service_pb2_grpc.CampaignServiceStub(system.channel("campaign"))
+        await directory.UpsertUsers(ds.UpsertUsersRequest(users=[
+            directory_pb2.User(id="boss", name="Boss"), directory_pb2.User(id="ann", name="Ann")]))
+        await campaigns.CreateCampaign(cs.CreateCampaignRequest(
+            id="hello", sender_id="boss", user_ids=["ann", "ghost"],
+            message_template=common_pb2.MessageTemplate(text="Hi {{ receiver.name }}"),
+            channel_template=common_pb2.ChannelTemplate(type="messaging"), create_channels=True))
+
+        watch = await _herald(system, "watch", "hello")
+        await asyncio.sleep(0.5)  # the watcher sees the draft first, then the campaign running
+        await campaigns.StartCampaign(cs.StartCampaignRequest(id="hello"))
+        out, err = await asyncio.wait_for(watch.communicate(), 60)
+        assert watch.returncode == 0, err.decode()
+        lines = out.decode().strip().splitlines()
+        assert lines[0].startswith("draft")
+        assert lines[-1].startswith("completed") and "100.0%" in lines[-1]
+        assert "sent 1" in lines[-1] and "skipped 1" in lines[-1] and "of 2" in lines[-1]
+
+        missing = await _herald(system, "watch", "nope")
+        _, err = await asyncio.wait_for(missing.communicate(), 30)
+        assert missing.returncode == 1 and "NOT_FOUND" in err.decode()
