@@ -16,6 +16,8 @@ import random
 from collections.abc import Mapping
 
 import grpc
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from herald.campaign.v1 import campaign_pb2
@@ -284,7 +286,19 @@ class Sending:
 def _refusal(exc: grpc.aio.AioRpcError) -> DeliveryRefused:
     details = exc.details() or str(exc.code())
     if exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED:
-        return DeliveryRefused(ResourceExhausted(f"the delivery service refused the campaign: {details}"),
+        return DeliveryRefused(ResourceExhausted(f"the delivery service refused the campaign: {details}",
+                                                 retry_after_s=_retry_after_s(exc)),
                                campaign_pb2.STOP_REASON_CAPACITY)
     return DeliveryRefused(FailedPrecondition(f"the delivery service refused the campaign: {details}"),
                            campaign_pb2.STOP_REASON_ERROR)
+
+
+def _retry_after_s(exc: grpc.aio.AioRpcError) -> float | None:
+    """The delay of the upstream's google.rpc.RetryInfo, passed on to our caller."""
+    status = rpc_status.from_call(exc)  # the sync decoder: the aio one raises TypeError
+    for detail in status.details if status else ():
+        if detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
+            info = error_details_pb2.RetryInfo()
+            detail.Unpack(info)
+            return info.retry_delay.ToNanoseconds() / 1e9
+    return None

@@ -45,7 +45,8 @@ class DeliveryApp(Service):
                           segment_service_pb2_grpc.SegmentServiceStub(self._segment_channel),
                           directory_service_pb2_grpc.DirectoryServiceStub(self._segment_channel), self.notifier)
         self.sending = Engine(deps)
-        self.deliveries = Deliveries(self.sessions, self.sending, self.notifier)
+        self.deliveries = Deliveries(self.sessions, self.sending, self.notifier,
+                                     monthly_capacity=self.settings.monthly_message_capacity)
 
     def register(self, server: grpc.aio.Server) -> None:
         if self.deliveries is None:

@@ -4,6 +4,7 @@ and take the campaign service's events."""
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -18,7 +19,7 @@ from services.delivery_svc.engine import Engine
 from services.delivery_svc.notifier import Notifier
 from services.delivery_svc.render import CampaignTemplates
 from services.kit.db import transaction, utcnow
-from services.kit.errors import InvalidArgument, NotFound, Violations
+from services.kit.errors import InvalidArgument, NotFound, ResourceExhausted, Violations
 from services.kit.filters import Field, FilterSpec, Kind, compile_filter, enum_aliases
 from services.kit.paging import SortKey, keyset_page, parse_sort, resolve_limit
 
@@ -56,7 +57,9 @@ def validate_snapshot(campaign: campaign_pb2.Campaign) -> None:
 
 
 class Deliveries:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], engine: Engine, notifier: Notifier) -> None:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], engine: Engine, notifier: Notifier, *,
+                 monthly_capacity: int = 0) -> None:
+        self.monthly_capacity = monthly_capacity
         self.sessions = sessions
         self.engine = engine
         self.notifier = notifier
@@ -65,10 +68,23 @@ class Deliveries:
         """Creates the delivery and launches it; a retried start returns the existing one."""
         validate_snapshot(campaign)
         async with transaction(self.sessions) as session:
+            if await store.get_delivery(session, campaign.id) is None:
+                await self._check_capacity(session)
             created = await store.insert_delivery(session, campaign.id, campaign.SerializeToString(), utcnow())
         if created:
             self.engine.launch(campaign)
         return await self.get(campaign.id)
+
+    async def _check_capacity(self, session: AsyncSession) -> None:
+        """A new delivery is refused once this month's message capacity is used up."""
+        if self.monthly_capacity <= 0:
+            return
+        now = utcnow()
+        if await store.messages_this_month(session, now) >= self.monthly_capacity:
+            next_month = (now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+                          + dt.timedelta(days=32)).replace(day=1)
+            raise ResourceExhausted(f"the monthly message capacity of {self.monthly_capacity} is used up",
+                                    retry_after_s=(next_month - now).total_seconds())
 
     async def stop(self, campaign_id: str, reason: int, message: str) -> delivery_pb2.Delivery:
         """Stops an in-progress delivery; a finished one is returned as it is."""

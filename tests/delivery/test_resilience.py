@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import asyncio
 
+import grpc
+import pytest
 import sqlalchemy as sa
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
 
 from herald.campaign.v1 import campaign_pb2
 from herald.delivery.v1 import delivery_service_pb2
@@ -102,6 +106,15 @@ async def test_monthly_capacity_stops_the_delivery_at_the_limit(make_system):
     assert second.stats.stats_messages_sent == 50
     assert "capacity" in second.stop_message
     assert len(await all_messages(stubs, {"created_by_campaign_id": "c2"})) == 50
+
+    # The capacity is used up: a new delivery is refused until next month, with a RetryInfo.
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await start(stubs, campaign("c3", user_ids=users))
+    assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    retry = [d for d in rpc_status.from_call(refused.value).details if d.Is(error_details_pb2.RetryInfo.DESCRIPTOR)]
+    assert len(retry) == 1
+    # A retried start of an existing delivery still answers with it.
+    assert (await start(stubs, campaign("c2", user_ids=users))).status == STOPPED
 
 
 async def test_a_deleted_segment_stops_the_delivery_with_error(stubs):

@@ -6,7 +6,11 @@ from __future__ import annotations
 import asyncio
 import time
 
+import grpc
+import pytest
 from google.protobuf import struct_pb2
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
 
 from harness import serve_system
 from herald.campaign.v1 import campaign_pb2, campaign_service_pb2 as cs, campaign_service_pb2_grpc
@@ -80,3 +84,31 @@ def _struct(value: dict) -> struct_pb2.Struct:
     s = struct_pb2.Struct()
     s.update(value)
     return s
+
+
+async def test_start_past_the_monthly_capacity_is_resource_exhausted_with_retry_info(new_db_url, tmp_path):
+    async with serve_system(new_db_url, tmp_path, monthly_message_capacity=1) as system:
+        directory = directory_service_pb2_grpc.DirectoryServiceStub(system.channel("segment"))
+        campaigns = campaign_service_pb2_grpc.CampaignServiceStub(system.channel("campaign"))
+        await directory.UpsertUsers(ds.UpsertUsersRequest(users=[
+            directory_pb2.User(id="boss", name="Boss"), directory_pb2.User(id="ann", name="Ann")]))
+        for campaign_id in ("first", "second"):
+            await campaigns.CreateCampaign(cs.CreateCampaignRequest(
+                id=campaign_id, sender_id="boss", user_ids=["ann"],
+                message_template=common_pb2.MessageTemplate(text="Hi"),
+                channel_template=common_pb2.ChannelTemplate(type="messaging"), create_channels=True))
+        await campaigns.StartCampaign(cs.StartCampaignRequest(id="first"))
+        await _until(lambda: _status_is(campaigns, "first", COMPLETED))
+
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await campaigns.StartCampaign(cs.StartCampaignRequest(id="second"))
+        assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        details = rpc_status.from_call(refused.value).details
+        assert any(d.Is(error_details_pb2.RetryInfo.DESCRIPTOR) for d in details)
+        second = (await campaigns.GetCampaign(cs.GetCampaignRequest(id="second"))).campaign
+        assert second.status == campaign_pb2.CAMPAIGN_STATUS_DRAFT  # refused: still a draft, nothing sent
+
+
+async def _status_is(campaigns, campaign_id: str, status: int) -> bool:
+    reply = await campaigns.GetCampaign(cs.GetCampaignRequest(id=campaign_id))
+    return reply.campaign.status == status
