@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from services.kit.errors import Violations
+from herald.common.v1 import common_pb2
+from herald.segment.v1 import directory_service_pb2, segment_service_pb2
+from services.kit.errors import InvalidArgument, Violations
+from services.kit.protos import struct_to_dict
+from services.segment_svc.convert import SEGMENT_TYPE_WORDS
+from services.segment_svc.filters import audience_condition
 
 MAX_ID = 255
 MAX_CHANNEL_TYPE = 64
@@ -68,3 +73,166 @@ def batch_size(v: Violations, value: int, field: str = "batch_size") -> int:
         v.add(field, f"must be between 0 and {MAX_BATCH} (0 = {DEFAULT_BATCH})")
         return DEFAULT_BATCH
     return value or DEFAULT_BATCH
+
+
+# Stop listing violations after this many: a 10,000-item request should not echo 10,000 errors.
+MAX_VIOLATIONS = 20
+
+def check_users(v: Violations, users, *, required: bool) -> None:
+    if not users:
+        if required:
+            v.add("users", "must list at least one user")
+        return
+    if len(users) > MAX_USERS_PER_CALL:
+        v.add("users", f"must list at most {MAX_USERS_PER_CALL} users (got {len(users)})")
+        return
+    for i, user in enumerate(users):
+        if len(v.items) >= MAX_VIOLATIONS:
+            return
+        check_id(v, user.id, f"users[{i}].id")
+
+
+def check_channels(v: Violations, channels) -> None:
+    if not channels:
+        v.add("channels", "must list at least one channel")
+        return
+    if len(channels) > MAX_CHANNELS_PER_CALL:
+        v.add("channels", f"must list at most {MAX_CHANNELS_PER_CALL} channels (got {len(channels)})")
+        return
+    for i, channel in enumerate(channels):
+        if len(v.items) >= MAX_VIOLATIONS:
+            return
+        path = f"channels[{i}]"
+        check_channel_type(v, channel.type, f"{path}.type")
+        check_id(v, channel.id, f"{path}.id")
+        if channel.cid:
+            v.check(channel.cid == f"{channel.type}:{channel.id}", f"{path}.cid", "must be 'type:id' (or empty)")
+        check_id(v, channel.created_by_id, f"{path}.created_by_id", required=False)
+        check_text(v, channel.team, f"{path}.team", MAX_TEAM)
+        for j, member in enumerate(channel.members):
+            check_id(v, member.user_id, f"{path}.members[{j}].user_id")
+
+
+def check_ensure(request: directory_service_pb2.EnsureChannelsRequest) -> None:
+    v = Violations()
+    check_id(v, request.campaign_id, "campaign_id")
+    check_id(v, request.sender_id, "sender_id")
+    v.check(request.sender_mode in common_pb2.SenderMode.values(), "sender_mode", "is not a known sender mode")
+    v.check(request.sender_visibility in common_pb2.SenderVisibility.values(), "sender_visibility",
+            "is not a known sender visibility")
+    if not request.channels:
+        v.add("channels", "must list at least one channel spec")
+    elif len(request.channels) > MAX_ENSURE_SPECS:
+        v.add("channels", f"must list at most {MAX_ENSURE_SPECS} channel specs (got {len(request.channels)})")
+    else:
+        seen: dict[str, int] = {}
+        for i, spec in enumerate(request.channels):
+            if len(v.items) >= MAX_VIOLATIONS:
+                break
+            check_spec(v, spec, f"channels[{i}]")
+            if spec.recipient_id in seen:
+                v.add(f"channels[{i}].recipient_id", f"repeats channels[{seen[spec.recipient_id]}]")
+            seen.setdefault(spec.recipient_id, i)
+    v.raise_if_any()
+
+
+def check_spec(v: Violations, spec, path: str) -> None:
+    check_id(v, spec.recipient_id, f"{path}.recipient_id", limit=MAX_CID)
+    if spec.receiver_id and spec.cid:
+        v.add(f"{path}.cid", "give receiver_id (user target) or cid (channel target), not both")
+        return
+    if spec.cid:
+        check_cid(v, spec.cid, f"{path}.cid")
+        return
+    if not check_id(v, spec.receiver_id, f"{path}.receiver_id"):
+        return
+    check_channel_type(v, spec.type, f"{path}.type")
+    check_id(v, spec.id, f"{path}.id", required=False)
+    check_text(v, spec.team, f"{path}.team", MAX_TEAM)
+    if len(spec.members) > MAX_MEMBERS_PER_SPEC:
+        v.add(f"{path}.members", f"must list at most {MAX_MEMBERS_PER_SPEC} members")
+        return
+    for j, member in enumerate(spec.members):
+        check_id(v, member.user_id, f"{path}.members[{j}].user_id")
+
+
+def require_segment_id(segment_id: str) -> None:
+    v = Violations()
+    check_id(v, segment_id, "id")
+    v.raise_if_any()
+
+
+def check_targets(segment_id: str, target_ids) -> None:
+    v = Violations()
+    check_id(v, segment_id, "id")
+    check_id_list(v, target_ids, "target_ids", limit=MAX_TARGETS_PER_CALL, item_limit=MAX_CID)
+    v.raise_if_any()
+
+
+def check_audience(request, *, raise_now: bool = True) -> Violations:
+    v = Violations()
+    if request.segment_ids and request.user_ids:
+        v.add("user_ids", "give segment_ids or user_ids, not both")
+    elif request.segment_ids:
+        check_id_list(v, request.segment_ids, "segment_ids", limit=MAX_SEGMENTS_PER_AUDIENCE)
+    elif request.user_ids:
+        check_id_list(v, request.user_ids, "user_ids", limit=MAX_USERS_PER_CALL)
+    else:
+        v.add("segment_ids", "give segment_ids or user_ids")
+    check_id(v, request.sender_id, "sender_id", required=False)
+    if raise_now:
+        v.raise_if_any()
+    return v
+
+
+def filter_of(request) -> dict | None:
+    """The request's filter as a dict, None when absent; an empty filter is rejected."""
+    if not request.HasField("filter"):
+        return None
+    value = struct_to_dict(request.filter)
+    if not value:
+        raise InvalidArgument("filter", "must not be empty (use all_users for every user; omit it for a "
+                                        "manual segment)")
+    return value
+
+
+def segment_fields(request: segment_service_pb2.CreateSegmentRequest) -> dict:
+    v = Violations()
+    check_id(v, request.id, "id", required=False)
+    kind = SEGMENT_TYPE_WORDS.get(request.type)
+    v.check(kind is not None, "type", "is required: SEGMENT_TYPE_USER or SEGMENT_TYPE_CHANNEL")
+    check_text(v, request.name, "name", MAX_SEGMENT_NAME)
+    check_text(v, request.description, "description", MAX_SEGMENT_DESCRIPTION)
+    filter_dict = filter_of(request)
+    if filter_dict is not None and request.all_users:
+        v.add("all_users", "cannot be combined with filter")
+    if filter_dict is not None and request.all_sender_channels:
+        v.add("all_sender_channels", "cannot be combined with filter")
+    if request.all_users and request.all_sender_channels:
+        v.add("all_sender_channels", "cannot be combined with all_users")
+    if request.all_users and kind == "channel":
+        v.add("all_users", "is only for user segments")
+    if request.all_sender_channels and kind == "user":
+        v.add("all_sender_channels", "is only for channel segments")
+    v.raise_if_any()
+    if filter_dict is not None:
+        audience_condition(kind, filter_dict)  # a malformed filter fails now, not when sending
+    return {"id": request.id, "type": kind, "name": request.name, "description": request.description,
+            "filter": filter_dict, "all_users": request.all_users, "all_sender_channels": request.all_sender_channels}
+
+
+def segment_changes(request: segment_service_pb2.UpdateSegmentRequest) -> dict:
+    v = Violations()
+    check_id(v, request.id, "id")
+    changes: dict = {}
+    if request.HasField("name"):
+        check_text(v, request.name, "name", MAX_SEGMENT_NAME)
+        changes["name"] = request.name
+    if request.HasField("description"):
+        check_text(v, request.description, "description", MAX_SEGMENT_DESCRIPTION)
+        changes["description"] = request.description
+    v.raise_if_any()
+    filter_dict = filter_of(request)
+    if filter_dict is not None:
+        changes["filter"] = filter_dict
+    return changes
