@@ -17,7 +17,6 @@ import argparse
 import asyncio
 import os
 import signal
-import socket
 import sys
 import tempfile
 import time
@@ -25,41 +24,19 @@ from pathlib import Path
 
 import grpc
 import psutil
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from herald.campaign.v1 import campaign_pb2, campaign_service_pb2, campaign_service_pb2_grpc
 from herald.common.v1 import common_pb2
 from herald.delivery.v1 import delivery_service_pb2, delivery_service_pb2_grpc
 from herald.segment.v1 import (directory_pb2, directory_service_pb2, directory_service_pb2_grpc, segment_pb2,
                                segment_service_pb2, segment_service_pb2_grpc)
+from services.kit.probes import free_port, wait_serving
 from services.kit.auth import make_token
 from services.kit.clients import open_channel
 
 SECRET = "bench-secret-0123456789abcdef0123456789abcdef"
 SERVICES = ("segment", "delivery", "campaign")
 TEXT = "Hi {{ receiver.name }}, {{ sender.name }} has news for you!"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-async def wait_serving(port: int, timeout_s: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-        stub = health_pb2_grpc.HealthStub(channel)
-        while True:
-            try:
-                reply = await stub.Check(health_pb2.HealthCheckRequest(), timeout=1)
-                if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                    return
-            except grpc.aio.AioRpcError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"service on port {port} did not become SERVING")
-            await asyncio.sleep(0.1)
 
 
 class PeakRss:

@@ -18,7 +18,6 @@ import asyncio
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -29,10 +28,10 @@ from pathlib import Path
 import grpc
 import psutil
 from google.protobuf import struct_pb2
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from herald.segment.v1 import directory_pb2, directory_service_pb2 as ds
 from herald.segment.v1 import segment_pb2, segment_service_pb2 as ss, segment_service_pb2_grpc
+from services.kit.probes import free_port, wait_serving
 from services.kit.auth import make_token
 from services.kit.clients import open_channel
 
@@ -68,32 +67,11 @@ class RssSampler(threading.Thread):
         return peak / 2**20
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def start_service(data_dir: Path, port: int, secret: str) -> subprocess.Popen:
     env = dict(os.environ, HERALD_DATA_DIR=str(data_dir), HERALD_SEGMENT_ADDR=f"127.0.0.1:{port}",
                HERALD_API_SECRET=secret, HERALD_LOG_LEVEL="WARNING")
     return subprocess.Popen([sys.executable, "-m", "services.segment_svc"], env=env,
                             stderr=open(data_dir / "segment.log", "wb"))
-
-
-async def wait_serving(channel: grpc.aio.Channel, timeout_s: float = 30) -> None:
-    stub = health_pb2_grpc.HealthStub(channel)
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            reply = await stub.Check(health_pb2.HealthCheckRequest(), timeout=1)
-            if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                return
-        except grpc.aio.AioRpcError:
-            pass
-        if time.monotonic() > deadline:
-            raise SystemExit("segment service did not start; see segment.log")
-        await asyncio.sleep(0.1)
 
 
 def make_chunks(n: int) -> list[bytes]:
@@ -119,7 +97,7 @@ async def run(n: int, batch: int) -> None:
         sampler.start()
         channel = open_channel(f"127.0.0.1:{port}", token=make_token(secret, "bench"))
         try:
-            await wait_serving(channel)
+            await wait_serving(port)
             print(f"service pid {service.pid}, idle RSS {sampler.phase():.0f} MB")
             await bench(channel, sampler, n, batch)
         finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -11,6 +12,7 @@ from pathlib import Path
 
 from services.kit.auth import make_token
 from services.kit.config import Settings
+from services.kit.probes import wait_serving
 
 SERVICES = ("segment", "campaign", "delivery")
 RESTART_DELAY_S = 1.0
@@ -33,6 +35,7 @@ def supervise(settings: Settings) -> int:
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
     children = {name: _spawn(name, env) for name in SERVICES}
+    _wait_ready(settings)
     _announce(settings, data_dir)
     while not stopping:
         time.sleep(0.2)
@@ -42,6 +45,17 @@ def supervise(settings: Settings) -> int:
                 time.sleep(RESTART_DELAY_S)
                 children[name] = _spawn(name, env)
     return _stop_all(children, settings.shutdown_grace_s)
+
+
+def _wait_ready(settings: Settings, timeout_s: float = 60.0) -> None:
+    """Announces only once every service answers its health check (or says which did not)."""
+    async def wait_all() -> None:
+        await asyncio.gather(*(wait_serving(settings.addr(name), timeout_s=timeout_s) for name in SERVICES))
+
+    try:
+        asyncio.run(wait_all())
+    except (TimeoutError, RuntimeError) as exc:
+        print(f"herald: {exc}", file=sys.stderr, flush=True)
 
 
 def _stop_all(children: dict[str, subprocess.Popen], grace_s: float) -> int:

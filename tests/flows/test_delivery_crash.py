@@ -13,19 +13,16 @@ import asyncio
 import os
 import random
 import signal
-import socket
 import sys
-import time
 
-import grpc
 import pytest
 import sqlalchemy as sa
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from herald.campaign.v1 import campaign_pb2
 from herald.delivery.v1 import delivery_pb2
 from herald.segment.v1 import directory_pb2, directory_service_pb2
 from harness import TEST_SECRET, client_channel, serve_system
+from services.kit.probes import free_port, wait_serving
 from services.kit.db import make_engine
 
 from delivery.helpers import (Stubs, all_messages, all_recipients, campaign, get, start, struct, upsert_users,
@@ -33,28 +30,6 @@ from delivery.helpers import (Stubs, all_messages, all_recipients, campaign, get
 
 GHOSTS = 17  # unknown users in the segment: skipped
 LONG_BIO_EVERY = 250  # every 250th user's text is too long: failed
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-async def _wait_serving(port: int, process: asyncio.subprocess.Process, timeout_s: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-        stub = health_pb2_grpc.HealthStub(channel)
-        while True:
-            assert process.returncode is None, "delivery_svc exited while starting"
-            try:
-                reply = await stub.Check(health_pb2.HealthCheckRequest(), timeout=1)
-                if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                    return
-            except grpc.aio.AioRpcError:
-                pass
-            assert time.monotonic() < deadline, "delivery_svc did not become SERVING"
-            await asyncio.sleep(0.05)
 
 
 async def _spawn(env: dict) -> asyncio.subprocess.Process:
@@ -74,7 +49,7 @@ async def _crash_loop(new_db_url, tmp_path, recipients: int, rounds: int) -> Non
     print(f"\ncrash test seed: {seed} (replay with HERALD_CRASH_SEED={seed}); {recipients} recipients, {rounds} rounds")
     rng = random.Random(seed)
     delivery_url = await new_db_url("delivery")
-    port = _free_port()
+    port = free_port()
     async with serve_system(new_db_url, tmp_path, names=("segment",)) as system:
         env = dict(os.environ, HERALD_DELIVERY_ADDR=f"127.0.0.1:{port}", HERALD_SEGMENT_ADDR=system.settings.segment_addr,
                    HERALD_DELIVERY_DB_URL=delivery_url, HERALD_API_SECRET=TEST_SECRET, HERALD_DATA_DIR=str(tmp_path),
@@ -102,7 +77,7 @@ async def _crash_loop(new_db_url, tmp_path, recipients: int, rounds: int) -> Non
                 for round_ in range(rounds):
                     process = await _spawn(env)
                     if round_ == 0:
-                        await _wait_serving(port, process)
+                        await wait_serving(port, alive=lambda: process.returncode is None)
                         await start(stubs, snapshot)
                     # The restarted process resumes by itself as it starts. Kill it once it has
                     # written a random share of what is left (watching its database), plus jitter.
@@ -121,7 +96,7 @@ async def _crash_loop(new_db_url, tmp_path, recipients: int, rounds: int) -> Non
                     if status != campaign_pb2.CAMPAIGN_STATUS_IN_PROGRESS:
                         break
                 process = await _spawn(env)  # the last one runs to the end by itself
-                await _wait_serving(port, process)
+                await wait_serving(port, alive=lambda: process.returncode is None)
                 done = await wait_done(stubs, "crash", timeout_s=120)
             finally:
                 await observer.dispose()
@@ -131,7 +106,7 @@ async def _crash_loop(new_db_url, tmp_path, recipients: int, rounds: int) -> Non
             # Once more, against a fresh process: nothing moves after completion.
             process = await _spawn(env)
             try:
-                await _wait_serving(port, process)
+                await wait_serving(port, alive=lambda: process.returncode is None)
                 await _check(stubs, done, users, ghosts, long_bios, seed)
             finally:
                 process.send_signal(signal.SIGTERM)

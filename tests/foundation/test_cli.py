@@ -14,7 +14,7 @@ import psutil
 
 from services.kit.auth import verify_authorization
 from services.kit.config import load_or_create_secret
-from test_shutdown import free_port, wait_serving
+from services.kit.probes import free_port, wait_serving
 
 SERVICES = ("segment", "campaign", "delivery")
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import sys
 import time
 from pathlib import Path
@@ -17,30 +16,10 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from harness import TEST_SECRET, client_channel
 from probe import method
+from services.kit.probes import free_port, wait_serving
 
 PROBE = Path(__file__).with_name("probe.py")
 GRACE_S = 5.0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-async def wait_serving(port: int, timeout_s: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-        stub = health_pb2_grpc.HealthStub(channel)
-        while True:
-            try:
-                reply = await stub.Check(health_pb2.HealthCheckRequest(), timeout=1)
-                if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                    return
-            except grpc.aio.AioRpcError:
-                pass
-            assert time.monotonic() < deadline, "service did not become SERVING"
-            await asyncio.sleep(0.1)
 
 
 async def test_sigterm_drains_calls_ends_streams_and_exits_zero(tmp_path):
