@@ -8,6 +8,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import grpc
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
 
 from services.kit.auth import make_token
 from services.kit.clients import open_channel
@@ -25,6 +27,18 @@ def test_settings(data_dir: Path, **overrides) -> Settings:
 
 
 test_settings.__test__ = False  # a helper, not a test
+
+
+def violations(exc: grpc.aio.AioRpcError) -> list[str]:
+    """Field names of the BadRequest detail of an INVALID_ARGUMENT error."""
+    status = rpc_status.from_call(exc)  # the sync decoder: the aio one raises TypeError
+    fields = []
+    for detail in status.details if status else []:
+        if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+            bad = error_details_pb2.BadRequest()
+            detail.Unpack(bad)
+            fields.extend(v.field for v in bad.field_violations)
+    return fields
 
 
 def client_channel(port: int, secret: str = TEST_SECRET, subject: str = "test") -> grpc.aio.Channel:

@@ -15,8 +15,6 @@ from dataclasses import dataclass, field, replace
 import grpc
 import pytest
 from google.protobuf import json_format, struct_pb2
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
 
 from harness import TEST_SECRET, client_channel, serving, test_settings
 from herald.campaign.v1 import campaign_pb2, campaign_service_pb2 as cs, campaign_service_pb2_grpc
@@ -60,16 +58,6 @@ def struct(value: dict) -> struct_pb2.Struct:
     return s
 
 
-def violations(exc: grpc.aio.AioRpcError) -> list[str]:
-    """Field names of the BadRequest detail of an INVALID_ARGUMENT error."""
-    status = rpc_status.from_call(exc)
-    fields = []
-    for detail in status.details if status else []:
-        if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
-            bad = error_details_pb2.BadRequest()
-            detail.Unpack(bad)
-            fields.extend(v.field for v in bad.field_violations)
-    return fields
 
 
 async def eventually(check, timeout: float = 10.0, interval: float = 0.02):

@@ -146,7 +146,7 @@ async def test_scheduled_for_in_the_past_starts_now(env):
 
 @pytest.mark.parametrize("scheduled, stop", [(None, -1), (None, 0), (3600, 1800), (3600, 3600)])
 async def test_stop_at_in_the_past_or_before_scheduled_for_is_invalid(env, scheduled, stop):
-    from campaign.conftest import violations
+    from harness import violations
     campaign = await env.create()
     fields = {"stop_at": later(env, stop)}
     if scheduled is not None:
@@ -261,7 +261,7 @@ async def test_get_campaign_pages_users_both_ways_with_full_user_objects(env):
 @pytest.mark.parametrize("fields, field", [(dict(limit=1001), "limit"), (dict(limit=-1), "limit"),
                                            (dict(next="garbage"), "next")])
 async def test_get_campaign_paging_arguments_are_checked(env, fields, field):
-    from campaign.conftest import violations
+    from harness import violations
     campaign = await env.create()
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await env.client.GetCampaign(cs.GetCampaignRequest(id=campaign.id, **fields))

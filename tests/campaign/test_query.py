@@ -9,7 +9,8 @@ import pytest
 from herald.campaign.v1 import campaign_service_pb2 as cs
 from herald.common.v1 import common_pb2
 
-from campaign.conftest import struct, violations
+from campaign.conftest import struct
+from harness import violations
 
 
 async def query(env, filter=None, sort=(), **fields):

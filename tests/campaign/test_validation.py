@@ -9,7 +9,8 @@ import pytest
 from herald.campaign.v1 import campaign_pb2, campaign_service_pb2 as cs
 from herald.common.v1 import common_pb2
 
-from campaign.conftest import request, struct, violations
+from campaign.conftest import request, struct
+from harness import violations
 
 MT = common_pb2.MessageTemplate
 CT = common_pb2.ChannelTemplate

@@ -6,8 +6,6 @@ import asyncio
 
 import grpc
 from google.protobuf import struct_pb2
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
 
 from herald.campaign.v1 import campaign_pb2
 from herald.common.v1 import common_pb2
@@ -115,16 +113,6 @@ async def all_messages(stubs: Stubs, filter_: dict, limit: int = 1000) -> list[d
         cursor = page.next
 
 
-def violations(exc: grpc.aio.AioRpcError) -> list[str]:
-    """The fields named by an INVALID_ARGUMENT's BadRequest."""
-    status = rpc_status.from_call(exc)
-    fields = []
-    for detail in status.details:
-        if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
-            bad = error_details_pb2.BadRequest()
-            detail.Unpack(bad)
-            fields.extend(v.field for v in bad.field_violations)
-    return fields
 
 
 async def channels(stubs: Stubs, filter_: dict) -> list[directory_pb2.Channel]:

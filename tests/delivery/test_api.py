@@ -13,7 +13,8 @@ from herald.common.v1 import common_pb2
 from herald.delivery.v1 import delivery_pb2, delivery_service_pb2, message_service_pb2
 
 from delivery.helpers import (TERMINAL, all_messages, all_recipients, campaign, get, start, struct, upsert_users,
-                              violations, wait_done)
+                              wait_done)
+from harness import violations
 
 
 async def _fails(call, code=grpc.StatusCode.INVALID_ARGUMENT) -> list[str]:

@@ -7,10 +7,8 @@ from dataclasses import dataclass, replace
 
 import grpc
 import pytest
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
 
-from harness import client_channel, serving, test_settings
+from harness import client_channel, serving, test_settings, violations
 from herald.segment.v1 import directory_pb2, directory_service_pb2 as ds, directory_service_pb2_grpc
 from herald.segment.v1 import segment_service_pb2 as ss, segment_service_pb2_grpc
 from services.segment_svc.app import SegmentApp
@@ -49,16 +47,6 @@ async def svc(new_db_url, tmp_path):
             await channel.close()
 
 
-def violations(exc: grpc.aio.AioRpcError) -> list[str]:
-    """Field names of the BadRequest detail of an INVALID_ARGUMENT error."""
-    status = rpc_status.from_call(exc)
-    fields = []
-    for detail in status.details if status else []:
-        if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
-            bad = error_details_pb2.BadRequest()
-            detail.Unpack(bad)
-            fields.extend(v.field for v in bad.field_violations)
-    return fields
 
 
 async def expect_error(call, code: grpc.StatusCode, field: str | None = None) -> grpc.aio.AioRpcError:
