@@ -35,6 +35,7 @@ class Settings:
     tls_ca_file: str = ""
     monthly_message_capacity: int = 0  # 0 = unlimited
     max_send_rate: float = 0.0  # recipients per second; 0 = unlimited
+    caller_rate_limit: float = 0.0  # calls per second per token `sub`; 0 = unlimited
     delivery_batch_size: int = 1000
     event_retention_h: float = 24.0
     log_level: str = "INFO"
@@ -77,6 +78,7 @@ _VARIABLES: dict[str, tuple[str, type]] = {
     "HERALD_TLS_CA_FILE": ("tls_ca_file", str),
     "HERALD_MONTHLY_MESSAGE_CAPACITY": ("monthly_message_capacity", int),
     "HERALD_MAX_SEND_RATE": ("max_send_rate", float),
+    "HERALD_CALLER_RATE_LIMIT": ("caller_rate_limit", float),
     "HERALD_DELIVERY_BATCH_SIZE": ("delivery_batch_size", int),
     "HERALD_EVENT_RETENTION_H": ("event_retention_h", float),
     "HERALD_LOG_LEVEL": ("log_level", str),

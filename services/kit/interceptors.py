@@ -2,6 +2,7 @@
 ending open streams with UNAVAILABLE on shutdown.
 
 - Every RPC needs `authorization: Bearer <JWT>`; health checks and reflection stay open.
+- Each caller (the token's `sub`) gets `HERALD_CALLER_RATE_LIMIT` calls a second, if set.
 - Handlers raise `HeraldError`s; they become statuses with `google.rpc` details. Any other
   exception is logged and becomes an opaque INTERNAL (never UNKNOWN with its text).
 """
@@ -18,6 +19,7 @@ from grpc_status import rpc_status
 
 from services.kit.auth import verify_authorization
 from services.kit.errors import HeraldError, internal_status
+from services.kit.limits import CallerLimiter
 
 log = logging.getLogger("herald.rpc")
 
@@ -30,8 +32,9 @@ SHUTTING_DOWN = "server is shutting down; reconnect"
 
 
 class HeraldServerInterceptor(grpc.aio.ServerInterceptor):
-    def __init__(self, secret: str) -> None:
+    def __init__(self, secret: str, *, caller_rate: float = 0.0) -> None:
         self._secret = secret
+        self._limiter = CallerLimiter(caller_rate)
         self.shutdown = asyncio.Event()
 
     async def intercept_service(self, continuation, handler_call_details):
@@ -40,7 +43,13 @@ class HeraldServerInterceptor(grpc.aio.ServerInterceptor):
         if handler is None or method.startswith(OPEN_PREFIXES):
             return handler
         header = dict(handler_call_details.invocation_metadata or ()).get("authorization")
-        return _wrap(handler, method, lambda: verify_authorization(header, self._secret), self.shutdown)
+        return _wrap(handler, method, lambda: self._admit(header), self.shutdown)
+
+    def _admit(self, header: str | None) -> dict:
+        """The caller's claims, once its token is valid and it is within its call rate."""
+        claims = verify_authorization(header, self._secret)
+        self._limiter.take(str(claims.get("sub") or "anonymous"))
+        return claims
 
 
 def _wrap(handler: grpc.RpcMethodHandler, method: str, authenticate: Callable[[], dict],

@@ -73,7 +73,7 @@ class RunningServer:
 
 async def start_server(service: Service, settings: Settings, addr: str) -> RunningServer:
     """Starts `service` listening on `addr` ("127.0.0.1:0" picks a free port)."""
-    interceptor = HeraldServerInterceptor(settings.api_secret)
+    interceptor = HeraldServerInterceptor(settings.api_secret, caller_rate=settings.caller_rate_limit)
     server = grpc.aio.server(interceptors=[interceptor], options=CHANNEL_OPTIONS)
     service.register(server)
     health_servicer = health.aio.HealthServicer()

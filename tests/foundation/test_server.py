@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import grpc
 import pytest
 from google.protobuf import wrappers_pb2
@@ -129,3 +131,21 @@ async def test_idempotent_calls_retry_unavailable_only(probe):
         with pytest.raises(grpc.aio.AioRpcError) as info:
             await call_idempotent(_call(channel, "Fail"), wrappers_pb2.StringValue(value="invalid"), timeout=5)
         assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_each_caller_is_held_to_its_call_rate_with_retry_info(tmp_path):
+    settings = replace(test_settings(tmp_path), caller_rate_limit=3)
+    async with serving(ProbeService(), settings) as running:
+        async with client_channel(running.port, subject="noisy") as noisy, \
+                client_channel(running.port, subject="quiet") as quiet, \
+                client_channel(running.port, subject="service:delivery") as service:
+            for _ in range(3):  # a burst of one second's worth
+                await _call(noisy, "Echo")(wrappers_pb2.StringValue(value="x"))
+            exc = await _code_of(noisy, "Echo")
+            assert exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            retry = [d for d in _details(exc) if isinstance(d, error_details_pb2.RetryInfo)][0]
+            assert 0 < retry.retry_delay.ToMilliseconds() <= 1000
+            # Other callers, and services calling each other, are not affected.
+            assert (await _call(quiet, "Echo")(wrappers_pb2.StringValue(value="q"))).value == "q|quiet"
+            for _ in range(10):
+                await _call(service, "Echo")(wrappers_pb2.StringValue(value="s"))
