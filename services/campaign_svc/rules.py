@@ -15,10 +15,10 @@ from herald.common.v1 import common_pb2
 from herald.segment.v1 import segment_pb2
 from services.campaign_svc.convert import template_to_json
 from services.campaign_svc.upstream import Upstream
+from services.kit import fields as field_rules
 from services.kit.errors import InvalidArgument, Violations
 from services.kit.templates import USER_TARGET_VARIABLES, Tree, compile_text, uses_variable
 
-MAX_ID = 255
 MAX_SEGMENTS = 25
 MAX_USERS = 10_000
 MAX_ATTACHMENTS = 30
@@ -54,10 +54,7 @@ class CampaignFields:
 
 
 def check_id(violations: Violations, value: str, field: str = "id", *, required: bool = True) -> None:
-    if not value:
-        violations.check(not required, field, "is required")
-    elif len(value) > MAX_ID:
-        violations.add(field, f"is longer than {MAX_ID} characters")
+    field_rules.check_id(violations, value, field, required=required)
 
 
 def check_locally(request: Any, *, id_required: bool) -> CampaignFields:

@@ -20,6 +20,7 @@ from services.delivery_svc.notifier import Notifier
 from services.delivery_svc.render import CampaignTemplates
 from services.kit.db import transaction, utcnow
 from services.kit.errors import InvalidArgument, NotFound, ResourceExhausted, Violations
+from services.kit.fields import check_id
 from services.kit.filters import Field, FilterSpec, Kind, compile_filter, enum_aliases
 from services.kit.paging import SortKey, keyset_page, parse_sort, resolve_limit
 
@@ -189,7 +190,6 @@ class Deliveries:
 
 
 def _require_id(value: str, field: str) -> None:
-    if not value:
-        raise InvalidArgument(field, "is required")
-    if len(value) > MAX_ID_CHARS:
-        raise InvalidArgument(field, f"must be at most {MAX_ID_CHARS} characters")
+    v = Violations()
+    check_id(v, value, field)
+    v.raise_if_any()

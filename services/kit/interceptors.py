@@ -16,9 +16,10 @@ from collections.abc import AsyncIterator, Callable
 
 import grpc
 from grpc_status import rpc_status
+from sqlalchemy.exc import DBAPIError
 
 from services.kit.auth import verify_authorization
-from services.kit.errors import HeraldError, internal_status
+from services.kit.errors import HeraldError, InvalidArgument, internal_status
 from services.kit.limits import CallerLimiter
 
 log = logging.getLogger("herald.rpc")
@@ -29,6 +30,10 @@ OPEN_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
 current_claims: contextvars.ContextVar[dict] = contextvars.ContextVar("current_claims", default={})
 
 SHUTTING_DOWN = "server is shutting down; reconnect"
+
+# SQLSTATEs of text PostgreSQL cannot store (NUL in text, \u0000 in JSON): a client's mistake,
+# mapped here for every string the handlers' own checks (services.kit.fields) do not cover.
+UNSTORABLE_TEXT_SQLSTATES = {"22021", "22P05"}
 
 
 class HeraldServerInterceptor(grpc.aio.ServerInterceptor):
@@ -116,6 +121,8 @@ async def _until_shutdown(items: AsyncIterator, shutdown: asyncio.Event) -> Asyn
 async def _abort(context: grpc.aio.ServicerContext, method: str, exc: Exception) -> None:
     if isinstance(exc, grpc.aio.AbortError):
         raise exc
+    if isinstance(exc, DBAPIError) and getattr(exc.orig, "sqlstate", None) in UNSTORABLE_TEXT_SQLSTATES:
+        exc = InvalidArgument("request", "strings must not contain NUL (U+0000) characters")
     if isinstance(exc, _ShutdownError):
         await context.abort(grpc.StatusCode.UNAVAILABLE, SHUTTING_DOWN)
     if isinstance(exc, HeraldError):

@@ -7,11 +7,11 @@ from collections.abc import Sequence
 from herald.common.v1 import common_pb2
 from herald.segment.v1 import directory_service_pb2, segment_service_pb2
 from services.kit.errors import InvalidArgument, Violations
+from services.kit.fields import MAX_ID, check_id, check_text  # noqa: F401 — the servicer uses them via this module
 from services.kit.protos import struct_to_dict
 from services.segment_svc.convert import SEGMENT_TYPE_WORDS
 from services.segment_svc.filters import audience_condition
 
-MAX_ID = 255
 MAX_CHANNEL_TYPE = 64
 MAX_CID = MAX_CHANNEL_TYPE + 1 + MAX_ID
 MAX_TEAM = 1000
@@ -25,14 +25,6 @@ MAX_SEGMENT_NAME = 128
 MAX_SEGMENT_DESCRIPTION = 256
 DEFAULT_BATCH = 1_000
 MAX_BATCH = 10_000
-
-
-def check_id(v: Violations, value: str, field: str, *, required: bool = True, limit: int = MAX_ID) -> bool:
-    if not value:
-        if required:
-            v.add(field, "is required")
-        return not required
-    return v.check(len(value) <= limit, field, f"must be at most {limit} characters")
 
 
 def check_id_list(v: Violations, values: Sequence[str], field: str, *, limit: int,
@@ -62,10 +54,6 @@ def check_cid(v: Violations, value: str, field: str) -> bool:
         return False
     kind, sep, ident = value.partition(":")
     return v.check(bool(sep and kind and ident), field, "must be a cid of the form 'type:id'")
-
-
-def check_text(v: Violations, value: str, field: str, limit: int) -> bool:
-    return v.check(len(value) <= limit, field, f"must be at most {limit} characters")
 
 
 def batch_size(v: Violations, value: int, field: str = "batch_size") -> int:
