@@ -196,11 +196,13 @@ class StreamRecipientsRequest(_message.Message):
     def __init__(self, segment_ids: _Optional[_Iterable[str]] = ..., user_ids: _Optional[_Iterable[str]] = ..., sender_id: _Optional[str] = ..., cursor: _Optional[str] = ..., batch_size: _Optional[int] = ...) -> None: ...
 
 class StreamRecipientsResponse(_message.Message):
-    __slots__ = ("recipients", "skipped_ids", "cursor")
+    __slots__ = ("recipients", "skipped_ids", "cursor", "target_type")
     RECIPIENTS_FIELD_NUMBER: _ClassVar[int]
     SKIPPED_IDS_FIELD_NUMBER: _ClassVar[int]
     CURSOR_FIELD_NUMBER: _ClassVar[int]
+    TARGET_TYPE_FIELD_NUMBER: _ClassVar[int]
     recipients: _containers.RepeatedCompositeFieldContainer[_segment_pb2.Recipient]
     skipped_ids: _containers.RepeatedScalarFieldContainer[str]
     cursor: str
-    def __init__(self, recipients: _Optional[_Iterable[_Union[_segment_pb2.Recipient, _Mapping]]] = ..., skipped_ids: _Optional[_Iterable[str]] = ..., cursor: _Optional[str] = ...) -> None: ...
+    target_type: _segment_pb2.SegmentType
+    def __init__(self, recipients: _Optional[_Iterable[_Union[_segment_pb2.Recipient, _Mapping]]] = ..., skipped_ids: _Optional[_Iterable[str]] = ..., cursor: _Optional[str] = ..., target_type: _Optional[_Union[_segment_pb2.SegmentType, str]] = ...) -> None: ...
