@@ -22,7 +22,7 @@ from sqlalchemy import or_
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.sql import Select
 
-from herald.segment.v1 import segment_service_pb2
+from herald.segment.v1 import segment_pb2, segment_service_pb2
 from services.kit.db import transaction
 from services.kit.errors import InvalidArgument, NotFound
 from services.segment_svc import store
@@ -160,12 +160,16 @@ def _length(n: int) -> bytes:
     return _SHORT[n] if n < 0x80 else _varint(n)
 
 
+# target_type = SEGMENT_TYPE_USER: field 4, wire type 0 (varint) → tag 0x20, then the value.
+_USER_TARGETS = b"\x20" + _varint(segment_pb2.SEGMENT_TYPE_USER)
+
+
 def user_batch(pairs: list[tuple[str, bytes | None]]) -> segment_service_pb2.StreamRecipientsResponse:
     """A batch of user recipients from (target id, stored User bytes or None when unknown).
 
     The stored bytes are spliced into the encoded response (Recipient.target_id = 1,
-    Recipient.user = 2; response recipients = 1, skipped_ids = 2, cursor = 3) and parsed once
-    in C, instead of building a message per user in Python.
+    Recipient.user = 2; response recipients = 1, skipped_ids = 2, cursor = 3, target_type = 4)
+    and parsed once in C, instead of building a message per user in Python.
     """
     parts = []
     skipped = []
@@ -179,13 +183,15 @@ def user_batch(pairs: list[tuple[str, bytes | None]]) -> segment_service_pb2.Str
     parts.extend(skipped)
     cursor = pairs[-1][0].encode()
     parts.append(b"\x1a" + _length(len(cursor)) + cursor)
+    parts.append(_USER_TARGETS)
     return segment_service_pb2.StreamRecipientsResponse.FromString(b"".join(parts))
 
 
 async def _channel_batch(session: AsyncSession, rows: list) -> segment_service_pb2.StreamRecipientsResponse:
     found = [row for row in rows if row.cid is not None]
     members = await store.members_of(session, [row.cid for row in found])
-    response = segment_service_pb2.StreamRecipientsResponse(cursor=rows[-1].target_id)
+    response = segment_service_pb2.StreamRecipientsResponse(cursor=rows[-1].target_id,
+                                                           target_type=segment_pb2.SEGMENT_TYPE_CHANNEL)
     for row in rows:
         if row.cid is None:
             response.skipped_ids.append(row.target_id)

@@ -41,9 +41,10 @@ async def delete_users(session: AsyncSession, ids: Sequence[str]) -> int:
     (a target that is no longer a user is skipped when sending)."""
     ids = list(dict.fromkeys(ids))
     deleted = await store.delete_users(session, ids)
-    await store.delete_memberships(session, ids)
     if deleted:
         await store.mark_sizes_dirty(session, "user")
+    if await store.delete_memberships(session, ids):
+        await store.mark_sizes_dirty(session, "channel")  # a `members` filter may match fewer channels
     return deleted
 
 

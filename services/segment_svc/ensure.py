@@ -138,8 +138,13 @@ class _Batch:
                     state.changed = True
 
 
-async def ensure_channels(session: AsyncSession,
-                          request: directory_service_pb2.EnsureChannelsRequest) -> list[Outcome]:
+@dataclass
+class Ensured:
+    outcomes: list[Outcome]  # in request order
+    channels_changed: bool  # channels or memberships were written: channel segment sizes may differ
+
+
+async def ensure_channels(session: AsyncSession, request: directory_service_pb2.EnsureChannelsRequest) -> Ensured:
     """Outcomes in request order (the request is already validated)."""
     batch = _Batch(request, utcnow())
     specs = list(request.channels)
@@ -156,8 +161,9 @@ async def ensure_channels(session: AsyncSession,
                                     batch.states.get(previous.cid)))
         else:
             outcomes.append(batch.resolve(spec, wanted[spec.recipient_id]))
-    await _write(session, batch, [o for o in outcomes if o.recipient_id not in stored], request.campaign_id)
-    return outcomes
+    changed = await _write(session, batch, [o for o in outcomes if o.recipient_id not in stored],
+                           request.campaign_id)
+    return Ensured(outcomes, changed)
 
 
 async def _load(session: AsyncSession, batch: _Batch, cids: set[str]) -> None:
@@ -167,7 +173,8 @@ async def _load(session: AsyncSession, batch: _Batch, cids: set[str]) -> None:
         batch.states[cid] = ChannelState(dict(row._mapping), {m.user_id: dict(m._mapping) for m in members[cid]})
 
 
-async def _write(session: AsyncSession, batch: _Batch, fresh: list[Outcome], campaign_id: str) -> None:
+async def _write(session: AsyncSession, batch: _Batch, fresh: list[Outcome], campaign_id: str) -> bool:
+    """Writes the batch's changes; True when channels or memberships changed."""
     writes = batch.writes
     inserted = await store.insert_channels(session, writes.channels)
     if len(inserted) != len(writes.channels):
@@ -175,10 +182,14 @@ async def _write(session: AsyncSession, batch: _Batch, fresh: list[Outcome], cam
         raise Unavailable("a channel was created concurrently; retry the batch")
     await store.add_members(session, writes.members)
     await store.unhide_members(session, writes.unhide)
-    await store.touch_channels(session, [cid for cid, s in batch.states.items() if s.changed and not s.created_now],
-                               batch.now)
+    touched = [cid for cid, s in batch.states.items() if s.changed and not s.created_now]
+    await store.touch_channels(session, touched, batch.now)
     await store.record_outcomes(session, [
         {"campaign_id": campaign_id, "recipient_id": o.recipient_id, "cid": o.cid, "created": o.created,
          "skip_reason": o.skip_reason, "created_at": batch.now} for o in fresh])
-    if writes.channels:
+    # New channels, new members (`members` filters) and touched ones (`updated_at` filters) can
+    # all change what a channel segment's filter matches.
+    changed = bool(writes.channels or writes.members or touched)
+    if changed:
         await store.mark_sizes_dirty(session, "channel")
+    return changed

@@ -93,12 +93,12 @@ class DirectoryServiceServicer(directory_service_pb2_grpc.DirectoryServiceServic
     async def EnsureChannels(self, request, context):
         validate.check_ensure(request)
         async with transaction(self.sessions) as session:
-            outcomes = await ensure.ensure_channels(session, request)
-        if any(o.created for o in outcomes):
+            ensured = await ensure.ensure_channels(session, request)
+        if ensured.channels_changed:
             self.sizes.poke()
         return directory_service_pb2.EnsureChannelsResponse(channels=[
             ensured_message(o.recipient_id, o.cid, o.created, o.skip_reason, o.channel and o.channel.row,
-                            o.channel and o.channel.members) for o in outcomes])
+                            o.channel and o.channel.members) for o in ensured.outcomes])
 
 
 class SegmentServiceServicer(segment_service_pb2_grpc.SegmentServiceServicer):

@@ -4,6 +4,10 @@ Writes that can change a computed size (users or channels upserted, imported or 
 segment created or its filter changed) flag the affected segments `size_dirty` in their own
 transaction and poke this worker. The worker waits a short debounce, then recounts each
 flagged segment: it clears the flag first, so a change made during the count flags it again.
+A recount that fails (or is interrupted by shutdown) flags its segment again, so it is
+retried on the next round (or at the next start) instead of leaving the size stale until
+something else changes. (Clearing the flag in the transaction that writes the size would
+also do, but on SQLite it would hold the write lock for the whole count and stall writers.)
 After each round it rests in proportion to the round's cost, so a long import is not slowed
 down by recounting a million users after every chunk.
 """
@@ -33,6 +37,7 @@ class SizeWorker:
         self._min_rest_s = min_rest_s
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
+        self._unflagged: set[str] = set()  # claimed, not counted, and flagging them again failed
 
     def start(self) -> None:
         self._wake.set()  # segments left dirty by a previous run are counted at start
@@ -57,22 +62,50 @@ class SizeWorker:
             self._wake.clear()
             started = loop.time()
             try:
-                await self.recount_dirty()
-            except Exception:  # noqa: BLE001 — keep the worker alive; retry on the next poke
+                complete = await self.recount_dirty()
+            except Exception:  # noqa: BLE001 — keep the worker alive; retry on the next round
                 log.exception("segment size recount failed")
+                complete = False
+            if not complete:
                 self._wake.set()
             await asyncio.sleep(max(self._min_rest_s, loop.time() - started))
 
-    async def recount_dirty(self) -> None:
+    async def recount_dirty(self) -> bool:
+        """Recounts the flagged segments; False when some recount failed (they stay flagged)."""
+        await self._flag_again(set(self._unflagged))
         async with transaction(self._sessions) as session:
             dirty = await store.dirty_segments(session)
+        complete = True
         for segment in dirty:
             async with transaction(self._sessions) as session:
                 if not await store.claim_dirty(session, segment.id):
                     continue
+            try:
+                async with transaction(self._sessions) as session:
+                    size = await _count(session, segment)
+                    await store.set_size(session, segment.id, size)
+            except Exception:  # noqa: BLE001 — e.g. "database is locked": count it again next round
+                log.exception("segment size recount failed", extra={"segment_id": segment.id})
+                await self._flag_again({segment.id})
+                complete = False
+            except asyncio.CancelledError:  # shutting down: the next start counts it
+                await self._flag_again({segment.id})
+                raise
+        return complete
+
+    async def _flag_again(self, segment_ids: set[str]) -> None:
+        """Flags claimed-but-uncounted segments dirty again; remembered for the next round if
+        that fails too."""
+        if not segment_ids:
+            return
+        self._unflagged |= segment_ids
+        try:
             async with transaction(self._sessions) as session:
-                size = await _count(session, segment)
-                await store.set_size(session, segment.id, size)
+                await store.mark_segments_dirty(session, segment_ids)
+        except Exception:  # noqa: BLE001 — the next round tries again
+            log.exception("could not flag segments for a recount", extra={"segment_ids": sorted(segment_ids)})
+            return
+        self._unflagged -= segment_ids
 
 
 async def _count(session: AsyncSession, segment) -> int:

@@ -236,8 +236,10 @@ async def unhide_members(session: AsyncSession, pairs: list[tuple[str, str]]) ->
             [{"b_cid": cid, "b_user_id": user_id} for cid, user_id in pairs])
 
 
-async def delete_memberships(session: AsyncSession, user_ids: Sequence[str]) -> None:
-    await session.execute(delete(channel_members).where(channel_members.c.user_id.in_(list(user_ids))))
+async def delete_memberships(session: AsyncSession, user_ids: Sequence[str]) -> int:
+    """Removes the users from every channel; returns how many memberships that was."""
+    result = await session.execute(delete(channel_members).where(channel_members.c.user_id.in_(list(user_ids))))
+    return result.rowcount or 0
 
 
 async def touch_channels(session: AsyncSession, cids: Iterable[str], now: dt.datetime) -> None:
@@ -313,11 +315,17 @@ async def dirty_segments(session: AsyncSession) -> list[Any]:
 
 
 async def claim_dirty(session: AsyncSession, segment_id: str) -> bool:
-    """Clears a segment's dirty flag before its recount; a change after this re-flags it."""
+    """Clears a segment's dirty flag before its recount; a change after this re-flags it (and
+    so does the worker when the recount fails)."""
     result = await session.execute(update(segments).where(segments.c.id == segment_id,
                                                           segments.c.size_dirty == True)  # noqa: E712
                                    .values(size_dirty=False))
     return (result.rowcount or 0) > 0
+
+
+async def mark_segments_dirty(session: AsyncSession, segment_ids: Iterable[str]) -> None:
+    """Flags the given segments for a recount (a recount of theirs failed)."""
+    await session.execute(update(segments).where(segments.c.id.in_(list(segment_ids))).values(size_dirty=True))
 
 
 async def set_size(session: AsyncSession, segment_id: str, size: int) -> None:

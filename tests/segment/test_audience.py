@@ -151,3 +151,24 @@ async def test_users_added_behind_the_cursor_are_not_streamed(svc):
     await svc.users("u0a", "u9a")  # one behind the cursor, one ahead
     rest = _ids(await svc.stream(segment_ids=[everyone], batch_size=5, cursor=first.cursor))
     assert rest == ["u5", "u6", "u7", "u8", "u9", "u9a"]
+
+
+async def test_every_batch_says_whether_its_targets_are_users_or_channels(svc):
+    await svc.users("a", "b", "s")
+    await svc.directory.UpsertChannels(ds.UpsertChannelsRequest(channels=[
+        directory_pb2.Channel(type="m", id=f"c{i}", members=[directory_pb2.ChannelMember(user_id="a")])
+        for i in range(2)]))
+    # Batch size 2: the last batch of each audience holds only unknown (skipped) ids.
+    by_ids = await svc.stream(user_ids=["a", "b", "x1", "x2"], batch_size=2)
+    users_manual = await svc.segment(type=USER)
+    await svc.segments.AddSegmentTargets(ss.AddSegmentTargetsRequest(id=users_manual,
+                                                                     target_ids=["a", "b", "x1", "x2"]))
+    by_user_segments = await svc.stream(segment_ids=[users_manual, await svc.segment(all_users=True)],
+                                        sender_id="s", batch_size=2)
+    channels_manual = await svc.segment(type=CHANNEL)
+    await svc.segments.AddSegmentTargets(ss.AddSegmentTargetsRequest(id=channels_manual,
+                                                                     target_ids=["m:c0", "m:c1", "m:x1", "m:x2"]))
+    by_channel_segments = await svc.stream(segment_ids=[channels_manual], batch_size=2)
+    for batches, kind in ((by_ids, USER), (by_user_segments, USER), (by_channel_segments, CHANNEL)):
+        assert [(len(b.recipients), len(b.skipped_ids)) for b in batches] == [(2, 0), (0, 2)]
+        assert [b.target_type for b in batches] == [kind, kind]

@@ -10,6 +10,7 @@ from google.protobuf import struct_pb2
 
 from herald.common.v1 import common_pb2
 from herald.segment.v1 import directory_pb2, directory_service_pb2 as ds, segment_pb2, segment_service_pb2 as ss
+from services.segment_svc import sizes
 
 from .conftest import expect_error
 
@@ -230,3 +231,42 @@ async def test_target_exists_for_computed_segments(svc):
 async def test_segment_id_is_required(svc, rpc, kind):
     await expect_error(getattr(svc.segments, rpc)(kind()), INVALID, "id")
     await expect_error(getattr(svc.segments, rpc)(kind(id="x" * 256)), INVALID, "id")
+
+
+async def test_member_filter_sizes_follow_every_membership_change(svc):
+    await svc.users("a", "b", "s")
+    await svc.directory.UpsertChannels(ds.UpsertChannelsRequest(channels=[
+        directory_pb2.Channel(type="t", id="x", members=[directory_pb2.ChannelMember(user_id="a")]),
+        directory_pb2.Channel(type="t", id="y", members=[directory_pb2.ChannelMember(user_id="b")])]))
+    with_a = await svc.segment(type=CHANNEL, filter=_struct(members={"$in": ["a"]}))
+    with_s = await svc.segment(type=CHANNEL, filter=_struct(members={"$in": ["s"]}))
+    await _wait_size(svc, with_a, 1)
+    await svc.directory.DeleteUsers(ds.DeleteUsersRequest(ids=["a"]))
+    await _wait_size(svc, with_a, 0, timeout=3)
+    # EnsureChannels adding the sender to existing channels (INCLUDE) changes memberships too.
+    await svc.directory.EnsureChannels(ds.EnsureChannelsRequest(
+        campaign_id="c", sender_id="s", sender_mode=common_pb2.SENDER_MODE_INCLUDE,
+        channels=[ds.ChannelSpec(recipient_id="t:x", cid="t:x"), ds.ChannelSpec(recipient_id="t:y", cid="t:y")]))
+    await _wait_size(svc, with_s, 2, timeout=3)
+    # A membership removed by UpsertChannels (its member list is replaced).
+    await svc.directory.UpsertChannels(ds.UpsertChannelsRequest(channels=[
+        directory_pb2.Channel(type="t", id="y", members=[directory_pb2.ChannelMember(user_id="b")])]))
+    await _wait_size(svc, with_s, 1, timeout=3)
+
+
+async def test_a_failed_recount_is_retried(svc, monkeypatch):
+    real = sizes._count
+    calls = {"failed": 0}
+
+    async def fails_once(session, segment):
+        if segment.id == everyone and not calls["failed"]:
+            calls["failed"] += 1
+            raise RuntimeError("database is locked")  # a transient failure of one recount
+        return await real(session, segment)
+
+    everyone = await svc.segment(all_users=True)
+    await _wait_size(svc, everyone, 0)
+    monkeypatch.setattr(sizes, "_count", fails_once)
+    await svc.users(*[f"u{i}" for i in range(10)])
+    await _wait_size(svc, everyone, 10, timeout=3)
+    assert calls["failed"] == 1
