@@ -9,8 +9,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from herald.segment.v1 import directory_service_pb2, directory_service_pb2_grpc
 from herald.segment.v1 import segment_service_pb2, segment_service_pb2_grpc
 from services.kit.config import Settings
-from services.kit.db import create_tables, make_engine, make_sessionmaker
+from services.kit.db import create_tables, make_engine, make_sessionmaker, transaction
 from services.kit.server import Service
+from services.segment_svc import store
 from services.segment_svc.servicer import DirectoryServiceServicer, SegmentServiceServicer
 from services.segment_svc.sizes import SizeWorker
 from services.segment_svc.store import metadata
@@ -38,6 +39,11 @@ class SegmentApp(Service):
 
     async def start(self) -> None:
         await create_tables(self.engine, metadata)
+        # A crash between a recount's claim and its write would leave a size stale: recount
+        # every computed size once at start.
+        async with transaction(self.sessions) as session:
+            for segment_type in ("user", "channel"):
+                await store.mark_sizes_dirty(session, segment_type)
         self.sizes.start()
 
     async def stop(self) -> None:

@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 
 import grpc
 import pytest
+import sqlalchemy as sa
 from google.protobuf import struct_pb2
 
 from herald.common.v1 import common_pb2
 from herald.segment.v1 import directory_pb2, directory_service_pb2 as ds, segment_pb2, segment_service_pb2 as ss
+from harness import client_channel, serving, test_settings
+from herald.segment.v1 import directory_service_pb2_grpc, segment_service_pb2_grpc
+from services.kit.db import make_engine
 from services.segment_svc import sizes
+from services.segment_svc.app import SegmentApp
 
-from .conftest import expect_error
+from .conftest import SegmentClient, expect_error
 
 USER, CHANNEL = segment_pb2.SEGMENT_TYPE_USER, segment_pb2.SEGMENT_TYPE_CHANNEL
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
@@ -270,3 +276,32 @@ async def test_a_failed_recount_is_retried(svc, monkeypatch):
     await svc.users(*[f"u{i}" for i in range(10)])
     await _wait_size(svc, everyone, 10, timeout=3)
     assert calls["failed"] == 1
+
+
+async def test_every_computed_size_is_recounted_at_start(new_db_url, tmp_path):
+    """A crash between a recount's claim and its write leaves a stale size with no dirty flag;
+    the next start recounts it anyway."""
+    url = await new_db_url("segment")
+    settings = replace(test_settings(tmp_path), segment_db_url=url)
+
+    async def run(check):
+        app = SegmentApp(settings, make_engine(url), size_debounce_s=0.05, size_rest_s=0.05)
+        async with serving(app, settings) as running, client_channel(running.port) as channel:
+            await check(SegmentClient(directory_service_pb2_grpc.DirectoryServiceStub(channel),
+                                      segment_service_pb2_grpc.SegmentServiceStub(channel), app))
+
+    async def first(svc):
+        await svc.users("a", "b", "c")
+        run.segment_id = await svc.segment(all_users=True)
+        await _wait_size(svc, run.segment_id, 3)
+
+    await run(first)
+    engine = make_engine(url)
+    async with engine.begin() as conn:  # as if a recount had claimed it and then crashed
+        await conn.execute(sa.text("UPDATE segments SET size = 99, size_dirty = :no"), {"no": False})
+    await engine.dispose()
+
+    async def second(svc):
+        await _wait_size(svc, run.segment_id, 3)
+
+    await run(second)
