@@ -36,7 +36,7 @@ proto: $(STAMP)
 ## Fails when the committed gen/ differs from what proto/ generates.
 check-gen: $(STAMP)
 	@tmp=$$(mktemp -d) && scripts/gen_proto.sh $$tmp && \
-	  diff -r -q gen/herald $$tmp/herald || { echo "gen/ is out of date: run 'make proto'"; rm -rf $$tmp; exit 1; }; \
+	  diff -r -q -x __pycache__ gen/herald $$tmp/herald || { echo "gen/ is out of date: run 'make proto'"; rm -rf $$tmp; exit 1; }; \
 	  rm -rf $$tmp
 
 lint: $(STAMP)

@@ -66,7 +66,7 @@ def _wrap(handler: grpc.RpcMethodHandler, method: str, authenticate: Callable[[]
         async def call(request_or_iterator, context):
             try:
                 current_claims.set(authenticate())
-                return await behavior(request_or_iterator, context)
+                return await _finish_even_if_cancelled(behavior(request_or_iterator, context), method)
             except Exception as exc:  # noqa: BLE001 — mapped to a status below
                 await _abort(context, method, exc)
         return call
@@ -88,6 +88,23 @@ def _wrap(handler: grpc.RpcMethodHandler, method: str, authenticate: Callable[[]
     if handler.unary_stream:
         return grpc.unary_stream_rpc_method_handler(streaming(handler.unary_stream), **codec)
     return grpc.stream_stream_rpc_method_handler(streaming(handler.stream_stream), **codec)
+
+
+async def _finish_even_if_cancelled(work, method: str):
+    """Runs a unary handler to its end even when its call is cancelled (deadline, disconnect):
+    cut mid-write, asyncpg leaves a half-sent executemany open, holding its locks."""
+    task = asyncio.ensure_future(work)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        task.add_done_callback(lambda done: _log_orphan(done, method))
+        raise
+
+
+def _log_orphan(task: asyncio.Task, method: str) -> None:
+    if task.cancelled() or task.exception() is None or isinstance(task.exception(), HeraldError):
+        return
+    log.error("handler of a cancelled call failed", extra={"method": method}, exc_info=task.exception())
 
 
 class _ShutdownError(Exception):

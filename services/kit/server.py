@@ -21,7 +21,7 @@ from grpc_reflection.v1alpha import reflection
 
 from services.kit.clients import CHANNEL_OPTIONS
 from services.kit.config import Settings, settings_from_env
-from services.kit.interceptors import HeraldServerInterceptor
+from services.kit.interceptors import SHUTTING_DOWN, HeraldServerInterceptor
 from services.kit.logs import setup_logging
 
 log = logging.getLogger("herald.server")
@@ -47,6 +47,26 @@ class Service:
 
     async def stop(self) -> None:
         """Stops background work and disposes the engine; called after the server stopped."""
+
+
+class _HealthServicer(health.aio.HealthServicer):
+    """The standard health service, whose Watch streams end with UNAVAILABLE on shutdown like
+    every other stream (instead of holding the server for the whole grace period)."""
+
+    def __init__(self, shutdown: asyncio.Event) -> None:
+        super().__init__()
+        self._shutdown = shutdown
+
+    async def Watch(self, request, context):
+        watch = asyncio.ensure_future(super().Watch(request, context))
+        stop = asyncio.ensure_future(self._shutdown.wait())
+        await asyncio.wait({watch, stop}, return_when=asyncio.FIRST_COMPLETED)
+        stop.cancel()
+        if not watch.done():
+            watch.cancel()
+            await asyncio.gather(watch, return_exceptions=True)
+            await context.abort(grpc.StatusCode.UNAVAILABLE, SHUTTING_DOWN)
+        await watch
 
 
 @dataclass
@@ -76,7 +96,7 @@ async def start_server(service: Service, settings: Settings, addr: str) -> Runni
     interceptor = HeraldServerInterceptor(settings.api_secret, caller_rate=settings.caller_rate_limit)
     server = grpc.aio.server(interceptors=[interceptor], options=CHANNEL_OPTIONS)
     service.register(server)
-    health_servicer = health.aio.HealthServicer()
+    health_servicer = _HealthServicer(interceptor.shutdown)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     names = service.service_names()
     reflection.enable_server_reflection(

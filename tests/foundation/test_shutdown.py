@@ -57,8 +57,15 @@ async def test_sigterm_drains_calls_ends_streams_and_exits_zero(tmp_path):
             assert stream_code == grpc.StatusCode.UNAVAILABLE
             assert (await hold).value == "held"
             assert time.monotonic() - sent_at < GRACE_S
+            try:  # the open health watch ends too, rather than holding the server for the grace
+                await health_updates.read()
+                health_code = None
+            except grpc.aio.AioRpcError as exc:
+                health_code = exc.code()
+            assert health_code == grpc.StatusCode.UNAVAILABLE
 
         assert await asyncio.wait_for(process.wait(), GRACE_S + 5) == 0
+        assert time.monotonic() - sent_at < GRACE_S  # nothing held it for the whole grace period
     finally:
         if process.returncode is None:
             process.kill()
