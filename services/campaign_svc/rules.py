@@ -17,13 +17,11 @@ from services.campaign_svc.convert import template_to_json
 from services.campaign_svc.upstream import Upstream
 from services.kit import fields as field_rules
 from services.kit.errors import InvalidArgument, Violations
-from services.kit.templates import USER_TARGET_VARIABLES, Tree, compile_text, uses_variable
+from services.kit.templates import USER_TARGET_VARIABLES, Tree, compile_text, is_template, uses_variable
 
 MAX_SEGMENTS = 25
 MAX_USERS = 10_000
 MAX_ATTACHMENTS = 30
-MAX_CHANNEL_TYPE = 64
-MAX_TEAM = 1000
 MAX_MEMBERS = 1000
 
 SEGMENT_TYPE_WORDS = {segment_pb2.SEGMENT_TYPE_USER: "user", segment_pb2.SEGMENT_TYPE_CHANNEL: "channel"}
@@ -62,6 +60,8 @@ def check_locally(request: Any, *, id_required: bool) -> CampaignFields:
     v = Violations()
     check_id(v, request.id, required=id_required)
     check_id(v, request.sender_id, "sender_id")
+    field_rules.check_text(v, request.name, "name")
+    field_rules.check_text(v, request.description, "description")
     segment_ids = _check_ids(v, request.segment_ids, "segment_ids", MAX_SEGMENTS)
     user_ids = _check_ids(v, request.user_ids, "user_ids", MAX_USERS)
     if not request.segment_ids and not request.user_ids:
@@ -130,6 +130,8 @@ def _check_message_template(v: Violations, request) -> None:
     template = request.message_template
     if not template.text:
         v.add("message_template.text", "is required")
+    field_rules.check_text(v, template.text, "message_template.text")
+    check_id(v, template.poll_id, "message_template.poll_id", required=False)
     if len(template.attachments) > MAX_ATTACHMENTS:
         v.add("message_template.attachments", f"at most {MAX_ATTACHMENTS} attachments, got {len(template.attachments)}")
 
@@ -139,19 +141,27 @@ def _check_channel_template(v: Violations, request) -> None:
         v.check(not request.create_channels, "channel_template", "is required when create_channels is true")
         return
     template = request.channel_template
-    if not template.type:
-        v.add("channel_template.type", "is required")
-    elif len(template.type) > MAX_CHANNEL_TYPE:
-        v.add("channel_template.type", f"is longer than {MAX_CHANNEL_TYPE} characters")
-    if len(template.team) > MAX_TEAM:
-        v.add("channel_template.team", f"is longer than {MAX_TEAM} characters")
+    field_rules.check_channel_type(v, template.type, "channel_template.type")
+    field_rules.check_text(v, template.team, "channel_template.team", field_rules.MAX_TEAM)
+    _check_fixed_id(v, template.id, "channel_template.id", required=False)
     for name in ("members", "members_template"):
         if len(getattr(template, name)) > MAX_MEMBERS:
             v.add(f"channel_template.{name}", f"at most {MAX_MEMBERS} members, got {len(getattr(template, name))}")
     if template.members and template.members_template:
         v.add("channel_template.members_template", "give members or members_template, not both")
+    for i, member in enumerate(template.members):
+        _check_fixed_id(v, member, f"channel_template.members[{i}]")
     for i, member in enumerate(template.members_template):
-        v.check(bool(member.user_id), f"channel_template.members_template[{i}].user_id", "is required")
+        _check_fixed_id(v, member.user_id, f"channel_template.members_template[{i}].user_id")
+
+
+def _check_fixed_id(v: Violations, value: str, field: str, *, required: bool = True) -> None:
+    """An id that may be a template: a plain one must be a valid id now; a template's output
+    is checked per recipient when sending (a bad one fails that recipient, not the campaign)."""
+    if is_template(value):
+        field_rules.check_text(v, value, field)
+    else:
+        check_id(v, value, field, required=required)
 
 
 def _template_sources(request):

@@ -35,7 +35,7 @@ def supervise(settings: Settings) -> int:
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
     children = {name: _spawn(name, env) for name in SERVICES}
-    _wait_ready(settings)
+    _wait_ready(settings, children)
     _announce(settings, data_dir)
     while not stopping:
         time.sleep(0.2)
@@ -47,10 +47,13 @@ def supervise(settings: Settings) -> int:
     return _stop_all(children, settings.shutdown_grace_s)
 
 
-def _wait_ready(settings: Settings, timeout_s: float = 60.0) -> None:
-    """Announces only once every service answers its health check (or says which did not)."""
+def _wait_ready(settings: Settings, children: dict[str, subprocess.Popen], timeout_s: float = 60.0) -> None:
+    """Returns once every child answers its health check; says which did not (a child that
+    exited, e.g. because its port was taken, is not mistaken for a server already there)."""
     async def wait_all() -> None:
-        await asyncio.gather(*(wait_serving(settings.addr(name), timeout_s=timeout_s) for name in SERVICES))
+        await asyncio.gather(*(wait_serving(settings.addr(name), timeout_s=timeout_s,
+                                            alive=lambda child=child: child.poll() is None)
+                               for name, child in children.items()))
 
     try:
         asyncio.run(wait_all())

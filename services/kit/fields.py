@@ -6,6 +6,8 @@ from __future__ import annotations
 from services.kit.errors import Violations
 
 MAX_ID = 255
+MAX_CHANNEL_TYPE = 64
+MAX_TEAM = 1000
 NUL = "\x00"
 
 
@@ -18,9 +20,16 @@ def check_id(v: Violations, value: str, field: str, *, required: bool = True, li
     return check_text(v, value, field, limit)
 
 
-def check_text(v: Violations, value: str, field: str, limit: int) -> bool:
-    """Records a violation unless `value` is at most `limit` characters without NUL."""
-    if len(value) > limit:
+def check_text(v: Violations, value: str, field: str, limit: int | None = None) -> bool:
+    """Records a violation unless `value` is at most `limit` characters (when given) without NUL."""
+    if limit is not None and len(value) > limit:
         v.add(field, f"must be at most {limit} characters")
         return False
     return v.check(NUL not in value, field, "must not contain NUL (U+0000) characters")
+
+
+def check_channel_type(v: Violations, value: str, field: str) -> bool:
+    """A channel type: required, at most 64 characters, and no ':' (it separates type:id)."""
+    if not check_id(v, value, field, limit=MAX_CHANNEL_TYPE):
+        return False
+    return v.check(":" not in value, field, "must not contain ':'")

@@ -34,13 +34,14 @@ def environment() -> SandboxedEnvironment:
     return _env
 
 
-def _is_template(source: str) -> bool:
+def is_template(source: str) -> bool:
+    """Whether a string holds Jinja markup (else it is used as it is)."""
     return "{{" in source or "{%" in source or "{#" in source
 
 
 def compile_text(source: str, field: str, variables: frozenset[str]) -> jinja2.Template | str:
     """Compiles one template; plain strings come back as they are (nothing to render)."""
-    if not _is_template(source):
+    if not is_template(source):
         return source
     env = environment()
     try:
@@ -93,7 +94,7 @@ def render_text(compiled: jinja2.Template | str, context: Mapping[str, Any]) -> 
 def uses_variable(source: Any, name: str) -> bool:
     """Whether any template string inside `source` refers to `name` (e.g. `receiver`)."""
     if isinstance(source, str):
-        if not _is_template(source):
+        if not is_template(source):
             return False
         try:
             return name in meta.find_undeclared_variables(environment().parse(source))

@@ -7,14 +7,13 @@ from collections.abc import Sequence
 from herald.common.v1 import common_pb2
 from herald.segment.v1 import directory_service_pb2, segment_service_pb2
 from services.kit.errors import InvalidArgument, Violations
-from services.kit.fields import MAX_ID, check_id, check_text  # noqa: F401 — the servicer uses them via this module
+from services.kit.fields import (MAX_CHANNEL_TYPE, MAX_ID, MAX_TEAM, check_channel_type,  # noqa: F401 — the
+                                 check_id, check_text)  # servicer uses them via this module
 from services.kit.protos import struct_to_dict
 from services.segment_svc.convert import SEGMENT_TYPE_WORDS
 from services.segment_svc.filters import audience_condition
 
-MAX_CHANNEL_TYPE = 64
 MAX_CID = MAX_CHANNEL_TYPE + 1 + MAX_ID
-MAX_TEAM = 1000
 MAX_USERS_PER_CALL = 10_000
 MAX_CHANNELS_PER_CALL = 1_000
 MAX_MEMBERS_PER_SPEC = 1_000
@@ -41,12 +40,6 @@ def check_id_list(v: Violations, values: Sequence[str], field: str, *, limit: in
         if not check_id(v, value, f"{field}[{i}]", limit=item_limit):
             return False
     return True
-
-
-def check_channel_type(v: Violations, value: str, field: str) -> bool:
-    if not check_id(v, value, field, limit=MAX_CHANNEL_TYPE):
-        return False
-    return v.check(":" not in value, field, "must not contain ':'")
 
 
 def check_cid(v: Violations, value: str, field: str) -> bool:

@@ -50,6 +50,17 @@ async def invalid(env, **fields) -> list[str]:
      "channel_template.members_template[0].user_id"),
     (dict(sender_mode=7), "sender_mode"),
     (dict(sender_visibility=3), "sender_visibility"),
+    # What would otherwise fail every recipient at send time is refused now.
+    (dict(channel_template=CT(type="a:b")), "channel_template.type"),
+    (dict(channel_template=CT(type="messaging", id="c" * 256)), "channel_template.id"),
+    (dict(channel_template=CT(type="messaging", members=["ok", ""])), "channel_template.members[1]"),
+    (dict(channel_template=CT(type="messaging", members=["m" * 256])), "channel_template.members[0]"),
+    (dict(channel_template=CT(type="messaging", members_template=[
+        common_pb2.ChannelMemberTemplate(user_id="m" * 256)])), "channel_template.members_template[0].user_id"),
+    (dict(message_template=MT(text="hi", poll_id="p" * 256)), "message_template.poll_id"),
+    (dict(name="a\x00b"), "name"),
+    (dict(description="\x00"), "description"),
+    (dict(message_template=MT(text="hi\x00")), "message_template.text"),
 ])
 async def test_each_rule_is_invalid_argument_on_its_field(env, fields, field):
     if fields.get("message_template", 0) is None:
@@ -61,6 +72,27 @@ async def test_each_rule_is_invalid_argument_on_its_field(env, fields, field):
         assert field in violations(caught.value)
         return
     assert field in await invalid(env, **fields)
+
+
+@pytest.mark.parametrize("fields, field", [
+    (dict(id="x" * 256), "id"),
+    (dict(user_ids=[f"u{i}" for i in range(10_001)]), "user_ids"),
+    (dict(segment_ids=[f"s{i}" for i in range(26)]), "segment_ids"),
+    (dict(message_template=MT(text="hi", attachments=[struct({"a": 1})] * 31)), "message_template.attachments"),
+    (dict(channel_template=CT(type="t" * 65)), "channel_template.type"),
+    (dict(channel_template=CT(type="messaging", members=[f"m{i}" for i in range(1001)])), "channel_template.members"),
+    (dict(message_template=MT(text="{{ receiver.name")), "message_template.text"),
+])
+async def test_update_applies_the_same_rules(env, fields, field):
+    campaign = await env.create()
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await env.client.UpdateCampaign(cs.UpdateCampaignRequest(**{**_writable(request(id=campaign.id)), **fields}))
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT, caught.value.details()
+    assert field in violations(caught.value)
+
+
+def _writable(create: cs.CreateCampaignRequest) -> dict:
+    return {f.name: getattr(create, f.name) for f, _ in create.ListFields()}
 
 
 async def test_limits_themselves_are_accepted(env):
@@ -117,6 +149,11 @@ async def test_segments_of_mixed_types_are_invalid(env):
     users = await env.segment(type_=1, targets=["u1"])
     channels = await env.segment(type_=2, targets=["messaging:general"])
     assert await invalid(env, segment_ids=[users, channels]) == ["segment_ids"]
+    draft = await env.create(segment_ids=[users])
+    with pytest.raises(grpc.aio.AioRpcError) as caught:  # Update checks it too
+        await env.client.UpdateCampaign(cs.UpdateCampaignRequest(
+            **{**_writable(request(id=draft.id)), "user_ids": [], "segment_ids": [users, channels]}))
+    assert violations(caught.value) == ["segment_ids"]
 
 
 async def test_receiver_is_rejected_for_channel_segments(env):
