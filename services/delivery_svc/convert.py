@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-
+import math
 
 from herald.campaign.v1 import campaign_pb2
 from herald.delivery.v1 import delivery_pb2
@@ -13,12 +13,7 @@ from services.kit.protos import struct_from, timestamp
 def delivery(row, users_read: int = 0, rate: float | None = None) -> delivery_pb2.Delivery:
     handled = row.sent + row.skipped + row.failed
     total = row.recipients_total or 0
-    if row.status == store.COMPLETED:
-        progress = 1.0
-    elif total > 0:
-        progress = min(1.0, handled / total)
-    else:
-        progress = 0.0
+    progress = progress_of(row.status, handled, total)
     stats = campaign_pb2.CampaignStats(
         progress=progress, stats_started_at=timestamp(row.started_at),
         stats_completed_at=timestamp(row.completed_at), stats_messages_sent=row.messages_sent,
@@ -33,6 +28,18 @@ def delivery(row, users_read: int = 0, rate: float | None = None) -> delivery_pb
         campaign_id=row.campaign_id, status=row.status, stop_reason=row.stop_reason,
         stop_message=row.stop_message, stats=stats, recipients_per_second=rate,
         created_at=timestamp(row.created_at), updated_at=timestamp(row.updated_at))
+
+
+# The largest float below 1: progress is 1 exactly when completed (DESIGN §4), never before.
+ALMOST_DONE = math.nextafter(1.0, 0.0)
+
+
+def progress_of(status: int, handled: int, total: int) -> float:
+    """1 when completed; otherwise handled/total, kept below 1 (recipients added ahead of the
+    cursor can make `handled` pass the count taken at start)."""
+    if status == store.COMPLETED:
+        return 1.0
+    return min(ALMOST_DONE, handled / total) if total > 0 else 0.0
 
 
 def recipient_outcome(row) -> delivery_pb2.RecipientOutcome:

@@ -13,23 +13,28 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from herald.campaign.v1 import campaign_pb2
+from herald.common.v1 import common_pb2
 from herald.delivery.v1 import delivery_pb2
 from services.delivery_svc import convert, store
 from services.delivery_svc.engine import Engine
 from services.delivery_svc.notifier import Notifier
-from services.delivery_svc.render import CampaignTemplates
+from services.delivery_svc.render import MAX_TEAM_CHARS, CampaignTemplates, uses_any
 from services.kit.db import transaction, utcnow
 from services.kit.errors import InvalidArgument, NotFound, ResourceExhausted, Violations
-from services.kit.fields import check_id
+from services.kit.fields import check_id, check_text
 from services.kit.filters import Field, FilterSpec, Kind, compile_filter, enum_aliases
 from services.kit.paging import SortKey, keyset_page, parse_sort, resolve_limit
 
 MAX_ID_CHARS = 255
 MAX_BATCH_GET = 100
+MAX_SEGMENTS, MAX_USERS, MAX_ATTACHMENTS, MAX_MEMBERS = 25, 10_000, 30, 1000
+MAX_CHANNEL_TYPE_CHARS = 64
 RECIPIENTS_DEFAULT_LIMIT, RECIPIENTS_MAX_LIMIT = 1000, 10_000
 # WatchDelivery cadence (DESIGN §5): at most 4 updates a second, at least 1 a second.
 WATCH_MIN_INTERVAL_S = 0.25
 WATCH_MAX_INTERVAL_S = 1.0
+# How long StopDelivery waits for the run to end (and settle) before committing the stop itself.
+STOP_WAIT_S = 5.0
 
 _TARGET_OPERATORS = frozenset({"$eq", "$gt", "$gte", "$lt", "$lte", "$in"})
 RECIPIENT_FILTER = FilterSpec({
@@ -42,19 +47,61 @@ EVENT_TYPES_FROM_CAMPAIGNS = frozenset({"campaign.started", "campaign.completed"
 
 
 def validate_snapshot(campaign: campaign_pb2.Campaign) -> None:
-    """What a delivery cannot run without; templates are compiled to catch errors up front."""
+    """The limits of DESIGN §4–5 and §7, so that a delivery never starts on what it (or the segment
+    service) would refuse later; templates are compiled to catch errors up front."""
     v = Violations()
-    if v.check(bool(campaign.id), "campaign.id", "is required"):
-        v.check(len(campaign.id) <= MAX_ID_CHARS, "campaign.id", f"must be at most {MAX_ID_CHARS} characters")
-    v.check(bool(campaign.sender_id), "campaign.sender_id", "is required")
-    v.check(bool(campaign.message_template.text), "campaign.message_template.text", "is required")
-    has_segments, has_users = bool(campaign.segment_ids), bool(campaign.user_ids)
-    if has_segments == has_users:
+    check_id(v, campaign.id, "campaign.id")
+    check_id(v, campaign.sender_id, "campaign.sender_id")
+    if bool(campaign.segment_ids) == bool(campaign.user_ids):
         v.add("campaign.segment_ids", "give exactly one of segment_ids and user_ids")
-    v.check(not campaign.create_channels or bool(campaign.channel_template.type),
-            "campaign.channel_template.type", "is required with create_channels")
+    _check_ids(v, campaign.segment_ids, "campaign.segment_ids", MAX_SEGMENTS)
+    _check_ids(v, campaign.user_ids, "campaign.user_ids", MAX_USERS)
+    message = campaign.message_template
+    v.check(bool(message.text), "campaign.message_template.text", "is required")
+    v.check(len(message.attachments) <= MAX_ATTACHMENTS, "campaign.message_template.attachments",
+            f"must list at most {MAX_ATTACHMENTS} attachments (got {len(message.attachments)})")
+    if campaign.HasField("channel_template"):
+        _check_channel_template(v, campaign.channel_template)
+    else:
+        v.check(not campaign.create_channels, "campaign.channel_template", "is required with create_channels")
+    for enum, value, field in ((common_pb2.SenderMode, campaign.sender_mode, "campaign.sender_mode"),
+                               (common_pb2.SenderVisibility, campaign.sender_visibility,
+                                "campaign.sender_visibility")):
+        v.check(value in enum.values(), field, f"unknown value {value}; use one of {', '.join(enum.keys())}")
     v.raise_if_any()
     CampaignTemplates(campaign)
+
+
+def _check_ids(v: Violations, ids, field: str, limit: int) -> None:
+    """At most `limit` valid ids; only the first bad one is named (10,000 errors help nobody)."""
+    if len(ids) > limit:
+        v.add(field, f"must list at most {limit} ids (got {len(ids)})")
+        return
+    for i, value in enumerate(ids):
+        if not check_id(v, value, f"{field}[{i}]"):
+            return
+
+
+def _check_channel_template(v: Violations, template: common_pb2.ChannelTemplate) -> None:
+    """The static parts of a channel template by the segment service's ChannelSpec rules
+    (templated parts are checked per recipient once rendered)."""
+    path = "campaign.channel_template"
+    if check_id(v, template.type, f"{path}.type", limit=MAX_CHANNEL_TYPE_CHARS):
+        v.check(":" not in template.type, f"{path}.type", "must not contain ':'")
+    if not uses_any(template.id):
+        check_id(v, template.id, f"{path}.id", required=False)
+    if not uses_any(template.team):
+        check_text(v, template.team, f"{path}.team", MAX_TEAM_CHARS)
+    for name in ("members", "members_template"):
+        count = len(getattr(template, name))
+        v.check(count <= MAX_MEMBERS, f"{path}.{name}", f"must list at most {MAX_MEMBERS} members (got {count})")
+    if template.members and template.members_template:
+        v.add(f"{path}.members_template", "give members or members_template, not both")
+    members = [(f"{path}.members[{i}]", m) for i, m in enumerate(template.members)] + [
+        (f"{path}.members_template[{i}].user_id", m.user_id) for i, m in enumerate(template.members_template)]
+    for field, user_id in members[:MAX_MEMBERS]:
+        if not uses_any(user_id) and not check_id(v, user_id, field):
+            return
 
 
 class Deliveries:
@@ -95,13 +142,21 @@ class Deliveries:
             if reason != campaign_pb2.STOP_REASON_UNSPECIFIED:
                 raise InvalidArgument("reason", "is not a known stop reason")
             reason = campaign_pb2.STOP_REASON_REQUESTED
+        message = message[:1000]
         async with transaction(self.sessions) as session:
-            if await store.get_delivery(session, campaign_id) is None:
-                raise NotFound(f"no delivery for campaign {campaign_id!r}")
-            stopped = await store.stop_delivery(session, campaign_id, reason, message[:1000], utcnow())
-        if stopped:
-            self.engine.request_stop(campaign_id)
-            self.notifier.notify(campaign_id)
+            row = await store.get_delivery(session, campaign_id)
+        if row is None:
+            raise NotFound(f"no delivery for campaign {campaign_id!r}")
+        if row.status == store.IN_PROGRESS:
+            # The run commits the stop itself, with the channels of the batches it had ensured
+            # but will not write. Without a run here, or when it does not end in time, the stop
+            # is committed directly (a run still going settles on its own just after).
+            await self.engine.stop(campaign_id, reason, message, STOP_WAIT_S)
+            async with transaction(self.sessions) as session:
+                stopped = await store.stop_delivery(session, campaign_id, reason, message, utcnow())
+            if stopped:
+                self.engine.request_stop(campaign_id, reason, message)
+                self.notifier.notify(campaign_id)
         return await self.get(campaign_id)
 
     async def get(self, campaign_id: str) -> delivery_pb2.Delivery:
@@ -135,10 +190,15 @@ class Deliveries:
         """The state at once, then changes (≤4/s, ≥1/s while in progress), the terminal state last."""
         changed = self.notifier.changed(campaign_id)
         current = await self.get(campaign_id)
+        sent_at = 0.0
         while True:
-            sent_at = time.monotonic()
-            yield current
-            if current.status in store.TERMINAL:
+            # A stopped delivery's run may still be settling its counters: the terminal state
+            # goes out once the run has ended, so that it is the last word.
+            final = current.status in store.TERMINAL and not self.engine.is_running(campaign_id)
+            if final or current.status not in store.TERMINAL:
+                sent_at = time.monotonic()
+                yield current
+            if final:
                 return
             try:
                 await asyncio.wait_for(changed.wait(), WATCH_MAX_INTERVAL_S)

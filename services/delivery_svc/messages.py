@@ -12,6 +12,7 @@ from services.delivery_svc import convert, store
 from services.delivery_svc.notifier import Notifier
 from services.kit.db import transaction, utcnow
 from services.kit.errors import Violations
+from services.kit.fields import check_id
 from services.kit.filters import Field, FilterSpec, Kind, compile_filter
 from services.kit.paging import keyset_page, parse_sort, resolve_limit
 
@@ -46,16 +47,14 @@ class Messages:
         return [convert.message(row) for row in page.rows], page.next, page.prev
 
     async def mark_read(self, user_id: str, cid: str) -> int:
-        """Marks `cid` read by `user_id`; the user counts as a reader of every campaign with a
+        """Marks `cid` read by `user_id`: the user counts as a reader of every campaign with a
         message there (not their own). Returns the campaign messages newly marked read."""
         v = Violations()
         for field, value, most in (("user_id", user_id, MAX_ID_CHARS), ("cid", cid, store.CID_CHARS)):
-            if v.check(bool(value), field, "is required"):
-                v.check(len(value) <= most, field, f"must be at most {most} characters")
+            check_id(v, value, field, limit=most)
         v.raise_if_any()
         async with transaction(self.sessions) as session:
-            marked = await store.mark_channel_read(session, user_id, cid, utcnow())
-            campaigns = await store.campaigns_with_messages_in(session, cid) if marked else []
+            marked, campaigns = await store.mark_read(session, user_id, cid, utcnow())
         for campaign_id in campaigns:
             self.notifier.notify(campaign_id)
         return marked

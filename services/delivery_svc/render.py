@@ -18,15 +18,21 @@ from herald.campaign.v1 import campaign_pb2
 from herald.common.v1 import common_pb2
 from herald.segment.v1 import directory_pb2, directory_service_pb2
 from services.kit.errors import InvalidArgument, Violations
+from services.kit.fields import check_id, check_text
 from services.kit.protos import struct_to_dict
 from services.kit.templates import (USER_TARGET_VARIABLES, Tree, compile_text, environment, render_text,
                                     uses_variable)
 
 MAX_TEXT_CHARS = 5000
 DEFAULT_CHANNEL_TYPE = "messaging"
+# What the segment service accepts in a channel spec (services/segment_svc/validate.py check_spec).
+MAX_TEAM_CHARS = 1000
+# The recipient log's reason column: a reason code, then ": detail" when it fits.
+MAX_REASON_CHARS = 64
 
 TEXT_TOO_LONG = "text_too_long"
 RENDER_ERROR = "render_error"
+INVALID_CHANNEL = "invalid_channel"
 
 
 class RecipientFailed(Exception):
@@ -173,11 +179,14 @@ class CampaignTemplates:
         self.members = self._compile_members(violations, channel)
         violations.raise_if_any()
 
-        sources = [message.text, attachments, custom]
-        channel_sources = [channel.id, channel.team, channel_custom,
-                           [m.user_id for m in channel.members_template], list(channel.members)]
-        self.needs_receiver = any(uses_variable(s, "receiver") for s in sources + channel_sources)
-        self.needs_channel = any(uses_variable(s, "channel") for s in sources)
+        message_sources = [message.text, attachments, custom]
+        channel_sources = [channel.id, channel.team, channel_custom, list(channel.members),
+                           [[m.user_id, struct_to_dict(m.custom)] for m in channel.members_template]]
+        # Decided once per campaign: the receiver is only built when some template part uses it.
+        self.needs_receiver = uses_variable([message_sources, channel_sources], "receiver")
+        self.needs_channel = uses_variable(message_sources, "channel")
+        # Only an absent id template derives the channel id; one that renders empty is an error.
+        self.derives_channel_id = not channel.id
         self.static_members = self._static_members(channel)
 
     @staticmethod
@@ -214,7 +223,8 @@ class CampaignTemplates:
     # --- per recipient ---
 
     def user_channel_spec(self, receiver_id: str, context: dict[str, Any]) -> directory_service_pb2.ChannelSpec:
-        """The channel wanted for a user target (raises RecipientFailed on a rendering error)."""
+        """The channel wanted for a user target; raises RecipientFailed on a rendering error
+        (`render_error`) or a rendered spec the segment service would refuse (`invalid_channel`)."""
         try:
             spec = directory_service_pb2.ChannelSpec(
                 recipient_id=receiver_id, receiver_id=receiver_id, type=self.channel_type,
@@ -229,9 +239,23 @@ class CampaignTemplates:
                                              channel_role=member.channel_role)
                     if member.custom is not None:
                         proto.custom.update(member.custom.render(context))
-            return spec
         except Exception as exc:  # noqa: BLE001 — sandbox SecurityError, undefined errors, bad values
             raise RecipientFailed(RENDER_ERROR, f"channel template: {exc}") from None
+        self._check_rendered(spec)
+        return spec
+
+    def _check_rendered(self, spec: directory_service_pb2.ChannelSpec) -> None:
+        """The rendered parts of a spec, by the rules the segment service applies to the whole
+        EnsureChannels batch (one bad spec would fail everyone's); the static parts (type, member
+        counts, static members) were checked once when the delivery started."""
+        v = Violations()
+        if self.derives_channel_id or check_id(v, spec.id, "id"):
+            if check_text(v, spec.team, "team", MAX_TEAM_CHARS) and self.static_members is None:
+                for j, member in enumerate(spec.members):
+                    if not check_id(v, member.user_id, f"members[{j}].user_id"):
+                        break
+        if v.items:
+            raise RecipientFailed(invalid_channel_reason(v.items[0].field, v.items[0].description))
 
     def message(self, context: dict[str, Any]) -> tuple[str, list, dict]:
         """Rendered (text, attachments, custom) for one recipient (raises RecipientFailed)."""
@@ -248,6 +272,14 @@ class CampaignTemplates:
         if len(text) > MAX_TEXT_CHARS:
             raise RecipientFailed(TEXT_TOO_LONG)
         return text, attachments, custom
+
+
+def invalid_channel_reason(field: str, description: str) -> str:
+    """`invalid_channel`, with as much of the detail as the log's reason column holds."""
+    for reason in (f"{INVALID_CHANNEL}: {field} {description}", f"{INVALID_CHANNEL}: {field}"):
+        if len(reason) <= MAX_REASON_CHARS:
+            return reason
+    return INVALID_CHANNEL
 
 
 def uses_any(source: Any) -> bool:

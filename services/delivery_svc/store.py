@@ -6,7 +6,8 @@
   writes they cover, so a crash replays at most one uncommitted batch.
 - `messages`: one per sent recipient; the id derives from campaign id + target id.
 - `recipient_log`: one outcome per (campaign, target): sent, skipped or failed with a reason.
-- `reads` (campaign, reader) and `channel_reads` (reader, channel, last read) for stats_users_read.
+- `reads` (campaign, reader) for stats_users_read: who marked a channel with the campaign's
+  message read. No read times: a read is counted by campaign, whenever its message committed.
 - `events`: the outbox. `payload` holds the `herald.delivery.v1.Event` proto bytes minus what
   columns hold (sequence; for message.new the message, which is the `messages` row
   `message_id`), so writing a batch's events costs one serialisation per channel.
@@ -89,13 +90,6 @@ reads = Table(
     Column("campaign_id", IdString(), primary_key=True),
     Column("user_id", IdString(), primary_key=True),
     Column("created_at", UtcDateTime, nullable=False),
-)
-
-channel_reads = Table(
-    "channel_reads", metadata,
-    Column("user_id", IdString(), primary_key=True),
-    Column("cid", IdString(CID_CHARS), primary_key=True),
-    Column("last_read_at", UtcDateTime, nullable=False),
 )
 
 events = Table(
@@ -255,25 +249,19 @@ async def get_event(session: AsyncSession, event_id: str):
 
 # --- reads -----------------------------------------------------------------------------------
 
-async def mark_channel_read(session: AsyncSession, user_id: str, cid: str, now: dt.datetime) -> int:
-    """Records that `user_id` read `cid` up to now; returns how many campaign messages (by other
-    authors) became read, and adds the user to the readers of each campaign with a message there."""
-    previous = await session.scalar(select(channel_reads.c.last_read_at).where(
-        channel_reads.c.user_id == user_id, channel_reads.c.cid == cid))
-    unread = select(messages.c.created_by_campaign_id, func.count()).where(
-        messages.c.cid == cid, messages.c.user_id != user_id)
-    if previous is not None:
-        unread = unread.where(messages.c.created_at > previous)
-    rows = list(await session.execute(unread.group_by(messages.c.created_by_campaign_id)))
-    dialect = postgresql if session.bind.dialect.name == "postgresql" else sqlite
-    upsert = dialect.insert(channel_reads).values(user_id=user_id, cid=cid, last_read_at=now)
-    await session.execute(upsert.on_conflict_do_update(
-        index_elements=[channel_reads.c.user_id, channel_reads.c.cid], set_={"last_read_at": now}))
-    await write_rows(session, reads, [{"campaign_id": campaign_id, "user_id": user_id, "created_at": now}
-                                      for campaign_id, _ in rows])
-    return sum(count for _, count in rows)
-
-
-async def campaigns_with_messages_in(session: AsyncSession, cid: str) -> list[str]:
-    rows = await session.execute(select(messages.c.created_by_campaign_id).where(messages.c.cid == cid).distinct())
-    return [r[0] for r in rows]
+async def mark_read(session: AsyncSession, user_id: str, cid: str, now: dt.datetime) -> tuple[int, list[str]]:
+    """Makes `user_id` a reader of every campaign with a message in `cid` by someone else.
+    Returns how many of those campaign messages became read (the ones of campaigns the user had
+    not read before) and those campaigns. Independent of times, so a read that lands while a
+    campaign's batch is being written is counted once the message is there."""
+    rows = await session.execute(
+        select(messages.c.created_by_campaign_id, func.count())
+        .where(messages.c.cid == cid, messages.c.user_id != user_id).group_by(messages.c.created_by_campaign_id))
+    counts = {campaign_id: count for campaign_id, count in rows}
+    if not counts:
+        return 0, []
+    # RETURNING lists only the rows inserted: concurrent calls cannot both count a campaign.
+    inserted = await session.execute(insert_ignoring_duplicates(session, reads).values(
+        [{"campaign_id": c, "user_id": user_id, "created_at": now} for c in counts]).returning(reads.c.campaign_id))
+    newly_read = [row[0] for row in inserted]
+    return sum(counts[c] for c in newly_read), newly_read

@@ -12,8 +12,8 @@ from herald.campaign.v1 import campaign_pb2
 from herald.common.v1 import common_pb2
 from herald.delivery.v1 import delivery_pb2, delivery_service_pb2, message_service_pb2
 
-from delivery.helpers import (TERMINAL, all_messages, all_recipients, campaign, get, start, struct, upsert_users,
-                              wait_done)
+from delivery.helpers import (TERMINAL, all_messages, all_recipients, campaign, channels, get, start, struct,
+                              upsert_users, wait_done)
 from harness import violations
 
 
@@ -36,6 +36,39 @@ async def _fails(call, code=grpc.StatusCode.INVALID_ARGUMENT) -> list[str]:
     (campaign("c", user_ids=["a"], channel_template=common_pb2.ChannelTemplate(type="m", id="{% for %}")),
      ["campaign.channel_template.id"]),
     (campaign("c", user_ids=["a"], channel_template=common_pb2.ChannelTemplate()), ["campaign.channel_template.type"]),
+    # The limits of DESIGN §4–5 and §7: refused at start, not an ERROR stop later.
+    (campaign("c", user_ids=[f"u{i}" for i in range(10_001)]), ["campaign.user_ids"]),
+    (campaign("c", user_ids=["a", "x" * 256]), ["campaign.user_ids[1]"]),
+    (campaign("c", user_ids=["a", "b\x00"]), ["campaign.user_ids[1]"]),
+    (campaign("c", segment_ids=[f"s{i}" for i in range(26)]), ["campaign.segment_ids"]),
+    (campaign("c", segment_ids=["s0", "s1", "s2", ""]), ["campaign.segment_ids[3]"]),
+    (campaign("c", sender_id="s" * 256, user_ids=["a"]), ["campaign.sender_id"]),
+    (campaign("c", user_ids=["a"], message_template=common_pb2.MessageTemplate(
+        text="x", attachments=[struct({"type": "file"})] * 31)), ["campaign.message_template.attachments"]),
+    (campaign("c", user_ids=["a"], channel_template=common_pb2.ChannelTemplate(type="t" * 65)),
+     ["campaign.channel_template.type"]),
+    (campaign("c", user_ids=["a"], channel_template=common_pb2.ChannelTemplate(type="a:b")),
+     ["campaign.channel_template.type"]),
+    (campaign("c", user_ids=["a"], channel_template=common_pb2.ChannelTemplate(type="m", id="i" * 256)),
+     ["campaign.channel_template.id"]),
+    (campaign("c", user_ids=["a"], channel_template=common_pb2.ChannelTemplate(type="m", team="t" * 1001)),
+     ["campaign.channel_template.team"]),
+    (campaign("c", user_ids=["a"], channel_template=common_pb2.ChannelTemplate(
+        type="m", members=[f"m{i}" for i in range(1001)])), ["campaign.channel_template.members"]),
+    (campaign("c", user_ids=["a"], channel_template=common_pb2.ChannelTemplate(
+        type="m", members_template=[common_pb2.ChannelMemberTemplate(user_id="m")] * 1001)),
+     ["campaign.channel_template.members_template"]),
+    (campaign("c", user_ids=["a"], channel_template=common_pb2.ChannelTemplate(
+        type="m", members=["a"], members_template=[common_pb2.ChannelMemberTemplate(user_id="b")])),
+     ["campaign.channel_template.members_template"]),
+    (campaign("c", user_ids=["a"], channel_template=common_pb2.ChannelTemplate(
+        type="m", members_template=[common_pb2.ChannelMemberTemplate(user_id="{{ receiver.id }}"),
+                                    common_pb2.ChannelMemberTemplate()])),
+     ["campaign.channel_template.members_template[1].user_id"]),
+    (campaign_pb2.Campaign(id="c", sender_id="s", user_ids=["a"], create_channels=True,
+                           message_template=common_pb2.MessageTemplate(text="x")), ["campaign.channel_template"]),
+    (campaign("c", user_ids=["a"], sender_mode=7), ["campaign.sender_mode"]),
+    (campaign("c", user_ids=["a"], sender_visibility=7), ["campaign.sender_visibility"]),
 ])
 async def test_start_validates_the_snapshot(stubs, snapshot, fields):
     request = delivery_service_pb2.StartDeliveryRequest(campaign=snapshot)
@@ -130,6 +163,7 @@ async def test_read_receipts_count_distinct_readers_also_after_completion(stubs)
     assert (await mark(R(user_id="a", cid="messaging:a-sender"))).marked_count == 0
     assert (await mark(R(user_id="sender", cid="messaging:a-sender"))).marked_count == 0  # their own message
     assert (await mark(R(user_id="a", cid="messaging:nowhere"))).marked_count == 0
+    assert (await mark(R(user_id="a", cid="messaging:a-sender"))).marked_count == 0
     assert (await get(stubs, "c1")).stats.stats_users_read == 1
     await mark(R(user_id="b", cid="messaging:b-sender"))
     assert (await get(stubs, "c1")).stats.stats_users_read == 2
@@ -176,3 +210,42 @@ async def test_publish_event_is_idempotent_by_id(stubs):
     assert await _fails(publish(P())) == ["event.id", "event.type", "event.campaign"]
     assert await _fails(publish(P(event=delivery_pb2.Event(id="e", type="message.new", campaign=event.campaign)))) == [
         "event.type"]
+
+
+async def test_a_read_made_while_the_message_is_being_written_counts_once_it_is_there(make_system):
+    # One recipient a second: u2's channel is ensured and its message rendered well before the
+    # batch is written; a MarkRead in between must not hide the message for good.
+    _, stubs = await make_system(delivery_batch_size=1, max_send_rate=1)
+    await upsert_users(stubs.directory, ["sender", "u0", "u1", "u2"])
+    await start(stubs, campaign("c1", user_ids=["u0", "u1", "u2"]))
+    cid = "messaging:u2-sender"
+    while not await channels(stubs, {"cid": cid}):
+        await asyncio.sleep(0.02)
+    await asyncio.sleep(0.3)  # the message is rendered right after its channel is ensured
+    assert await all_messages(stubs, {"cid": cid}) == []
+    mark = stubs.messages.MarkRead
+    R = message_service_pb2.MarkReadRequest
+    assert (await mark(R(user_id="u2", cid=cid))).marked_count == 0
+    assert (await get(stubs, "c1")).stats.stats_users_read == 0
+    await wait_done(stubs, "c1")
+    assert (await mark(R(user_id="u2", cid=cid))).marked_count == 1
+    assert (await mark(R(user_id="u2", cid=cid))).marked_count == 0
+    assert (await get(stubs, "c1")).stats.stats_users_read == 1
+
+
+async def test_progress_stays_below_1_until_completed(make_system):
+    # Paced at 20/s in batches of 10: after the last batch the run waits half a second before it
+    # completes, with every recipient handled and the delivery still in progress.
+    _, stubs = await make_system(delivery_batch_size=10, max_send_rate=20)
+    users = [f"u{i:02d}" for i in range(30)]
+    await upsert_users(stubs.directory, ["sender", *users])
+    await start(stubs, campaign("c1", user_ids=users))
+    seen = []
+    while (delivery := await get(stubs, "c1")).status == campaign_pb2.CAMPAIGN_STATUS_IN_PROGRESS:
+        seen.append((delivery.stats.stats_messages_sent, delivery.stats.progress))
+        await asyncio.sleep(0.05)
+    assert (30, max(p for _, p in seen)) in seen, seen  # the case in question did occur
+    assert all(0 <= progress < 1 for _, progress in seen), seen
+    assert [p for _, p in seen] == sorted(p for _, p in seen)
+    done = await wait_done(stubs, "c1")
+    assert (done.status, done.stats.progress) == (campaign_pb2.CAMPAIGN_STATUS_COMPLETED, 1.0)

@@ -14,7 +14,8 @@ from herald.campaign.v1 import campaign_pb2
 from herald.delivery.v1 import delivery_service_pb2
 from services.kit.db import make_engine
 
-from delivery.helpers import all_messages, all_recipients, campaign, get, start, upsert_users, user_segment, wait_done
+from delivery.helpers import (all_messages, all_recipients, campaign, channels, get, start, upsert_users, user_segment,
+                              wait_done)
 
 STOPPED = campaign_pb2.CAMPAIGN_STATUS_STOPPED
 COMPLETED = campaign_pb2.CAMPAIGN_STATUS_COMPLETED
@@ -91,6 +92,50 @@ async def test_stop_midway_leaves_the_rest_unsent_and_nothing_half_written(make_
     await system.restart("delivery")
     await asyncio.sleep(0.3)
     assert (await get(stubs, "c1")).stats.stats_messages_sent == sent
+
+
+async def _channels_accounted(system, stubs, campaign_id: str) -> tuple[int, int, int]:
+    """(stats_channels_created, channels the sender's campaign really created, channel.created events)."""
+    made = await channels(stubs, {"created_by_id": "sender"})
+    [[(events,)]] = await _sql(system.settings.delivery_db_url,
+                               f"SELECT count(*) FROM events WHERE type = 'channel.created' "
+                               f"AND campaign_id = '{campaign_id}'")
+    return (await get(stubs, campaign_id)).stats.stats_channels_created, len(made), events
+
+
+async def test_a_stop_counts_and_announces_exactly_the_channels_the_campaign_created(make_system):
+    # The run ensures channels a few batches ahead of the writer; a stop must not drop them.
+    system, stubs = await make_system(delivery_batch_size=100, max_send_rate=400)
+    users = [f"u{i:04d}" for i in range(2000)]
+    await upsert_users(stubs.directory, ["sender", *users])
+    await start(stubs, campaign("c1", user_ids=users))
+    while (await get(stubs, "c1")).stats.stats_messages_sent < 200:
+        await asyncio.sleep(0.05)
+    response = await stubs.deliveries.StopDelivery(delivery_service_pb2.StopDeliveryRequest(campaign_id="c1"))
+    stopped = response.delivery
+    assert stopped.status == STOPPED
+    final = await wait_done(stubs, "c1")
+    counted, made, announced = await _channels_accounted(system, stubs, "c1")
+    assert counted == made == announced == stopped.stats.stats_channels_created == final.stats.stats_channels_created
+    sent = final.stats.stats_messages_sent
+    assert made > sent  # batches were ensured ahead of the writer when the stop landed
+    # Their recipients stay unsent: no message, no log row.
+    assert len(await all_messages(stubs, {"created_by_campaign_id": "c1"})) == sent
+    assert len(await all_recipients(stubs, {"campaign_id": "c1"})) == sent == final.stats.stats_users_sent
+
+
+async def test_a_capacity_stop_counts_and_announces_exactly_the_channels_the_campaign_created(make_system):
+    system, stubs = await make_system(delivery_batch_size=40, monthly_message_capacity=130)
+    users = [f"u{i:03d}" for i in range(400)]
+    await upsert_users(stubs.directory, ["sender", *users])
+    await start(stubs, campaign("c1", user_ids=users))
+    done = await wait_done(stubs, "c1")
+    assert (done.status, done.stop_reason, done.stats.stats_messages_sent) == (
+        STOPPED, campaign_pb2.STOP_REASON_CAPACITY, 130)
+    counted, made, announced = await _channels_accounted(system, stubs, "c1")
+    assert counted == made == announced == done.stats.stats_channels_created
+    assert made > 130  # the capacity batch's unsent rest and the batches ensured ahead
+    assert len(await all_recipients(stubs, {"campaign_id": "c1"})) == 130
 
 
 async def test_monthly_capacity_stops_the_delivery_at_the_limit(make_system):

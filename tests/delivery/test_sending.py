@@ -11,8 +11,8 @@ from herald.delivery.v1 import delivery_pb2
 from herald.segment.v1 import directory_pb2, directory_service_pb2
 from services.kit.db import make_engine
 
-from delivery.helpers import (all_messages, all_recipients, campaign, channel_segment, start, struct, upsert_users,
-                              user_segment, wait_done)
+from delivery.helpers import (all_messages, all_recipients, campaign, channel_segment, channels, start, struct,
+                              upsert_users, user_segment, wait_done)
 
 COMPLETED = campaign_pb2.CAMPAIGN_STATUS_COMPLETED
 
@@ -108,3 +108,59 @@ async def test_user_segment_campaign_reaches_the_segment(stubs):
     await start(stubs, campaign("c4", segment_ids=[segment_id]))
     done = await wait_done(stubs, "c4")
     assert (done.stats.recipients_total, done.stats.stats_messages_sent) == (15, 15)
+
+
+async def test_a_recipient_whose_rendered_channel_is_invalid_fails_alone(stubs):
+    # Each user renders one part of the channel spec past the segment service's rules; only "ok" is fine.
+    await stubs.directory.UpsertUsers(directory_service_pb2.UpsertUsersRequest(users=[
+        directory_pb2.User(id="sender", name="Sender"), directory_pb2.User(id="buddy", name="Buddy"),
+        directory_pb2.User(id="ok", name="Ok", custom=struct({"buddy": "buddy", "team": "t"})),
+        directory_pb2.User(id="long", name="x" * 256, custom=struct({"buddy": "buddy", "team": "t"})),
+        directory_pb2.User(id="nameless", name="", custom=struct({"buddy": "buddy", "team": "t"})),
+        directory_pb2.User(id="teamy", name="Teamy", custom=struct({"buddy": "buddy", "team": "t" * 1001})),
+        directory_pb2.User(id="lonely", name="Lonely", custom=struct({"team": "t"}))]))
+    template = common_pb2.ChannelTemplate(
+        type="messaging", id="{{ receiver.name }}", team="{{ receiver.custom.team }}",
+        members_template=[common_pb2.ChannelMemberTemplate(user_id="{{ receiver.custom.buddy }}")])
+    await start(stubs, campaign("c1", user_ids=["ok", "long", "nameless", "teamy", "lonely"],
+                                channel_template=template))
+    done = await wait_done(stubs, "c1")
+    assert (done.status, done.stats.stats_messages_sent, done.stats.recipients_failed) == (COMPLETED, 1, 4)
+    assert done.stats.stats_channels_created == 1
+    log = {r.target_id: (r.status, r.reason) for r in await all_recipients(stubs, {"campaign_id": "c1"})}
+    failed = delivery_pb2.RECIPIENT_STATUS_FAILED
+    assert log == {
+        "ok": (delivery_pb2.RECIPIENT_STATUS_SENT, ""),
+        "long": (failed, "invalid_channel: id must be at most 255 characters"),
+        # An id template that renders empty fails; only an absent one derives the id.
+        "nameless": (failed, "invalid_channel: id is required"),
+        "teamy": (failed, "invalid_channel: team must be at most 1000 characters"),
+        "lonely": (failed, "invalid_channel: members[0].user_id is required"),
+    }
+    [made] = await channels(stubs, {"type": "messaging"})
+    assert made.cid == "messaging:Ok" and {m.user_id for m in made.members} == {"ok", "buddy", "sender"}
+
+
+async def test_receiver_renders_inside_members_template_custom(stubs):
+    await upsert_users(stubs.directory, ["sender", "a", "mod"])
+    template = common_pb2.ChannelTemplate(type="messaging", members_template=[common_pb2.ChannelMemberTemplate(
+        user_id="mod", custom=struct({"note": "for {{ receiver.id }} ({{ receiver.name }})"}))])
+    await start(stubs, campaign("c1", user_ids=["a"], text="Hello", channel_template=template))
+    assert (await wait_done(stubs, "c1")).stats.stats_messages_sent == 1
+    [made] = await channels(stubs, {"type": "messaging"})
+    assert {m.user_id: dict(m.custom) for m in made.members}["mod"] == {"note": "for a (Name a)"}
+
+
+async def test_unknown_users_are_user_not_found_whatever_their_ids_look_like(stubs):
+    await upsert_users(stubs.directory, ["sender", "a"])
+    mixed = await user_segment(stubs.segments, ["a", "email:ghost@x.org"])
+    only_ghosts = await user_segment(stubs.segments, ["team:ghost"])
+    await start(stubs, campaign("c1", segment_ids=[mixed]))
+    await start(stubs, campaign("c2", segment_ids=[only_ghosts]))
+    await start(stubs, campaign("c3", user_ids=["a", "x:y"]))
+    for campaign_id in ("c1", "c2", "c3"):
+        await wait_done(stubs, campaign_id)
+    skipped = await all_recipients(stubs, {"status": "skipped"})
+    assert [(r.campaign_id, r.target_id, r.reason) for r in skipped] == [
+        ("c1", "email:ghost@x.org", "user_not_found"), ("c2", "team:ghost", "user_not_found"),
+        ("c3", "x:y", "user_not_found")]

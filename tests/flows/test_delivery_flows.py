@@ -182,6 +182,11 @@ async def test_stop_midway(make):
     log = await all_recipients(stubs, {"campaign_id": campaign_id})
     assert len(log) == sent and all(r.status == delivery_pb2.RECIPIENT_STATUS_SENT for r in log)
     assert (await system.get(campaign_id)).stats.stats_messages_sent == sent
+    # Channels ensured ahead of the writer when the stop landed are counted, on the campaign too.
+    made = await channels(stubs, {"created_by_id": "sender"})
+    assert len(made) > sent
+    assert delivery.stats.stats_channels_created == len(made)
+    assert (await system.get(campaign_id)).stats.stats_channels_created == len(made)
 
 
 async def test_read_receipts(make):
