@@ -18,17 +18,16 @@ from herald.delivery.v1 import delivery_pb2
 from services.delivery_svc import convert, store
 from services.delivery_svc.engine import Engine
 from services.delivery_svc.notifier import Notifier
-from services.delivery_svc.render import MAX_TEAM_CHARS, CampaignTemplates, uses_any
+from services.delivery_svc.render import CampaignTemplates, uses_any
 from services.kit.db import transaction, utcnow
 from services.kit.errors import InvalidArgument, NotFound, ResourceExhausted, Violations
-from services.kit.fields import check_id, check_text
+from services.kit.fields import MAX_TEAM, check_channel_type, check_id, check_text
 from services.kit.filters import Field, FilterSpec, Kind, compile_filter, enum_aliases
 from services.kit.paging import SortKey, keyset_page, parse_sort, resolve_limit
 
 MAX_ID_CHARS = 255
 MAX_BATCH_GET = 100
 MAX_SEGMENTS, MAX_USERS, MAX_ATTACHMENTS, MAX_MEMBERS = 25, 10_000, 30, 1000
-MAX_CHANNEL_TYPE_CHARS = 64
 RECIPIENTS_DEFAULT_LIMIT, RECIPIENTS_MAX_LIMIT = 1000, 10_000
 # WatchDelivery cadence (DESIGN §5): at most 4 updates a second, at least 1 a second.
 WATCH_MIN_INTERVAL_S = 0.25
@@ -86,12 +85,11 @@ def _check_channel_template(v: Violations, template: common_pb2.ChannelTemplate)
     """The static parts of a channel template by the segment service's ChannelSpec rules
     (templated parts are checked per recipient once rendered)."""
     path = "campaign.channel_template"
-    if check_id(v, template.type, f"{path}.type", limit=MAX_CHANNEL_TYPE_CHARS):
-        v.check(":" not in template.type, f"{path}.type", "must not contain ':'")
+    check_channel_type(v, template.type, f"{path}.type")
     if not uses_any(template.id):
         check_id(v, template.id, f"{path}.id", required=False)
     if not uses_any(template.team):
-        check_text(v, template.team, f"{path}.team", MAX_TEAM_CHARS)
+        check_text(v, template.team, f"{path}.team", MAX_TEAM)
     for name in ("members", "members_template"):
         count = len(getattr(template, name))
         v.check(count <= MAX_MEMBERS, f"{path}.{name}", f"must list at most {MAX_MEMBERS} members (got {count})")

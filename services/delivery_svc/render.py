@@ -18,7 +18,7 @@ from herald.campaign.v1 import campaign_pb2
 from herald.common.v1 import common_pb2
 from herald.segment.v1 import directory_pb2, directory_service_pb2
 from services.kit.errors import InvalidArgument, Violations
-from services.kit.fields import check_id, check_text
+from services.kit.fields import MAX_TEAM, check_id, check_text
 from services.kit.protos import struct_to_dict
 from services.kit.templates import (USER_TARGET_VARIABLES, Tree, compile_text, environment, render_text,
                                     uses_variable)
@@ -26,7 +26,6 @@ from services.kit.templates import (USER_TARGET_VARIABLES, Tree, compile_text, e
 MAX_TEXT_CHARS = 5000
 DEFAULT_CHANNEL_TYPE = "messaging"
 # What the segment service accepts in a channel spec (services/segment_svc/validate.py check_spec).
-MAX_TEAM_CHARS = 1000
 # The recipient log's reason column: a reason code, then ": detail" when it fits.
 MAX_REASON_CHARS = 64
 
@@ -250,7 +249,7 @@ class CampaignTemplates:
         counts, static members) were checked once when the delivery started."""
         v = Violations()
         if self.derives_channel_id or check_id(v, spec.id, "id"):
-            if check_text(v, spec.team, "team", MAX_TEAM_CHARS) and self.static_members is None:
+            if check_text(v, spec.team, "team", MAX_TEAM) and self.static_members is None:
                 for j, member in enumerate(spec.members):
                     if not check_id(v, member.user_id, f"members[{j}].user_id"):
                         break
