@@ -14,6 +14,7 @@ import os
 import random
 import signal
 import sys
+import time
 
 import pytest
 import sqlalchemy as sa
@@ -30,6 +31,7 @@ from delivery.helpers import (Stubs, all_messages, all_recipients, campaign, get
 
 GHOSTS = 17  # unknown users in the segment: skipped
 LONG_BIO_EVERY = 250  # every 250th user's text is too long: failed
+ROUND_TIMEOUT_S = 120  # a round that makes no progress for this long fails instead of hanging
 
 
 async def _spawn(env: dict) -> asyncio.subprocess.Process:
@@ -82,11 +84,13 @@ async def _crash_loop(new_db_url, tmp_path, recipients: int, rounds: int) -> Non
                     # The restarted process resumes by itself as it starts. Kill it once it has
                     # written a random share of what is left (watching its database), plus jitter.
                     target = handled + rng.uniform(0.05, 0.6) * (total - handled)
+                    give_up_at = time.monotonic() + ROUND_TIMEOUT_S
                     while True:
                         handled, status = await _checkpoint(observer)
                         if handled >= target or status != campaign_pb2.CAMPAIGN_STATUS_IN_PROGRESS:
                             break
                         assert process.returncode is None, "delivery_svc exited by itself"
+                        assert time.monotonic() < give_up_at, f"no progress past {handled}/{total} (seed {seed})"
                         await asyncio.sleep(0.003)
                     await asyncio.sleep(rng.uniform(0, 0.03))
                     process.send_signal(signal.SIGKILL)
