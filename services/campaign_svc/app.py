@@ -39,12 +39,12 @@ class CampaignApp(Service):
         self._owned_channels: list[grpc.aio.Channel] = []
         sessions = make_sessionmaker(engine)
         self.upstream = Upstream()
-        self.publisher = Publisher(sessions, self.upstream, clock)
+        self.views = Views(sessions, self.upstream)
+        self.publisher = Publisher(sessions, self.upstream, clock, self.views)
         self.feeds = Feeds(self._load, self._on_sending)
         self.sending = Sending(sessions, self.upstream, clock, self.feeds, self.publisher,
                                owner=f"campaign-{uuid.uuid4().hex[:12]}")
         self.campaigns = Campaigns(sessions, self.upstream, clock, self.feeds, self.sending)
-        self.views = Views(sessions, self.upstream)
         self.scheduler = Scheduler(sessions, self.sending, clock)
         self.sessions = sessions
         self._tasks: list[asyncio.Task] = []

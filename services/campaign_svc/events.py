@@ -19,6 +19,7 @@ from herald.delivery.v1 import delivery_pb2
 from services.campaign_svc import convert, store
 from services.campaign_svc.clock import Clock
 from services.campaign_svc.upstream import Upstream, is_outage
+from services.campaign_svc.views import Views
 from services.kit.db import transaction
 
 log = logging.getLogger("herald.campaign.events")
@@ -29,6 +30,7 @@ STOPPED = "campaign.stopped"
 
 IDLE_POLL_S = 1.0
 RETRY_MAX_S = 5.0
+EVENT_USERS = 100  # targeted users carried by an event's campaign, as a GetCampaign's first page
 
 
 def event_id(row: Mapping, type_: str) -> str:
@@ -48,10 +50,11 @@ async def record(session: AsyncSession, campaign_id: str, type_: str, clock: Clo
 class Publisher:
     """Hands pending outbox events to the delivery service, oldest first."""
 
-    def __init__(self, sessions: async_sessionmaker, upstream: Upstream, clock: Clock) -> None:
+    def __init__(self, sessions: async_sessionmaker, upstream: Upstream, clock: Clock, views: Views) -> None:
         self._sessions = sessions
         self._upstream = upstream
         self._clock = clock
+        self._views = views
         self._wake = asyncio.Event()
 
     def wake(self) -> None:
@@ -84,7 +87,11 @@ class Publisher:
             if not pending:
                 return published
             for row in pending:
-                await self._upstream.publish_event(self._event(row))
+                event = self._event(row)
+                # The full campaign object: status and stats as recorded, plus sender, segments
+                # and the first page of users (an outage retries the event later).
+                await self._views.complete([event.campaign], user_limit=EVENT_USERS)
+                await self._upstream.publish_event(event)
                 async with transaction(self._sessions) as session:
                     await store.mark_published(session, row["id"], self._clock.now())
                 published += 1

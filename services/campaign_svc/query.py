@@ -17,6 +17,9 @@ from services.kit.paging import keyset_page, parse_sort, resolve_limit
 DEFAULT_LIMIT = 25
 MAX_LIMIT = 100
 MAX_USER_LIMIT = 1000
+# A page stays well under the 16 MiB message cap: campaigns carry up to 10,000 user ids each.
+RESPONSE_BUDGET_BYTES = 12 * 2**20
+USER_OBJECT_BYTES = 1024  # an embedded user (user_limit), generously
 
 
 def _segments_condition(op: str, value):
@@ -45,12 +48,29 @@ SORTABLE = {name: field.column for name, field in FILTER.fields.items() if field
 async def query_campaigns(sessions: async_sessionmaker, request) -> tuple[list[Mapping], str, str]:
     """One page of campaign rows and its next / prev cursors."""
     limit = resolve_limit(request.limit, DEFAULT_LIMIT, MAX_LIMIT)
-    resolve_limit(request.user_limit, 0, MAX_USER_LIMIT, "user_limit")
     filter_dict = json_format.MessageToDict(request.filter) if request.HasField("filter") else None
     condition = compile_filter(FILTER, filter_dict)
     sort = parse_sort(request.sort, SORTABLE, default=[("created_at", -1)])
+    user_limit = resolve_limit(request.user_limit, 0, MAX_USER_LIMIT, "user_limit")
     async with transaction(sessions) as session:
-        page = await keyset_page(session, select(campaigns).where(condition), sort, limit=limit,
-                                 next=request.next, prev=request.prev, fingerprint_of=filter_dict)
+        async def page_of(size: int):
+            return await keyset_page(session, select(campaigns).where(condition), sort, limit=size,
+                                     next=request.next, prev=request.prev, fingerprint_of=filter_dict)
+
+        page = await page_of(limit)
+        # A prev page ends at its cursor: a shorter one keeps the rows nearest to it.
+        fitting = _fitting(page.rows[::-1] if request.prev else page.rows, user_limit)
+        if fitting < len(page.rows):  # a shorter page, with cursors that continue from it
+            page = await page_of(fitting)
     rows = [row._mapping for row in page.rows]
     return rows, page.next, page.prev
+
+
+def _fitting(rows, user_limit: int) -> int:
+    """How many of the rows (in order) fit the response budget; at least one."""
+    used = 0
+    for count, row in enumerate(rows):
+        used += 2048 + sum(len(u) + 4 for u in row.user_ids) + user_limit * USER_OBJECT_BYTES
+        if used > RESPONSE_BUDGET_BYTES:
+            return max(1, count)
+    return len(rows)

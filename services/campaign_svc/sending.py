@@ -32,8 +32,10 @@ from services.kit.errors import FailedPrecondition, HeraldError, ResourceExhaust
 
 log = logging.getLogger("herald.campaign.sending")
 
-# Another instance takes over starting a delivery when its claimer has not done so by then.
-START_LEASE_S = 30.0
+# Another instance (or this one after a restart) takes over starting a delivery when its
+# claimer has not done so by then. Short, since StartDelivery is idempotent by campaign id: the
+# lease only spares duplicate calls, and a start claimed just before a crash fires soon after.
+START_LEASE_S = 3.0
 BACKOFF_FIRST_S = 0.1
 BACKOFF_MAX_S = 5.0
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from herald.campaign.v1 import campaign_service_pb2 as pb
 from herald.campaign.v1 import campaign_service_pb2_grpc
-from services.campaign_svc import convert
 from services.campaign_svc.feeds import Feeds
 from services.campaign_svc.lifecycle import Campaigns
 from services.campaign_svc.query import query_campaigns
@@ -47,8 +46,8 @@ class CampaignServiceServicer(campaign_service_pb2_grpc.CampaignServiceServicer)
         return pb.StartCampaignResponse(campaign=campaign, users=users)
 
     async def StopCampaign(self, request, context):
-        row = await self.campaigns.stop(request.id)
-        return pb.StopCampaignResponse(campaign=convert.campaign(row))
+        campaign, _ = await self.views.one(await self.campaigns.stop(request.id), best_effort=True)
+        return pb.StopCampaignResponse(campaign=campaign)
 
     async def WatchCampaign(self, request, context):
         await self.campaigns.get(request.id)

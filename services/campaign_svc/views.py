@@ -68,14 +68,19 @@ class Views:
     async def many(self, rows: Sequence[Mapping], *, user_limit: int) -> list[campaign_pb2.Campaign]:
         """Full campaigns for a query page, each with its first `user_limit` users."""
         campaigns = [convert.campaign(row) for row in rows]
-        user_ids = await self._first_users([row["id"] for row in rows if row["user_ids"]], user_limit)
-        wanted = [row["sender_id"] for row in rows] + [u for ids in user_ids.values() for u in ids]
+        await self.complete(campaigns, user_limit=user_limit)
+        await self._refresh_reads(rows, campaigns)
+        return campaigns
+
+    async def complete(self, campaigns: Sequence[campaign_pb2.Campaign], *, user_limit: int) -> None:
+        """Adds what the stored campaigns lack to be whole: the sender, the segments and the
+        first `user_limit` targeted users, as full objects from the directory."""
+        user_ids = await self._first_users([c.id for c in campaigns if c.user_ids], user_limit)
+        wanted = [c.sender_id for c in campaigns] + [u for ids in user_ids.values() for u in ids]
         users = await self.upstream.get_users(wanted) if wanted else {}
         for campaign in campaigns:
             _fill(campaign, users, user_ids.get(campaign.id, []))
         await self._fill_segments(campaigns)
-        await self._refresh_reads(rows, campaigns)
-        return campaigns
 
     async def _first_users(self, campaign_ids: list[str], user_limit: int) -> dict[str, list[str]]:
         if not campaign_ids or user_limit <= 0:

@@ -267,3 +267,19 @@ async def test_get_campaign_paging_arguments_are_checked(env, fields, field):
         await env.client.GetCampaign(cs.GetCampaignRequest(id=campaign.id, **fields))
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert violations(caught.value) == [field]
+
+
+async def test_events_and_stop_replies_carry_the_whole_campaign(env):
+    segment = await env.segment(targets=["u1"])
+    by_segment = await env.create(segment_ids=[segment])
+    by_users = await env.create()
+    for campaign in (by_segment, by_users):
+        await env.start_campaign(campaign.id, scheduled_for=later(env, 3600))
+        stopped = (await env.client.StopCampaign(cs.StopCampaignRequest(id=campaign.id))).campaign
+        assert stopped.status == STOPPED and stopped.sender.id == campaign.sender_id
+        await events_of(env, campaign.id, ["campaign.stopped"])
+    events = {e.campaign.id: e.campaign for e in env.delivery.events.values() if e.type == "campaign.stopped"}
+    assert [s.id for s in events[by_segment.id].segments] == [segment]
+    assert events[by_segment.id].sender.id == by_segment.sender_id
+    assert [u.id for u in events[by_users.id].users] == sorted(by_users.user_ids)
+    assert all(u.HasField("created_at") for u in events[by_users.id].users)  # full user objects

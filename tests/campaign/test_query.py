@@ -190,3 +190,20 @@ async def test_user_limit_embeds_users(five):
     assert [u.id for u in got["c4"].users] == ["u1", "u2"]
     assert got["c1"].segments[0].id == "seg-a" and got["c5"].sender.id == "u1"
     assert all(not c.users for c in (await query(env)).campaigns)
+
+
+async def test_pages_of_large_campaigns_stay_under_the_message_cap(env):
+    user_ids = [f"{i:0200d}" for i in range(10_000)]  # about 2 MB of ids per campaign
+    created = [(await env.create(id=f"big{i}", user_ids=user_ids)).id for i in range(7)]
+    seen, cursor, pages = [], "", 0
+    while True:
+        reply = await env.client.QueryCampaigns(cs.QueryCampaignsRequest(next=cursor))  # limit 25
+        assert reply.ByteSize() < 16 * 2**20
+        seen += [c.id for c in reply.campaigns]
+        pages += 1
+        if not reply.next:
+            break
+        cursor = reply.next
+    assert sorted(seen) == sorted(created) and pages > 1
+    back = await env.client.QueryCampaigns(cs.QueryCampaignsRequest(prev=reply.prev))
+    assert back.campaigns and back.ByteSize() < 16 * 2**20
