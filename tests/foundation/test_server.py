@@ -95,12 +95,14 @@ async def test_domain_errors_carry_error_info_and_retry_info(probe):
     assert retry_info.retry_delay.ToMilliseconds() == 1500
 
 
-async def test_unexpected_exceptions_are_opaque_internal_not_unknown(probe):
+async def test_unexpected_exceptions_are_opaque_internal_not_unknown(probe, caplog):
     async with client_channel(probe.port) as channel:
         exc = await _code_of(channel, "Fail", "bug")
         unimplemented = await _code_of(channel, "Fail", "unimplemented")
     assert exc.code() == grpc.StatusCode.INTERNAL
     assert "passwd" not in (exc.details() or "")
+    logged = [r for r in caplog.records if r.name == "herald.rpc" and r.levelname == "ERROR"]
+    assert logged and "passwd" in str(logged[0].exc_info[1])  # the cause is in the log, not the reply
     assert unimplemented.code() == grpc.StatusCode.UNIMPLEMENTED
 
 
