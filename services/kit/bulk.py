@@ -24,6 +24,8 @@ class DriverValues:
 
     def __init__(self, dialect_name: str) -> None:
         self.sqlite = dialect_name == "sqlite"
+        self._last_time: dt.datetime | None = None  # rows of a batch share one timestamp:
+        self._last_text = ""  # encode it once
 
     @classmethod
     def of(cls, session: AsyncSession) -> "DriverValues":
@@ -32,10 +34,15 @@ class DriverValues:
     def time(self, value: dt.datetime | None) -> Any:
         if value is None or not self.sqlite:
             return value
-        return value.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")
+        if value is not self._last_time:
+            self._last_time = value
+            self._last_text = value.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")
+        return self._last_text
 
     @staticmethod
     def json(value: Any) -> str:
+        if value == {}:  # the common case of empty custom data
+            return "{}"
         return json.dumps(value, separators=(",", ":"))
 
     def insert_sql(self, table: Table, columns: Sequence[str], update: Sequence[str] = ()) -> str:
