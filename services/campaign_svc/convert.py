@@ -9,7 +9,7 @@ from google.protobuf import json_format
 from herald.campaign.v1 import campaign_pb2
 from herald.common.v1 import common_pb2
 from services.campaign_svc.store import STATS_COLUMNS, Status
-from services.kit.protos import from_timestamp, timestamp  # noqa: F401 — re-exported for callers
+from services.kit.protos import from_timestamp, timestamp
 
 STATUS_TO_ENUM = {
     Status.DRAFT: campaign_pb2.CAMPAIGN_STATUS_DRAFT,
@@ -18,20 +18,6 @@ STATUS_TO_ENUM = {
     Status.COMPLETED: campaign_pb2.CAMPAIGN_STATUS_COMPLETED,
     Status.STOPPED: campaign_pb2.CAMPAIGN_STATUS_STOPPED,
 }
-ENUM_TO_STATUS = {number: word for word, number in STATUS_TO_ENUM.items()}
-
-
-def status_word(value) -> str | None:
-    """A status as a filter may give it: "draft", "CAMPAIGN_STATUS_DRAFT" or 1 → "draft"."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, (int, float)) and int(value) == value:
-        return ENUM_TO_STATUS.get(int(value))
-    if isinstance(value, str):
-        word = value.strip().lower()
-        word = word.removeprefix("campaign_status_")
-        return word if word in STATUS_TO_ENUM else None
-    return None
 
 
 def template_to_json(message) -> dict:

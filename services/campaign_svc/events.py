@@ -21,6 +21,7 @@ from services.campaign_svc.clock import Clock
 from services.campaign_svc.upstream import Upstream, is_outage
 from services.campaign_svc.views import Views
 from services.kit.db import transaction
+from services.kit.protos import timestamp
 
 log = logging.getLogger("herald.campaign.events")
 
@@ -100,5 +101,5 @@ class Publisher:
     def _event(row: Mapping) -> delivery_pb2.Event:
         event = delivery_pb2.Event(id=row["id"], type=row["type"],
                                    campaign=campaign_pb2.Campaign.FromString(row["payload"]))
-        event.created_at.CopyFrom(convert.timestamp(row["created_at"]))
+        event.created_at.CopyFrom(timestamp(row["created_at"]))
         return event

@@ -21,7 +21,6 @@ MIN_INTERVAL_S = 0.25  # at most four updates a second
 HEARTBEAT_S = 1.0  # at least one a second while sending
 
 TERMINAL = (campaign_pb2.CAMPAIGN_STATUS_COMPLETED, campaign_pb2.CAMPAIGN_STATUS_STOPPED)
-WAITING = (campaign_pb2.CAMPAIGN_STATUS_DRAFT, campaign_pb2.CAMPAIGN_STATUS_SCHEDULED)
 
 
 class Feed:

@@ -23,6 +23,8 @@ from services.campaign_svc.store import Status
 from services.campaign_svc.upstream import Upstream
 from services.kit.db import transaction
 from services.kit.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, Violations
+from services.kit.fields import check_id
+from services.kit.protos import from_timestamp
 
 EDITABLE = (Status.DRAFT, Status.SCHEDULED)
 
@@ -44,7 +46,7 @@ class Campaigns:
 
     async def get(self, campaign_id: str) -> Mapping:
         v = Violations()
-        rules.check_id(v, campaign_id)
+        check_id(v, campaign_id, "id")
         v.raise_if_any()
         async with transaction(self.sessions) as session:
             row = await store.get_campaign(session, campaign_id)
@@ -186,7 +188,7 @@ def _time(request, field: str) -> dt.datetime | None:
     if not request.HasField(field):
         return None
     try:
-        return convert.from_timestamp(getattr(request, field))
+        return from_timestamp(getattr(request, field))
     except (ValueError, OverflowError):
         raise InvalidArgument(field, "is not a valid time") from None
 

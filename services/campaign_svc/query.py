@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from google.protobuf import json_format
 from sqlalchemy import exists, select
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from herald.campaign.v1 import campaign_pb2
 from services.campaign_svc.store import campaign_segments, campaigns
 from services.kit.db import transaction
-from services.kit.filters import Field, FilterSpec, Kind, compile_filter, enum_aliases
+from services.kit.filters import Field, FilterSpec, Kind, compile_filter, enum_aliases, request_filter
 from services.kit.paging import keyset_page, parse_sort, resolve_limit
 
 DEFAULT_LIMIT = 25
@@ -48,7 +47,7 @@ SORTABLE = {name: field.column for name, field in FILTER.fields.items() if field
 async def query_campaigns(sessions: async_sessionmaker, request) -> tuple[list[Mapping], str, str]:
     """One page of campaign rows and its next / prev cursors."""
     limit = resolve_limit(request.limit, DEFAULT_LIMIT, MAX_LIMIT)
-    filter_dict = json_format.MessageToDict(request.filter) if request.HasField("filter") else None
+    filter_dict = request_filter(request)
     condition = compile_filter(FILTER, filter_dict)
     sort = parse_sort(request.sort, SORTABLE, default=[("created_at", -1)])
     user_limit = resolve_limit(request.user_limit, 0, MAX_USER_LIMIT, "user_limit")

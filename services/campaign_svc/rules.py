@@ -16,6 +16,7 @@ from herald.segment.v1 import segment_pb2
 from services.campaign_svc.convert import template_to_json
 from services.campaign_svc.upstream import Upstream
 from services.kit import fields as field_rules
+from services.kit.fields import check_id
 from services.kit.errors import InvalidArgument, Violations
 from services.kit.templates import USER_TARGET_VARIABLES, Tree, compile_text, is_template, uses_variable
 
@@ -51,14 +52,10 @@ class CampaignFields:
         return dict(self.__dict__)
 
 
-def check_id(violations: Violations, value: str, field: str = "id", *, required: bool = True) -> None:
-    field_rules.check_id(violations, value, field, required=required)
-
-
 def check_locally(request: Any, *, id_required: bool) -> CampaignFields:
     """Checks a Create/UpdateCampaignRequest without asking anyone; raises InvalidArgument."""
     v = Violations()
-    check_id(v, request.id, required=id_required)
+    check_id(v, request.id, "id", required=id_required)
     check_id(v, request.sender_id, "sender_id")
     field_rules.check_text(v, request.name, "name")
     field_rules.check_text(v, request.description, "description")

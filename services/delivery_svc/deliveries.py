@@ -25,7 +25,6 @@ from services.kit.fields import MAX_TEAM, check_channel_type, check_id, check_te
 from services.kit.filters import Field, FilterSpec, Kind, compile_filter, enum_aliases
 from services.kit.paging import SortKey, keyset_page, parse_sort, resolve_limit
 
-MAX_ID_CHARS = 255
 MAX_BATCH_GET = 100
 MAX_SEGMENTS, MAX_USERS, MAX_ATTACHMENTS, MAX_MEMBERS = 25, 10_000, 30, 1000
 RECIPIENTS_DEFAULT_LIMIT, RECIPIENTS_MAX_LIMIT = 1000, 10_000
@@ -170,7 +169,7 @@ class Deliveries:
         v = Violations()
         v.check(len(campaign_ids) <= MAX_BATCH_GET, "campaign_ids", f"at most {MAX_BATCH_GET} ids")
         for i, campaign_id in enumerate(campaign_ids):
-            v.check(0 < len(campaign_id) <= MAX_ID_CHARS, f"campaign_ids[{i}]", f"must be 1..{MAX_ID_CHARS} characters")
+            check_id(v, campaign_id, f"campaign_ids[{i}]")
         v.raise_if_any()
         if not campaign_ids:
             return []
@@ -224,8 +223,7 @@ class Deliveries:
     async def publish_event(self, event: delivery_pb2.Event) -> delivery_pb2.Event:
         """Stores a campaign.* event once per id; a retry returns the stored one."""
         v = Violations()
-        if v.check(bool(event.id), "event.id", "is required"):
-            v.check(len(event.id) <= MAX_ID_CHARS, "event.id", f"must be at most {MAX_ID_CHARS} characters")
+        check_id(v, event.id, "event.id")
         if v.check(bool(event.type), "event.type", "is required"):
             v.check(event.type in EVENT_TYPES_FROM_CAMPAIGNS, "event.type",
                     f"must be one of {', '.join(sorted(EVENT_TYPES_FROM_CAMPAIGNS))}")

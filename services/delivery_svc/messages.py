@@ -12,11 +12,10 @@ from services.delivery_svc import convert, store
 from services.delivery_svc.notifier import Notifier
 from services.kit.db import transaction, utcnow
 from services.kit.errors import Violations
-from services.kit.fields import check_id
+from services.kit.fields import MAX_CID, check_id
 from services.kit.filters import Field, FilterSpec, Kind, compile_filter
 from services.kit.paging import keyset_page, parse_sort, resolve_limit
 
-MAX_ID_CHARS = 255
 MESSAGES_DEFAULT_LIMIT, MESSAGES_MAX_LIMIT = 100, 1000
 
 _m = store.messages
@@ -50,8 +49,8 @@ class Messages:
         """Marks `cid` read by `user_id`: the user counts as a reader of every campaign with a
         message there (not their own). Returns the campaign messages newly marked read."""
         v = Violations()
-        for field, value, most in (("user_id", user_id, MAX_ID_CHARS), ("cid", cid, store.CID_CHARS)):
-            check_id(v, value, field, limit=most)
+        check_id(v, user_id, "user_id")
+        check_id(v, cid, "cid", limit=MAX_CID)
         v.raise_if_any()
         async with transaction(self.sessions) as session:
             marked, campaigns = await store.mark_read(session, user_id, cid, utcnow())

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-from google.protobuf import json_format
 
 from herald.delivery.v1 import delivery_service_pb2, delivery_service_pb2_grpc
 from herald.delivery.v1 import message_service_pb2, message_service_pb2_grpc
 from services.delivery_svc.deliveries import Deliveries
 from services.delivery_svc.messages import Messages
-
-
-def _filter(request) -> dict | None:
-    return json_format.MessageToDict(request.filter) if request.HasField("filter") else None
+from services.kit.filters import request_filter
 
 
 class DeliveryServiceServicer(delivery_service_pb2_grpc.DeliveryServiceServicer):
@@ -41,7 +37,7 @@ class DeliveryServiceServicer(delivery_service_pb2_grpc.DeliveryServiceServicer)
 
     async def QueryRecipients(self, request, context):
         recipients, next_, prev = await self.deliveries.query_recipients(
-            _filter(request), list(request.sort), request.limit, request.next, request.prev)
+            request_filter(request), list(request.sort), request.limit, request.next, request.prev)
         return delivery_service_pb2.QueryRecipientsResponse(recipients=recipients, next=next_, prev=prev)
 
     async def PublishEvent(self, request, context):
@@ -56,7 +52,7 @@ class MessageServiceServicer(message_service_pb2_grpc.MessageServiceServicer):
 
     async def QueryMessages(self, request, context):
         messages, next_, prev = await self.messages.query(
-            _filter(request), list(request.sort), request.limit, request.next, request.prev)
+            request_filter(request), list(request.sort), request.limit, request.next, request.prev)
         return message_service_pb2.QueryMessagesResponse(messages=messages, next=next_, prev=prev)
 
     async def MarkRead(self, request, context):

@@ -21,11 +21,11 @@ from collections.abc import Iterable, Sequence
 
 from sqlalchemy import (BigInteger, Column, Index, Integer, LargeBinary, String, Table, Text, func,
                         select, update)
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from herald.campaign.v1 import campaign_pb2
-from services.kit.db import IdString, JsonDoc, UtcDateTime, new_metadata
+from services.kit.fields import MAX_CID
+from services.kit.db import IdString, JsonDoc, UtcDateTime, dialect_insert, new_metadata
 
 metadata = new_metadata()
 
@@ -35,7 +35,6 @@ STOPPED = campaign_pb2.CAMPAIGN_STATUS_STOPPED
 TERMINAL = frozenset({COMPLETED, STOPPED})
 
 # A cid is "type:id": type ≤ 64 and id ≤ 255 characters.
-CID_CHARS = 64 + 1 + 255
 
 # Counter columns of a delivery, in the order batches add to them.
 COUNTERS = ("sent", "skipped", "failed", "messages_sent", "channels_created", "users_sent")
@@ -61,7 +60,7 @@ Index("ix_deliveries_status", deliveries.c.status)
 messages = Table(
     "messages", metadata,
     Column("id", IdString(64), primary_key=True),
-    Column("cid", IdString(CID_CHARS), nullable=False),
+    Column("cid", IdString(MAX_CID), nullable=False),
     Column("type", String(32), nullable=False),
     Column("text", Text, nullable=False),
     Column("user_id", IdString(), nullable=False),
@@ -77,10 +76,10 @@ Index("ix_messages_campaign_id", messages.c.created_by_campaign_id, messages.c.i
 recipient_log = Table(
     "recipient_log", metadata,
     Column("campaign_id", IdString(), primary_key=True),
-    Column("target_id", IdString(CID_CHARS), primary_key=True),
+    Column("target_id", IdString(MAX_CID), primary_key=True),
     Column("status", Integer, nullable=False),
     Column("reason", String(64), nullable=False, default=""),
-    Column("cid", IdString(CID_CHARS), nullable=False, default=""),
+    Column("cid", IdString(MAX_CID), nullable=False, default=""),
     Column("message_id", IdString(64), nullable=False, default=""),
     Column("created_at", UtcDateTime, nullable=False),
 )
@@ -100,7 +99,7 @@ events = Table(
     Column("id", IdString(600), nullable=False, unique=True),
     Column("type", String(64), nullable=False),
     Column("campaign_id", IdString(), nullable=False, default=""),
-    Column("cid", IdString(CID_CHARS), nullable=False, default=""),
+    Column("cid", IdString(MAX_CID), nullable=False, default=""),
     Column("message_id", IdString(64), nullable=False, default=""),
     Column("user_ids", JsonDoc, nullable=False),
     Column("payload", LargeBinary, nullable=False),
@@ -116,8 +115,7 @@ monthly_usage = Table(
 
 def insert_ignoring_duplicates(session: AsyncSession, table: Table):
     """INSERT ... ON CONFLICT DO NOTHING for the session's backend."""
-    dialect = postgresql if session.bind.dialect.name == "postgresql" else sqlite
-    return dialect.insert(table).on_conflict_do_nothing()
+    return dialect_insert(session, table).on_conflict_do_nothing()
 
 
 # --- deliveries --------------------------------------------------------------------------------
@@ -234,8 +232,7 @@ async def messages_this_month(session: AsyncSession, now: dt.datetime) -> int:
 async def add_monthly_usage(session: AsyncSession, now: dt.datetime, count: int) -> None:
     if count <= 0:
         return
-    dialect = postgresql if session.bind.dialect.name == "postgresql" else sqlite
-    stmt = dialect.insert(monthly_usage).values(month=month_of(now), messages=count)
+    stmt = dialect_insert(session, monthly_usage).values(month=month_of(now), messages=count)
     stmt = stmt.on_conflict_do_update(index_elements=[monthly_usage.c.month],
                                       set_={"messages": monthly_usage.c.messages + count})
     await session.execute(stmt)

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from sqlalchemy import JSON, DateTime, MetaData, String, TypeDecorator, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
@@ -61,6 +62,11 @@ class UtcDateTime(TypeDecorator):
 
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
+
+
+def dialect_insert(session: AsyncSession, table):
+    """The backend's INSERT for `table`, which has ON CONFLICT DO NOTHING / DO UPDATE."""
+    return (postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert)(table)
 
 
 def is_sqlite(url: str) -> bool:

@@ -109,11 +109,6 @@ class FailedPrecondition(HeraldError):
     reason = "FAILED_PRECONDITION"
 
 
-class OutOfRange(HeraldError):
-    code = grpc.StatusCode.OUT_OF_RANGE
-    reason = "OUT_OF_RANGE"
-
-
 class Unauthenticated(HeraldError):
     code = grpc.StatusCode.UNAUTHENTICATED
     reason = "UNAUTHENTICATED"

@@ -8,6 +8,7 @@ from services.kit.errors import Violations
 MAX_ID = 255
 MAX_CHANNEL_TYPE = 64
 MAX_TEAM = 1000
+MAX_CID = MAX_CHANNEL_TYPE + 1 + MAX_ID  # "type:id"
 NUL = "\x00"
 
 

@@ -48,6 +48,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from google.protobuf import json_format
 from sqlalchemy import (JSON, Boolean, Float, String, and_, bindparam, case, cast, false, func, literal, literal_column,
                         or_, select, true)
 from sqlalchemy.ext.compiler import compiles
@@ -152,6 +153,11 @@ def enum_aliases(enum_type: Any, *, stored_as: str = "word") -> dict[Any, Any]:
         stored = {"word": word, "number": number, "name": name}[stored_as]
         aliases[word] = aliases[name] = aliases[number] = stored
     return aliases
+
+
+def request_filter(request, field: str = "filter") -> dict[str, Any] | None:
+    """A request's Struct filter as this module reads it (None when the request has none)."""
+    return json_format.MessageToDict(getattr(request, field)) if request.HasField(field) else None
 
 
 def compile_filter(spec: FilterSpec, filter_dict: Mapping[str, Any] | None,

@@ -20,7 +20,6 @@ from jinja2.sandbox import SandboxedEnvironment
 from services.kit.errors import InvalidArgument
 
 USER_TARGET_VARIABLES = frozenset({"sender", "receiver", "channel"})
-CHANNEL_TARGET_VARIABLES = frozenset({"sender", "channel"})
 
 _env: SandboxedEnvironment | None = None
 

@@ -8,10 +8,10 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from herald.segment.v1 import directory_pb2, segment_pb2
-from services.kit.filters import FilterSpec, compile_filter
+from services.kit.filters import FilterSpec, compile_filter, request_filter
 from services.kit.paging import Page, keyset_page, parse_sort, resolve_limit
 from services.segment_svc import filters, segments, store
-from services.segment_svc.convert import channel_message, struct_to_dict, target_message, user_from_row
+from services.segment_svc.convert import channel_message, target_message, user_from_row
 
 USER_SORT = {name: store.users.c[name] for name in ("id", "name", "role", "created_at", "updated_at")}
 CHANNEL_SORT = {name: store.channels.c[name] for name in ("cid", "type", "id", "team", "created_by_id",
@@ -22,7 +22,7 @@ TARGET_SORT = {"target_id": store.segment_targets.c.target_id}
 
 
 def _filter(request, spec: FilterSpec) -> tuple[Any, dict | None]:
-    value = struct_to_dict(request.filter) if request.HasField("filter") else None
+    value = request_filter(request)
     return compile_filter(spec, value or None), value
 
 

@@ -10,6 +10,7 @@ from herald.segment.v1 import (directory_service_pb2, directory_service_pb2_grpc
                                segment_service_pb2_grpc)
 from services.kit.db import transaction
 from services.kit.errors import InvalidArgument, Violations
+from services.kit.fields import MAX_CID, check_id
 from services.segment_svc import audience, directory, ensure, queries, segments, validate
 from services.segment_svc.convert import ensured_message, segment_message
 from services.segment_svc.sizes import SizeWorker
@@ -156,8 +157,8 @@ class SegmentServiceServicer(segment_service_pb2_grpc.SegmentServiceServicer):
 
     async def SegmentTargetExists(self, request, context):
         v = Violations()
-        validate.check_id(v, request.id, "id")
-        validate.check_id(v, request.target_id, "target_id", limit=validate.MAX_CID)
+        check_id(v, request.id, "id")
+        check_id(v, request.target_id, "target_id", limit=MAX_CID)
         v.raise_if_any()
         async with transaction(self.sessions) as session:
             exists = await segments.target_exists(session, request.id, request.target_id)
@@ -178,7 +179,7 @@ class SegmentServiceServicer(segment_service_pb2_grpc.SegmentServiceServicer):
 
     async def StreamRecipients(self, request, context) -> AsyncIterator[segment_service_pb2.StreamRecipientsResponse]:
         v = validate.check_audience(request, raise_now=False)
-        validate.check_id(v, request.cursor, "cursor", required=False, limit=validate.MAX_CID)
+        check_id(v, request.cursor, "cursor", required=False, limit=MAX_CID)
         size = validate.batch_size(v, request.batch_size)
         v.raise_if_any()
         async with transaction(self.sessions) as session:

@@ -22,13 +22,12 @@ from typing import Any
 
 from sqlalchemy import (JSON, Boolean, Column, ForeignKey, Index, Integer, LargeBinary, PrimaryKeyConstraint,
                         String, Table, bindparam, delete, func, literal, or_, select, union, update)
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import ColumnElement, Select
 
 from services.kit.bulk import DriverValues, write_tuples
-from services.kit.db import IdString, JsonDoc, UtcDateTime, new_metadata
+from services.kit.db import IdString, JsonDoc, UtcDateTime, dialect_insert, new_metadata
 
 metadata = new_metadata()
 # A JSON column where Python None is SQL NULL (plain JsonDoc stores the JSON value null).
@@ -113,19 +112,6 @@ ensured_channels = Table(
 
 
 # ---------------------------------------------------------------------------------------------
-# Dialect helpers
-
-def insert_for(session: AsyncSession | AsyncConnection, table: Table):
-    """The dialect's INSERT (with ON CONFLICT support) for `table`."""
-    name = session.bind.dialect.name if isinstance(session, AsyncSession) else session.dialect.name
-    return (postgresql.insert if name == "postgresql" else sqlite.insert)(table)
-
-
-def dialect_name(session: AsyncSession) -> str:
-    return session.bind.dialect.name
-
-
-# ---------------------------------------------------------------------------------------------
 # Users
 
 USER_UPDATABLE = ("name", "role", "teams", "custom", "doc", "updated_at")
@@ -193,7 +179,7 @@ async def members_of(session: AsyncSession, cids: Iterable[str]) -> dict[str, li
 
 async def upsert_channels(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
     """Creates or replaces channels (created_at and created_by_id of existing ones are kept)."""
-    stmt = insert_for(session, channels)
+    stmt = dialect_insert(session, channels)
     stmt = stmt.on_conflict_do_update(index_elements=[channels.c.cid], set_={
         "team": stmt.excluded.team, "custom": stmt.excluded.custom, "updated_at": stmt.excluded.updated_at})
     await session.execute(stmt, rows)
@@ -210,7 +196,7 @@ async def insert_channels(session: AsyncSession, rows: list[dict[str, Any]]) -> 
     """Inserts new channels, skipping cids that exist; returns the cids actually inserted."""
     if not rows:
         return set()
-    stmt = insert_for(session, channels).on_conflict_do_nothing(index_elements=[channels.c.cid])
+    stmt = dialect_insert(session, channels).on_conflict_do_nothing(index_elements=[channels.c.cid])
     result = await session.execute(stmt.returning(channels.c.cid), rows)
     return {row.cid for row in result}
 
@@ -286,7 +272,7 @@ async def segments_by_ids(session: AsyncSession, ids: Sequence[str]) -> dict[str
 
 async def insert_segment(session: AsyncSession, row: dict[str, Any]) -> bool:
     """Inserts a segment; False when the id is taken."""
-    stmt = insert_for(session, segments).on_conflict_do_nothing(index_elements=[segments.c.id])
+    stmt = dialect_insert(session, segments).on_conflict_do_nothing(index_elements=[segments.c.id])
     result = await session.execute(stmt.returning(segments.c.id), [row])
     return result.first() is not None
 
@@ -341,7 +327,7 @@ async def count_rows(session: AsyncSession, query: Select) -> int:
 # Segment targets
 
 async def add_targets(session: AsyncSession, segment_id: str, target_ids: Sequence[str], now: dt.datetime) -> None:
-    stmt = insert_for(session, segment_targets).on_conflict_do_nothing(
+    stmt = dialect_insert(session, segment_targets).on_conflict_do_nothing(
         index_elements=[segment_targets.c.segment_id, segment_targets.c.target_id])
     await session.execute(stmt, [{"segment_id": segment_id, "target_id": t, "created_at": now}
                                  for t in target_ids])

@@ -7,13 +7,11 @@ from collections.abc import Sequence
 from herald.common.v1 import common_pb2
 from herald.segment.v1 import directory_service_pb2, segment_service_pb2
 from services.kit.errors import InvalidArgument, Violations
-from services.kit.fields import (MAX_CHANNEL_TYPE, MAX_ID, MAX_TEAM, check_channel_type,  # noqa: F401 — the
-                                 check_id, check_text)  # servicer uses them via this module
+from services.kit.fields import MAX_CID, MAX_ID, MAX_TEAM, check_channel_type, check_id, check_text
 from services.kit.protos import struct_to_dict
 from services.segment_svc.convert import SEGMENT_TYPE_WORDS
 from services.segment_svc.filters import audience_condition
 
-MAX_CID = MAX_CHANNEL_TYPE + 1 + MAX_ID
 MAX_USERS_PER_CALL = 10_000
 MAX_CHANNELS_PER_CALL = 1_000
 MAX_MEMBERS_PER_SPEC = 1_000
@@ -59,30 +57,30 @@ def batch_size(v: Violations, value: int, field: str = "batch_size") -> int:
 # Stop listing violations after this many: a 10,000-item request should not echo 10,000 errors.
 MAX_VIOLATIONS = 20
 
-def check_users(v: Violations, users, *, required: bool) -> None:
-    if not users:
+
+def listed(v: Violations, items, field: str, noun: str, limit: int, *, required: bool = True):
+    """Yields (index, item) of a list of 1..`limit` items (none when the list itself is bad),
+    stopping once MAX_VIOLATIONS have been found."""
+    if not items:
         if required:
-            v.add("users", "must list at least one user")
+            v.add(field, f"must list at least one {noun}")
         return
-    if len(users) > MAX_USERS_PER_CALL:
-        v.add("users", f"must list at most {MAX_USERS_PER_CALL} users (got {len(users)})")
+    if len(items) > limit:
+        v.add(field, f"must list at most {limit} {noun}s (got {len(items)})")
         return
-    for i, user in enumerate(users):
+    for i, item in enumerate(items):
         if len(v.items) >= MAX_VIOLATIONS:
             return
+        yield i, item
+
+
+def check_users(v: Violations, users, *, required: bool) -> None:
+    for i, user in listed(v, users, "users", "user", MAX_USERS_PER_CALL, required=required):
         check_id(v, user.id, f"users[{i}].id")
 
 
 def check_channels(v: Violations, channels) -> None:
-    if not channels:
-        v.add("channels", "must list at least one channel")
-        return
-    if len(channels) > MAX_CHANNELS_PER_CALL:
-        v.add("channels", f"must list at most {MAX_CHANNELS_PER_CALL} channels (got {len(channels)})")
-        return
-    for i, channel in enumerate(channels):
-        if len(v.items) >= MAX_VIOLATIONS:
-            return
+    for i, channel in listed(v, channels, "channels", "channel", MAX_CHANNELS_PER_CALL):
         path = f"channels[{i}]"
         check_channel_type(v, channel.type, f"{path}.type")
         check_id(v, channel.id, f"{path}.id")
@@ -101,19 +99,12 @@ def check_ensure(request: directory_service_pb2.EnsureChannelsRequest) -> None:
     v.check(request.sender_mode in common_pb2.SenderMode.values(), "sender_mode", "is not a known sender mode")
     v.check(request.sender_visibility in common_pb2.SenderVisibility.values(), "sender_visibility",
             "is not a known sender visibility")
-    if not request.channels:
-        v.add("channels", "must list at least one channel spec")
-    elif len(request.channels) > MAX_ENSURE_SPECS:
-        v.add("channels", f"must list at most {MAX_ENSURE_SPECS} channel specs (got {len(request.channels)})")
-    else:
-        seen: dict[str, int] = {}
-        for i, spec in enumerate(request.channels):
-            if len(v.items) >= MAX_VIOLATIONS:
-                break
-            check_spec(v, spec, f"channels[{i}]")
-            if spec.recipient_id in seen:
-                v.add(f"channels[{i}].recipient_id", f"repeats channels[{seen[spec.recipient_id]}]")
-            seen.setdefault(spec.recipient_id, i)
+    seen: dict[str, int] = {}
+    for i, spec in listed(v, request.channels, "channels", "channel spec", MAX_ENSURE_SPECS):
+        check_spec(v, spec, f"channels[{i}]")
+        if spec.recipient_id in seen:
+            v.add(f"channels[{i}].recipient_id", f"repeats channels[{seen[spec.recipient_id]}]")
+        seen.setdefault(spec.recipient_id, i)
     v.raise_if_any()
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 
 import grpc
 import pytest
-from google.protobuf import json_format, struct_pb2
+from google.protobuf import struct_pb2
 
 from harness import TEST_SECRET, client_channel, serving, test_settings
 from herald.campaign.v1 import campaign_pb2, campaign_service_pb2 as cs, campaign_service_pb2_grpc
@@ -140,9 +140,6 @@ class Env:
     async def stop_campaign(self, campaign_id: str) -> campaign_pb2.Campaign:
         return (await self.client.StopCampaign(cs.StopCampaignRequest(id=campaign_id))).campaign
 
-    async def status_of(self, campaign_id: str) -> int:
-        return (await self.get(campaign_id)).status
-
     async def wait_status(self, campaign_id: str, status: int, timeout: float = 10.0) -> campaign_pb2.Campaign:
         async def check():
             campaign = await self.get(campaign_id)
@@ -187,7 +184,3 @@ async def env(new_db_url, tmp_path):
                 await channel.close()
             await segment_channel.close()
             await delivery_server.stop(0)
-
-
-def to_dict(message) -> dict:
-    return json_format.MessageToDict(message, preserving_proto_field_name=True)

@@ -92,22 +92,21 @@ async def get(stubs: Stubs, campaign_id: str) -> delivery_pb2.Delivery:
 
 
 async def all_recipients(stubs: Stubs, filter_: dict, limit: int = 10_000) -> list[delivery_pb2.RecipientOutcome]:
-    out, cursor = [], ""
-    while True:
-        page = await stubs.deliveries.QueryRecipients(delivery_service_pb2.QueryRecipientsRequest(
-            filter=struct(filter_), limit=limit, next=cursor))
-        out.extend(page.recipients)
-        if not page.next:
-            return out
-        cursor = page.next
+    return await _every_page(lambda cursor: stubs.deliveries.QueryRecipients(
+        delivery_service_pb2.QueryRecipientsRequest(filter=struct(filter_), limit=limit, next=cursor)), "recipients")
 
 
 async def all_messages(stubs: Stubs, filter_: dict, limit: int = 1000) -> list[delivery_pb2.Message]:
+    return await _every_page(lambda cursor: stubs.messages.QueryMessages(
+        message_service_pb2.QueryMessagesRequest(filter=struct(filter_), limit=limit, next=cursor)), "messages")
+
+
+async def _every_page(fetch, field: str) -> list:
+    """Follows `next` cursors from the first page to the last, collecting `field`."""
     out, cursor = [], ""
     while True:
-        page = await stubs.messages.QueryMessages(message_service_pb2.QueryMessagesRequest(
-            filter=struct(filter_), limit=limit, next=cursor))
-        out.extend(page.messages)
+        page = await fetch(cursor)
+        out.extend(getattr(page, field))
         if not page.next:
             return out
         cursor = page.next

@@ -7,6 +7,8 @@ import grpc
 import pytest
 
 from harness import violations
+
+from .conftest import expect_error
 from herald.common.v1 import common_pb2
 from herald.segment.v1 import directory_pb2, directory_service_pb2 as ds, segment_service_pb2 as ss
 
@@ -15,14 +17,8 @@ MAX_ID, MAX_TYPE, MAX_CID, MAX_TEAM = 255, 64, 64 + 1 + 255, 1000
 
 async def _rejected(call, field: str) -> None:
     """Awaits `call` (or drains a stream) expecting INVALID_ARGUMENT that names only `field`."""
-    with pytest.raises(grpc.aio.AioRpcError) as info:
-        if hasattr(call, "__aiter__"):
-            async for _ in call:
-                pass
-        else:
-            await call
-    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT, info.value.details()
-    assert violations(info.value) == [field], info.value.details()
+    exc = await expect_error(call, grpc.StatusCode.INVALID_ARGUMENT, field)
+    assert violations(exc) == [field], exc.details()
 
 
 async def _accepted(call) -> None:
