@@ -16,7 +16,7 @@ from services.client import HeraldClient
 
 from services.cli.supervisor import supervise
 from services.kit.auth import make_token
-from services.kit.config import settings_from_env
+from services.kit.config import ConfigError, settings_from_env
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,13 +38,20 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     overrides = {"data_dir": os.path.abspath(args.data_dir)} if args.data_dir else {}
-    settings = settings_from_env(**overrides).with_secret()
+    settings = settings_from_env(**overrides)
+    if args.command == "serve":
+        return supervise(settings.with_secret())
+    try:
+        settings = settings.with_existing_secret()
+    except ConfigError as exc:
+        print(f"herald: {exc}", file=sys.stderr)
+        return 2
     if args.command == "token":
         print(make_token(settings.api_secret, args.sub, ttl_s=args.ttl or None))
         return 0
     if args.command == "watch":
         return asyncio.run(watch_campaign(settings, args.campaign_id))
-    return supervise(settings)
+    raise AssertionError(f"unhandled command {args.command}")
 
 
 async def watch_campaign(settings, campaign_id: str) -> int:

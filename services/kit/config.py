@@ -56,6 +56,18 @@ class Settings:
             return self
         return replace(self, api_secret=load_or_create_secret(self.data_dir))
 
+    def with_existing_secret(self) -> "Settings":
+        """Returns settings whose api_secret is the one in force (`HERALD_API_SECRET`, else the
+        data dir's file); never generates one, since tokens signed with a new secret would be
+        refused by services already running with theirs."""
+        if self.api_secret:
+            return self
+        path = (Path(self.data_dir) / "api_secret").resolve()
+        if not path.exists():
+            raise ConfigError(f"no API secret: HERALD_API_SECRET is unset and {path} does not exist "
+                              "(pass the --data-dir that `herald serve` uses, or set HERALD_API_SECRET)")
+        return replace(self, api_secret=_read_secret(path))
+
 
 _VARIABLES: dict[str, tuple[str, type]] = {
     "HERALD_SEGMENT_ADDR": ("segment_addr", str),

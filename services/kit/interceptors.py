@@ -115,6 +115,7 @@ async def _until_shutdown(items: AsyncIterator, shutdown: asyncio.Event) -> Asyn
     """Relays a response stream until the server starts shutting down."""
     iterator = items.__aiter__()
     stop = asyncio.ensure_future(shutdown.wait())
+    step: asyncio.Future | None = None
     try:
         while True:
             step = asyncio.ensure_future(iterator.__anext__())
@@ -130,6 +131,11 @@ async def _until_shutdown(items: AsyncIterator, shutdown: asyncio.Event) -> Asyn
             yield item
     finally:
         stop.cancel()
+        if step is not None and not step.done():
+            # Cancelled while the handler waits for its next item: end that wait first, since
+            # closing a generator that is still running raises RuntimeError.
+            step.cancel()
+            await asyncio.gather(step, return_exceptions=True)
         aclose = getattr(iterator, "aclose", None)
         if aclose is not None:
             await aclose()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -26,8 +27,15 @@ from services.kit.logs import setup_logging
 
 log = logging.getLogger("herald.server")
 
+# gRPC sets SO_REUSEPORT by default, so a second server on a taken port would start and share
+# its calls with the first; off, the second fails to bind and says so.
+SERVER_OPTIONS = [*CHANNEL_OPTIONS, ("grpc.so_reuseport", 0)]
+
 # Time given to health watchers to see NOT_SERVING before the server stops taking calls.
 NOT_SERVING_NOTICE_S = 0.2
+
+# A service's exit status when it cannot start; `herald serve` tells it from a crash.
+EXIT_CANNOT_START = 3
 
 
 class Service:
@@ -94,7 +102,7 @@ class RunningServer:
 async def start_server(service: Service, settings: Settings, addr: str) -> RunningServer:
     """Starts `service` listening on `addr` ("127.0.0.1:0" picks a free port)."""
     interceptor = HeraldServerInterceptor(settings.api_secret, caller_rate=settings.caller_rate_limit)
-    server = grpc.aio.server(interceptors=[interceptor], options=CHANNEL_OPTIONS)
+    server = grpc.aio.server(interceptors=[interceptor], options=SERVER_OPTIONS)
     service.register(server)
     health_servicer = _HealthServicer(interceptor.shutdown)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -109,19 +117,34 @@ async def start_server(service: Service, settings: Settings, addr: str) -> Runni
     return running
 
 
+class StartupError(Exception):
+    """A service cannot start (its address is taken, its database unreachable): said in one line."""
+
+
 def _listen(server: grpc.aio.Server, settings: Settings, addr: str) -> int:
-    if settings.tls_cert_file and settings.tls_key_file:
-        with open(settings.tls_key_file, "rb") as k, open(settings.tls_cert_file, "rb") as c:
-            creds = grpc.ssl_server_credentials([(k.read(), c.read())])
-        return server.add_secure_port(addr, creds)
-    return server.add_insecure_port(addr)
+    try:
+        if settings.tls_cert_file and settings.tls_key_file:
+            with open(settings.tls_key_file, "rb") as k, open(settings.tls_cert_file, "rb") as c:
+                creds = grpc.ssl_server_credentials([(k.read(), c.read())])
+            port = server.add_secure_port(addr, creds)
+        else:
+            port = server.add_insecure_port(addr)
+    except RuntimeError:
+        port = 0
+    if not port:
+        raise StartupError(f"cannot listen on {addr}: the address is in use or not available here")
+    return port
 
 
 def run_service(name: str, build: Callable[[Settings], Service]) -> None:
     """The body of `python -m services.<name>_svc`: serve until SIGTERM/SIGINT, exit 0."""
     settings = settings_from_env().with_secret()
     setup_logging(settings.log_level)
-    asyncio.run(_serve_until_signal(name, build, settings))
+    try:
+        asyncio.run(_serve_until_signal(name, build, settings))
+    except StartupError as exc:
+        log.error("cannot start", extra={"service": name, "cause": str(exc)})
+        sys.exit(EXIT_CANNOT_START)
 
 
 async def _serve_until_signal(name: str, build: Callable[[Settings], Service], settings: Settings) -> None:
@@ -131,9 +154,26 @@ async def _serve_until_signal(name: str, build: Callable[[Settings], Service], s
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     addr = settings.addr(name)
-    running = await start_server(service, settings, addr)
+    try:
+        running = await start_server(service, settings, addr)
+    except Exception as exc:
+        await service.stop()
+        if isinstance(exc, StartupError):
+            raise
+        raise StartupError(_one_line(exc)) from exc
     log.info("serving", extra={"service": name, "addr": addr, "port": running.port})
     await stop.wait()
     log.info("shutting down", extra={"service": name, "grace_s": settings.shutdown_grace_s})
     await running.stop()
     log.info("stopped", extra={"service": name})
+
+
+def _one_line(exc: BaseException) -> str:
+    """`Type: first line of the message` of an exception and its causes (the driver's error is
+    usually the informative one: connection refused, authentication failed)."""
+    parts = []
+    while exc is not None and len(parts) < 3:
+        text = str(exc).strip().splitlines()
+        parts.append(f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": "))
+        exc = exc.__cause__ or exc.__context__
+    return " <- ".join(dict.fromkeys(parts))
