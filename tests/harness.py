@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import inspect
+import time
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -17,6 +20,33 @@ from services.kit.config import Settings
 from services.kit.server import RunningServer, Service, start_server
 
 TEST_SECRET = "test-secret-please-ignore-0123456789abcdef"
+# The RPCs of the protos not built yet: the one list of them. Tests expect UNIMPLEMENTED from these
+# and from no other, so an RPC that is built must leave this list, and one that answers
+# UNIMPLEMENTED by mistake fails.
+NOT_BUILT = {
+    "herald.delivery.v1.MessageService/SubscribeEvents",
+    "herald.delivery.v1.MessageService/QueryDeadLetters",
+    "herald.delivery.v1.MessageService/ReplayDeadLetters",
+}
+# Every wait in a test ends by then. Generous: a pass returns as soon as it sees its state, and a
+# loaded 2-core machine can be slow; a failure says what it saw last.
+DEADLINE_S = 60.0
+
+
+async def eventually(observe: Callable, until: Callable = bool, *, what: str = "the condition",
+                     timeout_s: float = DEADLINE_S, interval_s: float = 0.02):
+    """Polls `observe()` (sync or async) until `until(value)` holds and returns that value;
+    past `timeout_s`, fails with the value it saw last."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = observe()
+        if inspect.isawaitable(value):
+            value = await value
+        if until(value):
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not reached within {timeout_s:g} s; last saw {value!r}")
+        await asyncio.sleep(interval_s)
 
 
 def test_settings(data_dir: Path, **overrides) -> Settings:

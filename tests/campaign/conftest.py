@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import time
 from dataclasses import dataclass, field, replace
 
 import grpc
 import pytest
 from google.protobuf import struct_pb2
 
-from harness import TEST_SECRET, client_channel, serving, test_settings
+from harness import DEADLINE_S, TEST_SECRET, client_channel, eventually, serving, test_settings
 from herald.campaign.v1 import campaign_pb2, campaign_service_pb2 as cs, campaign_service_pb2_grpc
 from herald.common.v1 import common_pb2
 from herald.segment.v1 import directory_pb2, directory_service_pb2 as ds, directory_service_pb2_grpc
@@ -58,20 +57,6 @@ def struct(value: dict) -> struct_pb2.Struct:
     return s
 
 
-
-
-async def eventually(check, timeout: float = 10.0, interval: float = 0.02):
-    """Waits (generously) until `check()` (sync or async) returns something truthy."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
-        await asyncio.sleep(interval)
 
 
 @dataclass
@@ -140,11 +125,9 @@ class Env:
     async def stop_campaign(self, campaign_id: str) -> campaign_pb2.Campaign:
         return (await self.client.StopCampaign(cs.StopCampaignRequest(id=campaign_id))).campaign
 
-    async def wait_status(self, campaign_id: str, status: int, timeout: float = 10.0) -> campaign_pb2.Campaign:
-        async def check():
-            campaign = await self.get(campaign_id)
-            return campaign if campaign.status == status else None
-        return await eventually(check, timeout)
+    async def wait_status(self, campaign_id: str, status: int, timeout: float = DEADLINE_S) -> campaign_pb2.Campaign:
+        return await eventually(lambda: self.get(campaign_id), lambda c: c.status == status,
+                                what=f"{campaign_id} {campaign_pb2.CampaignStatus.Name(status)}", timeout_s=timeout)
 
 
 def request(kind=cs.CreateCampaignRequest, **fields):

@@ -10,7 +10,8 @@ import pytest
 
 from herald.campaign.v1 import campaign_pb2, campaign_service_pb2 as cs
 
-from campaign.conftest import eventually, ts
+from campaign.conftest import ts
+from harness import eventually
 
 DRAFT = campaign_pb2.CAMPAIGN_STATUS_DRAFT
 SCHEDULED = campaign_pb2.CAMPAIGN_STATUS_SCHEDULED
@@ -31,7 +32,7 @@ async def failed_precondition(call) -> str:
 
 
 async def events_of(env, campaign_id: str, expected: list[str]) -> None:
-    await eventually(lambda: env.delivery.event_types(campaign_id) == expected)
+    await eventually(lambda: env.delivery.event_types(campaign_id), lambda seen: seen == expected)
 
 
 async def test_start_now_hands_the_snapshot_to_delivery_and_completes_once(env):
@@ -45,7 +46,7 @@ async def test_start_now_hands_the_snapshot_to_delivery_and_completes_once(env):
     started_event = next(e for e in env.delivery.events.values() if e.type == "campaign.started")
     assert started_event.campaign.status == IN_PROGRESS
 
-    await eventually(lambda: env.delivery.watch_calls[campaign.id] == 1)
+    await eventually(lambda: env.delivery.watch_calls[campaign.id], lambda seen: seen == 1)
     env.delivery.progress(campaign.id, progress=0.5, stats_messages_sent=1, stats_users_sent=1)
     half = await eventually(lambda: _stats_at(env, campaign.id, 0.5))
     assert half.stats.stats_messages_sent == 1 and half.stats.recipients_total == 2
@@ -98,7 +99,7 @@ async def test_stop_scheduled_gives_only_the_stopped_event(env):
 async def test_stop_loses_the_race_to_completion(env):
     campaign = await env.create()
     await env.start_campaign(campaign.id)
-    await eventually(lambda: env.delivery.watch_calls[campaign.id] == 1)
+    await eventually(lambda: env.delivery.watch_calls[campaign.id], lambda seen: seen == 1)
     env.delivery.deliveries[campaign.id].status = COMPLETED  # completed before the stop lands
     message = await failed_precondition(env.client.StopCampaign(cs.StopCampaignRequest(id=campaign.id)))
     assert "is completed" in message
@@ -187,7 +188,7 @@ async def test_events_survive_a_delivery_outage_and_are_published_once(env):
     campaign = await env.create()
     await env.start_campaign(campaign.id)
     await events_of(env, campaign.id, ["campaign.started"])
-    await eventually(lambda: env.delivery.watch_calls[campaign.id] == 1)
+    await eventually(lambda: env.delivery.watch_calls[campaign.id], lambda seen: seen == 1)
     env.delivery.down = True  # the open watch still runs; PublishEvent fails
     env.delivery.complete(campaign.id)
     await env.wait_status(campaign.id, COMPLETED)
@@ -210,7 +211,7 @@ async def test_delete_rules(env):
     await env.client.DeleteCampaign(cs.DeleteCampaignRequest(id=scheduled.id))
     done = await env.create()
     await env.start_campaign(done.id)
-    await eventually(lambda: env.delivery.watch_calls[done.id] == 1)
+    await eventually(lambda: env.delivery.watch_calls[done.id], lambda seen: seen == 1)
     env.delivery.complete(done.id)
     await env.wait_status(done.id, COMPLETED)
     await env.client.DeleteCampaign(cs.DeleteCampaignRequest(id=done.id))
@@ -226,7 +227,7 @@ async def test_delete_rules(env):
 async def test_reads_after_completion_show_in_get_and_query(env):
     campaign = await env.create()
     await env.start_campaign(campaign.id)
-    await eventually(lambda: env.delivery.watch_calls[campaign.id] == 1)
+    await eventually(lambda: env.delivery.watch_calls[campaign.id], lambda seen: seen == 1)
     env.delivery.complete(campaign.id, stats_users_read=1)
     await env.wait_status(campaign.id, COMPLETED)
     env.delivery.deliveries[campaign.id].stats.stats_users_read = 2  # a read after completion

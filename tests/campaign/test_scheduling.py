@@ -12,7 +12,7 @@ from services.campaign_svc.app import build
 from services.campaign_svc.clock import SystemClock
 from services.kit.server import start_server
 
-from campaign.conftest import eventually
+from harness import eventually
 from campaign.test_lifecycle import COMPLETED, IN_PROGRESS, SCHEDULED, STOPPED, later
 
 
@@ -24,7 +24,7 @@ async def test_scheduled_campaign_fires_after_a_restart_between_start_and_its_ti
     assert (await env.get(campaign.id)).status == SCHEDULED
     env.clock.advance(61)
     running = await env.wait_status(campaign.id, IN_PROGRESS)
-    await eventually(lambda: env.delivery.event_types(campaign.id) == ["campaign.started"])
+    await eventually(lambda: env.delivery.event_types(campaign.id), lambda seen: seen == ["campaign.started"])
     assert env.delivery.start_calls == [campaign.id] and running.stats.recipients_total == 2
 
 
@@ -41,7 +41,7 @@ async def test_time_that_passed_while_down_fires_as_it_starts(env):
 async def test_stop_at_stops_a_running_campaign(env):
     campaign = await env.create()
     await env.start_campaign(campaign.id, stop_at=later(env, 30))
-    await eventually(lambda: env.delivery.watch_calls[campaign.id] == 1)
+    await eventually(lambda: env.delivery.watch_calls[campaign.id], lambda seen: seen == 1)
     env.delivery.progress(campaign.id, progress=0.5, stats_users_sent=1)
     await asyncio.sleep(0.1)
     assert (await env.get(campaign.id)).status == IN_PROGRESS
@@ -50,7 +50,7 @@ async def test_stop_at_stops_a_running_campaign(env):
     assert stopped.stop_reason == campaign_pb2.STOP_REASON_STOP_AT
     assert stopped.stats.stats_users_sent == 1
     assert [r.reason for r in env.delivery.stop_calls] == [campaign_pb2.STOP_REASON_STOP_AT]
-    await eventually(lambda: env.delivery.event_types(campaign.id) == ["campaign.started", "campaign.stopped"])
+    await eventually(lambda: env.delivery.event_types(campaign.id), lambda seen: seen == ["campaign.started", "campaign.stopped"])
 
 
 async def test_scheduled_start_then_stop_at_across_the_clock(env):
@@ -71,7 +71,7 @@ async def test_whole_window_passed_while_down_stops_without_sending(env):
     await env.start()
     stopped = await env.wait_status(campaign.id, STOPPED)
     assert stopped.stop_reason == campaign_pb2.STOP_REASON_STOP_AT
-    await eventually(lambda: env.delivery.event_types(campaign.id) == ["campaign.stopped"])
+    await eventually(lambda: env.delivery.event_types(campaign.id), lambda seen: seen == ["campaign.stopped"])
     assert env.delivery.start_calls == []
 
 
@@ -86,15 +86,16 @@ async def test_two_instances_never_start_the_same_campaign_twice(env):
         env.clock.advance(61)
         for campaign_id in ids:
             await env.wait_status(campaign_id, IN_PROGRESS)
-        await eventually(lambda: all(env.delivery.event_types(c) == ["campaign.started"] for c in ids))
+        await eventually(lambda: [env.delivery.event_types(c) for c in ids],
+                         lambda seen: seen == [["campaign.started"]] * len(ids))
         await asyncio.sleep(0.5)  # room for a second start, were there one
         assert sorted(env.delivery.start_calls) == ids
         for campaign_id in ids:
             env.delivery.complete(campaign_id)
         for campaign_id in ids:
             await env.wait_status(campaign_id, COMPLETED)
-        await eventually(lambda: all(env.delivery.event_types(c) == ["campaign.started", "campaign.completed"]
-                                     for c in ids))
+        await eventually(lambda: [env.delivery.event_types(c) for c in ids],
+                         lambda seen: seen == [["campaign.started", "campaign.completed"]] * len(ids))
     finally:
         await second.stop(0.2)
 
@@ -121,4 +122,4 @@ async def test_a_scheduled_start_the_delivery_refuses_stops_with_capacity(env):
     stopped = await env.wait_status(campaign.id, STOPPED)
     assert stopped.stop_reason == campaign_pb2.STOP_REASON_CAPACITY
     assert "capacity" in stopped.stop_message
-    await eventually(lambda: env.delivery.event_types(campaign.id) == ["campaign.stopped"])
+    await eventually(lambda: env.delivery.event_types(campaign.id), lambda seen: seen == ["campaign.stopped"])

@@ -14,7 +14,7 @@ from herald.delivery.v1 import delivery_pb2, delivery_service_pb2, message_servi
 
 from delivery.helpers import (TERMINAL, all_messages, all_recipients, campaign, channels, get, start, struct,
                               upsert_users, wait_done)
-from harness import violations
+from harness import eventually, violations
 
 
 async def _fails(call, code=grpc.StatusCode.INVALID_ARGUMENT) -> list[str]:
@@ -219,8 +219,7 @@ async def test_a_read_made_while_the_message_is_being_written_counts_once_it_is_
     await upsert_users(stubs.directory, ["sender", "u0", "u1", "u2"])
     await start(stubs, campaign("c1", user_ids=["u0", "u1", "u2"]))
     cid = "messaging:u2-sender"
-    while not await channels(stubs, {"cid": cid}):
-        await asyncio.sleep(0.02)
+    await eventually(lambda: channels(stubs, {"cid": cid}), what=f"channel {cid}")
     await asyncio.sleep(0.3)  # the message is rendered right after its channel is ensured
     assert await all_messages(stubs, {"cid": cid}) == []
     mark = stubs.messages.MarkRead
@@ -241,9 +240,15 @@ async def test_progress_stays_below_1_until_completed(make_system):
     await upsert_users(stubs.directory, ["sender", *users])
     await start(stubs, campaign("c1", user_ids=users))
     seen = []
-    while (delivery := await get(stubs, "c1")).status == campaign_pb2.CAMPAIGN_STATUS_IN_PROGRESS:
-        seen.append((delivery.stats.stats_messages_sent, delivery.stats.progress))
-        await asyncio.sleep(0.05)
+
+    async def observe() -> int:
+        delivery = await get(stubs, "c1")
+        if delivery.status == campaign_pb2.CAMPAIGN_STATUS_IN_PROGRESS:
+            seen.append((delivery.stats.stats_messages_sent, delivery.stats.progress))
+        return delivery.status
+
+    await eventually(observe, lambda status: status != campaign_pb2.CAMPAIGN_STATUS_IN_PROGRESS,
+                     what="c1 no longer in progress", interval_s=0.05)
     assert (30, max(p for _, p in seen)) in seen, seen  # the case in question did occur
     assert all(0 <= progress < 1 for _, progress in seen), seen
     assert [p for _, p in seen] == sorted(p for _, p in seen)

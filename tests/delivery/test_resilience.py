@@ -14,6 +14,7 @@ from herald.campaign.v1 import campaign_pb2
 from herald.delivery.v1 import delivery_service_pb2
 from services.kit.db import make_engine
 
+from harness import eventually
 from delivery.helpers import (all_messages, all_recipients, campaign, channels, get, start, upsert_users, user_segment,
                               wait_done)
 
@@ -71,8 +72,8 @@ async def test_stop_midway_leaves_the_rest_unsent_and_nothing_half_written(make_
     users = [f"u{i:04d}" for i in range(2000)]
     await upsert_users(stubs.directory, ["sender", *users])
     await start(stubs, campaign("c1", user_ids=users))
-    while (await get(stubs, "c1")).stats.stats_messages_sent < 200:
-        await asyncio.sleep(0.05)
+    await eventually(lambda: get(stubs, "c1"), lambda d: d.stats.stats_messages_sent >= 200,
+                     what="200 messages sent")
     response = await stubs.deliveries.StopDelivery(delivery_service_pb2.StopDeliveryRequest(
         campaign_id="c1", message="changed our mind"))
     assert response.delivery.status == STOPPED
@@ -109,8 +110,8 @@ async def test_a_stop_counts_and_announces_exactly_the_channels_the_campaign_cre
     users = [f"u{i:04d}" for i in range(2000)]
     await upsert_users(stubs.directory, ["sender", *users])
     await start(stubs, campaign("c1", user_ids=users))
-    while (await get(stubs, "c1")).stats.stats_messages_sent < 200:
-        await asyncio.sleep(0.05)
+    await eventually(lambda: get(stubs, "c1"), lambda d: d.stats.stats_messages_sent >= 200,
+                     what="200 messages sent")
     response = await stubs.deliveries.StopDelivery(delivery_service_pb2.StopDeliveryRequest(campaign_id="c1"))
     stopped = response.delivery
     assert stopped.status == STOPPED
@@ -176,8 +177,8 @@ async def test_the_segment_service_restarting_midway_costs_a_resume_not_the_camp
     await upsert_users(stubs.directory, ["sender", *users])
     segment_id = await user_segment(stubs.segments, users)
     await start(stubs, campaign("c1", segment_ids=[segment_id]))
-    while (await get(stubs, "c1")).stats.stats_messages_sent < 300:
-        await asyncio.sleep(0.05)
+    await eventually(lambda: get(stubs, "c1"), lambda d: d.stats.stats_messages_sent >= 300,
+                     what="300 messages sent")
     await system.restart("segment")
     done = await wait_done(stubs, "c1")
     assert done.status == COMPLETED

@@ -4,7 +4,6 @@ watched live, with its events, messages and a read receipt that arrives after co
 from __future__ import annotations
 
 import asyncio
-import time
 
 import grpc
 import pytest
@@ -12,7 +11,7 @@ from google.protobuf import struct_pb2
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
-from harness import serve_system
+from harness import eventually, serve_system
 from herald.campaign.v1 import campaign_pb2, campaign_service_pb2 as cs, campaign_service_pb2_grpc
 from herald.common.v1 import common_pb2
 from herald.delivery.v1 import message_service_pb2 as ms, message_service_pb2_grpc
@@ -21,14 +20,8 @@ from herald.segment.v1 import directory_pb2, directory_service_pb2 as ds, direct
 COMPLETED = campaign_pb2.CAMPAIGN_STATUS_COMPLETED
 
 
-async def _until(check, timeout: float = 30.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        result = await check()
-        if result:
-            return result
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.1)
+async def _until(check):
+    return await eventually(check, interval_s=0.1)
 
 
 async def test_user_ids_campaign_from_create_to_completed(new_db_url, tmp_path):

@@ -11,7 +11,7 @@ from herald.campaign.v1 import campaign_pb2, campaign_service_pb2, campaign_serv
 from herald.common.v1 import common_pb2
 from herald.delivery.v1 import delivery_pb2, message_service_pb2
 from herald.segment.v1 import directory_pb2, directory_service_pb2
-from harness import serve_system
+from harness import eventually, serve_system
 
 from delivery.helpers import (Stubs, all_messages, all_recipients, channel_segment, channels, get, struct,
                               upsert_users, user_segment)
@@ -168,8 +168,8 @@ async def test_stop_midway(make):
     await upsert_users(stubs.directory, ["sender", *users])
     segment_id = await user_segment(stubs.segments, users)
     campaign_id = await system.begin(segment_ids=[segment_id], create_channels=True, channel_template=ONE_TO_ONE)
-    while (await get(stubs, campaign_id)).stats.stats_messages_sent < 200:
-        await asyncio.sleep(0.05)
+    await eventually(lambda: get(stubs, campaign_id), lambda d: d.stats.stats_messages_sent >= 200,
+                     what="200 messages sent")
     await system.campaigns.StopCampaign(campaign_service_pb2.StopCampaignRequest(id=campaign_id))
     final = await system.finish(campaign_id)
     assert (final.status, final.stop_reason) == (campaign_pb2.CAMPAIGN_STATUS_STOPPED,

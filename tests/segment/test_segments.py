@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import replace
 
 import grpc
@@ -12,7 +11,7 @@ from google.protobuf import struct_pb2
 
 from herald.common.v1 import common_pb2
 from herald.segment.v1 import directory_pb2, directory_service_pb2 as ds, segment_pb2, segment_service_pb2 as ss
-from harness import client_channel, serving, test_settings
+from harness import client_channel, eventually, serving, test_settings
 from herald.segment.v1 import directory_service_pb2_grpc, segment_service_pb2_grpc
 from services.kit.db import make_engine
 from services.segment_svc import sizes
@@ -30,14 +29,10 @@ def _struct(**values) -> struct_pb2.Struct:
     return s
 
 
-async def _wait_size(svc, segment_id: str, size: int, timeout: float = 10.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        got = (await svc.segments.GetSegment(ss.GetSegmentRequest(id=segment_id))).segment.size
-        if got == size:
-            return
-        assert asyncio.get_running_loop().time() < deadline, f"size stayed {got}, wanted {size}"
-        await asyncio.sleep(0.05)
+async def _wait_size(svc, segment_id: str, size: int) -> None:
+    async def observe() -> int:
+        return (await svc.segments.GetSegment(ss.GetSegmentRequest(id=segment_id))).segment.size
+    await eventually(observe, lambda got: got == size, what=f"size {size} of {segment_id}", interval_s=0.05)
 
 
 async def test_create_get_update_delete(svc):
