@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 BUF := node_modules/.bin/buf
 
-.PHONY: run test test-pg proto check-gen lint lint-proto bench clean
+.PHONY: run test test-pg proto check-gen lint lint-proto breaking baseline bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,8 +21,9 @@ $(BUF): package.json
 run: $(STAMP)
 	$(VENV)/bin/herald serve --data-dir var
 
-## The whole suite on SQLite, after checking gen/ is current and the protos lint clean.
-test: $(STAMP) check-gen lint-proto lint
+## The whole suite on SQLite, after checking gen/ is current, the protos lint clean and break
+## nothing that clients of the baseline rely on.
+test: $(STAMP) check-gen lint-proto breaking lint
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 ## The suite again on a throwaway PostgreSQL server on loopback.
@@ -44,6 +45,14 @@ lint: $(STAMP)
 
 lint-proto: $(BUF)
 	$(BUF) lint
+
+## Fails when proto/ breaks the contract recorded in proto/baseline.binpb (additions pass).
+breaking: $(BUF)
+	$(BUF) breaking --against proto/baseline.binpb
+
+## Records today's protos as the baseline; commit it on its own, deliberately.
+baseline: $(BUF)
+	$(BUF) build -o proto/baseline.binpb
 
 bench: $(STAMP)
 	$(PY) -m bench
