@@ -57,7 +57,9 @@ class _HealthServicer(health.aio.HealthServicer):
         super().__init__()
         self._shutdown = shutdown
 
-    async def Watch(self, request, context):
+    async def Watch(self, request: health_pb2.HealthCheckRequest,
+                    context: grpc.aio.ServicerContext[health_pb2.HealthCheckRequest,
+                                                      health_pb2.HealthCheckResponse]) -> None:
         watch = asyncio.ensure_future(super().Watch(request, context))
         stop = asyncio.ensure_future(self._shutdown.wait())
         await asyncio.wait({watch, stop}, return_when=asyncio.FIRST_COMPLETED)
@@ -86,7 +88,7 @@ class RunningServer:
         await self.server.stop(grace)
         await self.service.stop()
 
-    async def _set_health(self, status) -> None:
+    async def _set_health(self, status: int) -> None:
         for name in ["", *self.service.service_names()]:
             await self.health.set(name, status)
 
