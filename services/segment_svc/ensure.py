@@ -131,9 +131,9 @@ class _Batch:
             # A user target's receiver; for a channel target, everyone it reaches.
             receivers = [spec.receiver_id] if spec.receiver_id else [u for u in state.members if u != self.sender]
             for user_id in receivers:
-                receiver = state.members.get(user_id)
-                if receiver is not None and receiver["hidden"]:
-                    state.members[user_id] = {**receiver, "hidden": False}
+                member = state.members.get(user_id)
+                if member is not None and member["hidden"]:
+                    state.members[user_id] = {**member, "hidden": False}
                     self.writes.unhide.append((cid, user_id))
                     state.changed = True
 
