@@ -174,7 +174,9 @@ class Campaigns:
                     return row
                 continue
             if status == Status.IN_PROGRESS:
-                return await self.sending.stop_running(campaign_id, campaign_pb2.STOP_REASON_REQUESTED)
+                # The campaign may complete, then be deleted, while its delivery is stopped.
+                return _found(await self.sending.stop_running(campaign_id, campaign_pb2.STOP_REASON_REQUESTED),
+                              campaign_id)
             if status == Status.COMPLETED:
                 raise FailedPrecondition(f"campaign {campaign_id} is completed; "
                                          "a completed campaign cannot be stopped")
