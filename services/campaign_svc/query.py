@@ -46,8 +46,8 @@ FILTER = FilterSpec(fields={
 SORTABLE = {name: field.column for name, field in FILTER.fields.items() if field.column is not None}
 
 
-async def query_campaigns(sessions: async_sessionmaker[AsyncSession], request: campaign_service_pb2.QueryCampaignsRequest,
-                          ) -> tuple[list[RowMapping], str, str]:
+async def query_campaigns(sessions: async_sessionmaker[AsyncSession],
+                          request: campaign_service_pb2.QueryCampaignsRequest) -> tuple[list[RowMapping], str, str]:
     """One page of campaign rows and its next / prev cursors."""
     limit = resolve_limit(request.limit, DEFAULT_LIMIT, MAX_LIMIT)
     filter_dict = request_filter(request)

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import FrameType
 
 from services.kit.auth import make_token
 from services.kit.config import Settings
@@ -28,7 +29,7 @@ def supervise(settings: Settings) -> int:
     env = dict(os.environ, HERALD_DATA_DIR=str(data_dir), HERALD_API_SECRET=settings.api_secret)
     stopping = False
 
-    def request_stop(_signum, _frame):
+    def request_stop(_signum: int, _frame: FrameType | None) -> None:
         nonlocal stopping
         stopping = True
 
@@ -52,7 +53,8 @@ def _wait_ready(settings: Settings, children: dict[str, subprocess.Popen], timeo
     exited, e.g. because its port was taken, is not mistaken for a server already there)."""
     async def wait_all() -> None:
         await asyncio.gather(*(wait_serving(settings.addr(name), timeout_s=timeout_s,
-                                            alive=lambda child=child: child.poll() is None)
+                                            # mypy infers no lambda with a default argument
+                                            alive=lambda child=child: child.poll() is None)  # type: ignore[misc]
                                for name, child in children.items()))
 
     try:

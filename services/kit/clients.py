@@ -52,23 +52,24 @@ class _BearerUnaryUnary(_Bearer, grpc.aio.UnaryUnaryClientInterceptor):
 
 class _BearerUnaryStream(_Bearer, grpc.aio.UnaryStreamClientInterceptor):
     async def intercept_unary_stream(
-            self, continuation: Callable[[ClientCallDetails, _Request], Awaitable[UnaryStreamCall[_Request, _Response]]],
+            self, continuation: Callable[[ClientCallDetails, _Request],
+                                         Awaitable[UnaryStreamCall[_Request, _Response]]],
             details: ClientCallDetails, request: _Request) -> UnaryStreamCall[_Request, _Response]:
         return await continuation(self._with_token(details), request)
 
 
 class _BearerStreamUnary(_Bearer, grpc.aio.StreamUnaryClientInterceptor):
     async def intercept_stream_unary(
-            self,
-            continuation: Callable[[ClientCallDetails, _Requests[_Request]], Awaitable[StreamUnaryCall[_Request, _Response]]],
+            self, continuation: Callable[[ClientCallDetails, _Requests[_Request]],
+                                         Awaitable[StreamUnaryCall[_Request, _Response]]],
             details: ClientCallDetails, request_iterator: _Requests[_Request]) -> StreamUnaryCall[_Request, _Response]:
         return await continuation(self._with_token(details), request_iterator)
 
 
 class _BearerStreamStream(_Bearer, grpc.aio.StreamStreamClientInterceptor):
     async def intercept_stream_stream(
-            self,
-            continuation: Callable[[ClientCallDetails, _Requests[_Request]], Awaitable[StreamStreamCall[_Request, _Response]]],
+            self, continuation: Callable[[ClientCallDetails, _Requests[_Request]],
+                                         Awaitable[StreamStreamCall[_Request, _Response]]],
             details: ClientCallDetails, request_iterator: _Requests[_Request]) -> StreamStreamCall[_Request, _Response]:
         return await continuation(self._with_token(details), request_iterator)
 

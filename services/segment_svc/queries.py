@@ -47,8 +47,8 @@ async def query_users(session: AsyncSession,
     return [user_from_row(row.doc, row.created_at, row.updated_at) for row in page.rows], page
 
 
-async def query_channels(session: AsyncSession,
-                         request: directory_service_pb2.QueryChannelsRequest) -> tuple[list[directory_pb2.Channel], Page]:
+async def query_channels(session: AsyncSession, request: directory_service_pb2.QueryChannelsRequest,
+                         ) -> tuple[list[directory_pb2.Channel], Page]:
     condition, value = _filter(request, filters.CHANNELS)
     sort = parse_sort(request.sort, CHANNEL_SORT, default=[("cid", 1)], tie_breaker="cid")
     stmt = select(*store.CHANNEL_COLUMNS).where(condition)
