@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 BUF := node_modules/.bin/buf
 
-.PHONY: run test test-pg proto check-gen lint lint-proto bench clean
+.PHONY: run test test-pg proto check-gen lint lint-proto typecheck bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,8 +21,8 @@ $(BUF): package.json
 run: $(STAMP)
 	$(VENV)/bin/herald serve --data-dir var
 
-## The whole suite on SQLite, after checking gen/ is current and the protos lint clean.
-test: $(STAMP) check-gen lint-proto lint
+## The whole suite on SQLite, after checking gen/ is current, the protos lint clean and services/ type-checks.
+test: $(STAMP) check-gen lint-proto lint typecheck
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 ## The suite again on a throwaway PostgreSQL server on loopback.
@@ -42,6 +42,10 @@ check-gen: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check services tests bench
 
+## mypy over services/ (configured in pyproject.toml).
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy
+
 lint-proto: $(BUF)
 	$(BUF) lint
 
@@ -49,4 +53,4 @@ bench: $(STAMP)
 	$(PY) -m bench
 
 clean:
-	rm -rf $(VENV) node_modules var .pytest_cache
+	rm -rf $(VENV) node_modules var .pytest_cache .mypy_cache
