@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 BUF := node_modules/.bin/buf
 
-.PHONY: run test test-pg proto check-gen lint lint-proto breaking baseline bench clean
+.PHONY: run test test-pg proto check-gen lint lint-proto breaking baseline typecheck bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,8 +22,8 @@ run: $(STAMP)
 	$(VENV)/bin/herald serve --data-dir var
 
 ## The whole suite on SQLite, after checking gen/ is current, the protos lint clean and break
-## nothing that clients of the baseline rely on.
-test: $(STAMP) check-gen lint-proto breaking lint
+## nothing that clients of the baseline rely on, and services/ type-checks.
+test: $(STAMP) check-gen lint-proto breaking lint typecheck
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 ## The suite again on a throwaway PostgreSQL server on loopback.
@@ -43,6 +43,10 @@ check-gen: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check services tests bench
 
+## mypy over services/ (configured in pyproject.toml).
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy
+
 lint-proto: $(BUF)
 	$(BUF) lint
 
@@ -58,4 +62,4 @@ bench: $(STAMP)
 	$(PY) -m bench
 
 clean:
-	rm -rf $(VENV) node_modules var .pytest_cache
+	rm -rf $(VENV) node_modules var .pytest_cache .mypy_cache

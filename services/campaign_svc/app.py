@@ -10,7 +10,7 @@ import uuid
 import grpc
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from herald.campaign.v1 import campaign_service_pb2, campaign_service_pb2_grpc
+from herald.campaign.v1 import campaign_pb2, campaign_service_pb2, campaign_service_pb2_grpc
 from services.campaign_svc.clock import Clock, SystemClock
 from services.campaign_svc.events import Publisher
 from services.campaign_svc.feeds import Feeds
@@ -49,7 +49,7 @@ class CampaignApp(Service):
         self.sessions = sessions
         self._tasks: list[asyncio.Task] = []
 
-    async def _load(self, campaign_id: str):
+    async def _load(self, campaign_id: str) -> campaign_pb2.Campaign | None:
         return await self.campaigns.load(campaign_id)
 
     def _on_sending(self, campaign_id: str) -> None:

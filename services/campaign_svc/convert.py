@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from google.protobuf import json_format
+from google.protobuf.message import Message
 
 from herald.campaign.v1 import campaign_pb2
 from herald.common.v1 import common_pb2
@@ -20,7 +21,7 @@ STATUS_TO_ENUM = {
 }
 
 
-def template_to_json(message) -> dict:
+def template_to_json(message: Message) -> dict:
     return json_format.MessageToDict(message, preserving_proto_field_name=True)
 
 

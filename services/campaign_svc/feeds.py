@@ -99,6 +99,7 @@ class Feeds:
                 raise NotFound(f"campaign {campaign_id} does not exist")
             if feed.latest is None:
                 feed.publish(stored)
+        assert feed.latest is not None  # set now, and never unset (a deletion marks `deleted`)
         if feed.latest.status == campaign_pb2.CAMPAIGN_STATUS_IN_PROGRESS:
             self._on_sending(campaign_id)
         while True:

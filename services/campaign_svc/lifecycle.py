@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from herald.campaign.v1 import campaign_pb2
+from herald.campaign.v1 import campaign_pb2, campaign_service_pb2
 from services.campaign_svc import convert, rules, store
 from services.campaign_svc.clock import Clock
 from services.campaign_svc.feeds import Feeds
@@ -61,7 +61,7 @@ class Campaigns:
 
     # --- create, update, delete ---------------------------------------------------------------
 
-    async def create(self, request) -> Mapping:
+    async def create(self, request: campaign_service_pb2.CreateCampaignRequest) -> Mapping:
         fields = rules.check_locally(request, id_required=False)
         if fields.id:
             async with transaction(self.sessions) as session:
@@ -79,9 +79,9 @@ class Campaigns:
                 row = await store.get_campaign(session, fields.id)
         except IntegrityError:
             raise AlreadyExists(f"campaign {fields.id} already exists") from None
-        return row
+        return _found(row, fields.id)
 
-    async def update(self, request) -> Mapping:
+    async def update(self, request: campaign_service_pb2.UpdateCampaignRequest) -> Mapping:
         fields = rules.check_locally(request, id_required=True)
         await self._editable(await self.get(fields.id))
         await rules.check_remotely(fields, request, self.upstream)
@@ -91,6 +91,7 @@ class Campaigns:
             row = await store.get_campaign(session, fields.id)
         if not changed:
             await self._editable(row, fields.id)
+        row = _found(row, fields.id)
         self.feeds.publish(convert.campaign(row))
         return row
 
@@ -115,7 +116,7 @@ class Campaigns:
 
     # --- start and stop -----------------------------------------------------------------------
 
-    async def start(self, request) -> Mapping:
+    async def start(self, request: campaign_service_pb2.StartCampaignRequest) -> Mapping:
         row = await self.get(request.id)
         if row["status"] not in EDITABLE:
             raise FailedPrecondition(f"campaign {row['id']} is {_describe(row['status'])}; only a draft or "
@@ -169,11 +170,13 @@ class Campaigns:
                 ended, row = await self.sending.finish(campaign_id, Status.STOPPED,
                                                        reason=campaign_pb2.STOP_REASON_REQUESTED,
                                                        expected=Status.SCHEDULED)
-                if ended:
+                if ended and row is not None:
                     return row
                 continue
             if status == Status.IN_PROGRESS:
-                return await self.sending.stop_running(campaign_id, campaign_pb2.STOP_REASON_REQUESTED)
+                # The campaign may complete, then be deleted, while its delivery is stopped.
+                return _found(await self.sending.stop_running(campaign_id, campaign_pb2.STOP_REASON_REQUESTED),
+                              campaign_id)
             if status == Status.COMPLETED:
                 raise FailedPrecondition(f"campaign {campaign_id} is completed; "
                                          "a completed campaign cannot be stopped")
@@ -184,7 +187,13 @@ class Campaigns:
         raise FailedPrecondition(f"campaign {campaign_id} keeps changing; try again")
 
 
-def _time(request, field: str) -> dt.datetime | None:
+def _found(row: Mapping | None, campaign_id: str) -> Mapping:
+    if row is None:
+        raise NotFound(f"campaign {campaign_id} does not exist")
+    return row
+
+
+def _time(request: campaign_service_pb2.StartCampaignRequest, field: str) -> dt.datetime | None:
     if not request.HasField(field):
         return None
     try:

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Sequence
+from typing import Any
 
-from sqlalchemy import exists, select
-from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlalchemy import Row, RowMapping, exists, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.sql import ColumnElement
 
-from herald.campaign.v1 import campaign_pb2
+from herald.campaign.v1 import campaign_pb2, campaign_service_pb2
 from services.campaign_svc.store import campaign_segments, campaigns
 from services.kit.db import transaction
 from services.kit.filters import Field, FilterSpec, Kind, compile_filter, enum_aliases, request_filter
-from services.kit.paging import keyset_page, parse_sort, resolve_limit
+from services.kit.paging import Page, keyset_page, parse_sort, resolve_limit
 
 DEFAULT_LIMIT = 25
 MAX_LIMIT = 100
@@ -21,7 +23,7 @@ RESPONSE_BUDGET_BYTES = 12 * 2**20
 USER_OBJECT_BYTES = 1024  # an embedded user (user_limit), generously
 
 
-def _segments_condition(op: str, value):
+def _segments_condition(op: str, value: Any) -> ColumnElement[bool]:
     """`segments` holds a segment id ($eq / $contains), one of several ($in), or any ($exists)."""
     linked = campaign_segments.c.campaign_id == campaigns.c.id
     if op == "$exists":
@@ -44,7 +46,8 @@ FILTER = FilterSpec(fields={
 SORTABLE = {name: field.column for name, field in FILTER.fields.items() if field.column is not None}
 
 
-async def query_campaigns(sessions: async_sessionmaker, request) -> tuple[list[Mapping], str, str]:
+async def query_campaigns(sessions: async_sessionmaker[AsyncSession],
+                          request: campaign_service_pb2.QueryCampaignsRequest) -> tuple[list[RowMapping], str, str]:
     """One page of campaign rows and its next / prev cursors."""
     limit = resolve_limit(request.limit, DEFAULT_LIMIT, MAX_LIMIT)
     filter_dict = request_filter(request)
@@ -52,7 +55,7 @@ async def query_campaigns(sessions: async_sessionmaker, request) -> tuple[list[M
     sort = parse_sort(request.sort, SORTABLE, default=[("created_at", -1)])
     user_limit = resolve_limit(request.user_limit, 0, MAX_USER_LIMIT, "user_limit")
     async with transaction(sessions) as session:
-        async def page_of(size: int):
+        async def page_of(size: int) -> Page:
             return await keyset_page(session, select(campaigns).where(condition), sort, limit=size,
                                      next=request.next, prev=request.prev, fingerprint_of=filter_dict)
 
@@ -65,7 +68,7 @@ async def query_campaigns(sessions: async_sessionmaker, request) -> tuple[list[M
     return rows, page.next, page.prev
 
 
-def _fitting(rows, user_limit: int) -> int:
+def _fitting(rows: Sequence[Row[Any]], user_limit: int) -> int:
     """How many of the rows (in order) fit the response budget; at least one."""
     used = 0
     for count, row in enumerate(rows):

@@ -6,11 +6,14 @@ asks the segment service whether the sender and segments exist and what type the
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from google.protobuf import json_format
+from google.protobuf.internal.enum_type_wrapper import EnumTypeWrapper
 
+from herald.campaign.v1 import campaign_service_pb2
 from herald.common.v1 import common_pb2
 from herald.segment.v1 import segment_pb2
 from services.campaign_svc.convert import template_to_json
@@ -26,6 +29,8 @@ MAX_ATTACHMENTS = 30
 MAX_MEMBERS = 1000
 
 SEGMENT_TYPE_WORDS = {segment_pb2.SEGMENT_TYPE_USER: "user", segment_pb2.SEGMENT_TYPE_CHANNEL: "channel"}
+
+CampaignWrite = campaign_service_pb2.CreateCampaignRequest | campaign_service_pb2.UpdateCampaignRequest
 
 
 @dataclass
@@ -52,7 +57,7 @@ class CampaignFields:
         return dict(self.__dict__)
 
 
-def check_locally(request: Any, *, id_required: bool) -> CampaignFields:
+def check_locally(request: CampaignWrite, *, id_required: bool) -> CampaignFields:
     """Checks a Create/UpdateCampaignRequest without asking anyone; raises InvalidArgument."""
     v = Violations()
     check_id(v, request.id, "id", required=id_required)
@@ -82,7 +87,7 @@ def check_locally(request: Any, *, id_required: bool) -> CampaignFields:
         skip_push=request.skip_push, skip_webhook=request.skip_webhook)
 
 
-async def check_remotely(fields: CampaignFields, request: Any, upstream: Upstream) -> None:
+async def check_remotely(fields: CampaignFields, request: CampaignWrite, upstream: Upstream) -> None:
     """Asks the segment service about the sender and segments; sets `fields.segment_type`."""
     v = Violations()
     users = await upstream.get_users([fields.sender_id])
@@ -105,7 +110,7 @@ async def check_remotely(fields: CampaignFields, request: Any, upstream: Upstrea
     v.raise_if_any()
 
 
-def _check_ids(v: Violations, ids, field: str, limit: int) -> list[str]:
+def _check_ids(v: Violations, ids: Sequence[str], field: str, limit: int) -> list[str]:
     if len(ids) > limit:
         v.add(field, f"at most {limit} ids, got {len(ids)}")
         return []
@@ -115,12 +120,12 @@ def _check_ids(v: Violations, ids, field: str, limit: int) -> list[str]:
     return list(dict.fromkeys(ids))
 
 
-def _check_enum(v: Violations, enum_type, value: int, field: str) -> None:
+def _check_enum(v: Violations, enum_type: EnumTypeWrapper, value: int, field: str) -> None:
     if value not in enum_type.values():
         v.add(field, f"unknown value {value}; use one of {', '.join(enum_type.keys())}")
 
 
-def _check_message_template(v: Violations, request) -> None:
+def _check_message_template(v: Violations, request: CampaignWrite) -> None:
     if not request.HasField("message_template"):
         v.add("message_template", "is required")
         return
@@ -133,7 +138,7 @@ def _check_message_template(v: Violations, request) -> None:
         v.add("message_template.attachments", f"at most {MAX_ATTACHMENTS} attachments, got {len(template.attachments)}")
 
 
-def _check_channel_template(v: Violations, request) -> None:
+def _check_channel_template(v: Violations, request: CampaignWrite) -> None:
     if not request.HasField("channel_template"):
         v.check(not request.create_channels, "channel_template", "is required when create_channels is true")
         return
@@ -161,7 +166,7 @@ def _check_fixed_id(v: Violations, value: str, field: str, *, required: bool = T
         check_id(v, value, field, required=required)
 
 
-def _template_sources(request):
+def _template_sources(request: CampaignWrite) -> Iterator[tuple[str, str | dict[str, Any]]]:
     """Every template string of a request, with the field path that names it."""
     message = request.message_template
     yield "message_template.text", message.text
@@ -180,7 +185,7 @@ def _template_sources(request):
             yield f"channel_template.members_template[{i}].user_id", member.user_id
 
 
-def _compile(v: Violations, field: str, source) -> None:
+def _compile(v: Violations, field: str, source: str | dict[str, Any]) -> None:
     """Compiles with every variable a campaign may offer; `receiver` is checked once the
     segment type is known (check_remotely)."""
     try:

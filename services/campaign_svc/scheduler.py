@@ -8,6 +8,7 @@ so two instances sharing a database never start the same campaign twice.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import Mapping
 
@@ -62,7 +63,7 @@ class Scheduler:
         for campaign_id in expired:
             await self._stop_expired(campaign_id)
 
-    async def _start_due(self, item: Mapping, now) -> None:
+    async def _start_due(self, item: Mapping, now: dt.datetime) -> None:
         campaign_id = item["id"]
         if item["stop_at"] is not None and item["stop_at"] <= now:
             # Its whole window passed while the service was down: it never begins.

@@ -46,7 +46,7 @@ DELIVERY_TERMINAL = {campaign_pb2.CAMPAIGN_STATUS_COMPLETED: Status.COMPLETED,
 class DeliveryRefused(Exception):
     """StartDelivery answered with an error that retrying will not fix."""
 
-    def __init__(self, error: HeraldError, reason: int) -> None:
+    def __init__(self, error: HeraldError, reason: campaign_pb2.StopReason) -> None:
         super().__init__(error.message)
         self.error = error
         self.reason = reason
@@ -253,7 +253,7 @@ class Sending:
             self.feeds.publish(convert.campaign(row))
         return ended, row
 
-    async def stop_running(self, campaign_id: str, reason: int) -> Mapping | None:
+    async def stop_running(self, campaign_id: str, reason: campaign_pb2.StopReason) -> Mapping | None:
         """Stops an in-progress campaign's delivery, then the campaign; raises
         FailedPrecondition when the delivery completed first, Unavailable on an outage."""
         try:
@@ -297,7 +297,8 @@ def _refusal(exc: grpc.aio.AioRpcError) -> DeliveryRefused:
 
 def _retry_after_s(exc: grpc.aio.AioRpcError) -> float | None:
     """The delay of the upstream's google.rpc.RetryInfo, passed on to our caller."""
-    status = rpc_status.from_call(exc)  # the sync decoder: the aio one raises TypeError
+    # The sync decoder (the aio one raises TypeError); it reads only what AioRpcError has too.
+    status = rpc_status.from_call(exc)  # type: ignore[arg-type]
     for detail in status.details if status else ():
         if detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
             info = error_details_pb2.RetryInfo()

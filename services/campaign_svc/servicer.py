@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
+import grpc
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
 from herald.campaign.v1 import campaign_service_pb2 as pb
 from herald.campaign.v1 import campaign_service_pb2_grpc
 from services.campaign_svc.feeds import Feeds
@@ -13,43 +18,52 @@ from services.campaign_svc.views import Views
 class CampaignServiceServicer(campaign_service_pb2_grpc.CampaignServiceServicer):
     """Handlers of herald.campaign.v1.CampaignService."""
 
-    def __init__(self, campaigns: Campaigns, views: Views, feeds: Feeds, sessions) -> None:
+    def __init__(self, campaigns: Campaigns, views: Views, feeds: Feeds,
+                 sessions: async_sessionmaker[AsyncSession]) -> None:
         self.campaigns = campaigns
         self.views = views
         self.feeds = feeds
         self.sessions = sessions
 
-    async def CreateCampaign(self, request, context):
+    async def CreateCampaign(self, request: pb.CreateCampaignRequest,
+                             context: grpc.aio.ServicerContext) -> pb.CreateCampaignResponse:
         campaign, users = await self.views.one(await self.campaigns.create(request), best_effort=True)
         return pb.CreateCampaignResponse(campaign=campaign, users=users)
 
-    async def GetCampaign(self, request, context):
+    async def GetCampaign(self, request: pb.GetCampaignRequest,
+                          context: grpc.aio.ServicerContext) -> pb.GetCampaignResponse:
         row = await self.campaigns.get(request.id)
         campaign, users = await self.views.one(row, limit=request.limit, next=request.next, prev=request.prev)
         return pb.GetCampaignResponse(campaign=campaign, users=users)
 
-    async def UpdateCampaign(self, request, context):
+    async def UpdateCampaign(self, request: pb.UpdateCampaignRequest,
+                             context: grpc.aio.ServicerContext) -> pb.UpdateCampaignResponse:
         campaign, users = await self.views.one(await self.campaigns.update(request), best_effort=True)
         return pb.UpdateCampaignResponse(campaign=campaign, users=users)
 
-    async def DeleteCampaign(self, request, context):
+    async def DeleteCampaign(self, request: pb.DeleteCampaignRequest,
+                             context: grpc.aio.ServicerContext) -> pb.DeleteCampaignResponse:
         await self.campaigns.delete(request.id)
         return pb.DeleteCampaignResponse()
 
-    async def QueryCampaigns(self, request, context):
+    async def QueryCampaigns(self, request: pb.QueryCampaignsRequest,
+                             context: grpc.aio.ServicerContext) -> pb.QueryCampaignsResponse:
         rows, next_cursor, prev_cursor = await query_campaigns(self.sessions, request)
         campaigns = await self.views.many(rows, user_limit=request.user_limit)
         return pb.QueryCampaignsResponse(campaigns=campaigns, next=next_cursor, prev=prev_cursor)
 
-    async def StartCampaign(self, request, context):
+    async def StartCampaign(self, request: pb.StartCampaignRequest,
+                            context: grpc.aio.ServicerContext) -> pb.StartCampaignResponse:
         campaign, users = await self.views.one(await self.campaigns.start(request), best_effort=True)
         return pb.StartCampaignResponse(campaign=campaign, users=users)
 
-    async def StopCampaign(self, request, context):
+    async def StopCampaign(self, request: pb.StopCampaignRequest,
+                           context: grpc.aio.ServicerContext) -> pb.StopCampaignResponse:
         campaign, _ = await self.views.one(await self.campaigns.stop(request.id), best_effort=True)
         return pb.StopCampaignResponse(campaign=campaign)
 
-    async def WatchCampaign(self, request, context):
+    async def WatchCampaign(self, request: pb.WatchCampaignRequest,
+                            context: grpc.aio.ServicerContext) -> AsyncIterator[pb.WatchCampaignResponse]:
         await self.campaigns.get(request.id)
         async for campaign in self.feeds.watch(request.id):
             yield pb.WatchCampaignResponse(campaign=campaign)

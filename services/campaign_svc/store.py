@@ -15,13 +15,15 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 from sqlalchemy import (Boolean, Column, Float, ForeignKey, Index, Integer, LargeBinary, String, Table, Text,
                         delete, exists, insert, select, update)
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql import ColumnElement, Select
 
-from services.kit.db import IdString, JsonDoc, UtcDateTime, new_metadata, utcnow
+from services.kit.db import IdString, JsonDoc, UtcDateTime, new_metadata, rows_changed, utcnow
 
 metadata = new_metadata()
 
@@ -128,7 +130,7 @@ async def campaign_exists(session: AsyncSession, campaign_id: str) -> bool:
     """Whether the id is taken: by a campaign, or by a deleted campaign that was sent."""
     taken = select(exists().where(campaigns.c.id == campaign_id)).scalar_subquery() | select(
         exists().where(retired_campaign_ids.c.id == campaign_id)).scalar_subquery()
-    return (await session.execute(select(taken))).scalar()
+    return bool((await session.execute(select(taken))).scalar())
 
 
 async def get_campaign(session: AsyncSession, campaign_id: str) -> RowMapping | None:
@@ -145,11 +147,11 @@ async def replace_campaign(session: AsyncSession, campaign_id: str, values: dict
     """Replaces the writable fields while the status is one of `statuses`; returns rows changed."""
     result = await session.execute(update(campaigns).where(
         campaigns.c.id == campaign_id, campaigns.c.status.in_(list(statuses))).values(**values))
-    if result.rowcount:
+    if rows_changed(result):
         await session.execute(delete(campaign_users).where(campaign_users.c.campaign_id == campaign_id))
         await session.execute(delete(campaign_segments).where(campaign_segments.c.campaign_id == campaign_id))
         await _write_audience(session, campaign_id, values["user_ids"], values["segment_ids"])
-    return result.rowcount
+    return rows_changed(result)
 
 
 async def _write_audience(session: AsyncSession, campaign_id: str, user_ids: list[str],
@@ -170,32 +172,33 @@ async def delete_campaign(session: AsyncSession, campaign_id: str, unless_status
         campaigns.c.id == campaign_id))).scalar()
     result = await session.execute(delete(campaigns).where(
         campaigns.c.id == campaign_id, campaigns.c.status != unless_status))
-    if result.rowcount:
+    if rows_changed(result):
         if sent:
             await session.execute(insert(retired_campaign_ids).values(id=campaign_id, retired_at=utcnow()))
         await session.execute(delete(campaign_users).where(campaign_users.c.campaign_id == campaign_id))
         await session.execute(delete(campaign_segments).where(campaign_segments.c.campaign_id == campaign_id))
-    return result.rowcount
+    return rows_changed(result)
 
 
 async def transition(session: AsyncSession, campaign_id: str, expected: str | Sequence[str], values: dict,
-                     *conditions) -> bool:
+                     *conditions: ColumnElement[bool]) -> bool:
     """Moves a campaign on only if its status is still `expected` (and `conditions` hold)."""
     statuses = [expected] if isinstance(expected, str) else list(expected)
     result = await session.execute(update(campaigns).where(
         campaigns.c.id == campaign_id, campaigns.c.status.in_(statuses), *conditions).values(**values))
-    return result.rowcount == 1
+    return rows_changed(result) == 1
 
 
-async def update_fields(session: AsyncSession, campaign_id: str, values: dict, *conditions) -> bool:
+async def update_fields(session: AsyncSession, campaign_id: str, values: dict,
+                        *conditions: ColumnElement[bool]) -> bool:
     result = await session.execute(update(campaigns).where(campaigns.c.id == campaign_id, *conditions)
                                    .values(**values))
-    return result.rowcount == 1
+    return rows_changed(result) == 1
 
 
 # --- users of a campaign ---------------------------------------------------------------------
 
-def users_of(campaign_id: str):
+def users_of(campaign_id: str) -> Select[Any]:
     """The user ids a campaign targets, as a statement for keyset paging."""
     return select(campaign_users.c.user_id).where(campaign_users.c.campaign_id == campaign_id)
 

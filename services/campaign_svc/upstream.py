@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable, Sequence
+from typing import TypeVar
 
 import grpc
 
@@ -25,6 +26,9 @@ READ_ATTEMPTS = 3
 # Fresh read counts are a nicety: a slow delivery service must not slow GetCampaign down much.
 READ_COUNT_DEADLINE_S = 2.0
 SEGMENT_LOOKUPS_AT_ONCE = 16
+
+_Request = TypeVar("_Request")
+_Response = TypeVar("_Response")
 
 UNAVAILABLE_CODES = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
 
@@ -69,7 +73,7 @@ class Upstream:
     async def get_segments(self, segment_ids: Sequence[str]) -> dict[str, segment_pb2.Segment]:
         limit = asyncio.Semaphore(SEGMENT_LOOKUPS_AT_ONCE)
 
-        async def one(segment_id: str):
+        async def one(segment_id: str) -> tuple[str, segment_pb2.Segment | None]:
             async with limit:
                 return segment_id, await self.get_segment(segment_id)
 
@@ -82,7 +86,8 @@ class Upstream:
         request = delivery_service_pb2.StartDeliveryRequest(campaign=campaign)
         return (await call_idempotent(self.delivery.StartDelivery, request, attempts=READ_ATTEMPTS)).delivery
 
-    async def stop_delivery(self, campaign_id: str, reason: int, message: str = "") -> delivery_pb2.Delivery:
+    async def stop_delivery(self, campaign_id: str, reason: campaign_pb2.StopReason,
+                            message: str = "") -> delivery_pb2.Delivery:
         request = delivery_service_pb2.StopDeliveryRequest(campaign_id=campaign_id, reason=reason, message=message)
         return (await call_idempotent(self.delivery.StopDelivery, request, attempts=READ_ATTEMPTS)).delivery
 
@@ -104,7 +109,8 @@ class Upstream:
             delivery_service_pb2.BatchGetDeliveriesRequest(campaign_ids=list(campaign_ids)), timeout=timeout)
         return {d.campaign_id: d for d in response.deliveries}
 
-    def watch_delivery(self, campaign_id: str) -> grpc.aio.UnaryStreamCall:
+    def watch_delivery(self, campaign_id: str) -> grpc.aio.UnaryStreamCall[
+            delivery_service_pb2.WatchDeliveryRequest, delivery_service_pb2.WatchDeliveryResponse]:
         return self.delivery.WatchDelivery(delivery_service_pb2.WatchDeliveryRequest(campaign_id=campaign_id))
 
     async def publish_event(self, event: delivery_pb2.Event) -> None:
@@ -114,7 +120,8 @@ class Upstream:
     # --- helpers ------------------------------------------------------------------------------
 
     @staticmethod
-    async def _read(rpc, request, service: str):
+    async def _read(rpc: grpc.aio.UnaryUnaryMultiCallable[_Request, _Response], request: _Request,
+                    service: str) -> _Response:
         try:
             return await call_idempotent(rpc, request, timeout=READ_DEADLINE_S, attempts=READ_ATTEMPTS)
         except grpc.aio.AioRpcError as exc:

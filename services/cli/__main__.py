@@ -16,7 +16,7 @@ from services.client import HeraldClient
 
 from services.cli.supervisor import supervise
 from services.kit.auth import make_token
-from services.kit.config import ConfigError, settings_from_env
+from services.kit.config import ConfigError, Settings, settings_from_env
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     raise AssertionError(f"unhandled command {args.command}")
 
 
-async def watch_campaign(settings, campaign_id: str) -> int:
+async def watch_campaign(settings: Settings, campaign_id: str) -> int:
     """Prints one line per update: status, progress and counters."""
     async with HeraldClient.from_settings(settings, "cli") as herald:
         try:

@@ -15,6 +15,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -51,7 +52,7 @@ class Child:
         if self.health is None:
             self.health = health_pb2_grpc.HealthStub(grpc.insecure_channel(self.addr))
         try:
-            reply = self.health.Check(health_pb2.HealthCheckRequest(), timeout=0.5)
+            reply = self.health.Check(health_pb2.HealthCheckRequest(), timeout=0.5)  # type: ignore[attr-defined]
         except grpc.RpcError:
             return False
         return reply.status == health_pb2.HealthCheckResponse.SERVING
@@ -67,7 +68,7 @@ def supervise(settings: Settings) -> int:
     env = dict(os.environ, HERALD_DATA_DIR=str(data_dir), HERALD_API_SECRET=settings.api_secret)
     stopping = False
 
-    def request_stop(_signum: int, _frame: object) -> None:
+    def request_stop(_signum: int, _frame: FrameType | None) -> None:
         nonlocal stopping
         stopping = True
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import TypeVar
 
 import grpc
 
@@ -25,6 +26,9 @@ from services.kit.config import Settings, settings_from_env
 from services.kit.retry import call_idempotent
 
 TERMINAL = (campaign_pb2.CAMPAIGN_STATUS_COMPLETED, campaign_pb2.CAMPAIGN_STATUS_STOPPED)
+
+_Request = TypeVar("_Request")
+_Response = TypeVar("_Response")
 
 
 class HeraldClient:
@@ -57,11 +61,12 @@ class HeraldClient:
     async def __aenter__(self) -> "HeraldClient":
         return self
 
-    async def __aexit__(self, *exc) -> None:
+    async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
     @staticmethod
-    async def idempotent(rpc, request, *, timeout: float = 30.0):
+    async def idempotent(rpc: grpc.aio.UnaryUnaryMultiCallable[_Request, _Response], request: _Request, *,
+                         timeout: float = 30.0) -> _Response:
         """Calls an idempotent unary RPC, retrying UNAVAILABLE with jittered backoff."""
         return await call_idempotent(rpc, request, timeout=timeout)
 

@@ -29,7 +29,7 @@ class DriverValues:
 
     @classmethod
     def of(cls, session: AsyncSession) -> "DriverValues":
-        return cls(session.bind.dialect.name)
+        return cls(session.get_bind().dialect.name)
 
     def time(self, value: dt.datetime | None) -> Any:
         if value is None or not self.sqlite:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterable, Awaitable, Callable, Iterable
+from typing import TypeVar
+
 import grpc
+from grpc.aio import ClientCallDetails, StreamStreamCall, StreamUnaryCall, UnaryStreamCall, UnaryUnaryCall
 
 from services.kit.auth import service_token
 from services.kit.config import Settings
@@ -18,7 +22,7 @@ class _BearerAuth(grpc.AuthMetadataPlugin):
     def __init__(self, token: str) -> None:
         self._metadata = (("authorization", f"Bearer {token}"),)
 
-    def __call__(self, context, callback):
+    def __call__(self, context: grpc.AuthMetadataContext, callback: grpc.AuthMetadataPluginCallback) -> None:
         callback(self._metadata, None)
 
 
@@ -28,28 +32,45 @@ class _Bearer:
     def __init__(self, token: str) -> None:
         self._header = ("authorization", f"Bearer {token}")
 
-    def _with_token(self, details):
-        return details._replace(metadata=list(details.metadata or ()) + [self._header])
+    def _with_token(self, details: ClientCallDetails) -> ClientCallDetails:
+        # At run time aio's call details are a namedtuple; the stubs declare only its fields.
+        return details._replace(metadata=list(details.metadata or ()) + [self._header])  # type: ignore[attr-defined]
+
+
+_Request = TypeVar("_Request")
+_Response = TypeVar("_Response")
+_Requests = AsyncIterable[_Request] | Iterable[_Request]
 
 
 # grpc.aio files each interceptor under its first matching kind only: one class per kind.
 class _BearerUnaryUnary(_Bearer, grpc.aio.UnaryUnaryClientInterceptor):
-    async def intercept_unary_unary(self, continuation, details, request):
+    async def intercept_unary_unary(
+            self, continuation: Callable[[ClientCallDetails, _Request], Awaitable[UnaryUnaryCall[_Request, _Response]]],
+            details: ClientCallDetails, request: _Request) -> UnaryUnaryCall[_Request, _Response]:
         return await continuation(self._with_token(details), request)
 
 
 class _BearerUnaryStream(_Bearer, grpc.aio.UnaryStreamClientInterceptor):
-    async def intercept_unary_stream(self, continuation, details, request):
+    async def intercept_unary_stream(
+            self, continuation: Callable[[ClientCallDetails, _Request],
+                                         Awaitable[UnaryStreamCall[_Request, _Response]]],
+            details: ClientCallDetails, request: _Request) -> UnaryStreamCall[_Request, _Response]:
         return await continuation(self._with_token(details), request)
 
 
 class _BearerStreamUnary(_Bearer, grpc.aio.StreamUnaryClientInterceptor):
-    async def intercept_stream_unary(self, continuation, details, request_iterator):
+    async def intercept_stream_unary(
+            self, continuation: Callable[[ClientCallDetails, _Requests[_Request]],
+                                         Awaitable[StreamUnaryCall[_Request, _Response]]],
+            details: ClientCallDetails, request_iterator: _Requests[_Request]) -> StreamUnaryCall[_Request, _Response]:
         return await continuation(self._with_token(details), request_iterator)
 
 
 class _BearerStreamStream(_Bearer, grpc.aio.StreamStreamClientInterceptor):
-    async def intercept_stream_stream(self, continuation, details, request_iterator):
+    async def intercept_stream_stream(
+            self, continuation: Callable[[ClientCallDetails, _Requests[_Request]],
+                                         Awaitable[StreamStreamCall[_Request, _Response]]],
+            details: ClientCallDetails, request_iterator: _Requests[_Request]) -> StreamStreamCall[_Request, _Response]:
         return await continuation(self._with_token(details), request_iterator)
 
 

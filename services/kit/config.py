@@ -10,6 +10,7 @@ import os
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from typing import Any
 from pathlib import Path
 
 
@@ -101,7 +102,7 @@ class ConfigError(ValueError):
     """A HERALD_* variable holds a value of the wrong type."""
 
 
-def settings_from_env(env: Mapping[str, str] | None = None, **overrides) -> Settings:
+def settings_from_env(env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
     """Reads the HERALD_* variables (unset or empty ones keep their defaults)."""
     env = os.environ if env is None else env
     values: dict = {}

@@ -7,6 +7,7 @@ INVALID_ARGUMENT, `ErrorInfo` for the others, `RetryInfo` for RESOURCE_EXHAUSTED
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 from google.protobuf import any_pb2, duration_pb2
@@ -125,7 +126,7 @@ class ResourceExhausted(HeraldError):
     code = grpc.StatusCode.RESOURCE_EXHAUSTED
     reason = "RESOURCE_EXHAUSTED"
 
-    def __init__(self, message: str, *, retry_after_s: float | None = None, **kwargs):
+    def __init__(self, message: str, *, retry_after_s: float | None = None, **kwargs: Any):
         super().__init__(message, **kwargs)
         self.retry_after_s = retry_after_s
 

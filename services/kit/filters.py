@@ -49,11 +49,13 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from google.protobuf import json_format
+from google.protobuf.message import Message
 from sqlalchemy import (JSON, Boolean, Float, String, and_, bindparam, case, cast, false, func, literal, literal_column,
                         or_, select, true)
 from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.elements import ColumnClause, ColumnElement
 from sqlalchemy.sql.functions import FunctionElement
+from sqlalchemy.types import TypeEngine
 
 from services.kit.errors import InvalidArgument
 
@@ -126,6 +128,11 @@ class Field:
         object.__setattr__(self, "kind", kind)
         object.__setattr__(self, "operators", operators)
 
+    @property
+    def accepted_operators(self) -> frozenset[str]:
+        """`operators`, which `__post_init__` has settled (the kind's defaults when none were given)."""
+        return DEFAULT_OPERATORS[self.kind] if self.operators is None else self.operators
+
 
 @dataclass(frozen=True)
 class FilterSpec:
@@ -155,7 +162,7 @@ def enum_aliases(enum_type: Any, *, stored_as: str = "word") -> dict[Any, Any]:
     return aliases
 
 
-def request_filter(request, field: str = "filter") -> dict[str, Any] | None:
+def request_filter(request: Message, field: str = "filter") -> dict[str, Any] | None:
     """A request's Struct filter as this module reads it (None when the request has none)."""
     return json_format.MessageToDict(getattr(request, field)) if request.HasField(field) else None
 
@@ -226,7 +233,7 @@ def _target(spec: FilterSpec, key: str, path: str) -> _Target:
     field = spec.fields.get(key)
     if field is not None:
         if field.compile is not None:
-            return _CompiledTarget(field)
+            return _CompiledTarget(field, field.compile)
         if field.kind is Kind.ARRAY_OF_STRINGS:
             return _ArrayTarget(field)
         return _ColumnTarget(field)
@@ -317,7 +324,7 @@ class _ColumnTarget:
     def __init__(self, field: Field):
         self.field = field
         self.column = field.column
-        self.operators = field.operators
+        self.operators = field.accepted_operators
 
     def parse(self, value: Any, path: str, op: str) -> Any:
         return _parse_kind(self.field.kind, value, path, self.field.values)
@@ -345,7 +352,7 @@ class _ArrayTarget:
 
     def __init__(self, field: Field):
         self.column = field.column
-        self.operators = field.operators
+        self.operators = field.accepted_operators
 
     def parse(self, value: Any, path: str, op: str) -> Any:
         return _parse_kind(Kind.ARRAY_OF_STRINGS, value, path)
@@ -365,18 +372,19 @@ class _ArrayTarget:
 class _CompiledTarget:
     """A field whose conditions the caller builds (child tables, computed values)."""
 
-    def __init__(self, field: Field):
+    def __init__(self, field: Field, compile: CustomCompile):
         self.field = field
-        self.operators = field.operators
+        self.compile = compile
+        self.operators = field.accepted_operators
 
     def parse(self, value: Any, path: str, op: str) -> Any:
         return _parse_kind(self.field.kind, value, path, self.field.values)
 
     def condition(self, op: str, value: Any) -> ColumnElement[bool]:
-        return self.field.compile(op, value)
+        return self.compile(op, value)
 
     def exists(self) -> ColumnElement[bool]:
-        return self.field.compile("$exists", True)
+        return self.compile("$exists", True)
 
     def is_null(self) -> ColumnElement[bool]:
         return _not(self.exists())
@@ -467,7 +475,7 @@ class json_array_contains(FunctionElement[bool]):
         super().__init__(document, _json_path(path), element, literal(_json_kind_of(value)))
 
 
-_SQL_TYPES = {"string": String(), "number": Float(), "boolean": Boolean()}
+_SQL_TYPES: dict[str, TypeEngine[Any]] = {"string": String(), "number": Float(), "boolean": Boolean()}
 
 # SQLite's json_type words, in PostgreSQL's (jsonb_typeof) vocabulary.
 _SQLITE_KINDS = {"text": "string", "integer": "number", "real": "number", "true": "boolean", "false": "boolean"}
@@ -475,7 +483,8 @@ _SQLITE_KINDS = {"text": "string", "integer": "number", "real": "number", "true"
 
 def _sqlite_kind(json_type: Any) -> ColumnElement[str]:
     # Inline constants (not bound parameters): a fixed vocabulary, and readable SQL.
-    words = {literal_column(f"'{ours}'"): literal_column(f"'{theirs}'") for ours, theirs in _SQLITE_KINDS.items()}
+    words: dict[ColumnClause[str], ColumnClause[str]] = {
+        literal_column(f"'{ours}'"): literal_column(f"'{theirs}'") for ours, theirs in _SQLITE_KINDS.items()}
     return case(words, value=json_type, else_=json_type)
 
 

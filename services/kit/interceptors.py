@@ -12,7 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from typing import TYPE_CHECKING, Any, NoReturn, cast
 
 import grpc
 from grpc_status import rpc_status
@@ -29,6 +30,12 @@ OPEN_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
 # Claims of the current call's token (its `sub` names the caller).
 current_claims: contextvars.ContextVar[dict] = contextvars.ContextVar("current_claims", default={})
 
+if TYPE_CHECKING:  # generic only in the stubs
+    # The interceptor wraps every method, whatever its messages: requests and responses stay Any.
+    _Handler = grpc.RpcMethodHandler[Any, Any]
+    _Context = grpc.aio.ServicerContext[Any, Any]
+    _Behavior = Callable[..., Any]  # the stubs give behaviors the sync context; aio passes its own
+
 SHUTTING_DOWN = "server is shutting down; reconnect"
 
 # SQLSTATEs of text PostgreSQL cannot store (NUL in text, \u0000 in JSON): a client's mistake,
@@ -42,12 +49,14 @@ class HeraldServerInterceptor(grpc.aio.ServerInterceptor):
         self._limiter = CallerLimiter(caller_rate)
         self.shutdown = asyncio.Event()
 
-    async def intercept_service(self, continuation, handler_call_details):
+    async def intercept_service(self, continuation: Callable[[grpc.HandlerCallDetails], Awaitable[_Handler | None]],
+                                handler_call_details: grpc.HandlerCallDetails) -> _Handler | None:
         handler = await continuation(handler_call_details)
         method = handler_call_details.method
         if handler is None or method.startswith(OPEN_PREFIXES):
             return handler
-        header = dict(handler_call_details.invocation_metadata or ()).get("authorization")
+        # Only keys ending in -bin carry bytes: `authorization` is text.
+        header = cast("str | None", dict(handler_call_details.invocation_metadata or ()).get("authorization"))
         return _wrap(handler, method, lambda: self._admit(header), self.shutdown)
 
     def _admit(self, header: str | None) -> dict:
@@ -57,13 +66,13 @@ class HeraldServerInterceptor(grpc.aio.ServerInterceptor):
         return claims
 
 
-def _wrap(handler: grpc.RpcMethodHandler, method: str, authenticate: Callable[[], dict],
-          shutdown: asyncio.Event) -> grpc.RpcMethodHandler:
+def _wrap(handler: _Handler, method: str, authenticate: Callable[[], dict],
+          shutdown: asyncio.Event) -> _Handler:
     codec = dict(request_deserializer=handler.request_deserializer,
                  response_serializer=handler.response_serializer)
 
-    def unary(behavior):
-        async def call(request_or_iterator, context):
+    def unary(behavior: _Behavior) -> Callable[[Any, _Context], Coroutine[Any, Any, Any]]:
+        async def call(request_or_iterator: Any, context: _Context) -> Any:
             try:
                 current_claims.set(authenticate())
                 return await _finish_even_if_cancelled(behavior(request_or_iterator, context), method)
@@ -71,8 +80,8 @@ def _wrap(handler: grpc.RpcMethodHandler, method: str, authenticate: Callable[[]
                 await _abort(context, method, exc)
         return call
 
-    def streaming(behavior):
-        async def call(request_or_iterator, context):
+    def streaming(behavior: _Behavior) -> Callable[[Any, _Context], AsyncIterator[Any]]:
+        async def call(request_or_iterator: Any, context: _Context) -> AsyncIterator[Any]:
             try:
                 current_claims.set(authenticate())
                 async for item in _until_shutdown(behavior(request_or_iterator, context), shutdown):
@@ -87,10 +96,11 @@ def _wrap(handler: grpc.RpcMethodHandler, method: str, authenticate: Callable[[]
         return grpc.stream_unary_rpc_method_handler(unary(handler.stream_unary), **codec)
     if handler.unary_stream:
         return grpc.unary_stream_rpc_method_handler(streaming(handler.unary_stream), **codec)
+    assert handler.stream_stream is not None  # a method handler has exactly one behavior
     return grpc.stream_stream_rpc_method_handler(streaming(handler.stream_stream), **codec)
 
 
-async def _finish_even_if_cancelled(work, method: str):
+async def _finish_even_if_cancelled(work: Awaitable[Any], method: str) -> Any:
     """Runs a unary handler to its end even when its call is cancelled (deadline, disconnect):
     cut mid-write, asyncpg leaves a half-sent executemany open, holding its locks."""
     task = asyncio.ensure_future(work)
@@ -101,7 +111,7 @@ async def _finish_even_if_cancelled(work, method: str):
         raise
 
 
-def _log_orphan(task: asyncio.Task, method: str) -> None:
+def _log_orphan(task: asyncio.Future[Any], method: str) -> None:
     if task.cancelled() or task.exception() is None or isinstance(task.exception(), HeraldError):
         return
     log.error("handler of a cancelled call failed", extra={"method": method}, exc_info=task.exception())
@@ -111,7 +121,7 @@ class _ShutdownError(Exception):
     pass
 
 
-async def _until_shutdown(items: AsyncIterator, shutdown: asyncio.Event) -> AsyncIterator:
+async def _until_shutdown(items: AsyncIterator[Any], shutdown: asyncio.Event) -> AsyncIterator[Any]:
     """Relays a response stream until the server starts shutting down."""
     iterator = items.__aiter__()
     stop = asyncio.ensure_future(shutdown.wait())
@@ -141,7 +151,7 @@ async def _until_shutdown(items: AsyncIterator, shutdown: asyncio.Event) -> Asyn
             await aclose()
 
 
-async def _abort(context: grpc.aio.ServicerContext, method: str, exc: Exception) -> None:
+async def _abort(context: _Context, method: str, exc: Exception) -> NoReturn:
     if isinstance(exc, grpc.aio.AbortError):
         raise exc
     if isinstance(exc, DBAPIError) and getattr(exc.orig, "sqlstate", None) in UNSTORABLE_TEXT_SQLSTATES:

@@ -4,6 +4,7 @@ others. Services calling each other (`service:<name>`) are not limited."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from services.kit.errors import ResourceExhausted
@@ -18,7 +19,7 @@ class _Bucket:
 class CallerLimiter:
     """Allows `rate` calls a second per caller, with bursts of up to one second's worth."""
 
-    def __init__(self, rate: float, *, clock=time.monotonic) -> None:
+    def __init__(self, rate: float, *, clock: Callable[[], float] = time.monotonic) -> None:
         self.rate = rate
         self.burst = max(1.0, rate)
         self._clock = clock

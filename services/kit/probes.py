@@ -30,7 +30,8 @@ async def wait_serving(addr: str | int, *, timeout_s: float = 30.0,
             if not alive():
                 raise RuntimeError(f"the service for {target} exited while starting")
             try:
-                reply = await health.Check(health_pb2.HealthCheckRequest(), timeout=1)
+                # types-grpcio-health-checking declares HealthStub without its methods.
+                reply = await health.Check(health_pb2.HealthCheckRequest(), timeout=1)  # type: ignore[attr-defined]
                 if reply.status == health_pb2.HealthCheckResponse.SERVING:
                     return
             except grpc.aio.AioRpcError:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, overload
 
 from google.protobuf import struct_pb2, timestamp_pb2
 
@@ -50,6 +50,10 @@ def fill_struct(target: struct_pb2.Struct, data: Mapping[str, Any] | None) -> No
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 
 
+@overload
+def timestamp(value: dt.datetime) -> timestamp_pb2.Timestamp: ...
+@overload
+def timestamp(value: None) -> None: ...
 def timestamp(value: dt.datetime | None) -> timestamp_pb2.Timestamp | None:
     if value is None:
         return None

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 import grpc
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
 DEFAULT_ATTEMPTS = 6
 DEFAULT_DEADLINE_S = 30.0
+
+_Request = TypeVar("_Request")
+_Response = TypeVar("_Response")
 
 
 def is_unavailable(exc: BaseException) -> bool:
@@ -23,8 +28,9 @@ def retrying(attempts: int = DEFAULT_ATTEMPTS, max_wait_s: float = 2.0) -> Async
     )
 
 
-async def call_idempotent(rpc, request, *, timeout: float = DEFAULT_DEADLINE_S,
-                          attempts: int = DEFAULT_ATTEMPTS):
+async def call_idempotent(  # type: ignore[return]  # the loop returns, or reraises the last error
+        rpc: grpc.aio.UnaryUnaryMultiCallable[_Request, _Response], request: _Request, *,
+        timeout: float = DEFAULT_DEADLINE_S, attempts: int = DEFAULT_ATTEMPTS) -> _Response:
     """Calls an idempotent unary RPC with a deadline, retrying UNAVAILABLE only."""
     async for attempt in retrying(attempts):
         with attempt:

@@ -65,7 +65,9 @@ class _HealthServicer(health.aio.HealthServicer):
         super().__init__()
         self._shutdown = shutdown
 
-    async def Watch(self, request, context):
+    async def Watch(self, request: health_pb2.HealthCheckRequest,
+                    context: grpc.aio.ServicerContext[health_pb2.HealthCheckRequest,
+                                                      health_pb2.HealthCheckResponse]) -> None:
         watch = asyncio.ensure_future(super().Watch(request, context))
         stop = asyncio.ensure_future(self._shutdown.wait())
         await asyncio.wait({watch, stop}, return_when=asyncio.FIRST_COMPLETED)
@@ -94,7 +96,7 @@ class RunningServer:
         await self.server.stop(grace)
         await self.service.stop()
 
-    async def _set_health(self, status) -> None:
+    async def _set_health(self, status: int) -> None:
         for name in ["", *self.service.service_names()]:
             await self.health.set(name, status)
 
@@ -171,7 +173,7 @@ async def _serve_until_signal(name: str, build: Callable[[Settings], Service], s
 def _one_line(exc: BaseException) -> str:
     """`Type: first line of the message` of an exception and its causes (the driver's error is
     usually the informative one: connection refused, authentication failed)."""
-    parts = []
+    parts: list[str] = []
     while exc is not None and len(parts) < 3:
         text = str(exc).strip().splitlines()
         parts.append(f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": "))

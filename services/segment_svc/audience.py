@@ -125,7 +125,7 @@ class _Batch:
     covered: int  # target ids the batch covered, skipped ones included
 
 
-async def _next_batch(session: AsyncSession, audience: Audience, cursor: str, limit: int):
+async def _next_batch(session: AsyncSession, audience: Audience, cursor: str, limit: int) -> _Batch | None:
     if audience.user_ids is not None:
         start = bisect.bisect_right(audience.user_ids, cursor) if cursor else 0
         ids = audience.user_ids[start:start + limit]

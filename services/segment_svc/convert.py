@@ -51,7 +51,8 @@ def member_row(cid: str, member: directory_pb2.ChannelMember, now: dt.datetime) 
             "created_at": now}
 
 
-def channel_message(row: Mapping[str, Any], members: Iterable[Mapping[str, Any]],
+# Rows are Mapping[Any, Any]: a RowMapping's keys are column names or Column objects.
+def channel_message(row: Mapping[Any, Any], members: Iterable[Mapping[Any, Any]],
                     *, full: bool = True) -> directory_pb2.Channel:
     """A channel with its members; `full=False` leaves out what recipients do not need."""
     channel = directory_pb2.Channel(cid=row["cid"], type=row["type"], id=row["id"], team=row["team"])
@@ -72,12 +73,12 @@ def channel_message(row: Mapping[str, Any], members: Iterable[Mapping[str, Any]]
 
 def ensured_message(recipient_id: str, cid: str, created: bool, skip_reason: str,
                     row: Mapping[str, Any] | None,
-                    members: Mapping[str, Mapping[str, Any]] | None) -> directory_service_pb2.EnsuredChannel:
+                    members: Mapping[str, Mapping[str, Any]]) -> directory_service_pb2.EnsuredChannel:
     """One EnsureChannels outcome; `members` by user id (listed sorted by user id)."""
     item = directory_service_pb2.EnsuredChannel(recipient_id=recipient_id, cid=cid, created=created,
                                                 skip_reason=skip_reason)
     if row is not None:
-        ordered = [members[user_id] for user_id in sorted(members or {})]
+        ordered = [members[user_id] for user_id in sorted(members)]
         item.member_ids.extend(m["user_id"] for m in ordered)
         item.channel.CopyFrom(channel_message(row, ordered))
     return item
@@ -86,7 +87,7 @@ def ensured_message(recipient_id: str, cid: str, created: bool, skip_reason: str
 # ---------------------------------------------------------------------------------------------
 # Segments
 
-def segment_message(row: Mapping[str, Any]) -> segment_pb2.Segment:
+def segment_message(row: Mapping[Any, Any]) -> segment_pb2.Segment:
     segment = segment_pb2.Segment(
         id=row["id"], type=SEGMENT_TYPES[row["type"]], name=row["name"], description=row["description"],
         all_users=row["all_users"], all_sender_channels=row["all_sender_channels"], size=row["size"])
@@ -97,7 +98,7 @@ def segment_message(row: Mapping[str, Any]) -> segment_pb2.Segment:
     return segment
 
 
-def target_message(segment_id: str, row: Mapping[str, Any]) -> segment_pb2.SegmentTarget:
+def target_message(segment_id: str, row: Mapping[Any, Any]) -> segment_pb2.SegmentTarget:
     target = segment_pb2.SegmentTarget(segment_id=segment_id, target_id=row["target_id"])
     fill_timestamp(target.created_at, row["created_at"])
     return target

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Row, Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql import ColumnElement
 
-from herald.segment.v1 import directory_pb2, segment_pb2
+from herald.segment.v1 import directory_pb2, directory_service_pb2, segment_pb2, segment_service_pb2
 from services.kit.filters import FilterSpec, compile_filter, request_filter
-from services.kit.paging import Page, keyset_page, parse_sort, resolve_limit
+from services.kit.paging import Page, SortKey, keyset_page, parse_sort, resolve_limit
 from services.segment_svc import filters, segments, store
 from services.segment_svc.convert import channel_message, target_message, user_from_row
 
@@ -20,20 +21,24 @@ SEGMENT_SORT = {name: store.segments.c[name] for name in ("id", "name", "type", 
                                                            "updated_at")}
 TARGET_SORT = {"target_id": store.segment_targets.c.target_id}
 
+_QueryRequest = (directory_service_pb2.QueryUsersRequest | directory_service_pb2.QueryChannelsRequest
+                 | segment_service_pb2.QuerySegmentsRequest | segment_service_pb2.QuerySegmentTargetsRequest)
 
-def _filter(request, spec: FilterSpec) -> tuple[Any, dict | None]:
+
+def _filter(request: _QueryRequest, spec: FilterSpec) -> tuple[ColumnElement[bool], dict | None]:
     value = request_filter(request)
     return compile_filter(spec, value or None), value
 
 
-async def _page(session: AsyncSession, request, stmt, sort, *, default_limit: int, max_limit: int,
-                fingerprint: Any) -> Page:
+async def _page(session: AsyncSession, request: _QueryRequest, stmt: Select[Any], sort: list[SortKey], *,
+                default_limit: int, max_limit: int, fingerprint: Any) -> Page:
     limit = resolve_limit(request.limit, default_limit, max_limit)
     return await keyset_page(session, stmt, sort, limit=limit, next=request.next, prev=request.prev,
                              fingerprint_of=fingerprint)
 
 
-async def query_users(session: AsyncSession, request) -> tuple[list[directory_pb2.User], Page]:
+async def query_users(session: AsyncSession,
+                      request: directory_service_pb2.QueryUsersRequest) -> tuple[list[directory_pb2.User], Page]:
     condition, value = _filter(request, filters.USERS)
     sort = parse_sort(request.sort, USER_SORT, default=[("id", 1)])
     users = store.users
@@ -42,7 +47,8 @@ async def query_users(session: AsyncSession, request) -> tuple[list[directory_pb
     return [user_from_row(row.doc, row.created_at, row.updated_at) for row in page.rows], page
 
 
-async def query_channels(session: AsyncSession, request) -> tuple[list[directory_pb2.Channel], Page]:
+async def query_channels(session: AsyncSession, request: directory_service_pb2.QueryChannelsRequest,
+                         ) -> tuple[list[directory_pb2.Channel], Page]:
     condition, value = _filter(request, filters.CHANNELS)
     sort = parse_sort(request.sort, CHANNEL_SORT, default=[("cid", 1)], tie_breaker="cid")
     stmt = select(*store.CHANNEL_COLUMNS).where(condition)
@@ -51,7 +57,8 @@ async def query_channels(session: AsyncSession, request) -> tuple[list[directory
     return [channel_message(row._mapping, (m._mapping for m in members[row.cid])) for row in page.rows], page
 
 
-async def query_segments(session: AsyncSession, request) -> tuple[list[Any], Page]:
+async def query_segments(session: AsyncSession,
+                         request: segment_service_pb2.QuerySegmentsRequest) -> tuple[list[Row[Any]], Page]:
     condition, value = _filter(request, filters.SEGMENTS)
     sort = parse_sort(request.sort, SEGMENT_SORT, default=[("created_at", -1)])
     stmt = select(store.segments).where(condition)
@@ -59,7 +66,8 @@ async def query_segments(session: AsyncSession, request) -> tuple[list[Any], Pag
     return page.rows, page
 
 
-async def query_targets(session: AsyncSession, request) -> tuple[list[segment_pb2.SegmentTarget], Page]:
+async def query_targets(session: AsyncSession, request: segment_service_pb2.QuerySegmentTargetsRequest,
+                        ) -> tuple[list[segment_pb2.SegmentTarget], Page]:
     """A segment's manual targets ordered by target_id (filter/all-users segments have none)."""
     await segments.get_segment(session, request.id)
     condition, value = _filter(request, filters.TARGETS)

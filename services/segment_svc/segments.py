@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import literal, select
+from sqlalchemy import Row, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.kit.db import utcnow
@@ -16,19 +16,19 @@ from services.segment_svc.filters import audience_condition
 from services.segment_svc.validate import check_cid, check_id
 
 
-def is_manual(row: Any) -> bool:
+def is_manual(row: Row[Any]) -> bool:
     return row.filter is None and not row.all_users and not row.all_sender_channels
 
 
-def is_computed(row: Any) -> bool:
+def is_computed(row: Row[Any]) -> bool:
     """Whether the segment's size is counted in the background."""
     return row.filter is not None or bool(row.all_users)
 
 
 async def create_segment(session: AsyncSession, *, id: str, type: str, name: str, description: str,
-                         filter: dict | None, all_users: bool, all_sender_channels: bool) -> Any:
+                         filter: dict | None, all_users: bool, all_sender_channels: bool) -> Row[Any]:
     now = utcnow()
-    row = {"id": id or str(uuid.uuid4()), "type": type, "name": name, "description": description,
+    row: dict[str, Any] = {"id": id or str(uuid.uuid4()), "type": type, "name": name, "description": description,
            "filter": filter, "all_users": all_users, "all_sender_channels": all_sender_channels,
            "size": 0, "size_dirty": filter is not None or all_users, "created_at": now, "updated_at": now}
     if not await store.insert_segment(session, row):
@@ -36,14 +36,14 @@ async def create_segment(session: AsyncSession, *, id: str, type: str, name: str
     return await get_segment(session, row["id"])
 
 
-async def get_segment(session: AsyncSession, segment_id: str) -> Any:
+async def get_segment(session: AsyncSession, segment_id: str) -> Row[Any]:
     row = await store.segment_by_id(session, segment_id)
     if row is None:
         raise NotFound(f"segment {segment_id!r} not found", metadata={"field": "id"})
     return row
 
 
-async def update_segment(session: AsyncSession, segment_id: str, changes: dict[str, Any]) -> Any:
+async def update_segment(session: AsyncSession, segment_id: str, changes: dict[str, Any]) -> Row[Any]:
     """Applies the present fields (name, description, filter); a filter only on filter segments."""
     row = await get_segment(session, segment_id)
     if "filter" in changes:
@@ -63,7 +63,7 @@ async def delete_segment(session: AsyncSession, segment_id: str) -> None:
     await store.delete_segment(session, segment_id)
 
 
-async def _manual_segment(session: AsyncSession, segment_id: str, action: str) -> Any:
+async def _manual_segment(session: AsyncSession, segment_id: str, action: str) -> Row[Any]:
     row = await get_segment(session, segment_id)
     if not is_manual(row):
         raise FailedPrecondition(f"targets can only be {action} manual segments "
@@ -72,7 +72,7 @@ async def _manual_segment(session: AsyncSession, segment_id: str, action: str) -
     return row
 
 
-async def add_targets(session: AsyncSession, segment_id: str, target_ids: Sequence[str]) -> Any:
+async def add_targets(session: AsyncSession, segment_id: str, target_ids: Sequence[str]) -> Row[Any]:
     row = await _manual_segment(session, segment_id, "added to")
     # Targets are channel cids in channel segments, user ids (≤255) in user segments.
     check = check_cid if row.type == "channel" else check_id
@@ -87,7 +87,7 @@ async def add_targets(session: AsyncSession, segment_id: str, target_ids: Sequen
     return await get_segment(session, segment_id)
 
 
-async def delete_targets(session: AsyncSession, segment_id: str, target_ids: Sequence[str]) -> Any:
+async def delete_targets(session: AsyncSession, segment_id: str, target_ids: Sequence[str]) -> Row[Any]:
     await _manual_segment(session, segment_id, "deleted from")
     await store.delete_targets(session, segment_id, target_ids)
     await store.refresh_manual_size(session, segment_id, utcnow())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+import grpc
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from herald.segment.v1 import (directory_service_pb2, directory_service_pb2_grpc, segment_service_pb2,
@@ -25,7 +26,8 @@ class DirectoryServiceServicer(directory_service_pb2_grpc.DirectoryServiceServic
         self.sessions = sessions
         self.sizes = sizes
 
-    async def UpsertUsers(self, request, context):
+    async def UpsertUsers(self, request: directory_service_pb2.UpsertUsersRequest,
+                          context: grpc.aio.ServicerContext) -> directory_service_pb2.UpsertUsersResponse:
         v = Violations()
         validate.check_users(v, request.users, required=True)
         v.raise_if_any()
@@ -34,7 +36,8 @@ class DirectoryServiceServicer(directory_service_pb2_grpc.DirectoryServiceServic
         self.sizes.poke()
         return directory_service_pb2.UpsertUsersResponse(users=users)
 
-    async def GetUsers(self, request, context):
+    async def GetUsers(self, request: directory_service_pb2.GetUsersRequest,
+                       context: grpc.aio.ServicerContext) -> directory_service_pb2.GetUsersResponse:
         v = Violations()
         validate.check_id_list(v, request.ids, "ids", limit=validate.MAX_USERS_PER_CALL)
         v.raise_if_any()
@@ -43,12 +46,14 @@ class DirectoryServiceServicer(directory_service_pb2_grpc.DirectoryServiceServic
         missing = [i for i in dict.fromkeys(request.ids) if i not in found]
         return directory_service_pb2.GetUsersResponse(users=list(found.values()), missing_ids=missing)
 
-    async def QueryUsers(self, request, context):
+    async def QueryUsers(self, request: directory_service_pb2.QueryUsersRequest,
+                         context: grpc.aio.ServicerContext) -> directory_service_pb2.QueryUsersResponse:
         async with transaction(self.sessions) as session:
             users, pager = await queries.query_users(session, request)
         return directory_service_pb2.QueryUsersResponse(users=users, next=pager.next, prev=pager.prev)
 
-    async def DeleteUsers(self, request, context):
+    async def DeleteUsers(self, request: directory_service_pb2.DeleteUsersRequest,
+                          context: grpc.aio.ServicerContext) -> directory_service_pb2.DeleteUsersResponse:
         v = Violations()
         validate.check_id_list(v, request.ids, "ids", limit=validate.MAX_USERS_PER_CALL)
         v.raise_if_any()
@@ -57,7 +62,8 @@ class DirectoryServiceServicer(directory_service_pb2_grpc.DirectoryServiceServic
         self.sizes.poke()
         return directory_service_pb2.DeleteUsersResponse(deleted_count=deleted)
 
-    async def ImportUsers(self, request_iterator, context):
+    async def ImportUsers(self, request_iterator: AsyncIterator[directory_service_pb2.ImportUsersRequest],
+                          context: grpc.aio.ServicerContext) -> directory_service_pb2.ImportUsersResponse:
         """Each chunk is stored in its own transaction: memory, WAL growth and write-lock time
         stay bounded however long the stream. A bad chunk ends the call with INVALID_ARGUMENT;
         the chunks before it are kept (the error says how many users that was)."""
@@ -77,7 +83,8 @@ class DirectoryServiceServicer(directory_service_pb2_grpc.DirectoryServiceServic
             chunk_no += 1
         return directory_service_pb2.ImportUsersResponse(imported_count=imported)
 
-    async def UpsertChannels(self, request, context):
+    async def UpsertChannels(self, request: directory_service_pb2.UpsertChannelsRequest,
+                             context: grpc.aio.ServicerContext) -> directory_service_pb2.UpsertChannelsResponse:
         v = Violations()
         validate.check_channels(v, request.channels)
         v.raise_if_any()
@@ -86,20 +93,22 @@ class DirectoryServiceServicer(directory_service_pb2_grpc.DirectoryServiceServic
         self.sizes.poke()
         return directory_service_pb2.UpsertChannelsResponse(channels=channels)
 
-    async def QueryChannels(self, request, context):
+    async def QueryChannels(self, request: directory_service_pb2.QueryChannelsRequest,
+                            context: grpc.aio.ServicerContext) -> directory_service_pb2.QueryChannelsResponse:
         async with transaction(self.sessions) as session:
             channels, pager = await queries.query_channels(session, request)
         return directory_service_pb2.QueryChannelsResponse(channels=channels, next=pager.next, prev=pager.prev)
 
-    async def EnsureChannels(self, request, context):
+    async def EnsureChannels(self, request: directory_service_pb2.EnsureChannelsRequest,
+                             context: grpc.aio.ServicerContext) -> directory_service_pb2.EnsureChannelsResponse:
         validate.check_ensure(request)
         async with transaction(self.sessions) as session:
             ensured = await ensure.ensure_channels(session, request)
         if ensured.channels_changed:
             self.sizes.poke()
         return directory_service_pb2.EnsureChannelsResponse(channels=[
-            ensured_message(o.recipient_id, o.cid, o.created, o.skip_reason, o.channel and o.channel.row,
-                            o.channel and o.channel.members) for o in ensured.outcomes])
+            ensured_message(o.recipient_id, o.cid, o.created, o.skip_reason, o.channel.row if o.channel else None,
+                            o.channel.members if o.channel else {}) for o in ensured.outcomes])
 
 
 class SegmentServiceServicer(segment_service_pb2_grpc.SegmentServiceServicer):
@@ -109,7 +118,8 @@ class SegmentServiceServicer(segment_service_pb2_grpc.SegmentServiceServicer):
         self.sessions = sessions
         self.sizes = sizes
 
-    async def CreateSegment(self, request, context):
+    async def CreateSegment(self, request: segment_service_pb2.CreateSegmentRequest,
+                            context: grpc.aio.ServicerContext) -> segment_service_pb2.CreateSegmentResponse:
         fields = validate.segment_fields(request)
         async with transaction(self.sessions) as session:
             row = await segments.create_segment(session, **fields)
@@ -117,13 +127,15 @@ class SegmentServiceServicer(segment_service_pb2_grpc.SegmentServiceServicer):
             self.sizes.poke()
         return segment_service_pb2.CreateSegmentResponse(segment=segment_message(row._mapping))
 
-    async def GetSegment(self, request, context):
+    async def GetSegment(self, request: segment_service_pb2.GetSegmentRequest,
+                         context: grpc.aio.ServicerContext) -> segment_service_pb2.GetSegmentResponse:
         validate.require_segment_id(request.id)
         async with transaction(self.sessions) as session:
             row = await segments.get_segment(session, request.id)
         return segment_service_pb2.GetSegmentResponse(segment=segment_message(row._mapping))
 
-    async def UpdateSegment(self, request, context):
+    async def UpdateSegment(self, request: segment_service_pb2.UpdateSegmentRequest,
+                            context: grpc.aio.ServicerContext) -> segment_service_pb2.UpdateSegmentResponse:
         changes = validate.segment_changes(request)
         async with transaction(self.sessions) as session:
             row = await segments.update_segment(session, request.id, changes)
@@ -131,31 +143,37 @@ class SegmentServiceServicer(segment_service_pb2_grpc.SegmentServiceServicer):
             self.sizes.poke()
         return segment_service_pb2.UpdateSegmentResponse(segment=segment_message(row._mapping))
 
-    async def DeleteSegment(self, request, context):
+    async def DeleteSegment(self, request: segment_service_pb2.DeleteSegmentRequest,
+                            context: grpc.aio.ServicerContext) -> segment_service_pb2.DeleteSegmentResponse:
         validate.require_segment_id(request.id)
         async with transaction(self.sessions) as session:
             await segments.delete_segment(session, request.id)
         return segment_service_pb2.DeleteSegmentResponse()
 
-    async def QuerySegments(self, request, context):
+    async def QuerySegments(self, request: segment_service_pb2.QuerySegmentsRequest,
+                            context: grpc.aio.ServicerContext) -> segment_service_pb2.QuerySegmentsResponse:
         async with transaction(self.sessions) as session:
             rows, pager = await queries.query_segments(session, request)
         return segment_service_pb2.QuerySegmentsResponse(
             segments=[segment_message(row._mapping) for row in rows], next=pager.next, prev=pager.prev)
 
-    async def AddSegmentTargets(self, request, context):
+    async def AddSegmentTargets(self, request: segment_service_pb2.AddSegmentTargetsRequest,
+                                context: grpc.aio.ServicerContext) -> segment_service_pb2.AddSegmentTargetsResponse:
         validate.check_targets(request.id, request.target_ids)
         async with transaction(self.sessions) as session:
             row = await segments.add_targets(session, request.id, request.target_ids)
         return segment_service_pb2.AddSegmentTargetsResponse(segment=segment_message(row._mapping))
 
-    async def DeleteSegmentTargets(self, request, context):
+    async def DeleteSegmentTargets(
+            self, request: segment_service_pb2.DeleteSegmentTargetsRequest,
+            context: grpc.aio.ServicerContext) -> segment_service_pb2.DeleteSegmentTargetsResponse:
         validate.check_targets(request.id, request.target_ids)
         async with transaction(self.sessions) as session:
             row = await segments.delete_targets(session, request.id, request.target_ids)
         return segment_service_pb2.DeleteSegmentTargetsResponse(segment=segment_message(row._mapping))
 
-    async def SegmentTargetExists(self, request, context):
+    async def SegmentTargetExists(self, request: segment_service_pb2.SegmentTargetExistsRequest,
+                                  context: grpc.aio.ServicerContext) -> segment_service_pb2.SegmentTargetExistsResponse:
         v = Violations()
         check_id(v, request.id, "id")
         check_id(v, request.target_id, "target_id", limit=MAX_CID)
@@ -164,20 +182,24 @@ class SegmentServiceServicer(segment_service_pb2_grpc.SegmentServiceServicer):
             exists = await segments.target_exists(session, request.id, request.target_id)
         return segment_service_pb2.SegmentTargetExistsResponse(exists=exists)
 
-    async def QuerySegmentTargets(self, request, context):
+    async def QuerySegmentTargets(self, request: segment_service_pb2.QuerySegmentTargetsRequest,
+                                  context: grpc.aio.ServicerContext) -> segment_service_pb2.QuerySegmentTargetsResponse:
         validate.require_segment_id(request.id)
         async with transaction(self.sessions) as session:
             targets, pager = await queries.query_targets(session, request)
         return segment_service_pb2.QuerySegmentTargetsResponse(targets=targets, next=pager.next, prev=pager.prev)
 
-    async def CountRecipients(self, request, context):
+    async def CountRecipients(self, request: segment_service_pb2.CountRecipientsRequest,
+                              context: grpc.aio.ServicerContext) -> segment_service_pb2.CountRecipientsResponse:
         validate.check_audience(request)
         async with transaction(self.sessions) as session:
             found = await audience.resolve(session, request.segment_ids, request.user_ids, request.sender_id)
             total = await audience.count(session, found)
         return segment_service_pb2.CountRecipientsResponse(count=total)
 
-    async def StreamRecipients(self, request, context) -> AsyncIterator[segment_service_pb2.StreamRecipientsResponse]:
+    async def StreamRecipients(
+            self, request: segment_service_pb2.StreamRecipientsRequest,
+            context: grpc.aio.ServicerContext) -> AsyncIterator[segment_service_pb2.StreamRecipientsResponse]:
         v = validate.check_audience(request, raise_now=False)
         check_id(v, request.cursor, "cursor", required=False, limit=MAX_CID)
         size = validate.batch_size(v, request.batch_size)

@@ -17,8 +17,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Row, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.kit.db import transaction
@@ -108,7 +109,7 @@ class SizeWorker:
         self._unflagged -= segment_ids
 
 
-async def _count(session: AsyncSession, segment) -> int:
+async def _count(session: AsyncSession, segment: Row[Any]) -> int:
     table = store.users if segment.type == "user" else store.channels
     query = select(func.count()).select_from(table)
     if segment.filter is not None:

@@ -20,19 +20,19 @@ import datetime as dt
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import (JSON, Boolean, Column, ForeignKey, Index, Integer, LargeBinary, PrimaryKeyConstraint,
+from sqlalchemy import (JSON, Boolean, Column, ForeignKey, Index, Integer, LargeBinary, PrimaryKeyConstraint, Row,
                         String, Table, bindparam, delete, func, literal, or_, select, union, update)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.sql import ColumnElement, Select
+from sqlalchemy.sql import ColumnElement, CompoundSelect, Select
 
 from services.kit.bulk import DriverValues, write_tuples
-from services.kit.db import IdString, JsonDoc, UtcDateTime, dialect_insert, new_metadata
+from services.kit.db import IdString, JsonDoc, UtcDateTime, dialect_insert, new_metadata, rows_changed
 
 metadata = new_metadata()
 # A JSON column where Python None is SQL NULL (plain JsonDoc stores the JSON value null).
 NullableJsonDoc = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
-_NO_ROWID = {"sqlite_with_rowid": False}
+_NO_ROWID: dict[str, Any] = {"sqlite_with_rowid": False}
 
 users = Table(
     "users", metadata,
@@ -145,7 +145,7 @@ async def users_by_ids(session: AsyncSession, ids: Sequence[str]) -> list[Any]:
 
 async def delete_users(session: AsyncSession, ids: Sequence[str]) -> int:
     result = await session.execute(delete(users).where(users.c.id.in_(list(ids))))
-    return result.rowcount or 0
+    return rows_changed(result)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -225,7 +225,7 @@ async def unhide_members(session: AsyncSession, pairs: list[tuple[str, str]]) ->
 async def delete_memberships(session: AsyncSession, user_ids: Sequence[str]) -> int:
     """Removes the users from every channel; returns how many memberships that was."""
     result = await session.execute(delete(channel_members).where(channel_members.c.user_id.in_(list(user_ids))))
-    return result.rowcount or 0
+    return rows_changed(result)
 
 
 async def touch_channels(session: AsyncSession, cids: Iterable[str], now: dt.datetime) -> None:
@@ -260,12 +260,12 @@ async def record_outcomes(session: AsyncSession, rows: list[dict[str, Any]]) -> 
 # ---------------------------------------------------------------------------------------------
 # Segments
 
-async def segment_by_id(session: AsyncSession, segment_id: str) -> Any | None:
+async def segment_by_id(session: AsyncSession, segment_id: str) -> Row[Any] | None:
     result = await session.execute(select(segments).where(segments.c.id == segment_id))
     return result.first()
 
 
-async def segments_by_ids(session: AsyncSession, ids: Sequence[str]) -> dict[str, Any]:
+async def segments_by_ids(session: AsyncSession, ids: Sequence[str]) -> dict[str, Row[Any]]:
     result = await session.execute(select(segments).where(segments.c.id.in_(list(ids))))
     return {row.id: row for row in result}
 
@@ -295,7 +295,7 @@ async def mark_sizes_dirty(session: AsyncSession, segment_type: str) -> None:
         .values(size_dirty=True))
 
 
-async def dirty_segments(session: AsyncSession) -> list[Any]:
+async def dirty_segments(session: AsyncSession) -> list[Row[Any]]:
     result = await session.execute(select(segments).where(segments.c.size_dirty == True))  # noqa: E712
     return list(result)
 
@@ -306,7 +306,7 @@ async def claim_dirty(session: AsyncSession, segment_id: str) -> bool:
     result = await session.execute(update(segments).where(segments.c.id == segment_id,
                                                           segments.c.size_dirty == True)  # noqa: E712
                                    .values(size_dirty=False))
-    return (result.rowcount or 0) > 0
+    return rows_changed(result) > 0
 
 
 async def mark_segments_dirty(session: AsyncSession, segment_ids: Iterable[str]) -> None:
@@ -318,7 +318,7 @@ async def set_size(session: AsyncSession, segment_id: str, size: int) -> None:
     await session.execute(update(segments).where(segments.c.id == segment_id).values(size=size))
 
 
-async def count_rows(session: AsyncSession, query: Select) -> int:
+async def count_rows(session: AsyncSession, query: Select[Any] | CompoundSelect[Any]) -> int:
     result = await session.execute(select(func.count()).select_from(query.subquery()))
     return int(result.scalar_one())
 
@@ -401,7 +401,7 @@ def next_target_ids(sources: Sequence[Select], cursor: str, limit: int, exclude:
     return select(sub.c.target_id).order_by(sub.c.target_id).limit(limit)
 
 
-def audience_ids(sources: Sequence[Select], exclude: str | None) -> Select:
+def audience_ids(sources: Sequence[Select], exclude: str | None) -> Select[Any] | CompoundSelect[Any]:
     """The deduplicated audience (for counting)."""
     parts = [_after(source, "", exclude) for source in sources]
     return parts[0].distinct() if len(parts) == 1 else union(*parts)

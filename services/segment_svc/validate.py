@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any, TypeVar
 
 from herald.common.v1 import common_pb2
-from herald.segment.v1 import directory_service_pb2, segment_service_pb2
+from herald.segment.v1 import directory_pb2, directory_service_pb2, segment_service_pb2
 from services.kit.errors import InvalidArgument, Violations
 from services.kit.fields import MAX_CID, MAX_ID, MAX_TEAM, check_channel_type, check_id, check_text
 from services.kit.protos import struct_to_dict
@@ -57,8 +58,11 @@ def batch_size(v: Violations, value: int, field: str = "batch_size") -> int:
 # Stop listing violations after this many: a 10,000-item request should not echo 10,000 errors.
 MAX_VIOLATIONS = 20
 
+_Item = TypeVar("_Item")
 
-def listed(v: Violations, items, field: str, noun: str, limit: int, *, required: bool = True):
+
+def listed(v: Violations, items: Sequence[_Item], field: str, noun: str, limit: int, *,
+           required: bool = True) -> Iterator[tuple[int, _Item]]:
     """Yields (index, item) of a list of 1..`limit` items (none when the list itself is bad),
     stopping once MAX_VIOLATIONS have been found."""
     if not items:
@@ -74,12 +78,12 @@ def listed(v: Violations, items, field: str, noun: str, limit: int, *, required:
         yield i, item
 
 
-def check_users(v: Violations, users, *, required: bool) -> None:
+def check_users(v: Violations, users: Sequence[directory_pb2.User], *, required: bool) -> None:
     for i, user in listed(v, users, "users", "user", MAX_USERS_PER_CALL, required=required):
         check_id(v, user.id, f"users[{i}].id")
 
 
-def check_channels(v: Violations, channels) -> None:
+def check_channels(v: Violations, channels: Sequence[directory_pb2.Channel]) -> None:
     for i, channel in listed(v, channels, "channels", "channel", MAX_CHANNELS_PER_CALL):
         path = f"channels[{i}]"
         check_channel_type(v, channel.type, f"{path}.type")
@@ -108,7 +112,7 @@ def check_ensure(request: directory_service_pb2.EnsureChannelsRequest) -> None:
     v.raise_if_any()
 
 
-def check_spec(v: Violations, spec, path: str) -> None:
+def check_spec(v: Violations, spec: directory_service_pb2.ChannelSpec, path: str) -> None:
     check_id(v, spec.recipient_id, f"{path}.recipient_id", limit=MAX_CID)
     if spec.receiver_id and spec.cid:
         v.add(f"{path}.cid", "give receiver_id (user target) or cid (channel target), not both")
@@ -134,14 +138,15 @@ def require_segment_id(segment_id: str) -> None:
     v.raise_if_any()
 
 
-def check_targets(segment_id: str, target_ids) -> None:
+def check_targets(segment_id: str, target_ids: Sequence[str]) -> None:
     v = Violations()
     check_id(v, segment_id, "id")
     check_id_list(v, target_ids, "target_ids", limit=MAX_TARGETS_PER_CALL, item_limit=MAX_CID)
     v.raise_if_any()
 
 
-def check_audience(request, *, raise_now: bool = True) -> Violations:
+def check_audience(request: segment_service_pb2.CountRecipientsRequest | segment_service_pb2.StreamRecipientsRequest,
+                   *, raise_now: bool = True) -> Violations:
     v = Violations()
     if request.segment_ids and request.user_ids:
         v.add("user_ids", "give segment_ids or user_ids, not both")
@@ -157,7 +162,8 @@ def check_audience(request, *, raise_now: bool = True) -> Violations:
     return v
 
 
-def filter_of(request) -> dict | None:
+def filter_of(request: segment_service_pb2.CreateSegmentRequest | segment_service_pb2.UpdateSegmentRequest,
+              ) -> dict[str, Any] | None:
     """The request's filter as a dict, None when absent; an empty filter is rejected."""
     if not request.HasField("filter"):
         return None
@@ -168,7 +174,7 @@ def filter_of(request) -> dict | None:
     return value
 
 
-def segment_fields(request: segment_service_pb2.CreateSegmentRequest) -> dict:
+def segment_fields(request: segment_service_pb2.CreateSegmentRequest) -> dict[str, Any]:
     v = Violations()
     check_id(v, request.id, "id", required=False)
     kind = SEGMENT_TYPE_WORDS.get(request.type)
@@ -187,16 +193,17 @@ def segment_fields(request: segment_service_pb2.CreateSegmentRequest) -> dict:
     if request.all_sender_channels and kind == "user":
         v.add("all_sender_channels", "is only for channel segments")
     v.raise_if_any()
+    assert kind is not None  # a missing type was reported above
     if filter_dict is not None:
         audience_condition(kind, filter_dict)  # a malformed filter fails now, not when sending
     return {"id": request.id, "type": kind, "name": request.name, "description": request.description,
             "filter": filter_dict, "all_users": request.all_users, "all_sender_channels": request.all_sender_channels}
 
 
-def segment_changes(request: segment_service_pb2.UpdateSegmentRequest) -> dict:
+def segment_changes(request: segment_service_pb2.UpdateSegmentRequest) -> dict[str, Any]:
     v = Violations()
     check_id(v, request.id, "id")
-    changes: dict = {}
+    changes: dict[str, Any] = {}
     if request.HasField("name"):
         check_text(v, request.name, "name", MAX_SEGMENT_NAME)
         changes["name"] = request.name

@@ -38,6 +38,7 @@ class FakeDelivery(delivery_service_pb2_grpc.DeliveryServiceServicer):
         self.events: dict[str, delivery_pb2.Event] = {}
         self.refuse: grpc.StatusCode | None = None  # StartDelivery answers this code
         self.down = False  # every call answers UNAVAILABLE
+        self.stop_gate: asyncio.Event | None = None  # StopDelivery waits for it when set
         self._changed: dict[str, asyncio.Event] = {}
         self._break_generation = 0
 
@@ -103,6 +104,8 @@ class FakeDelivery(delivery_service_pb2_grpc.DeliveryServiceServicer):
     async def StopDelivery(self, request, context):
         await self._check_up(context)
         self.stop_calls.append(request)
+        if self.stop_gate is not None:
+            await self.stop_gate.wait()
         delivery = self.deliveries.get(request.campaign_id)
         if delivery is None:
             await context.abort(grpc.StatusCode.NOT_FOUND, "no delivery")

@@ -3,6 +3,7 @@ users paging; read receipts after completion."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 
 import grpc
@@ -104,6 +105,21 @@ async def test_stop_loses_the_race_to_completion(env):
     message = await failed_precondition(env.client.StopCampaign(cs.StopCampaignRequest(id=campaign.id)))
     assert "is completed" in message
     assert (await env.get(campaign.id)).status == COMPLETED
+
+
+async def test_stop_outrun_by_another_stop_and_a_delete_is_not_found(env):
+    campaign = await env.create()
+    await env.start_campaign(campaign.id)
+    gate = env.delivery.stop_gate = asyncio.Event()
+    first = asyncio.ensure_future(env.stop_campaign(campaign.id))
+    await eventually(lambda: len(env.delivery.stop_calls) == 1)
+    env.delivery.stop_gate = None  # the second stop goes through, then the campaign is deleted
+    await env.stop_campaign(campaign.id)
+    await env.client.DeleteCampaign(cs.DeleteCampaignRequest(id=campaign.id))
+    gate.set()
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await asyncio.wait_for(first, 10)
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND, caught.value.details()
 
 
 async def test_illegal_transitions_name_the_current_status(env):
