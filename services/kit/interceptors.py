@@ -3,8 +3,9 @@ ending open streams with UNAVAILABLE on shutdown.
 
 - Every RPC needs `authorization: Bearer <JWT>`; health checks and reflection stay open.
 - Each caller (the token's `sub`) gets `HERALD_CALLER_RATE_LIMIT` calls a second, if set.
-- Handlers raise `HeraldError`s; they become statuses with `google.rpc` details. Any other
-  exception is logged and becomes an opaque INTERNAL (never UNKNOWN with its text).
+- Handlers raise `HeraldError`s; they become statuses with `google.rpc` details whose
+  `ErrorInfo.domain` names this service. Any other exception is logged and becomes an opaque
+  INTERNAL (never UNKNOWN with its text).
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ import grpc
 from grpc_status import rpc_status
 from sqlalchemy.exc import DBAPIError
 
+from services.kit import reasons
 from services.kit.auth import verify_authorization
-from services.kit.errors import HeraldError, InvalidArgument, internal_status
+from services.kit.errors import HeraldError, Internal, InvalidArgument, Unavailable, Unimplemented
 from services.kit.limits import CallerLimiter
 
 log = logging.getLogger("herald.rpc")
@@ -37,8 +39,9 @@ UNSTORABLE_TEXT_SQLSTATES = {"22021", "22P05"}
 
 
 class HeraldServerInterceptor(grpc.aio.ServerInterceptor):
-    def __init__(self, secret: str, *, caller_rate: float = 0.0) -> None:
+    def __init__(self, secret: str, *, domain: str, caller_rate: float = 0.0) -> None:
         self._secret = secret
+        self._domain = domain
         self._limiter = CallerLimiter(caller_rate)
         self.shutdown = asyncio.Event()
 
@@ -48,7 +51,7 @@ class HeraldServerInterceptor(grpc.aio.ServerInterceptor):
         if handler is None or method.startswith(OPEN_PREFIXES):
             return handler
         header = dict(handler_call_details.invocation_metadata or ()).get("authorization")
-        return _wrap(handler, method, lambda: self._admit(header), self.shutdown)
+        return _wrap(handler, method, lambda: self._admit(header), self.shutdown, self._domain)
 
     def _admit(self, header: str | None) -> dict:
         """The caller's claims, once its token is valid and it is within its call rate."""
@@ -58,7 +61,7 @@ class HeraldServerInterceptor(grpc.aio.ServerInterceptor):
 
 
 def _wrap(handler: grpc.RpcMethodHandler, method: str, authenticate: Callable[[], dict],
-          shutdown: asyncio.Event) -> grpc.RpcMethodHandler:
+          shutdown: asyncio.Event, domain: str) -> grpc.RpcMethodHandler:
     codec = dict(request_deserializer=handler.request_deserializer,
                  response_serializer=handler.response_serializer)
 
@@ -68,7 +71,7 @@ def _wrap(handler: grpc.RpcMethodHandler, method: str, authenticate: Callable[[]
                 current_claims.set(authenticate())
                 return await _finish_even_if_cancelled(behavior(request_or_iterator, context), method)
             except Exception as exc:  # noqa: BLE001 — mapped to a status below
-                await _abort(context, method, exc)
+                await _abort(context, method, exc, domain)
         return call
 
     def streaming(behavior):
@@ -78,7 +81,7 @@ def _wrap(handler: grpc.RpcMethodHandler, method: str, authenticate: Callable[[]
                 async for item in _until_shutdown(behavior(request_or_iterator, context), shutdown):
                     yield item
             except Exception as exc:  # noqa: BLE001
-                await _abort(context, method, exc)
+                await _abort(context, method, exc, domain)
         return call
 
     if handler.unary_unary:
@@ -135,20 +138,26 @@ async def _until_shutdown(items: AsyncIterator, shutdown: asyncio.Event) -> Asyn
             await aclose()
 
 
-async def _abort(context: grpc.aio.ServicerContext, method: str, exc: Exception) -> None:
+async def _abort(context: grpc.aio.ServicerContext, method: str, exc: Exception, domain: str) -> None:
     if isinstance(exc, grpc.aio.AbortError):
         raise exc
-    if isinstance(exc, DBAPIError) and getattr(exc.orig, "sqlstate", None) in UNSTORABLE_TEXT_SQLSTATES:
-        exc = InvalidArgument("request", "strings must not contain NUL (U+0000) characters")
-    if isinstance(exc, _ShutdownError):
-        await context.abort(grpc.StatusCode.UNAVAILABLE, SHUTTING_DOWN)
+    error = _client_error(method, exc)
+    await context.abort_with_status(rpc_status.to_status(error.to_status(domain)))
+
+
+def _client_error(method: str, exc: Exception) -> HeraldError:
+    """What the client is told of `exc`; an unexpected one is logged and told as INTERNAL."""
     if isinstance(exc, HeraldError):
-        await context.abort_with_status(rpc_status.to_status(exc.to_status()))
+        return exc
+    if isinstance(exc, DBAPIError) and getattr(exc.orig, "sqlstate", None) in UNSTORABLE_TEXT_SQLSTATES:
+        return InvalidArgument("request", "strings must not contain NUL (U+0000) characters")
+    if isinstance(exc, _ShutdownError):
+        return Unavailable(SHUTTING_DOWN, reason=reasons.SERVER_SHUTTING_DOWN)
     if isinstance(exc, NotImplementedError):
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, f"{method} is not implemented yet")
+        return Unimplemented(f"{method} is not implemented yet", reason=reasons.METHOD_NOT_IMPLEMENTED)
     if isinstance(exc, grpc.aio.AioRpcError) and exc.code() in (
             grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
         log.warning("dependency unavailable", extra={"method": method, "upstream": str(exc.code())})
-        await context.abort(grpc.StatusCode.UNAVAILABLE, "a dependency is unavailable; retry")
+        return Unavailable("a dependency is unavailable; retry", reason=reasons.DEPENDENCY_UNAVAILABLE)
     log.exception("unhandled error", extra={"method": method}, exc_info=exc)
-    await context.abort_with_status(rpc_status.to_status(internal_status()))
+    return Internal("internal error", reason=reasons.INTERNAL)

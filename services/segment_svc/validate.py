@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from herald.common.v1 import common_pb2
 from herald.segment.v1 import directory_service_pb2, segment_service_pb2
+from services.kit import reasons
 from services.kit.errors import InvalidArgument, Violations
 from services.kit.fields import MAX_CID, MAX_ID, MAX_TEAM, check_channel_type, check_id, check_text
 from services.kit.protos import struct_to_dict
@@ -164,7 +165,7 @@ def filter_of(request) -> dict | None:
     value = struct_to_dict(request.filter)
     if not value:
         raise InvalidArgument("filter", "must not be empty (use all_users for every user; omit it for a "
-                                        "manual segment)")
+                                        "manual segment)", reason=reasons.INVALID_FILTER)
     return value
 
 
