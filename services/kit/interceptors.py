@@ -3,6 +3,8 @@ ending open streams with UNAVAILABLE on shutdown.
 
 - Every RPC needs `authorization: Bearer <JWT>`; health checks and reflection stay open.
 - Each caller (the token's `sub`) gets `HERALD_CALLER_RATE_LIMIT` calls a second, if set.
+- Requests are decoded once the caller is authenticated: bytes that are no request message are
+  INVALID_ARGUMENT (grpc would answer UNKNOWN).
 - Handlers raise `HeraldError`s; they become statuses with `google.rpc` details whose
   `ErrorInfo.domain` names this service. Any other exception is logged and becomes an opaque
   INTERNAL (never UNKNOWN with its text).
@@ -62,35 +64,53 @@ class HeraldServerInterceptor(grpc.aio.ServerInterceptor):
 
 def _wrap(handler: grpc.RpcMethodHandler, method: str, authenticate: Callable[[], dict],
           shutdown: asyncio.Event, domain: str) -> grpc.RpcMethodHandler:
-    codec = dict(request_deserializer=handler.request_deserializer,
-                 response_serializer=handler.response_serializer)
+    # Requests arrive as bytes and are decoded in `call`, after authentication.
+    codec = dict(response_serializer=handler.response_serializer)
+    decode = handler.request_deserializer
 
-    def unary(behavior):
-        async def call(request_or_iterator, context):
+    def unary(behavior, requests):
+        async def call(raw, context):
             try:
                 current_claims.set(authenticate())
-                return await _finish_even_if_cancelled(behavior(request_or_iterator, context), method)
+                return await _finish_even_if_cancelled(behavior(requests(raw), context), method)
             except Exception as exc:  # noqa: BLE001 — mapped to a status below
                 await _abort(context, method, exc, domain)
         return call
 
-    def streaming(behavior):
-        async def call(request_or_iterator, context):
+    def streaming(behavior, requests):
+        async def call(raw, context):
             try:
                 current_claims.set(authenticate())
-                async for item in _until_shutdown(behavior(request_or_iterator, context), shutdown):
+                async for item in _until_shutdown(behavior(requests(raw), context), shutdown):
                     yield item
             except Exception as exc:  # noqa: BLE001
                 await _abort(context, method, exc, domain)
         return call
 
+    def one(raw: bytes):
+        return _decode(decode, raw)
+
+    async def each(raw_requests: AsyncIterator[bytes]) -> AsyncIterator:
+        async for raw in raw_requests:
+            yield _decode(decode, raw)
+
     if handler.unary_unary:
-        return grpc.unary_unary_rpc_method_handler(unary(handler.unary_unary), **codec)
+        return grpc.unary_unary_rpc_method_handler(unary(handler.unary_unary, one), **codec)
     if handler.stream_unary:
-        return grpc.stream_unary_rpc_method_handler(unary(handler.stream_unary), **codec)
+        return grpc.stream_unary_rpc_method_handler(unary(handler.stream_unary, each), **codec)
     if handler.unary_stream:
-        return grpc.unary_stream_rpc_method_handler(streaming(handler.unary_stream), **codec)
-    return grpc.stream_stream_rpc_method_handler(streaming(handler.stream_stream), **codec)
+        return grpc.unary_stream_rpc_method_handler(streaming(handler.unary_stream, one), **codec)
+    return grpc.stream_stream_rpc_method_handler(streaming(handler.stream_stream, each), **codec)
+
+
+def _decode(decode: Callable[[bytes], object] | None, raw: bytes):
+    if decode is None:
+        return raw
+    try:
+        return decode(raw)
+    except Exception:  # noqa: BLE001 — DecodeError, or whatever a handler's own deserializer raises
+        raise InvalidArgument("request", "cannot be decoded as this method's request message",
+                              reason=reasons.REQUEST_UNDECODABLE) from None
 
 
 async def _finish_even_if_cancelled(work, method: str):

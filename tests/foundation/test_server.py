@@ -90,6 +90,20 @@ async def test_invalid_argument_names_every_field(probe):
     assert {v.reason for v in bad_request.field_violations} == {"INVALID_ARGUMENT"}
 
 
+async def test_a_request_that_cannot_be_decoded_is_invalid_argument_after_authentication(probe):
+    raw = dict(request_serializer=lambda b: b, response_deserializer=lambda b: b)
+    garbage = b"\xff\xff\xff"
+    async with client_channel(probe.port) as channel:
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await channel.unary_unary(method("Echo"), **raw)(garbage)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert error_reason(info.value) == ("segment.herald", "REQUEST_UNDECODABLE")
+    async with open_channel(f"127.0.0.1:{probe.port}", token=None) as anonymous:
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await anonymous.unary_unary(method("Echo"), **raw)(garbage)
+    assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
 async def test_domain_errors_carry_error_info_and_retry_info(probe):
     async with client_channel(probe.port) as channel:
         not_found = await _code_of(channel, "Fail", "not_found")
