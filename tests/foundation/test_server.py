@@ -102,6 +102,7 @@ async def test_a_request_that_cannot_be_decoded_is_invalid_argument_after_authen
         with pytest.raises(grpc.aio.AioRpcError) as info:
             await anonymous.unary_unary(method("Echo"), **raw)(garbage)
     assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert error_reason(info.value) == ("segment.herald", "TOKEN_MISSING")
 
 
 async def test_domain_errors_carry_error_info_and_retry_info(probe):
