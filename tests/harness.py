@@ -132,3 +132,14 @@ async def serve_system(new_db_url, data_dir: Path, names=("segment", "delivery",
             await channel.close()
         for running in reversed(list(system.servers.values())):
             await running.stop(0.5)
+
+
+def error_reason(exc: grpc.aio.AioRpcError) -> tuple[str, str]:
+    """(domain, reason) of an error's `google.rpc.ErrorInfo` detail; ("", "") when it has none."""
+    status = rpc_status.from_call(exc)  # the sync decoder: the aio one raises TypeError
+    for detail in status.details if status else []:
+        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            detail.Unpack(info)
+            return info.domain, info.reason
+    return "", ""

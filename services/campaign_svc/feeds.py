@@ -15,6 +15,7 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from herald.campaign.v1 import campaign_pb2
+from services.campaign_svc import reasons
 from services.kit.errors import NotFound
 
 MIN_INTERVAL_S = 0.25  # at most four updates a second
@@ -96,7 +97,7 @@ class Feeds:
         if feed.latest is None:
             stored = await self._load(campaign_id)
             if stored is None:
-                raise NotFound(f"campaign {campaign_id} does not exist")
+                raise NotFound(f"campaign {campaign_id} does not exist", reason=reasons.CAMPAIGN_NOT_FOUND)
             if feed.latest is None:
                 feed.publish(stored)
         assert feed.latest is not None  # set now, and never unset (a deletion marks `deleted`)
@@ -104,7 +105,7 @@ class Feeds:
             self._on_sending(campaign_id)
         while True:
             if feed.deleted:
-                raise NotFound(f"campaign {campaign_id} was deleted")
+                raise NotFound(f"campaign {campaign_id} was deleted", reason=reasons.CAMPAIGN_DELETED)
             version, current = feed.version, feed.latest
             yield current
             if current.status in TERMINAL:

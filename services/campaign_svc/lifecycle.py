@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from herald.campaign.v1 import campaign_pb2, campaign_service_pb2
-from services.campaign_svc import convert, rules, store
+from services.campaign_svc import convert, reasons, rules, store
 from services.campaign_svc.clock import Clock
 from services.campaign_svc.feeds import Feeds
 from services.campaign_svc.sending import DeliveryRefused, Sending
@@ -51,7 +51,7 @@ class Campaigns:
         async with transaction(self.sessions) as session:
             row = await store.get_campaign(session, campaign_id)
         if row is None:
-            raise NotFound(f"campaign {campaign_id} does not exist")
+            raise NotFound(f"campaign {campaign_id} does not exist", reason=reasons.CAMPAIGN_NOT_FOUND)
         return row
 
     async def load(self, campaign_id: str) -> campaign_pb2.Campaign | None:
@@ -66,7 +66,7 @@ class Campaigns:
         if fields.id:
             async with transaction(self.sessions) as session:
                 if await store.campaign_exists(session, fields.id):
-                    raise AlreadyExists(f"campaign {fields.id} already exists")
+                    raise AlreadyExists(f"campaign {fields.id} already exists", reason=reasons.CAMPAIGN_ALREADY_EXISTS)
         else:
             fields.id = str(uuid.uuid4())
         await rules.check_remotely(fields, request, self.upstream)
@@ -78,7 +78,8 @@ class Campaigns:
                 await store.insert_campaign(session, values)
                 row = await store.get_campaign(session, fields.id)
         except IntegrityError:
-            raise AlreadyExists(f"campaign {fields.id} already exists") from None
+            raise AlreadyExists(f"campaign {fields.id} already exists",
+                                reason=reasons.CAMPAIGN_ALREADY_EXISTS) from None
         return _found(row, fields.id)
 
     async def update(self, request: campaign_service_pb2.UpdateCampaignRequest) -> Mapping:
@@ -97,10 +98,11 @@ class Campaigns:
 
     async def _editable(self, row: Mapping | None, campaign_id: str = "") -> None:
         if row is None:
-            raise NotFound(f"campaign {campaign_id} does not exist")
+            raise NotFound(f"campaign {campaign_id} does not exist", reason=reasons.CAMPAIGN_NOT_FOUND)
         if row["status"] not in EDITABLE:
             raise FailedPrecondition(f"campaign {row['id']} is {_describe(row['status'])}; "
-                                     "only a draft or scheduled campaign can be updated")
+                                     "only a draft or scheduled campaign can be updated",
+                                     reason=reasons.CAMPAIGN_NOT_EDITABLE)
 
     async def delete(self, campaign_id: str) -> None:
         row = await self.get(campaign_id)
@@ -110,8 +112,9 @@ class Campaigns:
                 row = await store.get_campaign(session, campaign_id)
         if not deleted:
             if row is None:
-                raise NotFound(f"campaign {campaign_id} does not exist")
-            raise FailedPrecondition(f"campaign {campaign_id} is in progress; stop it before deleting it")
+                raise NotFound(f"campaign {campaign_id} does not exist", reason=reasons.CAMPAIGN_NOT_FOUND)
+            raise FailedPrecondition(f"campaign {campaign_id} is in progress; stop it before deleting it",
+                                     reason=reasons.CAMPAIGN_NOT_DELETABLE)
         self.feeds.publish_deleted(campaign_id)
 
     # --- start and stop -----------------------------------------------------------------------
@@ -120,7 +123,8 @@ class Campaigns:
         row = await self.get(request.id)
         if row["status"] not in EDITABLE:
             raise FailedPrecondition(f"campaign {row['id']} is {_describe(row['status'])}; only a draft or "
-                                     "scheduled campaign can be started (a campaign is sent once)")
+                                     "scheduled campaign can be started (a campaign is sent once)",
+                                     reason=reasons.CAMPAIGN_NOT_STARTABLE)
         now = self.clock.now()
         start_at, stop_at = _time(request, "scheduled_for"), _time(request, "stop_at")
         if start_at is not None and start_at <= now:
@@ -155,10 +159,10 @@ class Campaigns:
             moved = await store.transition(session, row["id"], row["status"], values)
             current = await store.get_campaign(session, row["id"])
         if current is None:
-            raise NotFound(f"campaign {row['id']} does not exist")
+            raise NotFound(f"campaign {row['id']} does not exist", reason=reasons.CAMPAIGN_NOT_FOUND)
         if not moved:
             raise FailedPrecondition(f"campaign {row['id']} is {_describe(current['status'])}; "
-                                     "it changed while being started, look again")
+                                     "it changed while being started, look again", reason=reasons.CAMPAIGN_CHANGED)
         self.feeds.publish(convert.campaign(current))
         return current
 
@@ -179,17 +183,18 @@ class Campaigns:
                               campaign_id)
             if status == Status.COMPLETED:
                 raise FailedPrecondition(f"campaign {campaign_id} is completed; "
-                                         "a completed campaign cannot be stopped")
+                                         "a completed campaign cannot be stopped", reason=reasons.CAMPAIGN_COMPLETED)
             if status == Status.STOPPED:
-                raise FailedPrecondition(f"campaign {campaign_id} is stopped already")
+                raise FailedPrecondition(f"campaign {campaign_id} is stopped already",
+                                         reason=reasons.CAMPAIGN_ALREADY_STOPPED)
             raise FailedPrecondition(f"campaign {campaign_id} is {_describe(status)}; only a scheduled or "
-                                     "in-progress campaign can be stopped")
-        raise FailedPrecondition(f"campaign {campaign_id} keeps changing; try again")
+                                     "in-progress campaign can be stopped", reason=reasons.CAMPAIGN_NOT_STOPPABLE)
+        raise FailedPrecondition(f"campaign {campaign_id} keeps changing; try again", reason=reasons.CAMPAIGN_CHANGED)
 
 
 def _found(row: Mapping | None, campaign_id: str) -> Mapping:
     if row is None:
-        raise NotFound(f"campaign {campaign_id} does not exist")
+        raise NotFound(f"campaign {campaign_id} does not exist", reason=reasons.CAMPAIGN_NOT_FOUND)
     return row
 
 

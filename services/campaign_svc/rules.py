@@ -16,9 +16,11 @@ from google.protobuf.internal.enum_type_wrapper import EnumTypeWrapper
 from herald.campaign.v1 import campaign_service_pb2
 from herald.common.v1 import common_pb2
 from herald.segment.v1 import segment_pb2
+from services.campaign_svc import reasons
 from services.campaign_svc.convert import template_to_json
 from services.campaign_svc.upstream import Upstream
 from services.kit import fields as field_rules
+from services.kit import reasons as kit_reasons
 from services.kit.fields import check_id
 from services.kit.errors import InvalidArgument, Violations
 from services.kit.templates import USER_TARGET_VARIABLES, Tree, compile_text, is_template, uses_variable
@@ -91,22 +93,25 @@ async def check_remotely(fields: CampaignFields, request: CampaignWrite, upstrea
     """Asks the segment service about the sender and segments; sets `fields.segment_type`."""
     v = Violations()
     users = await upstream.get_users([fields.sender_id])
-    v.check(fields.sender_id in users, "sender_id", f"user {fields.sender_id!r} does not exist")
+    v.check(fields.sender_id in users, "sender_id", f"user {fields.sender_id!r} does not exist",
+            reasons.SENDER_NOT_FOUND)
     if fields.segment_ids:
         segments = await upstream.get_segments(fields.segment_ids)
         positions = {segment_id: i for i, segment_id in reversed(list(enumerate(request.segment_ids)))}
         for segment_id in fields.segment_ids:
             v.check(segment_id in segments, f"segment_ids[{positions[segment_id]}]",
-                    f"segment {segment_id!r} does not exist")
+                    f"segment {segment_id!r} does not exist", reasons.SEGMENT_NOT_FOUND)
         types = {segments[s].type for s in fields.segment_ids if s in segments}
         if len(types) > 1:
-            v.add("segment_ids", "segments must all be of one type (all user segments or all channel segments)")
+            v.add("segment_ids", "segments must all be of one type (all user segments or all channel segments)",
+                  reasons.SEGMENT_TYPE_MISMATCH)
         elif types:
             fields.segment_type = SEGMENT_TYPE_WORDS.get(types.pop())
         if fields.segment_type == "channel":
             for field, source in _template_sources(request):
                 v.check(not uses_variable(source, "receiver"), field,
-                        "receiver is not available with channel segments (use sender and channel)")
+                        "receiver is not available with channel segments (use sender and channel)",
+                        kit_reasons.TEMPLATE_INVALID)
     v.raise_if_any()
 
 

@@ -22,11 +22,12 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from herald.campaign.v1 import campaign_pb2
 from herald.delivery.v1 import delivery_pb2
-from services.campaign_svc import convert, events, store
+from services.campaign_svc import convert, events, reasons, store
 from services.campaign_svc.clock import Clock
 from services.campaign_svc.feeds import Feeds
 from services.campaign_svc.store import Status
 from services.campaign_svc.upstream import Upstream, is_outage
+from services.kit import reasons as kit_reasons
 from services.kit.db import transaction
 from services.kit.errors import FailedPrecondition, HeraldError, ResourceExhausted, Unavailable
 
@@ -264,12 +265,14 @@ class Sending:
             elif exc.code() == grpc.StatusCode.FAILED_PRECONDITION:
                 delivery = await self.upstream.get_delivery(campaign_id)
             elif is_outage(exc):
-                raise Unavailable("the delivery service is unavailable; retry the stop") from None
+                raise Unavailable("the delivery service is unavailable; retry the stop",
+                                  reason=kit_reasons.DEPENDENCY_UNAVAILABLE) from None
             else:
                 raise
         if delivery is not None and delivery.status == campaign_pb2.CAMPAIGN_STATUS_COMPLETED:
             _, row = await self.finish(campaign_id, Status.COMPLETED, stats=delivery.stats)
-            raise FailedPrecondition(f"campaign {campaign_id} is completed; a completed campaign cannot be stopped")
+            raise FailedPrecondition(f"campaign {campaign_id} is completed; a completed campaign cannot be stopped",
+                                     reason=reasons.CAMPAIGN_COMPLETED)
         stats = delivery.stats if delivery is not None else None
         _, row = await self.finish(campaign_id, Status.STOPPED, reason=reason, stats=stats)
         return row
@@ -289,9 +292,10 @@ def _refusal(exc: grpc.aio.AioRpcError) -> DeliveryRefused:
     details = exc.details() or str(exc.code())
     if exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED:
         return DeliveryRefused(ResourceExhausted(f"the delivery service refused the campaign: {details}",
-                                                 retry_after_s=_retry_after_s(exc)),
+                                                 reason=reasons.CAPACITY_EXHAUSTED, retry_after_s=_retry_after_s(exc)),
                                campaign_pb2.STOP_REASON_CAPACITY)
-    return DeliveryRefused(FailedPrecondition(f"the delivery service refused the campaign: {details}"),
+    return DeliveryRefused(FailedPrecondition(f"the delivery service refused the campaign: {details}",
+                                              reason=reasons.DELIVERY_REFUSED),
                            campaign_pb2.STOP_REASON_ERROR)
 
 

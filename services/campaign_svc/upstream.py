@@ -16,6 +16,7 @@ from herald.campaign.v1 import campaign_pb2
 from herald.delivery.v1 import delivery_pb2, delivery_service_pb2, delivery_service_pb2_grpc
 from herald.segment.v1 import (directory_pb2, directory_service_pb2, directory_service_pb2_grpc, segment_pb2,
                                segment_service_pb2, segment_service_pb2_grpc)
+from services.kit import reasons
 from services.kit.errors import Unavailable
 from services.kit.retry import call_idempotent
 
@@ -126,5 +127,6 @@ class Upstream:
             return await call_idempotent(rpc, request, timeout=READ_DEADLINE_S, attempts=READ_ATTEMPTS)
         except grpc.aio.AioRpcError as exc:
             if is_outage(exc):
-                raise Unavailable(f"the {service} service is unavailable; retry") from None
+                raise Unavailable(f"the {service} service is unavailable; retry",
+                                  reason=reasons.DEPENDENCY_UNAVAILABLE) from None
             raise

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from herald.campaign.v1 import campaign_pb2
 from herald.common.v1 import common_pb2
 from herald.delivery.v1 import delivery_pb2
-from services.delivery_svc import convert, store
+from services.delivery_svc import convert, reasons, store
 from services.delivery_svc.engine import Engine
 from services.delivery_svc.notifier import Notifier
 from services.delivery_svc.render import CampaignTemplates, uses_any
@@ -129,7 +129,7 @@ class Deliveries:
             next_month = (now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
                           + dt.timedelta(days=32)).replace(day=1)
             raise ResourceExhausted(f"the monthly message capacity of {self.monthly_capacity} is used up",
-                                    retry_after_s=(next_month - now).total_seconds())
+                                    reason=reasons.CAPACITY_EXHAUSTED, retry_after_s=(next_month - now).total_seconds())
 
     async def stop(self, campaign_id: str, reason: int, message: str) -> delivery_pb2.Delivery:
         """Stops an in-progress delivery; a finished one is returned as it is."""
@@ -143,7 +143,7 @@ class Deliveries:
         async with transaction(self.sessions) as session:
             row = await store.get_delivery(session, campaign_id)
         if row is None:
-            raise NotFound(f"no delivery for campaign {campaign_id!r}")
+            raise NotFound(f"no delivery for campaign {campaign_id!r}", reason=reasons.DELIVERY_NOT_FOUND)
         if row.status == store.IN_PROGRESS:
             # The run commits the stop itself, with the channels of the batches it had ensured
             # but will not write. Without a run here, or when it does not end in time, the stop
@@ -161,7 +161,7 @@ class Deliveries:
         async with transaction(self.sessions) as session:
             row = await store.get_delivery(session, campaign_id)
             if row is None:
-                raise NotFound(f"no delivery for campaign {campaign_id!r}")
+                raise NotFound(f"no delivery for campaign {campaign_id!r}", reason=reasons.DELIVERY_NOT_FOUND)
             users_read = (await store.users_read_counts(session, [campaign_id])).get(campaign_id, 0)
         return convert.delivery(row, users_read, self._rate(row))
 

@@ -10,6 +10,7 @@ import time
 
 import jwt
 
+from services.kit import reasons
 from services.kit.errors import Unauthenticated
 
 ALGORITHM = "HS256"
@@ -31,16 +32,17 @@ def service_token(secret: str, service: str) -> str:
 def verify_authorization(header: str | None, secret: str) -> dict:
     """Checks an `authorization` header value; returns the claims or raises Unauthenticated."""
     if not header:
-        raise Unauthenticated("missing authorization metadata: send 'authorization: Bearer <token>'")
+        raise Unauthenticated("missing authorization metadata: send 'authorization: Bearer <token>'",
+                              reason=reasons.TOKEN_MISSING)
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthenticated("authorization must be 'Bearer <token>'")
+        raise Unauthenticated("authorization must be 'Bearer <token>'", reason=reasons.TOKEN_INVALID)
     try:
         claims = jwt.decode(token.strip(), secret, algorithms=[ALGORITHM], options={"require": []})
     except jwt.ExpiredSignatureError:
-        raise Unauthenticated("token expired") from None
+        raise Unauthenticated("token expired", reason=reasons.TOKEN_EXPIRED) from None
     except jwt.InvalidTokenError as exc:
-        raise Unauthenticated(f"invalid token: {exc.__class__.__name__}") from None
+        raise Unauthenticated(f"invalid token: {exc.__class__.__name__}", reason=reasons.TOKEN_INVALID) from None
     if claims.get("server") is not True:
-        raise Unauthenticated("token lacks the claim server: true")
+        raise Unauthenticated("token lacks the claim server: true", reason=reasons.TOKEN_INVALID)
     return claims

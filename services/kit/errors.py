@@ -1,7 +1,9 @@
 """Domain errors that handlers raise; the server interceptor maps them to gRPC statuses.
 
-Each error becomes a `google.rpc.Status` with details: `BadRequest` (field violations) for
-INVALID_ARGUMENT, `ErrorInfo` for the others, `RetryInfo` for RESOURCE_EXHAUSTED.
+Each error becomes a `google.rpc.Status` whose details hold an `ErrorInfo` — `reason` names
+the case (`services.kit.reasons`, each service's `reasons`), `domain` the service that answered
+(`segment.herald`, set by the interceptor) — plus `BadRequest` field violations for
+INVALID_ARGUMENT and a `RetryInfo` for RESOURCE_EXHAUSTED when a retry may succeed later.
 """
 
 from __future__ import annotations
@@ -11,9 +13,14 @@ from typing import Any
 
 import grpc
 from google.protobuf import any_pb2, duration_pb2
-from google.rpc import code_pb2, error_details_pb2, status_pb2
+from google.rpc import error_details_pb2, status_pb2
 
-ERROR_DOMAIN = "herald"
+from services.kit import reasons
+
+
+def service_domain(service_name: str) -> str:
+    """The `ErrorInfo.domain` of a service's errors: `segment` → `segment.herald`."""
+    return f"{service_name}.herald"
 
 
 @dataclass(frozen=True)
@@ -22,27 +29,27 @@ class FieldViolation:
 
     field: str
     description: str
+    reason: str = reasons.INVALID_ARGUMENT
 
 
 class HeraldError(Exception):
-    """Base of the errors a client caused; `code` is the gRPC status they map to."""
+    """Base of the errors a client caused; `code` is the gRPC status they map to, `reason` the
+    case a client may branch on."""
 
     code: grpc.StatusCode = grpc.StatusCode.INTERNAL
-    reason: str = "INTERNAL"
 
-    def __init__(self, message: str, *, reason: str | None = None, metadata: dict[str, str] | None = None):
+    def __init__(self, message: str, *, reason: str, metadata: dict[str, str] | None = None):
         super().__init__(message)
         self.message = message
-        if reason:
-            self.reason = reason
+        self.reason = reason
         self.metadata = dict(metadata or {})
 
-    def details(self) -> list:
-        return [error_details_pb2.ErrorInfo(reason=self.reason, domain=ERROR_DOMAIN, metadata=self.metadata)]
+    def details(self, domain: str) -> list:
+        return [error_details_pb2.ErrorInfo(reason=self.reason, domain=domain, metadata=self.metadata)]
 
-    def to_status(self) -> status_pb2.Status:
+    def to_status(self, domain: str) -> status_pb2.Status:
         details = []
-        for detail in self.details():
+        for detail in self.details(domain):
             packed = any_pb2.Any()
             packed.Pack(detail)
             details.append(packed)
@@ -50,22 +57,26 @@ class HeraldError(Exception):
 
 
 class InvalidArgument(HeraldError):
-    """Bad input. Carries one or more field violations, each naming the request's field."""
+    """Bad input. Carries one or more field violations, each naming the request's field.
+
+    `reason` is the case of `field` (INVALID_FILTER, TEMPLATE_INVALID, …); the error's own
+    reason is the one its violations share, else INVALID_ARGUMENT.
+    """
 
     code = grpc.StatusCode.INVALID_ARGUMENT
-    reason = "INVALID_ARGUMENT"
 
     def __init__(self, field: str | None = None, description: str | None = None, *,
-                 violations: list[FieldViolation] | None = None):
+                 reason: str = reasons.INVALID_ARGUMENT, violations: list[FieldViolation] | None = None):
         self.violations = list(violations or [])
         if field is not None:
-            self.violations.insert(0, FieldViolation(field, description or "is invalid"))
+            self.violations.insert(0, FieldViolation(field, description or "is invalid", reason))
         message = "; ".join(f"{v.field}: {v.description}" for v in self.violations) or "invalid argument"
-        super().__init__(message)
+        shared = {v.reason for v in self.violations}
+        super().__init__(message, reason=shared.pop() if len(shared) == 1 else reasons.INVALID_ARGUMENT)
 
-    def details(self) -> list:
-        return [error_details_pb2.BadRequest(field_violations=[
-            error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
+    def details(self, domain: str) -> list:
+        return [*super().details(domain), error_details_pb2.BadRequest(field_violations=[
+            error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description, reason=v.reason)
             for v in self.violations
         ])]
 
@@ -79,12 +90,12 @@ class Violations:
     def __init__(self) -> None:
         self.items: list[FieldViolation] = []
 
-    def add(self, field: str, description: str) -> None:
-        self.items.append(FieldViolation(field, description))
+    def add(self, field: str, description: str, reason: str = reasons.INVALID_ARGUMENT) -> None:
+        self.items.append(FieldViolation(field, description, reason))
 
-    def check(self, ok: bool, field: str, description: str) -> bool:
+    def check(self, ok: bool, field: str, description: str, reason: str = reasons.INVALID_ARGUMENT) -> bool:
         if not ok:
-            self.add(field, description)
+            self.add(field, description, reason)
         return ok
 
     def raise_if_any(self) -> None:
@@ -97,48 +108,47 @@ class Violations:
 
 class NotFound(HeraldError):
     code = grpc.StatusCode.NOT_FOUND
-    reason = "NOT_FOUND"
 
 
 class AlreadyExists(HeraldError):
     code = grpc.StatusCode.ALREADY_EXISTS
-    reason = "ALREADY_EXISTS"
 
 
 class FailedPrecondition(HeraldError):
     code = grpc.StatusCode.FAILED_PRECONDITION
-    reason = "FAILED_PRECONDITION"
 
 
 class Unauthenticated(HeraldError):
     code = grpc.StatusCode.UNAUTHENTICATED
-    reason = "UNAUTHENTICATED"
 
 
 class Unavailable(HeraldError):
     code = grpc.StatusCode.UNAVAILABLE
-    reason = "UNAVAILABLE"
+
+
+class Unimplemented(HeraldError):
+    code = grpc.StatusCode.UNIMPLEMENTED
+
+
+class Internal(HeraldError):
+    """An unexpected failure, opaque to the client: its cause stays in the log."""
+
+    code = grpc.StatusCode.INTERNAL
 
 
 class ResourceExhausted(HeraldError):
     """Quota or rate exceeded; `retry_after_s` becomes a `google.rpc.RetryInfo` when given."""
 
     code = grpc.StatusCode.RESOURCE_EXHAUSTED
-    reason = "RESOURCE_EXHAUSTED"
 
-    def __init__(self, message: str, *, retry_after_s: float | None = None, **kwargs: Any):
-        super().__init__(message, **kwargs)
+    def __init__(self, message: str, *, reason: str, retry_after_s: float | None = None, **kwargs: Any):
+        super().__init__(message, reason=reason, **kwargs)
         self.retry_after_s = retry_after_s
 
-    def details(self) -> list:
-        details = super().details()
+    def details(self, domain: str) -> list:
+        details = super().details(domain)
         if self.retry_after_s is not None:
             delay = duration_pb2.Duration()
             delay.FromNanoseconds(int(self.retry_after_s * 1e9))
             details.append(error_details_pb2.RetryInfo(retry_delay=delay))
         return details
-
-
-def internal_status(message: str = "internal error") -> status_pb2.Status:
-    """The opaque status an unexpected exception becomes (its text stays in the log)."""
-    return status_pb2.Status(code=code_pb2.INTERNAL, message=message)

@@ -35,8 +35,9 @@ custom keys `$contains` means the key holds a JSON array with that value. The SQ
 SQLite (`json_type`, `json_extract`, `json_each`) and JSONB on PostgreSQL (`jsonb_typeof`,
 `#>`, `#>>`, `@>`), so the column must be `kit.db.JsonDoc`; so must `array_of_strings` columns.
 
-Errors are `InvalidArgument` whose field is the offending path inside the request:
-`filter.status.$in[1]`, `filter.$and[1].name.$foo`, `filter.foo` (unknown field).
+Errors are `InvalidFilter` (INVALID_ARGUMENT, reason INVALID_FILTER) whose field is the
+offending path inside the request: `filter.status.$in[1]`, `filter.$and[1].name.$foo`,
+`filter.foo` (unknown field).
 """
 
 from __future__ import annotations
@@ -57,7 +58,15 @@ from sqlalchemy.sql.elements import ColumnClause, ColumnElement
 from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.types import TypeEngine
 
+from services.kit import reasons
 from services.kit.errors import InvalidArgument
+
+
+class InvalidFilter(InvalidArgument):
+    """A filter the client sent is wrong at `path`."""
+
+    def __init__(self, path: str, description: str) -> None:
+        super().__init__(path, description, reason=reasons.INVALID_FILTER)
 
 
 class Kind(enum.StrEnum):
@@ -181,7 +190,7 @@ def compile_filter(spec: FilterSpec, filter_dict: Mapping[str, Any] | None,
 
 def _compile_object(spec: FilterSpec, filter_: Any, path: str) -> ColumnElement[bool]:
     if not isinstance(filter_, Mapping):
-        raise InvalidArgument(path, "must be an object")
+        raise InvalidFilter(path, "must be an object")
     return _all(_compile_entry(spec, key, value, f"{path}.{key}") for key, value in filter_.items())
 
 
@@ -189,27 +198,27 @@ def _compile_entry(spec: FilterSpec, key: str, value: Any, path: str) -> ColumnE
     if key in COMBINATORS:
         return _compile_combinator(spec, key, value, path)
     if key.startswith("$"):
-        raise InvalidArgument(path, f"unknown operator; combine filters with {' or '.join(COMBINATORS)}")
+        raise InvalidFilter(path, f"unknown operator; combine filters with {' or '.join(COMBINATORS)}")
     target = _target(spec, key, path)
     if isinstance(value, Mapping):
         if not value:
-            raise InvalidArgument(path, "needs a value or at least one operator")
+            raise InvalidFilter(path, "needs a value or at least one operator")
         return _all(_compile_operator(target, op, operand, f"{path}.{op}") for op, operand in value.items())
     return _compile_operator(target, "$eq", value, path)
 
 
 def _compile_combinator(spec: FilterSpec, key: str, value: Any, path: str) -> ColumnElement[bool]:
     if not isinstance(value, list) or not value:
-        raise InvalidArgument(path, "must be a non-empty list of filters")
+        raise InvalidFilter(path, "must be a non-empty list of filters")
     parts = [_compile_object(spec, item, f"{path}[{i}]") for i, item in enumerate(value)]
     return and_(*parts) if key == "$and" else or_(*parts)
 
 
 def _compile_operator(target: _Target, op: str, operand: Any, path: str) -> ColumnElement[bool]:
     if op not in OPERATORS:
-        raise InvalidArgument(path, f"unknown operator; use one of {', '.join(sorted(target.operators))}")
+        raise InvalidFilter(path, f"unknown operator; use one of {', '.join(sorted(target.operators))}")
     if op not in target.operators:
-        raise InvalidArgument(path, f"is not supported on this field; use one of {', '.join(sorted(target.operators))}")
+        raise InvalidFilter(path, f"is not supported on this field; use one of {', '.join(sorted(target.operators))}")
     if op in NEGATIONS:
         return _not(_positive(target, NEGATIONS[op], operand, path))
     return _positive(target, op, operand, path)
@@ -218,13 +227,13 @@ def _compile_operator(target: _Target, op: str, operand: Any, path: str) -> Colu
 def _positive(target: _Target, op: str, operand: Any, path: str) -> ColumnElement[bool]:
     if op == "$exists":
         if not isinstance(operand, bool):
-            raise InvalidArgument(path, "must be true or false")
+            raise InvalidFilter(path, "must be true or false")
         return target.exists() if operand else _not(target.exists())
     if op == "$eq" and operand is None:
         return target.is_null()
     if op == "$in":
         if not isinstance(operand, list):
-            raise InvalidArgument(path, "must be a list")
+            raise InvalidFilter(path, "must be a list")
         return target.condition(op, [target.parse(v, f"{path}[{i}]", op) for i, v in enumerate(operand)])
     return target.condition(op, target.parse(operand, path, op))
 
@@ -238,9 +247,9 @@ def _target(spec: FilterSpec, key: str, path: str) -> _Target:
             return _ArrayTarget(field)
         return _ColumnTarget(field)
     if spec.custom_column is None:
-        raise InvalidArgument(path, f"unknown field; filter on {', '.join(sorted(spec.fields))}")
+        raise InvalidFilter(path, f"unknown field; filter on {', '.join(sorted(spec.fields))}")
     if not _CUSTOM_KEY.fullmatch(key):
-        raise InvalidArgument(path, "is not a custom field name (letters, digits, _ and -; dots for nested keys)")
+        raise InvalidFilter(path, "is not a custom field name (letters, digits, _ and -; dots for nested keys)")
     return _JsonKeyTarget(spec.custom_column, tuple(key.split(".")))
 
 
@@ -265,15 +274,15 @@ def _parse_kind(kind: Kind, value: Any, path: str, values: Mapping[Any, Any] | N
     if kind in (Kind.STRING, Kind.ARRAY_OF_STRINGS):
         if isinstance(value, str):
             return value
-        raise InvalidArgument(path, "must be a string")
+        raise InvalidFilter(path, "must be a string")
     if kind is Kind.NUMBER:
         if _is_number(value):
             return value
-        raise InvalidArgument(path, "must be a number")
+        raise InvalidFilter(path, "must be a number")
     if kind is Kind.BOOL:
         if isinstance(value, bool):
             return value
-        raise InvalidArgument(path, "must be true or false")
+        raise InvalidFilter(path, "must be true or false")
     if kind is Kind.DATETIME:
         return _parse_datetime(value, path)
     return _parse_enum(value, values or {}, path)
@@ -285,11 +294,11 @@ def _is_number(value: Any) -> bool:
 
 def _parse_datetime(value: Any, path: str) -> dt.datetime:
     if not isinstance(value, str):
-        raise InvalidArgument(path, "must be an RFC 3339 timestamp string")
+        raise InvalidFilter(path, "must be an RFC 3339 timestamp string")
     try:
         parsed = dt.datetime.fromisoformat(value)
     except ValueError:
-        raise InvalidArgument(path, f"is not an RFC 3339 timestamp: {value!r}") from None
+        raise InvalidFilter(path, f"is not an RFC 3339 timestamp: {value!r}") from None
     # Herald keeps every time in UTC, so a time without an offset is read as UTC.
     return parsed.replace(tzinfo=dt.timezone.utc) if parsed.tzinfo is None else parsed
 
@@ -299,7 +308,7 @@ def _parse_enum(value: Any, values: Mapping[Any, Any], path: str) -> Any:
     if isinstance(value, (str, int, float)) and not isinstance(value, bool) and value in values:
         return values[value]
     words = sorted(k for k in values if isinstance(k, str) and k.islower()) or sorted(map(str, values))
-    raise InvalidArgument(path, f"unknown value {value!r}; use one of {', '.join(words)}")
+    raise InvalidFilter(path, f"unknown value {value!r}; use one of {', '.join(words)}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -403,10 +412,10 @@ class _JsonKeyTarget:
         if op in COMPARISONS:
             if isinstance(value, str) or _is_number(value):
                 return value
-            raise InvalidArgument(path, "must be a string or a number")
+            raise InvalidFilter(path, "must be a string or a number")
         if isinstance(value, (str, bool)) or _is_number(value):
             return value
-        raise InvalidArgument(path, "must be a string, number or boolean")
+        raise InvalidFilter(path, "must be a string, number or boolean")
 
     def condition(self, op: str, value: Any) -> ColumnElement[bool]:
         if op == "$in":

@@ -3,8 +3,11 @@ ending open streams with UNAVAILABLE on shutdown.
 
 - Every RPC needs `authorization: Bearer <JWT>`; health checks and reflection stay open.
 - Each caller (the token's `sub`) gets `HERALD_CALLER_RATE_LIMIT` calls a second, if set.
-- Handlers raise `HeraldError`s; they become statuses with `google.rpc` details. Any other
-  exception is logged and becomes an opaque INTERNAL (never UNKNOWN with its text).
+- Requests are decoded once the caller is authenticated: bytes that are no request message are
+  INVALID_ARGUMENT (grpc would answer UNKNOWN).
+- Handlers raise `HeraldError`s; they become statuses with `google.rpc` details whose
+  `ErrorInfo.domain` names this service. Any other exception is logged and becomes an opaque
+  INTERNAL (never UNKNOWN with its text).
 """
 
 from __future__ import annotations
@@ -19,8 +22,9 @@ import grpc
 from grpc_status import rpc_status
 from sqlalchemy.exc import DBAPIError
 
+from services.kit import reasons
 from services.kit.auth import verify_authorization
-from services.kit.errors import HeraldError, InvalidArgument, internal_status
+from services.kit.errors import HeraldError, Internal, InvalidArgument, Unavailable, Unimplemented
 from services.kit.limits import CallerLimiter
 
 log = logging.getLogger("herald.rpc")
@@ -44,8 +48,9 @@ UNSTORABLE_TEXT_SQLSTATES = {"22021", "22P05"}
 
 
 class HeraldServerInterceptor(grpc.aio.ServerInterceptor):
-    def __init__(self, secret: str, *, caller_rate: float = 0.0) -> None:
+    def __init__(self, secret: str, *, domain: str, caller_rate: float = 0.0) -> None:
         self._secret = secret
+        self._domain = domain
         self._limiter = CallerLimiter(caller_rate)
         self.shutdown = asyncio.Event()
 
@@ -57,7 +62,7 @@ class HeraldServerInterceptor(grpc.aio.ServerInterceptor):
             return handler
         # Only keys ending in -bin carry bytes: `authorization` is text.
         header = cast("str | None", dict(handler_call_details.invocation_metadata or ()).get("authorization"))
-        return _wrap(handler, method, lambda: self._admit(header), self.shutdown)
+        return _wrap(handler, method, lambda: self._admit(header), self.shutdown, self._domain)
 
     def _admit(self, header: str | None) -> dict:
         """The caller's claims, once its token is valid and it is within its call rate."""
@@ -67,37 +72,57 @@ class HeraldServerInterceptor(grpc.aio.ServerInterceptor):
 
 
 def _wrap(handler: _Handler, method: str, authenticate: Callable[[], dict],
-          shutdown: asyncio.Event) -> _Handler:
-    codec = dict(request_deserializer=handler.request_deserializer,
-                 response_serializer=handler.response_serializer)
+          shutdown: asyncio.Event, domain: str) -> _Handler:
+    # Requests arrive as bytes and are decoded in `call`, after authentication.
+    codec = dict(response_serializer=handler.response_serializer)
+    decode = handler.request_deserializer
 
-    def unary(behavior: _Behavior) -> Callable[[Any, _Context], Coroutine[Any, Any, Any]]:
-        async def call(request_or_iterator: Any, context: _Context) -> Any:
+    def unary(behavior: _Behavior,
+              requests: Callable[[Any], Any]) -> Callable[[Any, _Context], Coroutine[Any, Any, Any]]:
+        async def call(raw: Any, context: _Context) -> Any:
             try:
                 current_claims.set(authenticate())
-                return await _finish_even_if_cancelled(behavior(request_or_iterator, context), method)
+                return await _finish_even_if_cancelled(behavior(requests(raw), context), method)
             except Exception as exc:  # noqa: BLE001 — mapped to a status below
-                await _abort(context, method, exc)
+                await _abort(context, method, exc, domain)
         return call
 
-    def streaming(behavior: _Behavior) -> Callable[[Any, _Context], AsyncIterator[Any]]:
-        async def call(request_or_iterator: Any, context: _Context) -> AsyncIterator[Any]:
+    def streaming(behavior: _Behavior,
+                  requests: Callable[[Any], Any]) -> Callable[[Any, _Context], AsyncIterator[Any]]:
+        async def call(raw: Any, context: _Context) -> AsyncIterator[Any]:
             try:
                 current_claims.set(authenticate())
-                async for item in _until_shutdown(behavior(request_or_iterator, context), shutdown):
+                async for item in _until_shutdown(behavior(requests(raw), context), shutdown):
                     yield item
             except Exception as exc:  # noqa: BLE001
-                await _abort(context, method, exc)
+                await _abort(context, method, exc, domain)
         return call
 
+    def one(raw: bytes) -> object:
+        return _decode(decode, raw)
+
+    async def each(raw_requests: AsyncIterator[bytes]) -> AsyncIterator:
+        async for raw in raw_requests:
+            yield _decode(decode, raw)
+
     if handler.unary_unary:
-        return grpc.unary_unary_rpc_method_handler(unary(handler.unary_unary), **codec)
+        return grpc.unary_unary_rpc_method_handler(unary(handler.unary_unary, one), **codec)
     if handler.stream_unary:
-        return grpc.stream_unary_rpc_method_handler(unary(handler.stream_unary), **codec)
+        return grpc.stream_unary_rpc_method_handler(unary(handler.stream_unary, each), **codec)
     if handler.unary_stream:
-        return grpc.unary_stream_rpc_method_handler(streaming(handler.unary_stream), **codec)
+        return grpc.unary_stream_rpc_method_handler(streaming(handler.unary_stream, one), **codec)
     assert handler.stream_stream is not None  # a method handler has exactly one behavior
-    return grpc.stream_stream_rpc_method_handler(streaming(handler.stream_stream), **codec)
+    return grpc.stream_stream_rpc_method_handler(streaming(handler.stream_stream, each), **codec)
+
+
+def _decode(decode: Callable[[bytes], object] | None, raw: bytes) -> object:
+    if decode is None:
+        return raw
+    try:
+        return decode(raw)
+    except Exception:  # noqa: BLE001 — DecodeError, or whatever a handler's own deserializer raises
+        raise InvalidArgument("request", "cannot be decoded as this method's request message",
+                              reason=reasons.REQUEST_UNDECODABLE) from None
 
 
 async def _finish_even_if_cancelled(work: Awaitable[Any], method: str) -> Any:
@@ -151,20 +176,26 @@ async def _until_shutdown(items: AsyncIterator[Any], shutdown: asyncio.Event) ->
             await aclose()
 
 
-async def _abort(context: _Context, method: str, exc: Exception) -> NoReturn:
+async def _abort(context: _Context, method: str, exc: Exception, domain: str) -> NoReturn:
     if isinstance(exc, grpc.aio.AbortError):
         raise exc
-    if isinstance(exc, DBAPIError) and getattr(exc.orig, "sqlstate", None) in UNSTORABLE_TEXT_SQLSTATES:
-        exc = InvalidArgument("request", "strings must not contain NUL (U+0000) characters")
-    if isinstance(exc, _ShutdownError):
-        await context.abort(grpc.StatusCode.UNAVAILABLE, SHUTTING_DOWN)
+    error = _client_error(method, exc)
+    await context.abort_with_status(rpc_status.to_status(error.to_status(domain)))
+
+
+def _client_error(method: str, exc: Exception) -> HeraldError:
+    """What the client is told of `exc`; an unexpected one is logged and told as INTERNAL."""
     if isinstance(exc, HeraldError):
-        await context.abort_with_status(rpc_status.to_status(exc.to_status()))
+        return exc
+    if isinstance(exc, DBAPIError) and getattr(exc.orig, "sqlstate", None) in UNSTORABLE_TEXT_SQLSTATES:
+        return InvalidArgument("request", "strings must not contain NUL (U+0000) characters")
+    if isinstance(exc, _ShutdownError):
+        return Unavailable(SHUTTING_DOWN, reason=reasons.SERVER_SHUTTING_DOWN)
     if isinstance(exc, NotImplementedError):
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, f"{method} is not implemented yet")
+        return Unimplemented(f"{method} is not implemented yet", reason=reasons.METHOD_NOT_IMPLEMENTED)
     if isinstance(exc, grpc.aio.AioRpcError) and exc.code() in (
             grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
         log.warning("dependency unavailable", extra={"method": method, "upstream": str(exc.code())})
-        await context.abort(grpc.StatusCode.UNAVAILABLE, "a dependency is unavailable; retry")
+        return Unavailable("a dependency is unavailable; retry", reason=reasons.DEPENDENCY_UNAVAILABLE)
     log.exception("unhandled error", extra={"method": method}, exc_info=exc)
-    await context.abort_with_status(rpc_status.to_status(internal_status()))
+    return Internal("internal error", reason=reasons.INTERNAL)

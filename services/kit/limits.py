@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from services.kit import reasons
 from services.kit.errors import ResourceExhausted
 
 
@@ -35,5 +36,5 @@ class CallerLimiter:
         bucket.updated = now
         if bucket.tokens < 1:
             raise ResourceExhausted(f"caller {caller!r} is over its limit of {self.rate:g} calls per second",
-                                    retry_after_s=(1 - bucket.tokens) / self.rate)
+                                    reason=reasons.RATE_LIMITED, retry_after_s=(1 - bucket.tokens) / self.rate)
         bucket.tokens -= 1

@@ -37,6 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import ColumnElement, Select
 from sqlalchemy.types import TypeEngine
 
+from services.kit import reasons
 from services.kit.errors import InvalidArgument
 
 NEXT, PREV = "next", "prev"
@@ -214,15 +215,16 @@ def _decode(cursor: str, field: str, fingerprint: str, keys: Sequence[SortKey]) 
         if direction not in (NEXT, PREV):
             raise ValueError(direction)
     except (binascii.Error, UnicodeDecodeError, ValueError, TypeError, KeyError):
-        raise InvalidArgument(field, "is not a valid cursor") from None
+        raise InvalidArgument(field, "is not a valid cursor", reason=reasons.CURSOR_INVALID) from None
     if made_for != fingerprint:
-        raise InvalidArgument(field, "was made for a different filter or sort; start again without it")
+        raise InvalidArgument(field, "was made for a different filter or sort; start again without it",
+                              reason=reasons.CURSOR_INVALID)
     if direction != field:
-        raise InvalidArgument(field, f"is a {direction} cursor; pass it as {direction}")
+        raise InvalidArgument(field, f"is a {direction} cursor; pass it as {direction}", reason=reasons.CURSOR_INVALID)
     try:
         return [_from_json(key, value) for key, value in zip(keys, values, strict=True)]
     except (ValueError, TypeError):
-        raise InvalidArgument(field, "is not a valid cursor") from None
+        raise InvalidArgument(field, "is not a valid cursor", reason=reasons.CURSOR_INVALID) from None
 
 
 def _from_json(key: SortKey, value: Any) -> Any:

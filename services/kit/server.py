@@ -22,6 +22,7 @@ from grpc_reflection.v1alpha import reflection
 
 from services.kit.clients import CHANNEL_OPTIONS
 from services.kit.config import Settings, settings_from_env
+from services.kit.errors import service_domain
 from services.kit.interceptors import SHUTTING_DOWN, HeraldServerInterceptor
 from services.kit.logs import setup_logging
 
@@ -41,7 +42,7 @@ EXIT_CANNOT_START = 3
 class Service:
     """What a composition root (`build(settings, ...)`) returns: servicers plus background work."""
 
-    name: str = "service"
+    name: str = "service"  # segment, campaign or delivery: its address setting and error domain
 
     def service_names(self) -> list[str]:
         """Full names of the gRPC services served (for health and reflection)."""
@@ -103,7 +104,8 @@ class RunningServer:
 
 async def start_server(service: Service, settings: Settings, addr: str) -> RunningServer:
     """Starts `service` listening on `addr` ("127.0.0.1:0" picks a free port)."""
-    interceptor = HeraldServerInterceptor(settings.api_secret, caller_rate=settings.caller_rate_limit)
+    interceptor = HeraldServerInterceptor(settings.api_secret, domain=service_domain(service.name),
+                                          caller_rate=settings.caller_rate_limit)
     server = grpc.aio.server(interceptors=[interceptor], options=SERVER_OPTIONS)
     service.register(server)
     health_servicer = _HealthServicer(interceptor.shutdown)

@@ -17,6 +17,7 @@ import jinja2
 from jinja2 import meta
 from jinja2.sandbox import SandboxedEnvironment
 
+from services.kit import reasons
 from services.kit.errors import InvalidArgument
 
 USER_TARGET_VARIABLES = frozenset({"sender", "receiver", "channel"})
@@ -47,13 +48,14 @@ def compile_text(source: str, field: str, variables: frozenset[str]) -> jinja2.T
         unknown = meta.find_undeclared_variables(env.parse(source)) - variables
         template = env.from_string(source)
     except jinja2.TemplateSyntaxError as exc:
-        raise InvalidArgument(field, f"template syntax error on line {exc.lineno}: {exc.message}") from None
+        raise InvalidArgument(field, f"template syntax error on line {exc.lineno}: {exc.message}",
+                              reason=reasons.TEMPLATE_INVALID) from None
     except jinja2.TemplateError as exc:
-        raise InvalidArgument(field, f"template error: {exc}") from None
+        raise InvalidArgument(field, f"template error: {exc}", reason=reasons.TEMPLATE_INVALID) from None
     if unknown:
         allowed = ", ".join(sorted(variables))
         raise InvalidArgument(field, f"unknown template variable(s) {', '.join(sorted(unknown))}; "
-                                     f"available: {allowed}")
+                                     f"available: {allowed}", reason=reasons.TEMPLATE_INVALID)
     return template
 
 

@@ -25,7 +25,7 @@ from sqlalchemy.sql import Select
 from herald.segment.v1 import segment_pb2, segment_service_pb2
 from services.kit.db import transaction
 from services.kit.errors import InvalidArgument, NotFound
-from services.segment_svc import store
+from services.segment_svc import reasons, store
 from services.segment_svc.convert import channel_message
 from services.segment_svc.filters import audience_condition
 
@@ -49,11 +49,13 @@ async def resolve(session: AsyncSession, segment_ids: Sequence[str], user_ids: S
     found = await store.segments_by_ids(session, wanted)
     missing = [s for s in wanted if s not in found]
     if missing:
-        raise NotFound(f"segment(s) not found: {', '.join(missing[:10])}", metadata={"field": "segment_ids"})
+        raise NotFound(f"segment(s) not found: {', '.join(missing[:10])}", reason=reasons.SEGMENT_NOT_FOUND,
+                       metadata={"field": "segment_ids"})
     rows = [found[s] for s in wanted]
     kinds = {row.type for row in rows}
     if len(kinds) > 1:
-        raise InvalidArgument("segment_ids", "segments must all be of one type (user or channel segments)")
+        raise InvalidArgument("segment_ids", "segments must all be of one type (user or channel segments)",
+                              reason=reasons.SEGMENT_TYPE_MISMATCH)
     kind = kinds.pop()
     if kind == "user":
         return Audience("user", _user_sources(rows), exclude=sender_id or None)

@@ -32,7 +32,7 @@ from herald.common.v1 import common_pb2
 from herald.segment.v1 import directory_service_pb2
 from services.kit.db import utcnow
 from services.kit.errors import Unavailable
-from services.segment_svc import store
+from services.segment_svc import reasons, store
 from services.segment_svc.convert import struct_to_dict
 
 CHANNEL_NOT_FOUND = "channel_not_found"
@@ -179,7 +179,8 @@ async def _write(session: AsyncSession, batch: _Batch, fresh: list[Outcome], cam
     inserted = await store.insert_channels(session, writes.channels)
     if len(inserted) != len(writes.channels):
         # Another campaign created one of these channels since we looked; the retry will find it.
-        raise Unavailable("a channel was created concurrently; retry the batch")
+        raise Unavailable("a channel was created concurrently; retry the batch",
+                          reason=reasons.CHANNEL_CREATED_CONCURRENTLY)
     await store.add_members(session, writes.members)
     await store.unhide_members(session, writes.unhide)
     touched = [cid for cid, s in batch.states.items() if s.changed and not s.created_now]

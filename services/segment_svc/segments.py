@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.kit.db import utcnow
 from services.kit.errors import AlreadyExists, FailedPrecondition, NotFound, Violations
-from services.segment_svc import store
+from services.segment_svc import reasons, store
 from services.segment_svc.filters import audience_condition
 from services.segment_svc.validate import check_cid, check_id
 
@@ -32,14 +32,15 @@ async def create_segment(session: AsyncSession, *, id: str, type: str, name: str
            "filter": filter, "all_users": all_users, "all_sender_channels": all_sender_channels,
            "size": 0, "size_dirty": filter is not None or all_users, "created_at": now, "updated_at": now}
     if not await store.insert_segment(session, row):
-        raise AlreadyExists(f"segment {row['id']!r} already exists", metadata={"field": "id"})
+        raise AlreadyExists(f"segment {row['id']!r} already exists", reason=reasons.SEGMENT_ALREADY_EXISTS,
+                            metadata={"field": "id"})
     return await get_segment(session, row["id"])
 
 
 async def get_segment(session: AsyncSession, segment_id: str) -> Row[Any]:
     row = await store.segment_by_id(session, segment_id)
     if row is None:
-        raise NotFound(f"segment {segment_id!r} not found", metadata={"field": "id"})
+        raise NotFound(f"segment {segment_id!r} not found", reason=reasons.SEGMENT_NOT_FOUND, metadata={"field": "id"})
     return row
 
 
@@ -50,7 +51,7 @@ async def update_segment(session: AsyncSession, segment_id: str, changes: dict[s
         if row.filter is None:
             raise FailedPrecondition("only a filter segment can change its filter "
                                      "(this one is manual, all_users or all_sender_channels)",
-                                     metadata={"field": "filter"})
+                                     reason=reasons.SEGMENT_WITHOUT_FILTER, metadata={"field": "filter"})
         audience_condition(row.type, changes["filter"])  # malformed → INVALID_ARGUMENT on filter…
         changes["size_dirty"] = True
     if changes:
@@ -68,7 +69,7 @@ async def _manual_segment(session: AsyncSession, segment_id: str, action: str) -
     if not is_manual(row):
         raise FailedPrecondition(f"targets can only be {action} manual segments "
                                  "(not filter, all_users or all_sender_channels ones)",
-                                 metadata={"field": "id"})
+                                 reason=reasons.SEGMENT_NOT_MANUAL, metadata={"field": "id"})
     return row
 
 

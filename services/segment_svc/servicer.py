@@ -75,7 +75,7 @@ class DirectoryServiceServicer(directory_service_pb2_grpc.DirectoryServiceServic
             if v:
                 raise InvalidArgument(violations=[
                     type(item)(item.field, f"{item.description} (chunk {chunk_no}; {imported} users "
-                                           f"imported before it)") for item in v.items])
+                                           f"imported before it)", item.reason) for item in v.items])
             if chunk.users:
                 async with transaction(self.sessions) as session:
                     imported += len(await directory.store_users(session, chunk.users))

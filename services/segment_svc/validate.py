@@ -7,6 +7,7 @@ from typing import Any, TypeVar
 
 from herald.common.v1 import common_pb2
 from herald.segment.v1 import directory_pb2, directory_service_pb2, segment_service_pb2
+from services.kit import reasons
 from services.kit.errors import InvalidArgument, Violations
 from services.kit.fields import MAX_CID, MAX_ID, MAX_TEAM, check_channel_type, check_id, check_text
 from services.kit.protos import struct_to_dict
@@ -170,7 +171,7 @@ def filter_of(request: segment_service_pb2.CreateSegmentRequest | segment_servic
     value = struct_to_dict(request.filter)
     if not value:
         raise InvalidArgument("filter", "must not be empty (use all_users for every user; omit it for a "
-                                        "manual segment)")
+                                        "manual segment)", reason=reasons.INVALID_FILTER)
     return value
 
 

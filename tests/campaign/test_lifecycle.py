@@ -12,7 +12,7 @@ import pytest
 from herald.campaign.v1 import campaign_pb2, campaign_service_pb2 as cs
 
 from campaign.conftest import ts
-from harness import eventually
+from harness import error_reason, eventually
 
 DRAFT = campaign_pb2.CAMPAIGN_STATUS_DRAFT
 SCHEDULED = campaign_pb2.CAMPAIGN_STATUS_SCHEDULED
@@ -25,10 +25,12 @@ def later(env, seconds: float):
     return ts(env.clock.now() + dt.timedelta(seconds=seconds))
 
 
-async def failed_precondition(call) -> str:
+async def failed_precondition(call, reason: str) -> str:
+    """The message of the FAILED_PRECONDITION `call` ends with, once its reason is checked."""
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await call
     assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION, caught.value.details()
+    assert error_reason(caught.value) == ("campaign.herald", reason), caught.value.details()
     return caught.value.details()
 
 
@@ -60,8 +62,11 @@ async def test_start_now_hands_the_snapshot_to_delivery_and_completes_once(env):
     completed_event = env.delivery.events[f"campaign.completed:{_instance(env, campaign.id)}"]
     assert completed_event.campaign.status == COMPLETED and completed_event.campaign.stats.stats_users_sent == 2
     # Sent once: a completed campaign is neither restarted nor stopped.
-    assert "is completed" in await failed_precondition(env.client.StartCampaign(cs.StartCampaignRequest(id=campaign.id)))
-    message = await failed_precondition(env.client.StopCampaign(cs.StopCampaignRequest(id=campaign.id)))
+    message = await failed_precondition(env.client.StartCampaign(cs.StartCampaignRequest(id=campaign.id)),
+                                        "CAMPAIGN_NOT_STARTABLE")
+    assert "is completed" in message
+    message = await failed_precondition(env.client.StopCampaign(cs.StopCampaignRequest(id=campaign.id)),
+                                        "CAMPAIGN_COMPLETED")
     assert message == f"campaign {campaign.id} is completed; a completed campaign cannot be stopped"
     assert env.delivery.start_calls == [campaign.id]
 
@@ -83,8 +88,10 @@ async def test_stop_in_progress_stops_delivery_with_reason_requested(env):
     assert [r.campaign_id for r in env.delivery.stop_calls] == [campaign.id]
     assert env.delivery.stop_calls[0].reason == campaign_pb2.STOP_REASON_REQUESTED
     await events_of(env, campaign.id, ["campaign.started", "campaign.stopped"])
-    assert "stopped already" in await failed_precondition(env.client.StopCampaign(cs.StopCampaignRequest(id=campaign.id)))
-    assert "is stopped" in await failed_precondition(env.client.StartCampaign(cs.StartCampaignRequest(id=campaign.id)))
+    assert "stopped already" in await failed_precondition(
+        env.client.StopCampaign(cs.StopCampaignRequest(id=campaign.id)), "CAMPAIGN_ALREADY_STOPPED")
+    assert "is stopped" in await failed_precondition(
+        env.client.StartCampaign(cs.StartCampaignRequest(id=campaign.id)), "CAMPAIGN_NOT_STARTABLE")
 
 
 async def test_stop_scheduled_gives_only_the_stopped_event(env):
@@ -102,7 +109,8 @@ async def test_stop_loses_the_race_to_completion(env):
     await env.start_campaign(campaign.id)
     await eventually(lambda: env.delivery.watch_calls[campaign.id], lambda seen: seen == 1)
     env.delivery.deliveries[campaign.id].status = COMPLETED  # completed before the stop lands
-    message = await failed_precondition(env.client.StopCampaign(cs.StopCampaignRequest(id=campaign.id)))
+    message = await failed_precondition(env.client.StopCampaign(cs.StopCampaignRequest(id=campaign.id)),
+                                        "CAMPAIGN_COMPLETED")
     assert "is completed" in message
     assert (await env.get(campaign.id)).status == COMPLETED
 
@@ -124,13 +132,16 @@ async def test_stop_outrun_by_another_stop_and_a_delete_is_not_found(env):
 
 async def test_illegal_transitions_name_the_current_status(env):
     draft = await env.create()
-    message = await failed_precondition(env.client.StopCampaign(cs.StopCampaignRequest(id=draft.id)))
+    message = await failed_precondition(env.client.StopCampaign(cs.StopCampaignRequest(id=draft.id)),
+                                        "CAMPAIGN_NOT_STOPPABLE")
     assert message.startswith(f"campaign {draft.id} is draft;")
     running = await env.create()
     await env.start_campaign(running.id)
-    message = await failed_precondition(env.client.StartCampaign(cs.StartCampaignRequest(id=running.id)))
+    message = await failed_precondition(env.client.StartCampaign(cs.StartCampaignRequest(id=running.id)),
+                                        "CAMPAIGN_NOT_STARTABLE")
     assert message.startswith(f"campaign {running.id} is in progress;")
-    message = await failed_precondition(env.client.DeleteCampaign(cs.DeleteCampaignRequest(id=running.id)))
+    message = await failed_precondition(env.client.DeleteCampaign(cs.DeleteCampaignRequest(id=running.id)),
+                                        "CAMPAIGN_NOT_DELETABLE")
     assert message.startswith(f"campaign {running.id} is in progress;")
 
 
@@ -142,6 +153,7 @@ async def test_unknown_campaign_is_not_found_everywhere(env):
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await call
         assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+        assert error_reason(caught.value) == ("campaign.herald", "CAMPAIGN_NOT_FOUND")
 
 
 async def test_schedule_then_reschedule_then_start_now(env):
@@ -175,12 +187,16 @@ async def test_stop_at_in_the_past_or_before_scheduled_for_is_invalid(env, sched
     assert (await env.get(campaign.id)).status == DRAFT
 
 
-async def test_delivery_refusal_leaves_the_campaign_as_it_was(env):
-    env.delivery.refuse = grpc.StatusCode.RESOURCE_EXHAUSTED
+@pytest.mark.parametrize("refusal, code, reason", [
+    (grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.RESOURCE_EXHAUSTED, "CAPACITY_EXHAUSTED"),
+    (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.FAILED_PRECONDITION, "DELIVERY_REFUSED")])
+async def test_delivery_refusal_leaves_the_campaign_as_it_was(env, refusal, code, reason):
+    env.delivery.refuse = refusal
     campaign = await env.create()
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await env.start_campaign(campaign.id)
-    assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert caught.value.code() == code
+    assert error_reason(caught.value) == ("campaign.herald", reason)
     assert (await env.get(campaign.id)).status == DRAFT
     env.delivery.refuse = None
     assert (await env.start_campaign(campaign.id)).status == IN_PROGRESS
@@ -222,6 +238,7 @@ async def test_delete_rules(env):
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await env.get(draft.id)
     assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+    assert error_reason(caught.value) == ("campaign.herald", "CAMPAIGN_NOT_FOUND")
     scheduled = await env.create()
     await env.start_campaign(scheduled.id, scheduled_for=later(env, 3600))
     await env.client.DeleteCampaign(cs.DeleteCampaignRequest(id=scheduled.id))
@@ -238,6 +255,7 @@ async def test_delete_rules(env):
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await env.create(id=done.id)
     assert caught.value.code() == grpc.StatusCode.ALREADY_EXISTS
+    assert error_reason(caught.value) == ("campaign.herald", "CAMPAIGN_ALREADY_EXISTS")
 
 
 async def test_reads_after_completion_show_in_get_and_query(env):
@@ -275,15 +293,17 @@ async def test_get_campaign_pages_users_both_ways_with_full_user_objects(env):
     assert len(default.campaign.users) == 25 and len(default.campaign.user_ids) == 25
 
 
-@pytest.mark.parametrize("fields, field", [(dict(limit=1001), "limit"), (dict(limit=-1), "limit"),
-                                           (dict(next="garbage"), "next")])
-async def test_get_campaign_paging_arguments_are_checked(env, fields, field):
+@pytest.mark.parametrize("fields, field, reason", [(dict(limit=1001), "limit", "INVALID_ARGUMENT"),
+                                                   (dict(limit=-1), "limit", "INVALID_ARGUMENT"),
+                                                   (dict(next="garbage"), "next", "CURSOR_INVALID")])
+async def test_get_campaign_paging_arguments_are_checked(env, fields, field, reason):
     from harness import violations
     campaign = await env.create()
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await env.client.GetCampaign(cs.GetCampaignRequest(id=campaign.id, **fields))
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert violations(caught.value) == [field]
+    assert error_reason(caught.value) == ("campaign.herald", reason)
 
 
 async def test_events_and_stop_replies_carry_the_whole_campaign(env):

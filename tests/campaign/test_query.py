@@ -10,7 +10,7 @@ from herald.campaign.v1 import campaign_service_pb2 as cs
 from herald.common.v1 import common_pb2
 
 from campaign.conftest import struct
-from harness import violations
+from harness import error_reason, violations
 
 
 async def query(env, filter=None, sort=(), **fields):
@@ -105,6 +105,7 @@ async def test_bad_filters_name_the_field(env):
             await query(env, filter)
         assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert violations(caught.value) == [field], filter
+        assert error_reason(caught.value) == ("campaign.herald", "INVALID_FILTER"), filter
 
 
 async def test_sort_both_directions(five):
@@ -166,6 +167,7 @@ async def test_cursor_is_bound_to_filter_and_sort(five):
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await query(five, limit=1, next=page.next, **kwargs)
         assert violations(caught.value) == ["next"]
+        assert error_reason(caught.value) == ("campaign.herald", "CURSOR_INVALID")
 
 
 @pytest.mark.parametrize("fields, field", [(dict(limit=101), "limit"), (dict(user_limit=1001), "user_limit")])

@@ -10,17 +10,28 @@ from herald.campaign.v1 import campaign_pb2, campaign_service_pb2 as cs
 from herald.common.v1 import common_pb2
 
 from campaign.conftest import request, struct
-from harness import violations
+from harness import error_reason, violations
 
 MT = common_pb2.MessageTemplate
 CT = common_pb2.ChannelTemplate
 
 
-async def invalid(env, **fields) -> list[str]:
+async def refused(env, **fields) -> grpc.aio.AioRpcError:
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await env.client.CreateCampaign(request(**fields))
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT, caught.value.details()
-    return violations(caught.value)
+    return caught.value
+
+
+async def invalid(env, **fields) -> list[str]:
+    return violations(await refused(env, **fields))
+
+
+def reason(exc: grpc.aio.AioRpcError) -> str:
+    """The ErrorInfo reason of a campaign service error (its domain checked on the way)."""
+    domain, name = error_reason(exc)
+    assert domain == "campaign.herald", (domain, name)
+    return name
 
 
 @pytest.mark.parametrize("fields, field", [
@@ -71,7 +82,9 @@ async def test_each_rule_is_invalid_argument_on_its_field(env, fields, field):
         assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert field in violations(caught.value)
         return
-    assert field in await invalid(env, **fields)
+    exc = await refused(env, **fields)
+    assert field in violations(exc)
+    assert reason(exc) == "INVALID_ARGUMENT"
 
 
 @pytest.mark.parametrize("fields, field", [
@@ -125,7 +138,9 @@ async def test_all_local_violations_are_reported_at_once(env):
         common_pb2.ChannelMemberTemplate(user_id="{{ unknown.id }}")])), "channel_template.members_template[0].user_id"),
 ])
 async def test_each_bad_template_is_invalid_argument_at_create(env, fields, field):
-    assert field in await invalid(env, **fields)
+    exc = await refused(env, **fields)
+    assert field in violations(exc)
+    assert reason(exc) == "TEMPLATE_INVALID"
 
 
 async def test_good_templates_use_sender_receiver_and_channel(env):
@@ -137,30 +152,34 @@ async def test_good_templates_use_sender_receiver_and_channel(env):
 
 
 async def test_unknown_sender_is_invalid_argument_on_sender_id(env):
-    assert await invalid(env, sender_id="ghost") == ["sender_id"]
+    exc = await refused(env, sender_id="ghost")
+    assert (violations(exc), reason(exc)) == (["sender_id"], "SENDER_NOT_FOUND")
 
 
 async def test_unknown_segment_is_named_by_position(env):
     known = await env.segment(targets=["u1"])
-    assert await invalid(env, segment_ids=[known, "missing"]) == ["segment_ids[1]"]
+    exc = await refused(env, segment_ids=[known, "missing"])
+    assert (violations(exc), reason(exc)) == (["segment_ids[1]"], "SEGMENT_NOT_FOUND")
 
 
 async def test_segments_of_mixed_types_are_invalid(env):
     users = await env.segment(type_=1, targets=["u1"])
     channels = await env.segment(type_=2, targets=["messaging:general"])
-    assert await invalid(env, segment_ids=[users, channels]) == ["segment_ids"]
+    exc = await refused(env, segment_ids=[users, channels])
+    assert (violations(exc), reason(exc)) == (["segment_ids"], "SEGMENT_TYPE_MISMATCH")
     draft = await env.create(segment_ids=[users])
     with pytest.raises(grpc.aio.AioRpcError) as caught:  # Update checks it too
         await env.client.UpdateCampaign(cs.UpdateCampaignRequest(
             **{**_writable(request(id=draft.id)), "user_ids": [], "segment_ids": [users, channels]}))
-    assert violations(caught.value) == ["segment_ids"]
+    assert (violations(caught.value), reason(caught.value)) == (["segment_ids"], "SEGMENT_TYPE_MISMATCH")
 
 
 async def test_receiver_is_rejected_for_channel_segments(env):
     channels = await env.segment(type_=2, targets=["messaging:general"])
-    fields = await invalid(env, segment_ids=[channels],
-                           message_template=MT(text="Hi {{ receiver.name }}", custom=struct({"a": "{{ receiver.id }}"})))
-    assert fields == ["message_template.text", "message_template.custom"]
+    exc = await refused(env, segment_ids=[channels],
+                        message_template=MT(text="Hi {{ receiver.name }}", custom=struct({"a": "{{ receiver.id }}"})))
+    assert violations(exc) == ["message_template.text", "message_template.custom"]
+    assert reason(exc) == "TEMPLATE_INVALID"
     campaign = await env.create(segment_ids=[channels], message_template=MT(text="News in {{ channel.id }}"))
     assert list(campaign.segment_ids) == [channels]
     assert [s.id for s in campaign.segments] == [channels]
@@ -173,6 +192,7 @@ async def test_id_generated_when_omitted_and_taken_id_is_already_exists(env):
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await env.create(id="mine")
     assert caught.value.code() == grpc.StatusCode.ALREADY_EXISTS
+    assert reason(caught.value) == "CAMPAIGN_ALREADY_EXISTS"
 
 
 async def test_duplicate_ids_are_kept_once(env):
@@ -186,6 +206,7 @@ async def test_segment_service_outage_is_unavailable(env):
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await env.create()
     assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert reason(caught.value) == "DEPENDENCY_UNAVAILABLE"
 
 
 # --- update -------------------------------------------------------------------------------------
@@ -200,16 +221,17 @@ async def test_update_replaces_every_writable_field_and_validates_like_create(en
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await env.client.UpdateCampaign(request(cs.UpdateCampaignRequest, id=created.id,
                                                 message_template=MT(text="{{ bad ")))
-    assert violations(caught.value) == ["message_template.text"]
+    assert (violations(caught.value), reason(caught.value)) == (["message_template.text"], "TEMPLATE_INVALID")
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await env.client.UpdateCampaign(request(cs.UpdateCampaignRequest, id=created.id, sender_id="ghost"))
-    assert violations(caught.value) == ["sender_id"]
+    assert (violations(caught.value), reason(caught.value)) == (["sender_id"], "SENDER_NOT_FOUND")
 
 
 async def test_update_of_unknown_campaign_is_not_found(env):
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await env.client.UpdateCampaign(request(cs.UpdateCampaignRequest, id="nope"))
     assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+    assert reason(caught.value) == "CAMPAIGN_NOT_FOUND"
 
 
 async def test_update_of_scheduled_campaign_is_allowed_but_not_in_progress(env):
@@ -223,6 +245,7 @@ async def test_update_of_scheduled_campaign_is_allowed_but_not_in_progress(env):
         await env.client.UpdateCampaign(request(cs.UpdateCampaignRequest, id=other.id))
     assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert "is in progress" in caught.value.details()
+    assert reason(caught.value) == "CAMPAIGN_NOT_EDITABLE"
 
 
 def _later(env, seconds: float):

@@ -11,7 +11,7 @@ import pytest
 
 from herald.campaign.v1 import campaign_service_pb2 as cs
 
-from harness import eventually
+from harness import error_reason, eventually
 from campaign.test_lifecycle import COMPLETED, DRAFT, IN_PROGRESS, SCHEDULED, STOPPED, later
 
 
@@ -140,6 +140,7 @@ async def test_watch_unknown_or_deleted_campaign_is_not_found(env):
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await collect(env, "nope")
     assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+    assert error_reason(caught.value) == ("campaign.herald", "CAMPAIGN_NOT_FOUND")
     campaign = await env.create()
     updates: list = []
     watcher = asyncio.create_task(collect(env, campaign.id, updates))
@@ -148,6 +149,7 @@ async def test_watch_unknown_or_deleted_campaign_is_not_found(env):
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await asyncio.wait_for(watcher, 5)
     assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+    assert error_reason(caught.value) == ("campaign.herald", "CAMPAIGN_DELETED")
 
 
 async def test_shutdown_ends_watch_streams_with_unavailable(env):
@@ -159,3 +161,4 @@ async def test_shutdown_ends_watch_streams_with_unavailable(env):
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await asyncio.wait_for(watcher, 5)
     assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert error_reason(caught.value) == ("campaign.herald", "SERVER_SHUTTING_DOWN")

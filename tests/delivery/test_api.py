@@ -14,13 +14,16 @@ from herald.delivery.v1 import delivery_pb2, delivery_service_pb2, message_servi
 
 from delivery.helpers import (TERMINAL, all_messages, all_recipients, campaign, channels, get, start, struct,
                               upsert_users, wait_done)
-from harness import eventually, violations
+from harness import error_reason, eventually, violations
 
 
-async def _fails(call, code=grpc.StatusCode.INVALID_ARGUMENT) -> list[str]:
+async def _fails(call, code=grpc.StatusCode.INVALID_ARGUMENT, reason: str | None = None) -> list[str]:
+    """The violated fields of the error `call` ends with, once its code (and reason) are checked."""
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await call
     assert caught.value.code() == code, caught.value.details()
+    if reason is not None:
+        assert error_reason(caught.value) == ("delivery.herald", reason), caught.value.details()
     return violations(caught.value)
 
 
@@ -31,10 +34,6 @@ async def _fails(call, code=grpc.StatusCode.INVALID_ARGUMENT) -> list[str]:
     (campaign("c", text="", user_ids=["a"]), ["campaign.message_template.text"]),
     (campaign("c"), ["campaign.segment_ids"]),
     (campaign("c", user_ids=["a"], segment_ids=["s"]), ["campaign.segment_ids"]),
-    (campaign("c", user_ids=["a"], text="{{ receiver.name "), ["campaign.message_template.text"]),
-    (campaign("c", user_ids=["a"], text="{{ stranger }}"), ["campaign.message_template.text"]),
-    (campaign("c", user_ids=["a"], channel_template=common_pb2.ChannelTemplate(type="m", id="{% for %}")),
-     ["campaign.channel_template.id"]),
     (campaign("c", user_ids=["a"], channel_template=common_pb2.ChannelTemplate()), ["campaign.channel_template.type"]),
     # The limits of DESIGN §4–5 and §7: refused at start, not an ERROR stop later.
     (campaign("c", user_ids=[f"u{i}" for i in range(10_001)]), ["campaign.user_ids"]),
@@ -72,15 +71,27 @@ async def _fails(call, code=grpc.StatusCode.INVALID_ARGUMENT) -> list[str]:
 ])
 async def test_start_validates_the_snapshot(stubs, snapshot, fields):
     request = delivery_service_pb2.StartDeliveryRequest(campaign=snapshot)
-    assert await _fails(stubs.deliveries.StartDelivery(request)) == fields
+    assert await _fails(stubs.deliveries.StartDelivery(request), reason="INVALID_ARGUMENT") == fields
+
+
+@pytest.mark.parametrize("snapshot, fields", [
+    (campaign("c", user_ids=["a"], text="{{ receiver.name "), ["campaign.message_template.text"]),
+    (campaign("c", user_ids=["a"], text="{{ stranger }}"), ["campaign.message_template.text"]),
+    (campaign("c", user_ids=["a"], channel_template=common_pb2.ChannelTemplate(type="m", id="{% for %}")),
+     ["campaign.channel_template.id"]),
+])
+async def test_start_refuses_templates_that_do_not_compile(stubs, snapshot, fields):
+    request = delivery_service_pb2.StartDeliveryRequest(campaign=snapshot)
+    assert await _fails(stubs.deliveries.StartDelivery(request), reason="TEMPLATE_INVALID") == fields
 
 
 async def test_unknown_deliveries_are_not_found(stubs):
-    not_found = grpc.StatusCode.NOT_FOUND
-    await _fails(stubs.deliveries.GetDelivery(delivery_service_pb2.GetDeliveryRequest(campaign_id="nope")), not_found)
-    await _fails(stubs.deliveries.StopDelivery(delivery_service_pb2.StopDeliveryRequest(campaign_id="nope")), not_found)
+    not_found = dict(code=grpc.StatusCode.NOT_FOUND, reason="DELIVERY_NOT_FOUND")
+    await _fails(stubs.deliveries.GetDelivery(delivery_service_pb2.GetDeliveryRequest(campaign_id="nope")), **not_found)
+    await _fails(stubs.deliveries.StopDelivery(delivery_service_pb2.StopDeliveryRequest(campaign_id="nope")),
+                 **not_found)
     watch = stubs.deliveries.WatchDelivery(delivery_service_pb2.WatchDeliveryRequest(campaign_id="nope"))
-    await _fails(watch.read(), not_found)
+    await _fails(watch.read(), **not_found)
     assert await _fails(stubs.deliveries.GetDelivery(delivery_service_pb2.GetDeliveryRequest())) == ["campaign_id"]
     response = await stubs.deliveries.BatchGetDeliveries(
         delivery_service_pb2.BatchGetDeliveriesRequest(campaign_ids=["nope"]))
@@ -126,10 +137,13 @@ async def test_query_recipients_filters_and_pages(stubs):
     query = stubs.deliveries.QueryRecipients
     R = delivery_service_pb2.QueryRecipientsRequest
     assert await _fails(query(R(limit=10_001))) == ["limit"]
-    assert await _fails(query(R(filter=struct({"status": "lost"})))) == ["filter.status"]
-    assert await _fails(query(R(filter=struct({"campaign_id": {"$gt": "a"}})))) == ["filter.campaign_id.$gt"]
-    assert await _fails(query(R(filter=struct({"reason": "x"})))) == ["filter.reason"]
-    assert await _fails(query(R(filter=struct({"campaign_id": "c2"}), next=first.next))) == ["next"]
+    bad_filter = dict(reason="INVALID_FILTER")
+    assert await _fails(query(R(filter=struct({"status": "lost"}))), **bad_filter) == ["filter.status"]
+    assert await _fails(query(R(filter=struct({"campaign_id": {"$gt": "a"}}))), **bad_filter) == [
+        "filter.campaign_id.$gt"]
+    assert await _fails(query(R(filter=struct({"reason": "x"}))), **bad_filter) == ["filter.reason"]
+    assert await _fails(query(R(filter=struct({"campaign_id": "c2"}), next=first.next)), reason="CURSOR_INVALID") == [
+        "next"]
 
 
 async def test_query_messages_filters_and_pages(stubs):
@@ -150,7 +164,8 @@ async def test_query_messages_filters_and_pages(stubs):
     assert await _fails(stubs.messages.QueryMessages(Q(limit=1001))) == ["limit"]
     assert await _fails(stubs.messages.QueryMessages(Q(sort=[common_pb2.SortParam(field="text")]))) == [
         "sort[0].field"]
-    assert await _fails(stubs.messages.QueryMessages(Q(filter=struct({"cid": {"$in": "x"}})))) == ["filter.cid.$in"]
+    assert await _fails(stubs.messages.QueryMessages(Q(filter=struct({"cid": {"$in": "x"}}))),
+                        reason="INVALID_FILTER") == ["filter.cid.$in"]
 
 
 async def test_read_receipts_count_distinct_readers_also_after_completion(stubs):

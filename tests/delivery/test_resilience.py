@@ -17,6 +17,7 @@ from services.kit.db import make_engine
 from harness import eventually
 from delivery.helpers import (all_messages, all_recipients, campaign, channels, get, start, upsert_users, user_segment,
                               wait_done)
+from harness import error_reason
 
 STOPPED = campaign_pb2.CAMPAIGN_STATUS_STOPPED
 COMPLETED = campaign_pb2.CAMPAIGN_STATUS_COMPLETED
@@ -157,6 +158,7 @@ async def test_monthly_capacity_stops_the_delivery_at_the_limit(make_system):
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         await start(stubs, campaign("c3", user_ids=users))
     assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert error_reason(refused.value) == ("delivery.herald", "CAPACITY_EXHAUSTED")
     retry = [d for d in rpc_status.from_call(refused.value).details if d.Is(error_details_pb2.RetryInfo.DESCRIPTOR)]
     assert len(retry) == 1
     # A retried start of an existing delivery still answers with it.

@@ -11,7 +11,7 @@ from google.protobuf import struct_pb2
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
-from harness import eventually, serve_system
+from harness import error_reason, eventually, serve_system
 from herald.campaign.v1 import campaign_pb2, campaign_service_pb2 as cs, campaign_service_pb2_grpc
 from herald.common.v1 import common_pb2
 from herald.delivery.v1 import message_service_pb2 as ms, message_service_pb2_grpc
@@ -96,6 +96,7 @@ async def test_start_past_the_monthly_capacity_is_resource_exhausted_with_retry_
         with pytest.raises(grpc.aio.AioRpcError) as refused:
             await campaigns.StartCampaign(cs.StartCampaignRequest(id="second"))
         assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert error_reason(refused.value) == ("campaign.herald", "CAPACITY_EXHAUSTED")
         details = rpc_status.from_call(refused.value).details
         assert any(d.Is(error_details_pb2.RetryInfo.DESCRIPTOR) for d in details)
         second = (await campaigns.GetCampaign(cs.GetCampaignRequest(id="second"))).campaign

@@ -68,9 +68,9 @@ class ProbeService(Service):
                 errors.FieldViolation("user_ids[12]", "must not be empty"),
                 errors.FieldViolation("message_template.text", "is required")])
         if kind == "not_found":
-            raise errors.NotFound("campaign c1 does not exist")
+            raise errors.NotFound("campaign c1 does not exist", reason="CAMPAIGN_NOT_FOUND")
         if kind == "exhausted":
-            raise errors.ResourceExhausted("send rate exceeded", retry_after_s=1.5)
+            raise errors.ResourceExhausted("send rate exceeded", reason="RATE_LIMITED", retry_after_s=1.5)
         if kind == "unimplemented":
             raise NotImplementedError
         if kind == "bug":
@@ -81,7 +81,7 @@ class ProbeService(Service):
         """UNAVAILABLE for the first N calls (N set by the first request), then OK."""
         if self.unavailable_left > 0:
             self.unavailable_left -= 1
-            raise errors.Unavailable("try again")
+            raise errors.Unavailable("try again", reason="DEPENDENCY_UNAVAILABLE")
         return wrappers_pb2.StringValue(value="ok")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import grpc
+import jwt
 import pytest
 from google.protobuf import wrappers_pb2
 from google.rpc import error_details_pb2
@@ -12,7 +13,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from grpc_status import rpc_status
 
-from harness import TEST_SECRET, client_channel, serving, test_settings
+from harness import TEST_SECRET, client_channel, error_reason, serving, test_settings
 from probe import ProbeService, method
 from services.kit.auth import make_token
 from services.kit.clients import open_channel
@@ -50,23 +51,26 @@ async def _code_of(channel, name, value="x"):
     return info.value
 
 
-@pytest.mark.parametrize("token", [None, "Bearer not-a-jwt", "Basic abc",
-                                   "Bearer " + make_token("another-secret-0123456789abcdef-0123", "x")])
-async def test_calls_without_a_valid_token_are_unauthenticated(probe, token):
+@pytest.mark.parametrize("token, reason", [
+    (None, "TOKEN_MISSING"), ("Bearer not-a-jwt", "TOKEN_INVALID"), ("Basic abc", "TOKEN_INVALID"),
+    ("Bearer " + make_token("another-secret-0123456789abcdef-0123", "x"), "TOKEN_INVALID"),
+    ("Bearer " + jwt.encode({"server": True, "exp": 1}, TEST_SECRET, algorithm="HS256"), "TOKEN_EXPIRED")])
+async def test_calls_without_a_valid_token_are_unauthenticated(probe, token, reason):
     channel = open_channel(f"127.0.0.1:{probe.port}", token=None)
     metadata = (("authorization", token),) if token else ()
     with pytest.raises(grpc.aio.AioRpcError) as info:
         await _call(channel, "Echo")(wrappers_pb2.StringValue(value="hi"), metadata=metadata)
     assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert error_reason(info.value) == ("segment.herald", reason)  # the probe serves as segment
     await channel.close()
 
 
 async def test_a_token_without_the_server_claim_is_refused(probe):
-    import jwt
-
     token = jwt.encode({"sub": "x"}, TEST_SECRET, algorithm="HS256")
     channel = open_channel(f"127.0.0.1:{probe.port}", token=token)
-    assert (await _code_of(channel, "Echo")).code() == grpc.StatusCode.UNAUTHENTICATED
+    exc = await _code_of(channel, "Echo")
+    assert exc.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert error_reason(exc) == ("segment.herald", "TOKEN_INVALID")
     await channel.close()
 
 
@@ -80,8 +84,25 @@ async def test_invalid_argument_names_every_field(probe):
     async with client_channel(probe.port) as channel:
         exc = await _code_of(channel, "Fail", "invalid")
     assert exc.code() == grpc.StatusCode.INVALID_ARGUMENT
-    (bad_request,) = _details(exc)
+    error_info, bad_request = _details(exc)
+    assert (error_info.domain, error_info.reason) == ("segment.herald", "INVALID_ARGUMENT")
     assert [v.field for v in bad_request.field_violations] == ["user_ids[12]", "message_template.text"]
+    assert {v.reason for v in bad_request.field_violations} == {"INVALID_ARGUMENT"}
+
+
+async def test_a_request_that_cannot_be_decoded_is_invalid_argument_after_authentication(probe):
+    raw = dict(request_serializer=lambda b: b, response_deserializer=lambda b: b)
+    garbage = b"\xff\xff\xff"
+    async with client_channel(probe.port) as channel:
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await channel.unary_unary(method("Echo"), **raw)(garbage)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert error_reason(info.value) == ("segment.herald", "REQUEST_UNDECODABLE")
+    async with open_channel(f"127.0.0.1:{probe.port}", token=None) as anonymous:
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await anonymous.unary_unary(method("Echo"), **raw)(garbage)
+    assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert error_reason(info.value) == ("segment.herald", "TOKEN_MISSING")
 
 
 async def test_domain_errors_carry_error_info_and_retry_info(probe):
@@ -89,8 +110,9 @@ async def test_domain_errors_carry_error_info_and_retry_info(probe):
         not_found = await _code_of(channel, "Fail", "not_found")
         exhausted = await _code_of(channel, "Fail", "exhausted")
     assert not_found.code() == grpc.StatusCode.NOT_FOUND
-    assert _details(not_found)[0].reason == "NOT_FOUND"
+    assert error_reason(not_found) == ("segment.herald", "CAMPAIGN_NOT_FOUND")
     assert exhausted.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert error_reason(exhausted) == ("segment.herald", "RATE_LIMITED")
     retry_info = [d for d in _details(exhausted) if isinstance(d, error_details_pb2.RetryInfo)][0]
     assert retry_info.retry_delay.ToMilliseconds() == 1500
 
@@ -100,10 +122,12 @@ async def test_unexpected_exceptions_are_opaque_internal_not_unknown(probe, capl
         exc = await _code_of(channel, "Fail", "bug")
         unimplemented = await _code_of(channel, "Fail", "unimplemented")
     assert exc.code() == grpc.StatusCode.INTERNAL
+    assert error_reason(exc) == ("segment.herald", "INTERNAL")
     assert "passwd" not in (exc.details() or "")
     logged = [r for r in caplog.records if r.name == "herald.rpc" and r.levelname == "ERROR"]
     assert logged and "passwd" in str(logged[0].exc_info[1])  # the cause is in the log, not the reply
     assert unimplemented.code() == grpc.StatusCode.UNIMPLEMENTED
+    assert error_reason(unimplemented) == ("segment.herald", "METHOD_NOT_IMPLEMENTED")
 
 
 async def test_health_and_reflection_need_no_token(probe):
@@ -145,6 +169,7 @@ async def test_each_caller_is_held_to_its_call_rate_with_retry_info(tmp_path):
             await _call(noisy, "Echo")(wrappers_pb2.StringValue(value="x"))  # a burst of one
             exc = await _code_of(noisy, "Echo")
             assert exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert error_reason(exc) == ("segment.herald", "RATE_LIMITED")
             retry = [d for d in _details(exc) if isinstance(d, error_details_pb2.RetryInfo)][0]
             assert 0 < retry.retry_delay.ToMilliseconds() <= 20_000
             # Other callers, and services calling each other, are not affected.

@@ -14,7 +14,7 @@ import grpc
 from google.protobuf import wrappers_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from harness import TEST_SECRET, client_channel
+from harness import TEST_SECRET, client_channel, error_reason
 from probe import method
 from services.kit.probes import free_port, wait_serving
 
@@ -46,15 +46,15 @@ async def test_sigterm_drains_calls_ends_streams_and_exits_zero(tmp_path):
             process.send_signal(signal.SIGTERM)
 
             assert (await health_updates.read()).status == health_pb2.HealthCheckResponse.NOT_SERVING
-            stream_code = None
+            stream_end = None
             try:
                 while True:
                     item = await ticks.read()
                     if item is grpc.aio.EOF:
                         break
             except grpc.aio.AioRpcError as exc:
-                stream_code = exc.code()
-            assert stream_code == grpc.StatusCode.UNAVAILABLE
+                stream_end = exc.code(), error_reason(exc)
+            assert stream_end == (grpc.StatusCode.UNAVAILABLE, ("segment.herald", "SERVER_SHUTTING_DOWN"))
             assert (await hold).value == "held"
             assert time.monotonic() - sent_at < GRACE_S
             try:  # the open health watch ends too, rather than holding the server for the grace

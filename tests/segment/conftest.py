@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 import grpc
 import pytest
 
-from harness import client_channel, serving, test_settings, violations
+from harness import client_channel, error_reason, serving, test_settings, violations
 from herald.segment.v1 import directory_pb2, directory_service_pb2 as ds, directory_service_pb2_grpc
 from herald.segment.v1 import segment_service_pb2 as ss, segment_service_pb2_grpc
 from services.segment_svc.app import SegmentApp
@@ -49,9 +49,10 @@ async def svc(new_db_url, tmp_path):
 
 
 
-async def expect_error(call, code: grpc.StatusCode, field: str | None = None) -> grpc.aio.AioRpcError:
-    """Awaits `call` (a coroutine, or an async iterator to drain) expecting `code`, and for
-    INVALID_ARGUMENT a violation of `field`."""
+async def expect_error(call, code: grpc.StatusCode, field: str | None = None, *,
+                       reason: str | None = None) -> grpc.aio.AioRpcError:
+    """Awaits `call` (a coroutine, or an async iterator to drain) expecting `code`, for
+    INVALID_ARGUMENT a violation of `field`, and the segment service's ErrorInfo `reason`."""
     with pytest.raises(grpc.aio.AioRpcError) as info:
         if hasattr(call, "__aiter__"):
             async for _ in call:
@@ -62,4 +63,6 @@ async def expect_error(call, code: grpc.StatusCode, field: str | None = None) ->
     assert exc.code() == code, exc.details()
     if field is not None:
         assert field in violations(exc), (violations(exc), exc.details())
+    if reason is not None:
+        assert error_reason(exc) == ("segment.herald", reason), exc.details()
     return exc

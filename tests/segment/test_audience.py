@@ -134,9 +134,12 @@ async def test_bad_audience_requests(svc):
     ]
     for request, field in cases:
         await expect_error(stream(request), grpc.StatusCode.INVALID_ARGUMENT, field)
-    await expect_error(stream(ss.StreamRecipientsRequest(segment_ids=[user_seg, "nope"])), grpc.StatusCode.NOT_FOUND)
+    await expect_error(stream(ss.StreamRecipientsRequest(segment_ids=[user_seg, channel_seg])),
+                       grpc.StatusCode.INVALID_ARGUMENT, "segment_ids", reason="SEGMENT_TYPE_MISMATCH")
+    await expect_error(stream(ss.StreamRecipientsRequest(segment_ids=[user_seg, "nope"])), grpc.StatusCode.NOT_FOUND,
+                       reason="SEGMENT_NOT_FOUND")
     await expect_error(svc.segments.CountRecipients(ss.CountRecipientsRequest(segment_ids=["nope"])),
-                       grpc.StatusCode.NOT_FOUND)
+                       grpc.StatusCode.NOT_FOUND, reason="SEGMENT_NOT_FOUND")
     await expect_error(svc.segments.CountRecipients(ss.CountRecipientsRequest()),
                        grpc.StatusCode.INVALID_ARGUMENT, "segment_ids")
     # The limits themselves are accepted.

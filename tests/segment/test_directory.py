@@ -86,12 +86,16 @@ async def test_query_users_filters_sorts_and_pages(svc):
     back = await query(sort=[common_pb2.SortParam(field="id", direction=-1)], limit=12, prev=page3.prev)
     assert [u.id for u in back.users] == [u.id for u in page2.users]
     # Bad input names the field.
-    await expect_error(query(limit=1001), grpc.StatusCode.INVALID_ARGUMENT, "limit")
-    await expect_error(query({"age": {"$foo": 1}}), grpc.StatusCode.INVALID_ARGUMENT, "filter.age.$foo")
-    await expect_error(query({"id": {"$in": "u1"}}), grpc.StatusCode.INVALID_ARGUMENT, "filter.id.$in")
+    await expect_error(query(limit=1001), grpc.StatusCode.INVALID_ARGUMENT, "limit", reason="INVALID_ARGUMENT")
+    await expect_error(query({"age": {"$foo": 1}}), grpc.StatusCode.INVALID_ARGUMENT, "filter.age.$foo",
+                       reason="INVALID_FILTER")
+    await expect_error(query({"id": {"$in": "u1"}}), grpc.StatusCode.INVALID_ARGUMENT, "filter.id.$in",
+                       reason="INVALID_FILTER")
     await expect_error(query(sort=[common_pb2.SortParam(field="custom")]), grpc.StatusCode.INVALID_ARGUMENT,
-                       "sort[0].field")
-    await expect_error(query({"country": "NL"}, next=page1.next), grpc.StatusCode.INVALID_ARGUMENT, "next")
+                       "sort[0].field", reason="INVALID_ARGUMENT")
+    await expect_error(query({"country": "NL"}, next=page1.next), grpc.StatusCode.INVALID_ARGUMENT, "next",
+                       reason="CURSOR_INVALID")
+    await expect_error(query(next="garbage"), grpc.StatusCode.INVALID_ARGUMENT, "next", reason="CURSOR_INVALID")
     assert len((await query(limit=1000)).users) == 30
 
 
@@ -125,7 +129,8 @@ async def test_import_rejects_a_bad_chunk_after_keeping_the_earlier_ones(svc):
         yield ds.ImportUsersRequest(users=[user("a"), user("b")])
         yield ds.ImportUsersRequest(users=[user("c"), directory_pb2.User(id="")])
 
-    exc = await expect_error(svc.directory.ImportUsers(chunks()), grpc.StatusCode.INVALID_ARGUMENT, "users[1].id")
+    exc = await expect_error(svc.directory.ImportUsers(chunks()), grpc.StatusCode.INVALID_ARGUMENT, "users[1].id",
+                             reason="INVALID_ARGUMENT")
     assert "chunk 1" in exc.details()
     got = await svc.directory.GetUsers(ds.GetUsersRequest(ids=["a", "b", "c"]))
     assert list(got.missing_ids) == ["c"]
@@ -198,4 +203,4 @@ async def test_channel_limits(svc):
     bad_filter = ds.QueryChannelsRequest()
     bad_filter.filter.update({"members": {"$gt": "a"}})
     await expect_error(svc.directory.QueryChannels(bad_filter), grpc.StatusCode.INVALID_ARGUMENT,
-                       "filter.members.$gt")
+                       "filter.members.$gt", reason="INVALID_FILTER")

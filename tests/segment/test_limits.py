@@ -17,7 +17,7 @@ MAX_ID, MAX_TYPE, MAX_CID, MAX_TEAM = 255, 64, 64 + 1 + 255, 1000
 
 async def _rejected(call, field: str) -> None:
     """Awaits `call` (or drains a stream) expecting INVALID_ARGUMENT that names only `field`."""
-    exc = await expect_error(call, grpc.StatusCode.INVALID_ARGUMENT, field)
+    exc = await expect_error(call, grpc.StatusCode.INVALID_ARGUMENT, field, reason="INVALID_ARGUMENT")
     assert violations(exc) == [field], exc.details()
 
 

@@ -51,10 +51,10 @@ async def test_create_get_update_delete(svc):
     for call in (svc.segments.GetSegment(ss.GetSegmentRequest(id=created.id)),
                  svc.segments.DeleteSegment(ss.DeleteSegmentRequest(id=created.id)),
                  svc.segments.UpdateSegment(ss.UpdateSegmentRequest(id=created.id, name="x"))):
-        await expect_error(call, grpc.StatusCode.NOT_FOUND)
+        await expect_error(call, grpc.StatusCode.NOT_FOUND, reason="SEGMENT_NOT_FOUND")
     again = await svc.segment(id=created.id)  # a deleted id can be used again
     await expect_error(svc.segments.CreateSegment(ss.CreateSegmentRequest(id=again, type=USER)),
-                       grpc.StatusCode.ALREADY_EXISTS)
+                       grpc.StatusCode.ALREADY_EXISTS, reason="SEGMENT_ALREADY_EXISTS")
 
 
 async def test_create_rules(svc):
@@ -74,7 +74,8 @@ async def test_create_rules(svc):
         (ss.CreateSegmentRequest(type=CHANNEL, filter=_struct(members={"$in": "a"})), "filter.members.$in"),
     ]
     for request, field in cases:
-        await expect_error(create(request), INVALID, field)
+        await expect_error(create(request), INVALID, field,
+                           reason="INVALID_FILTER" if field.startswith("filter") else "INVALID_ARGUMENT")
     # At the limits.
     ok = await create(ss.CreateSegmentRequest(type=USER, id="x" * 255, name="n" * 128, description="d" * 256))
     assert ok.segment.id == "x" * 255
@@ -88,10 +89,11 @@ async def test_update_rules(svc):
     await expect_error(update(ss.UpdateSegmentRequest(id=manual, name="x" * 129)), INVALID, "name")
     await expect_error(update(ss.UpdateSegmentRequest(id=manual, description="x" * 257)), INVALID, "description")
     await expect_error(update(ss.UpdateSegmentRequest(id=filtered, filter=_struct(a={"$in": 1}))), INVALID,
-                       "filter.a.$in")
-    await expect_error(update(ss.UpdateSegmentRequest(id=filtered, filter=struct_pb2.Struct())), INVALID, "filter")
+                       "filter.a.$in", reason="INVALID_FILTER")
+    await expect_error(update(ss.UpdateSegmentRequest(id=filtered, filter=struct_pb2.Struct())), INVALID, "filter",
+                       reason="INVALID_FILTER")
     await expect_error(update(ss.UpdateSegmentRequest(id=manual, filter=_struct(a=1))),
-                       grpc.StatusCode.FAILED_PRECONDITION)
+                       grpc.StatusCode.FAILED_PRECONDITION, reason="SEGMENT_WITHOUT_FILTER")
 
 
 async def test_manual_targets_size_in_place(svc):
@@ -107,7 +109,8 @@ async def test_manual_targets_size_in_place(svc):
     exists = svc.segments.SegmentTargetExists
     assert (await exists(ss.SegmentTargetExistsRequest(id=seg, target_id="b"))).exists
     assert not (await exists(ss.SegmentTargetExistsRequest(id=seg, target_id="a"))).exists
-    await expect_error(exists(ss.SegmentTargetExistsRequest(id="nope", target_id="a")), grpc.StatusCode.NOT_FOUND)
+    await expect_error(exists(ss.SegmentTargetExistsRequest(id="nope", target_id="a")), grpc.StatusCode.NOT_FOUND,
+                       reason="SEGMENT_NOT_FOUND")
     await expect_error(exists(ss.SegmentTargetExistsRequest(id=seg)), INVALID, "target_id")
 
 
@@ -121,8 +124,10 @@ async def test_target_limits_and_kinds(svc):
         await expect_error(rpc(kind(id=seg, target_ids=["a"] * 10_001)), INVALID, "target_ids")
         await expect_error(rpc(kind(id=seg, target_ids=["a", ""])), INVALID, "target_ids[1]")
         await expect_error(rpc(kind(target_ids=["a"])), INVALID, "id")
-        await expect_error(rpc(kind(id="nope", target_ids=["a"])), grpc.StatusCode.NOT_FOUND)
-        await expect_error(rpc(kind(id=everyone, target_ids=["a"])), grpc.StatusCode.FAILED_PRECONDITION)
+        await expect_error(rpc(kind(id="nope", target_ids=["a"])), grpc.StatusCode.NOT_FOUND,
+                           reason="SEGMENT_NOT_FOUND")
+        await expect_error(rpc(kind(id=everyone, target_ids=["a"])), grpc.StatusCode.FAILED_PRECONDITION,
+                           reason="SEGMENT_NOT_MANUAL")
     await expect_error(svc.segments.AddSegmentTargets(ss.AddSegmentTargetsRequest(
         id=channel_seg, target_ids=["messaging:a", "not-a-cid"])), INVALID, "target_ids[1]")
     await expect_error(svc.segments.AddSegmentTargets(ss.AddSegmentTargetsRequest(
@@ -153,11 +158,12 @@ async def test_query_segment_targets(svc):
     desc = await query(sort=[common_pb2.SortParam(field="target_id", direction=-1)], limit=2)
     assert [t.target_id for t in desc.targets] == ["t24", "t23"]
     await expect_error(query(limit=10_001), INVALID, "limit")
-    await expect_error(query({"created_at": {"$gt": "2020-01-01T00:00:00Z"}}), INVALID, "filter.created_at")
-    await expect_error(query({"target_id": {"$ne": "a"}}), INVALID, "filter.target_id.$ne")
+    await expect_error(query({"created_at": {"$gt": "2020-01-01T00:00:00Z"}}), INVALID, "filter.created_at",
+                       reason="INVALID_FILTER")
+    await expect_error(query({"target_id": {"$ne": "a"}}), INVALID, "filter.target_id.$ne", reason="INVALID_FILTER")
     await expect_error(query(sort=[common_pb2.SortParam(field="created_at")]), INVALID, "sort[0].field")
     await expect_error(svc.segments.QuerySegmentTargets(ss.QuerySegmentTargetsRequest(id="nope")),
-                       grpc.StatusCode.NOT_FOUND)
+                       grpc.StatusCode.NOT_FOUND, reason="SEGMENT_NOT_FOUND")
     assert len((await query(limit=10_000)).targets) == 25
 
 
@@ -178,8 +184,8 @@ async def test_query_segments(svc):
     page1 = await query(sort=[common_pb2.SortParam(field="id", direction=1)], limit=4)
     page2 = await query(sort=[common_pb2.SortParam(field="id", direction=1)], limit=4, next=page1.next)
     assert [s.id for s in [*page1.segments, *page2.segments]] == ids and not page2.next
-    await expect_error(query({"country": "x"}), INVALID, "filter.country")
-    await expect_error(query({"type": "group"}), INVALID, "filter.type")
+    await expect_error(query({"country": "x"}), INVALID, "filter.country", reason="INVALID_FILTER")
+    await expect_error(query({"type": "group"}), INVALID, "filter.type", reason="INVALID_FILTER")
     await expect_error(query(limit=101), INVALID, "limit")
     assert len((await query(limit=100)).segments) == 6
 

@@ -1,0 +1,30 @@
+"""`ErrorInfo.reason`s the shared runtime raises, in whichever service it serves.
+
+Each service adds its own cases in its `reasons` module. Clients branch on these names, so
+they are contract: the README's "Error reasons" table lists every one (a test keeps them equal).
+"""
+
+from __future__ import annotations
+
+# INVALID_ARGUMENT
+INVALID_ARGUMENT = "INVALID_ARGUMENT"
+INVALID_FILTER = "INVALID_FILTER"
+TEMPLATE_INVALID = "TEMPLATE_INVALID"
+CURSOR_INVALID = "CURSOR_INVALID"
+REQUEST_UNDECODABLE = "REQUEST_UNDECODABLE"
+
+# UNAUTHENTICATED
+TOKEN_MISSING = "TOKEN_MISSING"
+TOKEN_INVALID = "TOKEN_INVALID"
+TOKEN_EXPIRED = "TOKEN_EXPIRED"
+
+# RESOURCE_EXHAUSTED
+RATE_LIMITED = "RATE_LIMITED"
+
+# UNAVAILABLE
+DEPENDENCY_UNAVAILABLE = "DEPENDENCY_UNAVAILABLE"
+SERVER_SHUTTING_DOWN = "SERVER_SHUTTING_DOWN"
+
+# UNIMPLEMENTED, INTERNAL
+METHOD_NOT_IMPLEMENTED = "METHOD_NOT_IMPLEMENTED"
+INTERNAL = "INTERNAL"
