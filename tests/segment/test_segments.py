@@ -249,16 +249,16 @@ async def test_member_filter_sizes_follow_every_membership_change(svc):
     with_s = await svc.segment(type=CHANNEL, filter=_struct(members={"$in": ["s"]}))
     await _wait_size(svc, with_a, 1)
     await svc.directory.DeleteUsers(ds.DeleteUsersRequest(ids=["a"]))
-    await _wait_size(svc, with_a, 0, timeout=3)
+    await _wait_size(svc, with_a, 0)
     # EnsureChannels adding the sender to existing channels (INCLUDE) changes memberships too.
     await svc.directory.EnsureChannels(ds.EnsureChannelsRequest(
         campaign_id="c", sender_id="s", sender_mode=common_pb2.SENDER_MODE_INCLUDE,
         channels=[ds.ChannelSpec(recipient_id="t:x", cid="t:x"), ds.ChannelSpec(recipient_id="t:y", cid="t:y")]))
-    await _wait_size(svc, with_s, 2, timeout=3)
+    await _wait_size(svc, with_s, 2)
     # A membership removed by UpsertChannels (its member list is replaced).
     await svc.directory.UpsertChannels(ds.UpsertChannelsRequest(channels=[
         directory_pb2.Channel(type="t", id="y", members=[directory_pb2.ChannelMember(user_id="b")])]))
-    await _wait_size(svc, with_s, 1, timeout=3)
+    await _wait_size(svc, with_s, 1)
 
 
 async def test_a_failed_recount_is_retried(svc, monkeypatch):
@@ -275,7 +275,7 @@ async def test_a_failed_recount_is_retried(svc, monkeypatch):
     await _wait_size(svc, everyone, 0)
     monkeypatch.setattr(sizes, "_count", fails_once)
     await svc.users(*[f"u{i}" for i in range(10)])
-    await _wait_size(svc, everyone, 10, timeout=3)
+    await _wait_size(svc, everyone, 10)
     assert calls["failed"] == 1
 
 
