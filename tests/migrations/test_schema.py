@@ -7,7 +7,6 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
-
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from migrations.helpers import SCHEMAS, describe, first_revision, head_revision, revision_of, upgrade_to
