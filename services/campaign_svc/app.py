@@ -15,15 +15,16 @@ from services.campaign_svc.clock import Clock, SystemClock
 from services.campaign_svc.events import Publisher
 from services.campaign_svc.feeds import Feeds
 from services.campaign_svc.lifecycle import Campaigns
+from services.campaign_svc.migrations import SCHEMA
 from services.campaign_svc.scheduler import Scheduler
 from services.campaign_svc.sending import Sending
 from services.campaign_svc.servicer import CampaignServiceServicer
-from services.campaign_svc.store import metadata
 from services.campaign_svc.upstream import Upstream
 from services.campaign_svc.views import Views
 from services.kit.clients import service_channel
 from services.kit.config import Settings
-from services.kit.db import create_tables, make_engine, make_sessionmaker
+from services.kit.db import make_engine, make_sessionmaker
+from services.kit.migrate import migrate
 from services.kit.server import Service
 
 
@@ -73,7 +74,7 @@ class CampaignApp(Service):
             delivery_channel = service_channel(self.settings, "campaign", "delivery")
             self._owned_channels.append(delivery_channel)
         self.upstream.connect(segment_channel, delivery_channel)
-        await create_tables(self.engine, metadata)
+        await migrate(self.engine, SCHEMA)
         self._tasks = [asyncio.create_task(self.publisher.run(), name="campaign-events"),
                        asyncio.create_task(self.scheduler.run(), name="campaign-scheduler")]
 

@@ -8,15 +8,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from herald.delivery.v1 import delivery_service_pb2, delivery_service_pb2_grpc
 from herald.delivery.v1 import message_service_pb2, message_service_pb2_grpc
 from herald.segment.v1 import directory_service_pb2_grpc, segment_service_pb2_grpc
-from services.delivery_svc import store
 from services.delivery_svc.deliveries import Deliveries
 from services.delivery_svc.engine import Engine, EngineDeps
 from services.delivery_svc.messages import Messages
+from services.delivery_svc.migrations import SCHEMA
 from services.delivery_svc.notifier import Notifier
 from services.delivery_svc.servicer import DeliveryServiceServicer, MessageServiceServicer
 from services.kit.clients import service_channel
 from services.kit.config import Settings
-from services.kit.db import create_tables, make_engine, make_sessionmaker
+from services.kit.db import make_engine, make_sessionmaker
+from services.kit.migrate import migrate
 from services.kit.server import Service
 
 
@@ -55,7 +56,7 @@ class DeliveryApp(Service):
         message_service_pb2_grpc.add_MessageServiceServicer_to_server(MessageServiceServicer(self.messages), server)
 
     async def start(self) -> None:
-        await create_tables(self.engine, store.metadata)
+        await migrate(self.engine, SCHEMA)
         await self.sending.resume_all()
 
     async def stop(self) -> None:

@@ -9,12 +9,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from herald.segment.v1 import directory_service_pb2, directory_service_pb2_grpc
 from herald.segment.v1 import segment_service_pb2, segment_service_pb2_grpc
 from services.kit.config import Settings
-from services.kit.db import create_tables, make_engine, make_sessionmaker, transaction
+from services.kit.db import make_engine, make_sessionmaker, transaction
+from services.kit.migrate import migrate
 from services.kit.server import Service
 from services.segment_svc import store
+from services.segment_svc.migrations import SCHEMA
 from services.segment_svc.servicer import DirectoryServiceServicer, SegmentServiceServicer
 from services.segment_svc.sizes import SizeWorker
-from services.segment_svc.store import metadata
 
 
 class SegmentApp(Service):
@@ -38,7 +39,7 @@ class SegmentApp(Service):
             SegmentServiceServicer(self.sessions, self.sizes), server)
 
     async def start(self) -> None:
-        await create_tables(self.engine, metadata)
+        await migrate(self.engine, SCHEMA)
         # A crash between a recount's claim and its write would leave a size stale: recount
         # every computed size once at start.
         async with transaction(self.sessions) as session:
