@@ -13,6 +13,7 @@ from services.delivery_svc.engine import Engine, EngineDeps
 from services.delivery_svc.messages import Messages
 from services.delivery_svc.migrations import SCHEMA
 from services.delivery_svc.notifier import Notifier
+from services.delivery_svc.push import Push
 from services.delivery_svc.servicer import DeliveryServiceServicer, MessageServiceServicer
 from services.kit.clients import service_channel
 from services.kit.config import Settings
@@ -32,6 +33,7 @@ class DeliveryApp(Service):
         self.notifier = Notifier()
         self.sending: Engine | None = None
         self.deliveries: Deliveries | None = None
+        self.push: Push | None = None  # the dispatcher's `push` destination
         self.messages = Messages(self.sessions, self.notifier)
 
     def service_names(self) -> list[str]:
@@ -42,18 +44,20 @@ class DeliveryApp(Service):
         # The channel is opened here, inside the running loop, not at build time.
         if self._segment_channel is None:
             self._segment_channel = service_channel(self.settings, "delivery", "segment")
+        directory = directory_service_pb2_grpc.DirectoryServiceStub(self._segment_channel)
         deps = EngineDeps(self.sessions, self.settings,
-                          segment_service_pb2_grpc.SegmentServiceStub(self._segment_channel),
-                          directory_service_pb2_grpc.DirectoryServiceStub(self._segment_channel), self.notifier)
+                          segment_service_pb2_grpc.SegmentServiceStub(self._segment_channel), directory, self.notifier)
         self.sending = Engine(deps)
         self.deliveries = Deliveries(self.sessions, self.sending, self.notifier,
                                      monthly_capacity=self.settings.monthly_message_capacity)
+        self.push = Push.from_settings(self.settings, directory)
 
     def register(self, server: grpc.aio.Server) -> None:
         if self.deliveries is None:
             self._wire()
         delivery_service_pb2_grpc.add_DeliveryServiceServicer_to_server(DeliveryServiceServicer(self.deliveries), server)
-        message_service_pb2_grpc.add_MessageServiceServicer_to_server(MessageServiceServicer(self.messages), server)
+        message_service_pb2_grpc.add_MessageServiceServicer_to_server(
+            MessageServiceServicer(self.messages, vapid_public_key=self.push.vapid.public_key), server)
 
     async def start(self) -> None:
         await migrate(self.engine, SCHEMA)
@@ -62,6 +66,8 @@ class DeliveryApp(Service):
     async def stop(self) -> None:
         if self.sending is not None:
             await self.sending.close()
+        if self.push is not None:
+            await self.push.aclose()
         if self._segment_channel is not None:
             await self._segment_channel.close()
         await self.engine.dispose()
