@@ -39,13 +39,10 @@ def event_id(row: Mapping, type_: str) -> str:
     return f"{type_}:{row['instance']}"
 
 
-async def record(session: AsyncSession, campaign_id: str, type_: str, clock: Clock) -> Mapping | None:
-    """Adds the event for the campaign as it now is (status and stats) to the outbox."""
-    row = await store.get_campaign(session, campaign_id)
-    if row is not None:
-        payload = convert.campaign(row).SerializeToString()
-        await store.add_event(session, event_id(row, type_), campaign_id, type_, payload, clock.now())
-    return row
+async def record(session: AsyncSession, row: Mapping, type_: str, clock: Clock) -> None:
+    """Adds the event for the campaign as it now is (`row`: status and stats) to the outbox."""
+    payload = convert.campaign(row).SerializeToString()
+    await store.add_event(session, event_id(row, type_), row["id"], type_, payload, clock.now())
 
 
 class Publisher:

@@ -15,7 +15,7 @@ from herald.campaign.v1 import campaign_pb2
 from herald.delivery.v1 import delivery_pb2, delivery_service_pb2, delivery_service_pb2_grpc
 from herald.segment.v1 import (directory_pb2, directory_service_pb2, directory_service_pb2_grpc, segment_pb2,
                                segment_service_pb2, segment_service_pb2_grpc)
-from services.kit.errors import Unavailable
+from services.kit.errors import FailedPrecondition, Unavailable
 from services.kit.retry import call_idempotent
 
 GET_USERS_CHUNK = 10_000
@@ -75,6 +75,19 @@ class Upstream:
 
         pairs = await asyncio.gather(*(one(s) for s in dict.fromkeys(segment_ids)))
         return {segment_id: segment for segment_id, segment in pairs if segment is not None}
+
+    async def count_recipients(self, segment_ids: Sequence[str], user_ids: Sequence[str], sender_id: str) -> int:
+        """The audience's size as StreamRecipients will walk it; FailedPrecondition when the
+        segment service refuses it (a segment deleted since the campaign was written)."""
+        request = segment_service_pb2.CountRecipientsRequest(segment_ids=segment_ids, user_ids=user_ids,
+                                                            sender_id=sender_id)
+        try:
+            response = await self._read(self.segments.CountRecipients, request, "segment")
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT):
+                raise FailedPrecondition(f"the audience cannot be counted: {exc.details()}") from None
+            raise
+        return response.count
 
     # --- delivery -----------------------------------------------------------------------------
 

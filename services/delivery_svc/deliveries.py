@@ -115,7 +115,11 @@ class Deliveries:
         async with transaction(self.sessions) as session:
             if await store.get_delivery(session, campaign.id) is None:
                 await self._check_capacity(session)
-            created = await store.insert_delivery(session, campaign.id, campaign.SerializeToString(), utcnow())
+            # The count campaign_svc took as the campaign started; a snapshot without one (0,
+            # e.g. from an older campaign service) is counted by the engine.
+            counted = campaign.stats.recipients_total or None
+            created = await store.insert_delivery(session, campaign.id, campaign.SerializeToString(), counted,
+                                                  utcnow())
         if created:
             self.engine.launch(campaign)
         return await self.get(campaign.id)

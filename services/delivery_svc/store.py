@@ -47,7 +47,8 @@ deliveries = Table(
     Column("stop_reason", Integer, nullable=False, default=0),
     Column("stop_message", Text, nullable=False, default=""),
     Column("cursor", Text, nullable=False, default=""),
-    # NULL until CountRecipients answered; corrected to what was streamed at completion.
+    # Counted by campaign_svc before it started the campaign (the snapshot's stats), NULL until
+    # the engine counts a snapshot without it; corrected to what was streamed at completion.
     Column("recipients_total", Integer, nullable=True),
     *(Column(name, Integer, nullable=False, default=0) for name in COUNTERS),
     Column("started_at", UtcDateTime, nullable=True),
@@ -120,11 +121,13 @@ def insert_ignoring_duplicates(session: AsyncSession, table: Table):
 
 # --- deliveries --------------------------------------------------------------------------------
 
-async def insert_delivery(session: AsyncSession, campaign_id: str, snapshot: bytes, now: dt.datetime) -> bool:
-    """Creates the delivery; False when the campaign already has one."""
+async def insert_delivery(session: AsyncSession, campaign_id: str, snapshot: bytes, recipients_total: int | None,
+                          now: dt.datetime) -> bool:
+    """Creates the delivery (recipients_total None: not counted yet); False when the campaign
+    already has one."""
     stmt = insert_ignoring_duplicates(session, deliveries).values(
         campaign_id=campaign_id, snapshot=snapshot, status=IN_PROGRESS, stop_reason=0, stop_message="",
-        cursor="", recipients_total=None, **{name: 0 for name in COUNTERS},
+        cursor="", recipients_total=recipients_total, **{name: 0 for name in COUNTERS},
         started_at=now, created_at=now, updated_at=now)
     result = await session.execute(stmt)
     return result.rowcount == 1
