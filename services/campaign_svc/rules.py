@@ -18,12 +18,8 @@ from services.campaign_svc.upstream import Upstream
 from services.kit import fields as field_rules
 from services.kit.fields import check_id
 from services.kit.errors import InvalidArgument, Violations
+from services.kit.limits import MAX_ATTACHMENTS, MAX_AUDIENCE_USERS, MAX_MEMBERS, MAX_SEGMENTS_PER_AUDIENCE, MAX_TEAM
 from services.kit.templates import USER_TARGET_VARIABLES, Tree, compile_text, is_template, uses_variable
-
-MAX_SEGMENTS = 25
-MAX_USERS = 10_000
-MAX_ATTACHMENTS = 30
-MAX_MEMBERS = 1000
 
 SEGMENT_TYPE_WORDS = {segment_pb2.SEGMENT_TYPE_USER: "user", segment_pb2.SEGMENT_TYPE_CHANNEL: "channel"}
 
@@ -59,8 +55,8 @@ def check_locally(request: Any, *, id_required: bool) -> CampaignFields:
     check_id(v, request.sender_id, "sender_id")
     field_rules.check_text(v, request.name, "name")
     field_rules.check_text(v, request.description, "description")
-    segment_ids = _check_ids(v, request.segment_ids, "segment_ids", MAX_SEGMENTS)
-    user_ids = _check_ids(v, request.user_ids, "user_ids", MAX_USERS)
+    segment_ids = _check_ids(v, request.segment_ids, "segment_ids", MAX_SEGMENTS_PER_AUDIENCE)
+    user_ids = _check_ids(v, request.user_ids, "user_ids", MAX_AUDIENCE_USERS)
     if not request.segment_ids and not request.user_ids:
         v.add("segment_ids", "give segment_ids or user_ids (exactly one of them)")
     elif request.segment_ids and request.user_ids:
@@ -139,7 +135,7 @@ def _check_channel_template(v: Violations, request) -> None:
         return
     template = request.channel_template
     field_rules.check_channel_type(v, template.type, "channel_template.type")
-    field_rules.check_text(v, template.team, "channel_template.team", field_rules.MAX_TEAM)
+    field_rules.check_text(v, template.team, "channel_template.team", MAX_TEAM)
     _check_fixed_id(v, template.id, "channel_template.id", required=False)
     for name in ("members", "members_template"):
         if len(getattr(template, name)) > MAX_MEMBERS:

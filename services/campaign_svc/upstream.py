@@ -16,9 +16,9 @@ from herald.delivery.v1 import delivery_pb2, delivery_service_pb2, delivery_serv
 from herald.segment.v1 import (directory_pb2, directory_service_pb2, directory_service_pb2_grpc, segment_pb2,
                                segment_service_pb2, segment_service_pb2_grpc)
 from services.kit.errors import FailedPrecondition, Unavailable
+from services.kit.limits import MAX_USERS_PER_CALL
 from services.kit.retry import call_idempotent
 
-GET_USERS_CHUNK = 10_000
 # Validation and reads wait this long for a dependency before answering UNAVAILABLE.
 READ_DEADLINE_S = 10.0
 READ_ATTEMPTS = 3
@@ -48,8 +48,8 @@ class Upstream:
         """The users that exist among `ids`, by id."""
         ids = list(dict.fromkeys(i for i in ids if i))
         found: dict[str, directory_pb2.User] = {}
-        for start in range(0, len(ids), GET_USERS_CHUNK):
-            request = directory_service_pb2.GetUsersRequest(ids=ids[start:start + GET_USERS_CHUNK])
+        for start in range(0, len(ids), MAX_USERS_PER_CALL):
+            request = directory_service_pb2.GetUsersRequest(ids=ids[start:start + MAX_USERS_PER_CALL])
             response = await self._read(self.directory.GetUsers, request, "segment")
             found.update((user.id, user) for user in response.users)
         return found

@@ -21,16 +21,13 @@ from services.delivery_svc.notifier import Notifier
 from services.delivery_svc.render import CampaignTemplates, uses_any
 from services.kit.db import transaction, utcnow
 from services.kit.errors import InvalidArgument, NotFound, ResourceExhausted, Violations
-from services.kit.fields import MAX_TEAM, check_channel_type, check_id, check_text
+from services.kit.fields import check_channel_type, check_id, check_text
+from services.kit.limits import (MAX_ATTACHMENTS, MAX_AUDIENCE_USERS, MAX_DELIVERIES_PER_CALL, MAX_MEMBERS,
+                                 MAX_SEGMENTS_PER_AUDIENCE, MAX_STOP_MESSAGE, MAX_TEAM, RECIPIENTS_PAGE,
+                                 WATCH_MAX_INTERVAL_S, WATCH_MIN_INTERVAL_S)
 from services.kit.filters import Field, FilterSpec, Kind, compile_filter, enum_aliases
 from services.kit.paging import SortKey, keyset_page, parse_sort, resolve_limit
 
-MAX_BATCH_GET = 100
-MAX_SEGMENTS, MAX_USERS, MAX_ATTACHMENTS, MAX_MEMBERS = 25, 10_000, 30, 1000
-RECIPIENTS_DEFAULT_LIMIT, RECIPIENTS_MAX_LIMIT = 1000, 10_000
-# WatchDelivery cadence (DESIGN §5): at most 4 updates a second, at least 1 a second.
-WATCH_MIN_INTERVAL_S = 0.25
-WATCH_MAX_INTERVAL_S = 1.0
 # How long StopDelivery waits for the run to end (and settle) before committing the stop itself.
 STOP_WAIT_S = 5.0
 
@@ -52,8 +49,8 @@ def validate_snapshot(campaign: campaign_pb2.Campaign) -> None:
     check_id(v, campaign.sender_id, "campaign.sender_id")
     if bool(campaign.segment_ids) == bool(campaign.user_ids):
         v.add("campaign.segment_ids", "give exactly one of segment_ids and user_ids")
-    _check_ids(v, campaign.segment_ids, "campaign.segment_ids", MAX_SEGMENTS)
-    _check_ids(v, campaign.user_ids, "campaign.user_ids", MAX_USERS)
+    _check_ids(v, campaign.segment_ids, "campaign.segment_ids", MAX_SEGMENTS_PER_AUDIENCE)
+    _check_ids(v, campaign.user_ids, "campaign.user_ids", MAX_AUDIENCE_USERS)
     message = campaign.message_template
     v.check(bool(message.text), "campaign.message_template.text", "is required")
     v.check(len(message.attachments) <= MAX_ATTACHMENTS, "campaign.message_template.attachments",
@@ -143,7 +140,7 @@ class Deliveries:
             if reason != campaign_pb2.STOP_REASON_UNSPECIFIED:
                 raise InvalidArgument("reason", "is not a known stop reason")
             reason = campaign_pb2.STOP_REASON_REQUESTED
-        message = message[:1000]
+        message = message[:MAX_STOP_MESSAGE]
         async with transaction(self.sessions) as session:
             row = await store.get_delivery(session, campaign_id)
         if row is None:
@@ -171,7 +168,7 @@ class Deliveries:
 
     async def batch_get(self, campaign_ids: list[str]) -> list[delivery_pb2.Delivery]:
         v = Violations()
-        v.check(len(campaign_ids) <= MAX_BATCH_GET, "campaign_ids", f"at most {MAX_BATCH_GET} ids")
+        v.check(len(campaign_ids) <= MAX_DELIVERIES_PER_CALL, "campaign_ids", f"at most {MAX_DELIVERIES_PER_CALL} ids")
         for i, campaign_id in enumerate(campaign_ids):
             check_id(v, campaign_id, f"campaign_ids[{i}]")
         v.raise_if_any()
@@ -215,7 +212,7 @@ class Deliveries:
                                prev: str) -> tuple[list[delivery_pb2.RecipientOutcome], str, str]:
         log = store.recipient_log
         condition = compile_filter(RECIPIENT_FILTER, filter_)
-        limit = resolve_limit(limit, RECIPIENTS_DEFAULT_LIMIT, RECIPIENTS_MAX_LIMIT)
+        limit = resolve_limit(limit, RECIPIENTS_PAGE.default, RECIPIENTS_PAGE.max)
         keys = parse_sort(sort, {"target_id": log.c.target_id}, default=[("target_id", 1)], tie_breaker="target_id")
         # Pages run in (campaign_id, target_id) order, the log's primary key, in the target's direction.
         keys = [SortKey("campaign_id", log.c.campaign_id, descending=keys[0].descending), *keys]

@@ -45,6 +45,7 @@ from services.delivery_svc.render import CampaignTemplates, RecipientFailed, cha
 from services.kit.bulk import DriverValues, write_tuples
 from services.kit.config import Settings
 from services.kit.db import transaction, utcnow
+from services.kit.limits import DEFAULT_RECIPIENT_BATCH, MAX_RECIPIENT_BATCH, MAX_STOP_MESSAGE
 from services.kit.retry import call_idempotent, is_unavailable, retrying
 from services.kit.templates import user_variables
 
@@ -58,7 +59,6 @@ USER_NOT_FOUND = "user_not_found"
 CHANNEL_NOT_FOUND = "channel_not_found"
 CHANNEL_CREATED = "channel.created"
 
-MAX_BATCH = 10_000
 # Batches held at once (bounds memory): one being written, two being addressed (EnsureChannels
 # for the next one already sent while this one's messages are rendered).
 BATCHES_IN_FLIGHT = 3
@@ -161,7 +161,7 @@ class DeliveryRun:
         self.handled = 0
         self._samples: collections.deque[tuple[float, int]] = collections.deque()
         settings = deps.settings
-        batch_size = max(1, min(settings.delivery_batch_size or 1000, MAX_BATCH))
+        batch_size = max(1, min(settings.delivery_batch_size or DEFAULT_RECIPIENT_BATCH, MAX_RECIPIENT_BATCH))
         if settings.max_send_rate > 0:
             batch_size = min(batch_size, max(1, int(settings.max_send_rate)))
         self.batch_size = batch_size
@@ -217,7 +217,7 @@ class DeliveryRun:
         created = self._unsettled
         async with transaction(self.deps.sessions) as session:
             now = utcnow()
-            await store.stop_delivery(session, self.campaign_id, reason, message[:1000], now)
+            await store.stop_delivery(session, self.campaign_id, reason, message[:MAX_STOP_MESSAGE], now)
             if created:
                 ids = [target_id for target_id, _ in created]
                 # Written by an earlier process (a replayed batch): counted then already.

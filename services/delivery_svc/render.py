@@ -18,16 +18,13 @@ from herald.campaign.v1 import campaign_pb2
 from herald.common.v1 import common_pb2
 from herald.segment.v1 import directory_pb2, directory_service_pb2
 from services.kit.errors import InvalidArgument, Violations
-from services.kit.fields import MAX_TEAM, check_id, check_text
+from services.kit.fields import check_id, check_text
+from services.kit.limits import MAX_REASON_CHARS, MAX_TEAM, MAX_TEXT_CHARS
 from services.kit.protos import struct_to_dict
 from services.kit.templates import (USER_TARGET_VARIABLES, Tree, compile_text, environment, render_text,
                                     uses_variable)
 
-MAX_TEXT_CHARS = 5000
 DEFAULT_CHANNEL_TYPE = "messaging"
-# What the segment service accepts in a channel spec (services/segment_svc/validate.py check_spec).
-# The recipient log's reason column: a reason code, then ": detail" when it fits.
-MAX_REASON_CHARS = 64
 
 TEXT_TOO_LONG = "text_too_long"
 RENDER_ERROR = "render_error"
@@ -274,7 +271,7 @@ class CampaignTemplates:
 
 
 def invalid_channel_reason(field: str, description: str) -> str:
-    """`invalid_channel`, with as much of the detail as the log's reason column holds."""
+    """`invalid_channel`, then ": detail" as far as the log's reason column holds it."""
     for reason in (f"{INVALID_CHANNEL}: {field} {description}", f"{INVALID_CHANNEL}: {field}"):
         if len(reason) <= MAX_REASON_CHARS:
             return reason

@@ -24,8 +24,8 @@ from sqlalchemy import (BigInteger, Column, Index, Integer, LargeBinary, String,
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from herald.campaign.v1 import campaign_pb2
-from services.kit.fields import MAX_CID
 from services.kit.db import IdString, JsonDoc, UtcDateTime, dialect_insert, new_metadata
+from services.kit.limits import MAX_CID, MAX_REASON_CHARS
 
 metadata = new_metadata()
 
@@ -33,8 +33,6 @@ IN_PROGRESS = campaign_pb2.CAMPAIGN_STATUS_IN_PROGRESS
 COMPLETED = campaign_pb2.CAMPAIGN_STATUS_COMPLETED
 STOPPED = campaign_pb2.CAMPAIGN_STATUS_STOPPED
 TERMINAL = frozenset({COMPLETED, STOPPED})
-
-# A cid is "type:id": type ≤ 64 and id ≤ 255 characters.
 
 # Counter columns of a delivery, in the order batches add to them.
 COUNTERS = ("sent", "skipped", "failed", "messages_sent", "channels_created", "users_sent")
@@ -79,7 +77,7 @@ recipient_log = Table(
     Column("campaign_id", IdString(), primary_key=True),
     Column("target_id", IdString(MAX_CID), primary_key=True),
     Column("status", Integer, nullable=False),
-    Column("reason", String(64), nullable=False, default=""),
+    Column("reason", String(MAX_REASON_CHARS), nullable=False, default=""),
     Column("cid", IdString(MAX_CID), nullable=False, default=""),
     Column("message_id", IdString(64), nullable=False, default=""),
     Column("created_at", UtcDateTime, nullable=False),

@@ -4,11 +4,8 @@ holds a NUL character (PostgreSQL cannot store one, so SQLite must not accept on
 from __future__ import annotations
 
 from services.kit.errors import Violations
+from services.kit.limits import MAX_CHANNEL_TYPE, MAX_ID
 
-MAX_ID = 255
-MAX_CHANNEL_TYPE = 64
-MAX_TEAM = 1000
-MAX_CID = MAX_CHANNEL_TYPE + 1 + MAX_ID  # "type:id"
 NUL = "\x00"
 
 
@@ -30,7 +27,7 @@ def check_text(v: Violations, value: str, field: str, limit: int | None = None) 
 
 
 def check_channel_type(v: Violations, value: str, field: str) -> bool:
-    """A channel type: required, at most 64 characters, and no ':' (it separates type:id)."""
+    """A channel type: required, at most MAX_CHANNEL_TYPE characters, and no ':' (it separates type:id)."""
     if not check_id(v, value, field, limit=MAX_CHANNEL_TYPE):
         return False
     return v.check(":" not in value, field, "must not contain ':'")

@@ -20,7 +20,7 @@ from sqlalchemy.exc import DBAPIError
 
 from services.kit.auth import verify_authorization
 from services.kit.errors import HeraldError, InvalidArgument, internal_status
-from services.kit.limits import CallerLimiter
+from services.kit.ratelimit import CallerLimiter
 
 log = logging.getLogger("herald.rpc")
 

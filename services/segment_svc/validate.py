@@ -7,21 +7,13 @@ from collections.abc import Sequence
 from herald.common.v1 import common_pb2
 from herald.segment.v1 import directory_service_pb2, segment_service_pb2
 from services.kit.errors import InvalidArgument, Violations
-from services.kit.fields import MAX_CID, MAX_ID, MAX_TEAM, check_channel_type, check_id, check_text
+from services.kit.fields import check_channel_type, check_id, check_text
+from services.kit.limits import (DEFAULT_RECIPIENT_BATCH, MAX_CHANNELS_PER_CALL, MAX_CID, MAX_ENSURE_SPECS, MAX_ID,
+                                 MAX_MEMBERS, MAX_RECIPIENT_BATCH, MAX_SEGMENT_DESCRIPTION, MAX_SEGMENT_NAME,
+                                 MAX_SEGMENTS_PER_AUDIENCE, MAX_TARGETS_PER_CALL, MAX_TEAM, MAX_USERS_PER_CALL)
 from services.kit.protos import struct_to_dict
 from services.segment_svc.convert import SEGMENT_TYPE_WORDS
 from services.segment_svc.filters import audience_condition
-
-MAX_USERS_PER_CALL = 10_000
-MAX_CHANNELS_PER_CALL = 1_000
-MAX_MEMBERS_PER_SPEC = 1_000
-MAX_ENSURE_SPECS = 10_000
-MAX_TARGETS_PER_CALL = 10_000
-MAX_SEGMENTS_PER_AUDIENCE = 25
-MAX_SEGMENT_NAME = 128
-MAX_SEGMENT_DESCRIPTION = 256
-DEFAULT_BATCH = 1_000
-MAX_BATCH = 10_000
 
 
 def check_id_list(v: Violations, values: Sequence[str], field: str, *, limit: int,
@@ -48,10 +40,10 @@ def check_cid(v: Violations, value: str, field: str) -> bool:
 
 
 def batch_size(v: Violations, value: int, field: str = "batch_size") -> int:
-    if value < 0 or value > MAX_BATCH:
-        v.add(field, f"must be between 0 and {MAX_BATCH} (0 = {DEFAULT_BATCH})")
-        return DEFAULT_BATCH
-    return value or DEFAULT_BATCH
+    if value < 0 or value > MAX_RECIPIENT_BATCH:
+        v.add(field, f"must be between 0 and {MAX_RECIPIENT_BATCH} (0 = {DEFAULT_RECIPIENT_BATCH})")
+        return DEFAULT_RECIPIENT_BATCH
+    return value or DEFAULT_RECIPIENT_BATCH
 
 
 # Stop listing violations after this many: a 10,000-item request should not echo 10,000 errors.
@@ -121,8 +113,8 @@ def check_spec(v: Violations, spec, path: str) -> None:
     check_channel_type(v, spec.type, f"{path}.type")
     check_id(v, spec.id, f"{path}.id", required=False)
     check_text(v, spec.team, f"{path}.team", MAX_TEAM)
-    if len(spec.members) > MAX_MEMBERS_PER_SPEC:
-        v.add(f"{path}.members", f"must list at most {MAX_MEMBERS_PER_SPEC} members")
+    if len(spec.members) > MAX_MEMBERS:
+        v.add(f"{path}.members", f"must list at most {MAX_MEMBERS} members")
         return
     for j, member in enumerate(spec.members):
         check_id(v, member.user_id, f"{path}.members[{j}].user_id")
