@@ -2,34 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from herald.common.v1 import common_pb2
 from herald.segment.v1 import directory_service_pb2, segment_service_pb2
 from services.kit.errors import InvalidArgument, Violations
-from services.kit.fields import check_channel_type, check_id, check_text
-from services.kit.limits import (DEFAULT_RECIPIENT_BATCH, MAX_CHANNELS_PER_CALL, MAX_CID, MAX_ENSURE_SPECS, MAX_ID,
-                                 MAX_MEMBERS, MAX_RECIPIENT_BATCH, MAX_SEGMENT_DESCRIPTION, MAX_SEGMENT_NAME,
+from services.kit.fields import check_channel_type, check_id, check_id_list, check_text, check_user_channel_spec
+from services.kit.limits import (DEFAULT_RECIPIENT_BATCH, MAX_CHANNELS_PER_CALL, MAX_CID, MAX_ENSURE_SPECS,
+                                 MAX_RECIPIENT_BATCH, MAX_SEGMENT_DESCRIPTION, MAX_SEGMENT_NAME,
                                  MAX_SEGMENTS_PER_AUDIENCE, MAX_TARGETS_PER_CALL, MAX_TEAM, MAX_USERS_PER_CALL)
 from services.kit.protos import struct_to_dict
 from services.segment_svc.convert import SEGMENT_TYPE_WORDS
 from services.segment_svc.filters import audience_condition
-
-
-def check_id_list(v: Violations, values: Sequence[str], field: str, *, limit: int,
-                  item_limit: int = MAX_ID, required: bool = True) -> bool:
-    """1..limit ids, each non-empty and at most item_limit characters (first bad item named)."""
-    if not values:
-        if required:
-            v.add(field, "must list at least one id")
-        return False
-    if len(values) > limit:
-        v.add(field, f"must list at most {limit} ids (got {len(values)})")
-        return False
-    for i, value in enumerate(values):
-        if not check_id(v, value, f"{field}[{i}]", limit=item_limit):
-            return False
-    return True
 
 
 def check_cid(v: Violations, value: str, field: str) -> bool:
@@ -108,16 +90,8 @@ def check_spec(v: Violations, spec, path: str) -> None:
     if spec.cid:
         check_cid(v, spec.cid, f"{path}.cid")
         return
-    if not check_id(v, spec.receiver_id, f"{path}.receiver_id"):
-        return
-    check_channel_type(v, spec.type, f"{path}.type")
-    check_id(v, spec.id, f"{path}.id", required=False)
-    check_text(v, spec.team, f"{path}.team", MAX_TEAM)
-    if len(spec.members) > MAX_MEMBERS:
-        v.add(f"{path}.members", f"must list at most {MAX_MEMBERS} members")
-        return
-    for j, member in enumerate(spec.members):
-        check_id(v, member.user_id, f"{path}.members[{j}].user_id")
+    if check_id(v, spec.receiver_id, f"{path}.receiver_id"):
+        check_user_channel_spec(v, spec, f"{path}.")
 
 
 def require_segment_id(segment_id: str) -> None:
