@@ -34,7 +34,7 @@ class Messages:
         self.sessions = sessions
         self.notifier = notifier
 
-    async def query(self, filter_: dict[str, Any] | None, sort: list, limit: int, next_: str,
+    async def query(self, filter_: dict[str, Any] | None, sort: list[Any], limit: int, next_: str,
                     prev: str) -> tuple[list[delivery_pb2.Message], str, str]:
         condition = compile_filter(MESSAGE_FILTER, filter_)
         limit = resolve_limit(limit, MESSAGES_PAGE.default, MESSAGES_PAGE.max)

@@ -63,7 +63,7 @@ def _insert_sql(sqlite: bool, table: str, columns: tuple[str, ...], key: tuple[s
 
 
 async def write_tuples(session: AsyncSession, values: DriverValues, table: Table, columns: Sequence[str],
-                       rows: list[tuple], *, update: Sequence[str] = ()) -> None:
+                       rows: Sequence[tuple[Any, ...]], *, update: Sequence[str] = ()) -> None:
     """Inserts `rows` (tuples in `columns` order). Rows whose primary key exists are left as they
     are, or, with `update`, have those columns replaced."""
     if rows:

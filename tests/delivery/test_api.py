@@ -30,7 +30,7 @@ async def _fails(call, code=grpc.StatusCode.INVALID_ARGUMENT) -> list[str]:
     (campaign("c", sender_id="", user_ids=["a"]), ["campaign.sender_id"]),
     (campaign("c", text="", user_ids=["a"]), ["campaign.message_template.text"]),
     (campaign("c"), ["campaign.segment_ids"]),
-    (campaign("c", user_ids=["a"], segment_ids=["s"]), ["campaign.segment_ids"]),
+    (campaign("c", user_ids=["a"], segment_ids=["s"]), ["campaign.user_ids"]),
     (campaign("c", user_ids=["a"], text="{{ receiver.name "), ["campaign.message_template.text"]),
     (campaign("c", user_ids=["a"], text="{{ stranger }}"), ["campaign.message_template.text"]),
     (campaign("c", user_ids=["a"], channel_template=common_pb2.ChannelTemplate(type="m", id="{% for %}")),
