@@ -9,6 +9,7 @@ batch composed again after a crash makes the very same rows.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Sequence
 
@@ -24,12 +25,20 @@ from services.kit.bulk import DriverValues
 from services.kit.db import utcnow
 
 MESSAGE_ID_NAMESPACE = uuid.UUID("6f1d3a8e-3c57-4f0e-9a43-2b8e4f0c9d11")
+_NAMESPACE_BYTES = MESSAGE_ID_NAMESPACE.bytes
 MESSAGE_TYPE = "regular"
 
 
 def message_id(campaign_id: str, target_id: str) -> str:
-    """The id of a campaign's message to one recipient: the same on every replay."""
-    return str(uuid.uuid5(MESSAGE_ID_NAMESPACE, f"{campaign_id}\x00{target_id}"))
+    """The id of a campaign's message to one recipient: the same on every replay. It is
+    str(uuid.uuid5(MESSAGE_ID_NAMESPACE, f"{campaign_id}\\x00{target_id}")), made without the
+    UUID object (about a third of the cost, once per recipient; tests/delivery/test_compose.py)."""
+    digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + f"{campaign_id}\x00{target_id}".encode(),
+                                    usedforsecurity=False).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = digest.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 class Composer:
