@@ -32,7 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from herald.campaign.v1 import campaign_pb2
 from services.kit.bulk import DriverValues, write_tuples
 from services.kit.db import IdString, JsonDoc, UtcDateTime, dialect_insert, new_metadata
-from services.kit.limits import MAX_CID, MAX_REASON_CHARS
+from services.kit.limits import MAX_CID, MAX_ID, MAX_REASON_CHARS
 
 metadata = new_metadata()
 
@@ -72,7 +72,7 @@ messages = Table(
     Column("user_id", IdString(), nullable=False),
     Column("attachments", JsonDoc, nullable=False),
     Column("custom", JsonDoc, nullable=False),
-    Column("poll_id", String(255), nullable=False, default=""),
+    Column("poll_id", String(MAX_ID), nullable=False, default=""),
     Column("created_by_campaign_id", IdString(), nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
 )
