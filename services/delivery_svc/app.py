@@ -7,14 +7,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from herald.delivery.v1 import delivery_service_pb2, delivery_service_pb2_grpc
 from herald.delivery.v1 import message_service_pb2, message_service_pb2_grpc
-from herald.segment.v1 import directory_service_pb2_grpc, segment_service_pb2_grpc
+from herald.segment.v1 import directory_service_pb2_grpc
 from services.delivery_svc.deliveries import Deliveries
-from services.delivery_svc.engine import Engine, EngineDeps
+from services.delivery_svc.engine import Engine
 from services.delivery_svc.messages import Messages
 from services.delivery_svc.migrations import SCHEMA
 from services.delivery_svc.notifier import Notifier
 from services.delivery_svc.push import Push
+from services.delivery_svc.run import EngineDeps
 from services.delivery_svc.servicer import DeliveryServiceServicer, MessageServiceServicer
+from services.delivery_svc.upstream import SegmentClient
 from services.kit.clients import service_channel
 from services.kit.config import Settings
 from services.kit.db import make_engine, make_sessionmaker
@@ -40,28 +42,30 @@ class DeliveryApp(Service):
         return [delivery_service_pb2.DESCRIPTOR.services_by_name["DeliveryService"].full_name,
                 message_service_pb2.DESCRIPTOR.services_by_name["MessageService"].full_name]
 
-    def _wire(self) -> None:
-        # The channel is opened here, inside the running loop, not at build time.
-        if self._segment_channel is None:
-            self._segment_channel = service_channel(self.settings, "delivery", "segment")
-        directory = directory_service_pb2_grpc.DirectoryServiceStub(self._segment_channel)
-        deps = EngineDeps(self.sessions, self.settings,
-                          segment_service_pb2_grpc.SegmentServiceStub(self._segment_channel), directory, self.notifier)
-        self.sending = Engine(deps)
-        self.deliveries = Deliveries(self.sessions, self.sending, self.notifier,
-                                     monthly_capacity=self.settings.monthly_message_capacity)
-        self.push = Push.from_settings(self.settings, directory)
+    def _wire(self) -> tuple[Engine, Deliveries, Push]:
+        """The engine, the deliveries and push, wired on first use: the channel is opened inside
+        the running loop, not at build time."""
+        if self.sending is None or self.deliveries is None or self.push is None:
+            if self._segment_channel is None:
+                self._segment_channel = service_channel(self.settings, "delivery", "segment")
+            deps = EngineDeps(self.sessions, self.settings, SegmentClient(self._segment_channel), self.notifier)
+            self.sending = Engine(deps)
+            self.deliveries = Deliveries(self.sessions, self.sending, self.notifier,
+                                         monthly_capacity=self.settings.monthly_message_capacity)
+            self.push = Push.from_settings(
+                self.settings, directory_service_pb2_grpc.DirectoryServiceStub(self._segment_channel))
+        return self.sending, self.deliveries, self.push
 
     def register(self, server: grpc.aio.Server) -> None:
-        if self.deliveries is None:
-            self._wire()
-        delivery_service_pb2_grpc.add_DeliveryServiceServicer_to_server(DeliveryServiceServicer(self.deliveries), server)
+        _, deliveries, push = self._wire()
+        delivery_service_pb2_grpc.add_DeliveryServiceServicer_to_server(DeliveryServiceServicer(deliveries), server)
         message_service_pb2_grpc.add_MessageServiceServicer_to_server(
-            MessageServiceServicer(self.messages, vapid_public_key=self.push.vapid.public_key), server)
+            MessageServiceServicer(self.messages, vapid_public_key=push.vapid.public_key), server)
 
     async def start(self) -> None:
         await migrate(self.engine, SCHEMA)
-        await self.sending.resume_all()
+        sending, _, _ = self._wire()
+        await sending.resume_all()
 
     async def stop(self) -> None:
         if self.sending is not None:

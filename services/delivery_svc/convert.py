@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import math
+from typing import Any
+
+from sqlalchemy import Row
 
 from herald.campaign.v1 import campaign_pb2
 from herald.delivery.v1 import delivery_pb2
@@ -10,7 +13,7 @@ from services.delivery_svc import store
 from services.kit.protos import struct_from, timestamp
 
 
-def delivery(row, users_read: int = 0, rate: float | None = None) -> delivery_pb2.Delivery:
+def delivery(row: Row[Any], users_read: int = 0, rate: float | None = None) -> delivery_pb2.Delivery:
     handled = row.sent + row.skipped + row.failed
     total = row.recipients_total or 0
     progress = progress_of(row.status, handled, total)
@@ -42,13 +45,13 @@ def progress_of(status: int, handled: int, total: int) -> float:
     return min(ALMOST_DONE, handled / total) if total > 0 else 0.0
 
 
-def recipient_outcome(row) -> delivery_pb2.RecipientOutcome:
+def recipient_outcome(row: Row[Any]) -> delivery_pb2.RecipientOutcome:
     return delivery_pb2.RecipientOutcome(
         campaign_id=row.campaign_id, target_id=row.target_id, status=row.status, reason=row.reason,
         cid=row.cid, message_id=row.message_id, created_at=timestamp(row.created_at))
 
 
-def message(row) -> delivery_pb2.Message:
+def message(row: Row[Any]) -> delivery_pb2.Message:
     return delivery_pb2.Message(
         id=row.id, cid=row.cid, type=row.type, text=row.text, user_id=row.user_id,
         attachments=[struct_from(a) for a in row.attachments or []], custom=struct_from(row.custom),
@@ -56,7 +59,7 @@ def message(row) -> delivery_pb2.Message:
         created_at=timestamp(row.created_at))
 
 
-def event(row) -> delivery_pb2.Event:
+def event(row: Row[Any]) -> delivery_pb2.Event:
     """An outbox row as an Event (message.new's message is filled by the caller from its row)."""
     result = delivery_pb2.Event.FromString(row.payload)
     result.sequence = row.sequence
