@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import grpc
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -13,6 +15,8 @@ from services.delivery_svc.engine import Engine, EngineDeps
 from services.delivery_svc.messages import Messages
 from services.delivery_svc.migrations import SCHEMA
 from services.delivery_svc.notifier import Notifier
+from services.delivery_svc.outbox import Outbox
+from services.delivery_svc.sequencer import Positions, Sequencer
 from services.delivery_svc.servicer import DeliveryServiceServicer, MessageServiceServicer
 from services.kit.clients import service_channel
 from services.kit.config import Settings
@@ -33,6 +37,9 @@ class DeliveryApp(Service):
         self.sending: Engine | None = None
         self.deliveries: Deliveries | None = None
         self.messages = Messages(self.sessions, self.notifier)
+        self.sequencer = Sequencer(self.sessions, Positions())
+        self.outbox = Outbox(self.sessions, self.sequencer)
+        self._background: list[asyncio.Task[None]] = []
 
     def service_names(self) -> list[str]:
         return [delivery_service_pb2.DESCRIPTOR.services_by_name["DeliveryService"].full_name,
@@ -52,14 +59,20 @@ class DeliveryApp(Service):
     def register(self, server: grpc.aio.Server) -> None:
         if self.deliveries is None:
             self._wire()
-        delivery_service_pb2_grpc.add_DeliveryServiceServicer_to_server(DeliveryServiceServicer(self.deliveries), server)
+        delivery_service_pb2_grpc.add_DeliveryServiceServicer_to_server(
+            DeliveryServiceServicer(self.deliveries, self.outbox), server)
         message_service_pb2_grpc.add_MessageServiceServicer_to_server(MessageServiceServicer(self.messages), server)
 
     async def start(self) -> None:
         await migrate(self.engine, SCHEMA)
+        await self.sequencer.load()
+        self._background.append(asyncio.create_task(self.sequencer.run(), name="event-sequencer"))
         await self.sending.resume_all()
 
     async def stop(self) -> None:
+        for task in self._background:
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
         if self.sending is not None:
             await self.sending.close()
         if self._segment_channel is not None:

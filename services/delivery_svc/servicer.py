@@ -7,14 +7,16 @@ from herald.delivery.v1 import delivery_service_pb2, delivery_service_pb2_grpc
 from herald.delivery.v1 import message_service_pb2, message_service_pb2_grpc
 from services.delivery_svc.deliveries import Deliveries
 from services.delivery_svc.messages import Messages
+from services.delivery_svc.outbox import Outbox
 from services.kit.filters import request_filter
 
 
 class DeliveryServiceServicer(delivery_service_pb2_grpc.DeliveryServiceServicer):
     """Handlers of herald.delivery.v1.DeliveryService."""
 
-    def __init__(self, deliveries: Deliveries) -> None:
+    def __init__(self, deliveries: Deliveries, outbox: Outbox) -> None:
         self.deliveries = deliveries
+        self.outbox = outbox
 
     async def StartDelivery(self, request, context):
         delivery = await self.deliveries.start(request.campaign)
@@ -41,7 +43,9 @@ class DeliveryServiceServicer(delivery_service_pb2_grpc.DeliveryServiceServicer)
         return delivery_service_pb2.QueryRecipientsResponse(recipients=recipients, next=next_, prev=prev)
 
     async def PublishEvent(self, request, context):
-        return delivery_service_pb2.PublishEventResponse(event=await self.deliveries.publish_event(request.event))
+        event = await self.deliveries.publish_event(request.event)
+        # With its sequence: the position the sequencer gives it once committed.
+        return delivery_service_pb2.PublishEventResponse(event=await self.outbox.positioned(event.id))
 
 
 class MessageServiceServicer(message_service_pb2_grpc.MessageServiceServicer):

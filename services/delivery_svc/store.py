@@ -10,7 +10,11 @@
   message read. No read times: a read is counted by campaign, whenever its message committed.
 - `events`: the outbox. `payload` holds the `herald.delivery.v1.Event` proto bytes minus what
   columns hold (sequence; for message.new the message, which is the `messages` row
-  `message_id`), so writing a batch's events costs one serialisation per channel.
+  `message_id`), so writing a batch's events costs one serialisation per channel. `sequence` is
+  the insertion order; `position`, set by the sequencer after the event committed, is the order
+  readers follow (`Event.sequence` as clients see it; see sequencer.py for why they differ).
+- `event_sequencer`: one row, the last position given out (positions never restart, even once
+  every event is pruned).
 - `monthly_usage`: messages written per calendar month (UTC), for the monthly capacity.
 """
 
@@ -18,14 +22,16 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Sequence
+from typing import Any
 
-from sqlalchemy import (BigInteger, Column, Index, Integer, LargeBinary, String, Table, Text, func,
-                        select, update)
+from sqlalchemy import (BigInteger, Boolean, Column, ColumnElement, Index, Integer, LargeBinary, Row, String, Table,
+                        Text, exists, func, literal, select, update)
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from herald.campaign.v1 import campaign_pb2
 from services.kit.fields import MAX_CID
-from services.kit.db import IdString, JsonDoc, UtcDateTime, dialect_insert, new_metadata
+from services.kit.db import IdString, JsonDoc, UtcDateTime, dialect_insert, new_metadata, rows_changed
 
 metadata = new_metadata()
 
@@ -104,7 +110,13 @@ events = Table(
     Column("user_ids", JsonDoc, nullable=False),
     Column("payload", LargeBinary, nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
+    # NULL until the sequencer positions the committed row; readers read by position only.
+    Column("position", BigInteger, nullable=True),
 )
+Index("ix_events_position", events.c.position, unique=True)
+# The sequencer's work list: only rows still without a position (a handful at any time).
+Index("ix_events_unpositioned", events.c.sequence, postgresql_where=events.c.position.is_(None),
+      sqlite_where=events.c.position.is_(None))
 
 monthly_usage = Table(
     "monthly_usage", metadata,
@@ -262,3 +274,85 @@ async def mark_read(session: AsyncSession, user_id: str, cid: str, now: dt.datet
         [{"campaign_id": c, "user_id": user_id, "created_at": now} for c in counts]).returning(reads.c.campaign_id))
     newly_read = [row[0] for row in inserted]
     return sum(counts[c] for c in newly_read), newly_read
+
+
+# --- the event log: positions ------------------------------------------------------------------
+
+event_sequencer = Table(
+    "event_sequencer", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),  # always SEQUENCER_ROW
+    Column("last_position", BigInteger, nullable=False),
+)
+SEQUENCER_ROW = 1
+
+
+async def claim_sequencer(session: AsyncSession) -> int:
+    """The last position given out. Writes first, so that on SQLite the transaction holds the
+    write lock before it reads (a read-then-write transaction could find its snapshot stale)."""
+    await session.execute(insert_ignoring_duplicates(session, event_sequencer).values(id=SEQUENCER_ROW,
+                                                                                      last_position=0))
+    last = await session.scalar(select(event_sequencer.c.last_position)
+                                .where(event_sequencer.c.id == SEQUENCER_ROW).with_for_update())
+    return int(last or 0)
+
+
+async def any_unpositioned(session: AsyncSession) -> bool:
+    """Whether a committed event waits for its position (a cheap read on the partial index)."""
+    found = await session.scalar(select(events.c.sequence).where(events.c.position.is_(None)).limit(1))
+    return found is not None
+
+
+async def position_events(session: AsyncSession, last: int, limit: int) -> tuple[int, int]:
+    """Positions up to `limit` committed events that have none, in insertion order, after `last`
+    (position = sequence + a shift, so one UPDATE does the batch; gaps are allowed). Returns the
+    events positioned and the new last position. The caller holds the sequencer (claim_sequencer)."""
+    batch = (select(events.c.sequence).where(events.c.position.is_(None))
+             .order_by(events.c.sequence).limit(limit).subquery())
+    low, high = (await session.execute(select(func.min(batch.c.sequence), func.max(batch.c.sequence)))).one()
+    if low is None:
+        return 0, last
+    shift = last + 1 - low
+    # Rows inside [low, high] that committed since the SELECT are positioned too: still above `last`.
+    result = await session.execute(
+        update(events).where(events.c.position.is_(None), events.c.sequence >= low, events.c.sequence <= high)
+        .values(position=events.c.sequence + shift))
+    new_last = high + shift
+    await session.execute(update(event_sequencer).where(event_sequencer.c.id == SEQUENCER_ROW)
+                          .values(last_position=new_last))
+    return rows_changed(result), new_last
+
+
+async def last_position(session: AsyncSession) -> int:
+    """The last position given out (0 before the first)."""
+    value = await session.scalar(select(event_sequencer.c.last_position)
+                                 .where(event_sequencer.c.id == SEQUENCER_ROW))
+    return int(value or 0)
+
+
+async def first_position(session: AsyncSession) -> int | None:
+    """The oldest position still kept (None when no positioned event is kept)."""
+    value = await session.scalar(select(func.min(events.c.position)))
+    return None if value is None else int(value)
+
+
+def _for_any_user(session: AsyncSession, user_ids: Sequence[str]) -> ColumnElement[bool]:
+    """events.user_ids holds one of `user_ids`: JSONB's ?| on PostgreSQL, json_each on SQLite."""
+    if session.get_bind().dialect.name == "postgresql":
+        return events.c.user_ids.op("?|", return_type=Boolean)(postgresql.array(list(user_ids)))
+    member = func.json_each(events.c.user_ids).table_valued("value")
+    return exists(select(literal(1)).select_from(member).where(member.c.value.in_(list(user_ids))))
+
+
+async def events_after(session: AsyncSession, after: int, limit: int, *, user_ids: Sequence[str] = (),
+                       types: Sequence[str] = ()) -> list[Row[Any]]:
+    """Up to `limit` positioned events after position `after`, in position order, each with its
+    message's columns for message.new (`m_*`, NULL otherwise); only those for one of `user_ids`
+    and of one of `types` when given (empty: any)."""
+    query = (select(events, *(column.label(f"m_{column.name}") for column in messages.c))
+             .select_from(events.outerjoin(messages, messages.c.id == events.c.message_id))
+             .where(events.c.position > after).order_by(events.c.position).limit(limit))
+    if user_ids:
+        query = query.where(_for_any_user(session, user_ids))
+    if types:
+        query = query.where(events.c.type.in_(list(types)))
+    return list(await session.execute(query))
