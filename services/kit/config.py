@@ -1,14 +1,16 @@
 """Configuration: every `HERALD_*` variable, read once into a frozen `Settings`.
 
 The API secret, when `HERALD_API_SECRET` is unset, is generated into `<data dir>/api_secret`
-on first use, so services that share a data dir share the secret.
+on first use, so services that share a data dir share the secret. The webhook signing secret
+(`webhook_secret`) and the VAPID key of web push (`vapid_private_key`) follow the same rule.
 """
 
 from __future__ import annotations
 
+import base64
 import os
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 from pathlib import Path
@@ -40,6 +42,10 @@ class Settings:
     delivery_batch_size: int = 1000
     event_retention_h: float = 24.0
     log_level: str = "INFO"
+    webhook_secret: str = ""  # "whsec_" + base64 key: Standard Webhooks signatures (webhooks, http push)
+    vapid_private_key: str = ""  # raw 32-byte P-256 key, base64url: signs web push requests (VAPID)
+    vapid_subject: str = "mailto:herald@localhost"  # the VAPID `sub` claim: a mailto: or https: contact
+    push_allow_private: bool = False  # allow http and private/loopback push endpoints (tests, on-premise)
 
     def db_url(self, service: str) -> str:
         """The service's database URL: its own variable, else a SQLite file in the data dir."""
@@ -69,8 +75,31 @@ class Settings:
                               "(pass the --data-dir that `herald serve` uses, or set HERALD_API_SECRET)")
         return replace(self, api_secret=_read_secret(path))
 
+    def with_webhook_secret(self) -> "Settings":
+        """Returns settings whose webhook_secret is set, generating it into the data dir if needed."""
+        if self.webhook_secret:
+            return self
+        return replace(self, webhook_secret=load_or_create_secret(self.data_dir, WEBHOOK_SECRET_FILE,
+                                                                  new_webhook_secret))
 
-_VARIABLES: dict[str, tuple[str, type]] = {
+    def with_vapid_key(self) -> "Settings":
+        """Returns settings whose vapid_private_key is set, generating it into the data dir if needed."""
+        if self.vapid_private_key:
+            return self
+        return replace(self, vapid_private_key=load_or_create_secret(self.data_dir, VAPID_KEY_FILE, new_vapid_key))
+
+
+def _flag(raw: str) -> bool:
+    """A yes/no variable: 1/true/yes/on or 0/false/no/off."""
+    word = raw.strip().lower()
+    if word in ("1", "true", "yes", "on"):
+        return True
+    if word in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(raw)
+
+
+_VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "HERALD_SEGMENT_ADDR": ("segment_addr", str),
     "HERALD_CAMPAIGN_ADDR": ("campaign_addr", str),
     "HERALD_DELIVERY_ADDR": ("delivery_addr", str),
@@ -95,7 +124,12 @@ _VARIABLES: dict[str, tuple[str, type]] = {
     "HERALD_DELIVERY_BATCH_SIZE": ("delivery_batch_size", int),
     "HERALD_EVENT_RETENTION_H": ("event_retention_h", float),
     "HERALD_LOG_LEVEL": ("log_level", str),
+    "HERALD_WEBHOOK_SECRET": ("webhook_secret", str),
+    "HERALD_VAPID_PRIVATE_KEY": ("vapid_private_key", str),
+    "HERALD_VAPID_SUBJECT": ("vapid_subject", str),
+    "HERALD_PUSH_ALLOW_PRIVATE": ("push_allow_private", _flag),
 }
+_KIND_NAMES: dict[Callable[[str], Any], str] = {_flag: "flag (1/0, true/false, yes/no, on/off)"}
 
 
 class ConfigError(ValueError):
@@ -113,21 +147,46 @@ def settings_from_env(env: Mapping[str, str] | None = None, **overrides: Any) ->
         try:
             values[attr] = kind(raw)
         except ValueError:
-            raise ConfigError(f"{name}={raw!r} is not a valid {kind.__name__}") from None
+            raise ConfigError(f"{name}={raw!r} is not a valid {_KIND_NAMES.get(kind, kind.__name__)}") from None
     values.update(overrides)
     return Settings(**values)
 
 
-def load_or_create_secret(data_dir: Path) -> str:
-    """Reads `<data_dir>/api_secret`, creating it atomically (first writer wins) when missing."""
-    path = Path(data_dir) / "api_secret"
+API_SECRET_FILE = "api_secret"
+WEBHOOK_SECRET_FILE = "webhook_secret"
+VAPID_KEY_FILE = "vapid_private_key"
+# The order of the P-256 group: a private key is an integer in [1, order).
+P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+
+
+def _new_api_secret() -> str:
+    return secrets.token_hex(32)
+
+
+def new_webhook_secret() -> str:
+    """A Standard Webhooks secret: `whsec_` + base64 of 32 random bytes."""
+    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+def new_vapid_key() -> str:
+    """A raw P-256 private key in base64url without padding, as web-push tools print it."""
+    while True:
+        raw = secrets.token_bytes(32)
+        if 0 < int.from_bytes(raw, "big") < P256_ORDER:
+            return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def load_or_create_secret(data_dir: Path, name: str = API_SECRET_FILE,
+                          make: Callable[[], str] = _new_api_secret) -> str:
+    """Reads `<data_dir>/<name>`, creating it with `make()` atomically (first writer wins) when missing."""
+    path = Path(data_dir) / name
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
         return _read_secret(path)
     with os.fdopen(fd, "w") as f:
-        f.write(secrets.token_hex(32))
+        f.write(make())
     return _read_secret(path)
 
 

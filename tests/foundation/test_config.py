@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 
 import pytest
@@ -49,3 +50,24 @@ def test_tokens_verify_only_with_their_secret():
         verify_authorization("Bearer " + make_token("t" * 40), secret)
     with pytest.raises(Unauthenticated, match="expired"):
         verify_authorization("Bearer " + make_token(secret, ttl_s=-10), secret)
+
+
+def test_push_secrets_are_generated_once_into_the_data_dir_unless_given(tmp_path):
+    settings = Settings(data_dir=tmp_path)
+    webhook = settings.with_webhook_secret().webhook_secret
+    assert webhook.startswith("whsec_") and len(base64.b64decode(webhook.removeprefix("whsec_"))) == 32
+    assert settings.with_webhook_secret().webhook_secret == webhook == (tmp_path / "webhook_secret").read_text()
+    vapid = settings.with_vapid_key().vapid_private_key
+    assert len(base64.urlsafe_b64decode(vapid + "=")) == 32 and "=" not in vapid
+    assert settings.with_vapid_key().vapid_private_key == vapid
+    given = Settings(data_dir=tmp_path, webhook_secret="whsec_given", vapid_private_key="given")
+    assert (given.with_webhook_secret().webhook_secret, given.with_vapid_key().vapid_private_key) == (
+        "whsec_given", "given")
+
+
+def test_push_allow_private_is_a_flag():
+    assert settings_from_env({}).push_allow_private is False
+    assert settings_from_env({"HERALD_PUSH_ALLOW_PRIVATE": "1"}).push_allow_private is True
+    assert settings_from_env({"HERALD_PUSH_ALLOW_PRIVATE": "off"}).push_allow_private is False
+    with pytest.raises(ConfigError, match="HERALD_PUSH_ALLOW_PRIVATE"):
+        settings_from_env({"HERALD_PUSH_ALLOW_PRIVATE": "maybe"})
