@@ -48,12 +48,14 @@ class MarkReadResponse(_message.Message):
     def __init__(self, marked_count: _Optional[int] = ...) -> None: ...
 
 class SubscribeEventsRequest(_message.Message):
-    __slots__ = ("user_ids", "after_sequence")
+    __slots__ = ("user_ids", "after_sequence", "types")
     USER_IDS_FIELD_NUMBER: _ClassVar[int]
     AFTER_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    TYPES_FIELD_NUMBER: _ClassVar[int]
     user_ids: _containers.RepeatedScalarFieldContainer[str]
     after_sequence: int
-    def __init__(self, user_ids: _Optional[_Iterable[str]] = ..., after_sequence: _Optional[int] = ...) -> None: ...
+    types: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, user_ids: _Optional[_Iterable[str]] = ..., after_sequence: _Optional[int] = ..., types: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class SubscribeEventsResponse(_message.Message):
     __slots__ = ("event",)
