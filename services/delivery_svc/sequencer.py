@@ -97,8 +97,10 @@ class Sequencer:
         async with transaction(self.sessions) as session:
             if not await _take_lock(session):
                 return 0
-            last = await store.claim_sequencer(session)
-            count, last = await store.position_events(session, last, self.batch)
+            before = await store.claim_sequencer(session)
+            count, last = await store.position_events(session, before, self.batch)
+            # In the same transaction, so that no position is visible before in-app readers can find it.
+            await store.index_in_app_events(session, before, last)
         self.positions.advance(last)
         return count
 

@@ -15,17 +15,21 @@
   readers follow (`Event.sequence` as clients see it; see sequencer.py for why they differ).
 - `event_sequencer`: one row, the last position given out (positions never restart, even once
   every event is pruned).
+- `event_users`: who each in-app event (channel.created, message.new) is for: one row per
+  (user, position), written by the sequencer with the positions, forgotten once the event is
+  pruned.
 - `monthly_usage`: messages written per calendar month (UTC), for the monthly capacity.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import (BigInteger, Boolean, Column, ColumnElement, Index, Integer, LargeBinary, Row, String, Table,
-                        Text, exists, func, literal, select, update)
+from sqlalchemy import (BigInteger, Boolean, Column, ColumnElement, Index, Integer, LargeBinary, Row, Select, String,
+                        Table, Text, any_, bindparam, delete, exists, func, insert, literal, select, update)
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -343,16 +347,109 @@ def _for_any_user(session: AsyncSession, user_ids: Sequence[str]) -> ColumnEleme
     return exists(select(literal(1)).select_from(member).where(member.c.value.in_(list(user_ids))))
 
 
+def _with_messages() -> Select[Any]:
+    """Events, each with its message's columns for message.new (`m_*`, NULL otherwise)."""
+    return (select(events, *(column.label(f"m_{column.name}") for column in messages.c))
+            .select_from(events.outerjoin(messages, messages.c.id == events.c.message_id)))
+
+
 async def events_after(session: AsyncSession, after: int, limit: int, *, user_ids: Sequence[str] = (),
                        types: Sequence[str] = ()) -> list[Row[Any]]:
     """Up to `limit` positioned events after position `after`, in position order, each with its
     message's columns for message.new (`m_*`, NULL otherwise); only those for one of `user_ids`
     and of one of `types` when given (empty: any)."""
-    query = (select(events, *(column.label(f"m_{column.name}") for column in messages.c))
-             .select_from(events.outerjoin(messages, messages.c.id == events.c.message_id))
-             .where(events.c.position > after).order_by(events.c.position).limit(limit))
+    query = _with_messages().where(events.c.position > after).order_by(events.c.position).limit(limit)
     if user_ids:
         query = query.where(_for_any_user(session, user_ids))
     if types:
         query = query.where(events.c.type.in_(list(types)))
     return list(await session.execute(query))
+
+
+# --- in-app: who each event is for -------------------------------------------------------------
+
+# The events in-app subscribers receive; campaign.* events are for webhooks only.
+IN_APP_TYPES = ("channel.created", "message.new")
+
+# One row per user an in-app event is for (its `user_ids`), so that a subscriber finds its users'
+# events through an index instead of reading every event's user_ids. The sequencer writes them
+# in the transaction that positions the events: a position is never visible without them. No
+# foreign key to events: on PostgreSQL its check per row tripled the cost of writing them; the
+# rows of pruned events go a little later instead (see index_in_app_events), and a subscriber
+# reading one before then finds its event gone (which it reports as pruned).
+event_users = Table(
+    "event_users", metadata,
+    Column("user_id", IdString(), primary_key=True),
+    Column("position", BigInteger, primary_key=True),
+    sqlite_with_rowid=False,
+)
+# Where the rows of pruned events are found.
+Index("ix_event_users_position", event_users.c.position)
+# Rows of pruned events removed per sequencer round at most (bounds how long it holds the writer).
+FORGET_BATCH = 20_000
+
+
+def _one_of(session: AsyncSession, column: ColumnElement[str], values: Sequence[str]) -> ColumnElement[bool]:
+    """`column` is one of `values`, passed as one parameter however many there are (a subscriber
+    names up to 1,000 users, the fan-out every live subscriber's)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return column == any_(bindparam("one_of", list(values), type_=postgresql.ARRAY(String)))
+    listed = func.json_each(bindparam("one_of", json.dumps(list(values)))).table_valued("value")
+    return column.in_(select(listed.c.value))
+
+
+async def index_in_app_events(session: AsyncSession, after: int, through: int) -> None:
+    """Records who the in-app events positioned in (`after`, `through`] are for, and forgets (up to
+    FORGET_BATCH) rows of events pruned since: those below the oldest position kept."""
+    if session.get_bind().dialect.name == "postgresql":
+        user_ids = func.jsonb_array_elements_text(events.c.user_ids).table_valued("value")
+    else:
+        user_ids = func.json_each(events.c.user_ids).table_valued("value")
+    # Each event is positioned once, so its rows are new; DISTINCT in case a user is listed twice.
+    pairs = (select(user_ids.c.value, events.c.position).distinct().select_from(events).join(user_ids, literal(True))
+             .where(events.c.position > after, events.c.position <= through, events.c.type.in_(IN_APP_TYPES)))
+    await session.execute(insert(event_users).from_select(["user_id", "position"], pairs))
+    oldest_kept = select(func.coalesce(func.min(events.c.position), through + 1)).scalar_subquery()
+    pruned = (select(event_users.c.position).where(event_users.c.position < oldest_kept)
+              .order_by(event_users.c.position).limit(FORGET_BATCH))
+    await session.execute(delete(event_users).where(event_users.c.position.in_(pruned)))
+
+
+class LogBounds(NamedTuple):
+    oldest: int | None  # the oldest position kept; None when none is
+    last_given: int  # the last position given out; 0 before the first
+
+    @property
+    def resumable(self) -> int:
+        """The lowest position after which every event is still kept. The oldest events are pruned
+        first, so that is the one before the oldest kept (what lies between, gaps or pruned events,
+        is gone); when nothing is kept, the last one given out."""
+        return self.last_given if self.oldest is None else self.oldest - 1
+
+
+async def log_bounds(session: AsyncSession) -> LogBounds:
+    """The event log's bounds, read together."""
+    oldest = select(func.min(events.c.position)).scalar_subquery()
+    last = select(event_sequencer.c.last_position).where(event_sequencer.c.id == SEQUENCER_ROW).scalar_subquery()
+    first, given = (await session.execute(select(oldest, last))).one()
+    return LogBounds(None if first is None else int(first), int(given or 0))
+
+
+async def positions_for_users(session: AsyncSession, user_ids: Sequence[str], after: int, through: int,
+                              limit: int) -> list[int]:
+    """The first `limit` positions in (`after`, `through`] of in-app events for one of `user_ids`."""
+    rows = await session.scalars(
+        select(event_users.c.position).distinct()
+        .where(_one_of(session, event_users.c.user_id, user_ids), event_users.c.position > after,
+               event_users.c.position <= through)
+        .order_by(event_users.c.position).limit(limit))
+    return [int(position) for position in rows]
+
+
+async def events_at(session: AsyncSession, positions: Sequence[int]) -> list[Row[Any]]:
+    """The events kept at `positions`, in position order, with their message's columns for
+    message.new (`m_*`)."""
+    if not positions:
+        return []
+    return list(await session.execute(
+        _with_messages().where(events.c.position.in_(list(positions))).order_by(events.c.position)))
