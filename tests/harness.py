@@ -24,7 +24,6 @@ TEST_SECRET = "test-secret-please-ignore-0123456789abcdef"
 # and from no other, so an RPC that is built must leave this list, and one that answers
 # UNIMPLEMENTED by mistake fails.
 NOT_BUILT = {
-    "herald.delivery.v1.MessageService/SubscribeEvents",
     "herald.delivery.v1.MessageService/QueryDeadLetters",
     "herald.delivery.v1.MessageService/ReplayDeadLetters",
 }

@@ -12,12 +12,14 @@ from herald.delivery.v1 import message_service_pb2, message_service_pb2_grpc
 from herald.segment.v1 import directory_service_pb2_grpc, segment_service_pb2_grpc
 from services.delivery_svc.deliveries import Deliveries
 from services.delivery_svc.engine import Engine, EngineDeps
+from services.delivery_svc.fanout import Fanout
 from services.delivery_svc.messages import Messages
 from services.delivery_svc.migrations import SCHEMA
 from services.delivery_svc.notifier import Notifier
 from services.delivery_svc.outbox import Outbox
 from services.delivery_svc.sequencer import Positions, Sequencer
 from services.delivery_svc.servicer import DeliveryServiceServicer, MessageServiceServicer
+from services.delivery_svc.subscriptions import Subscriptions
 from services.kit.clients import service_channel
 from services.kit.config import Settings
 from services.kit.db import make_engine, make_sessionmaker
@@ -39,6 +41,8 @@ class DeliveryApp(Service):
         self.messages = Messages(self.sessions, self.notifier)
         self.sequencer = Sequencer(self.sessions, Positions())
         self.outbox = Outbox(self.sessions, self.sequencer)
+        self.fanout = Fanout(self.sessions, self.sequencer.positions)
+        self.subscriptions = Subscriptions(self.sessions, self.fanout)
         self._background: list[asyncio.Task[None]] = []
 
     def service_names(self) -> list[str]:
@@ -61,12 +65,14 @@ class DeliveryApp(Service):
             self._wire()
         delivery_service_pb2_grpc.add_DeliveryServiceServicer_to_server(
             DeliveryServiceServicer(self.deliveries, self.outbox), server)
-        message_service_pb2_grpc.add_MessageServiceServicer_to_server(MessageServiceServicer(self.messages), server)
+        message_service_pb2_grpc.add_MessageServiceServicer_to_server(
+            MessageServiceServicer(self.messages, self.subscriptions), server)
 
     async def start(self) -> None:
         await migrate(self.engine, SCHEMA)
         await self.sequencer.load()
         self._background.append(asyncio.create_task(self.sequencer.run(), name="event-sequencer"))
+        self._background.append(asyncio.create_task(self.fanout.run(), name="in-app-fanout"))
         await self.sending.resume_all()
 
     async def stop(self) -> None:

@@ -8,6 +8,7 @@ from herald.delivery.v1 import message_service_pb2, message_service_pb2_grpc
 from services.delivery_svc.deliveries import Deliveries
 from services.delivery_svc.messages import Messages
 from services.delivery_svc.outbox import Outbox
+from services.delivery_svc.subscriptions import Subscriptions
 from services.kit.filters import request_filter
 
 
@@ -49,10 +50,11 @@ class DeliveryServiceServicer(delivery_service_pb2_grpc.DeliveryServiceServicer)
 
 
 class MessageServiceServicer(message_service_pb2_grpc.MessageServiceServicer):
-    """Handlers of herald.delivery.v1.MessageService (SubscribeEvents and dead letters: a later issue)."""
+    """Handlers of herald.delivery.v1.MessageService (dead letters: a later issue)."""
 
-    def __init__(self, messages: Messages) -> None:
+    def __init__(self, messages: Messages, subscriptions: Subscriptions) -> None:
         self.messages = messages
+        self.subscriptions = subscriptions
 
     async def QueryMessages(self, request, context):
         messages, next_, prev = await self.messages.query(
@@ -62,3 +64,8 @@ class MessageServiceServicer(message_service_pb2_grpc.MessageServiceServicer):
     async def MarkRead(self, request, context):
         marked = await self.messages.mark_read(request.user_id, request.cid)
         return message_service_pb2.MarkReadResponse(marked_count=marked)
+
+    async def SubscribeEvents(self, request, context):
+        events = self.subscriptions.subscribe(list(request.user_ids), request.after_sequence, list(request.types))
+        async for event in events:
+            yield message_service_pb2.SubscribeEventsResponse(event=event)
