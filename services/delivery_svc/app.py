@@ -16,6 +16,7 @@ from services.delivery_svc.messages import Messages
 from services.delivery_svc.migrations import SCHEMA
 from services.delivery_svc.notifier import Notifier
 from services.delivery_svc.outbox import Outbox
+from services.delivery_svc.push import Push
 from services.delivery_svc.sequencer import Positions, Sequencer
 from services.delivery_svc.servicer import DeliveryServiceServicer, MessageServiceServicer
 from services.kit.clients import service_channel
@@ -36,6 +37,7 @@ class DeliveryApp(Service):
         self.notifier = Notifier()
         self.sending: Engine | None = None
         self.deliveries: Deliveries | None = None
+        self.push: Push | None = None  # the dispatcher's `push` destination
         self.messages = Messages(self.sessions, self.notifier)
         self.sequencer = Sequencer(self.sessions, Positions())
         self.outbox = Outbox(self.sessions, self.sequencer)
@@ -49,19 +51,21 @@ class DeliveryApp(Service):
         # The channel is opened here, inside the running loop, not at build time.
         if self._segment_channel is None:
             self._segment_channel = service_channel(self.settings, "delivery", "segment")
+        directory = directory_service_pb2_grpc.DirectoryServiceStub(self._segment_channel)
         deps = EngineDeps(self.sessions, self.settings,
-                          segment_service_pb2_grpc.SegmentServiceStub(self._segment_channel),
-                          directory_service_pb2_grpc.DirectoryServiceStub(self._segment_channel), self.notifier)
+                          segment_service_pb2_grpc.SegmentServiceStub(self._segment_channel), directory, self.notifier)
         self.sending = Engine(deps)
         self.deliveries = Deliveries(self.sessions, self.sending, self.notifier,
                                      monthly_capacity=self.settings.monthly_message_capacity)
+        self.push = Push.from_settings(self.settings, directory)
 
     def register(self, server: grpc.aio.Server) -> None:
         if self.deliveries is None:
             self._wire()
         delivery_service_pb2_grpc.add_DeliveryServiceServicer_to_server(
             DeliveryServiceServicer(self.deliveries, self.outbox), server)
-        message_service_pb2_grpc.add_MessageServiceServicer_to_server(MessageServiceServicer(self.messages), server)
+        message_service_pb2_grpc.add_MessageServiceServicer_to_server(
+            MessageServiceServicer(self.messages, vapid_public_key=self.push.vapid.public_key), server)
 
     async def start(self) -> None:
         await migrate(self.engine, SCHEMA)
@@ -75,6 +79,8 @@ class DeliveryApp(Service):
         await asyncio.gather(*self._background, return_exceptions=True)
         if self.sending is not None:
             await self.sending.close()
+        if self.push is not None:
+            await self.push.aclose()
         if self._segment_channel is not None:
             await self._segment_channel.close()
         await self.engine.dispose()

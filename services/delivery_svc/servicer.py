@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import grpc
 
 from herald.delivery.v1 import delivery_service_pb2, delivery_service_pb2_grpc
 from herald.delivery.v1 import message_service_pb2, message_service_pb2_grpc
@@ -51,8 +52,9 @@ class DeliveryServiceServicer(delivery_service_pb2_grpc.DeliveryServiceServicer)
 class MessageServiceServicer(message_service_pb2_grpc.MessageServiceServicer):
     """Handlers of herald.delivery.v1.MessageService (SubscribeEvents and dead letters: a later issue)."""
 
-    def __init__(self, messages: Messages) -> None:
+    def __init__(self, messages: Messages, *, vapid_public_key: str) -> None:
         self.messages = messages
+        self.vapid_public_key = vapid_public_key
 
     async def QueryMessages(self, request, context):
         messages, next_, prev = await self.messages.query(
@@ -62,3 +64,7 @@ class MessageServiceServicer(message_service_pb2_grpc.MessageServiceServicer):
     async def MarkRead(self, request, context):
         marked = await self.messages.mark_read(request.user_id, request.cid)
         return message_service_pb2.MarkReadResponse(marked_count=marked)
+
+    async def GetPushConfig(self, request: message_service_pb2.GetPushConfigRequest,
+                            context: grpc.aio.ServicerContext) -> message_service_pb2.GetPushConfigResponse:
+        return message_service_pb2.GetPushConfigResponse(vapid_public_key=self.vapid_public_key)

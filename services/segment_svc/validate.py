@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
+from collections import Counter
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
+
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from herald.common.v1 import common_pb2
 from herald.segment.v1 import directory_pb2, directory_service_pb2, segment_service_pb2
 from services.kit import reasons
+from services.kit.endpoints import MAX_ENDPOINT, EndpointRefused, default_port, parse_endpoint
 from services.kit.errors import InvalidArgument, Violations
 from services.kit.fields import MAX_CID, MAX_ID, MAX_TEAM, check_channel_type, check_id, check_text
 from services.kit.protos import struct_to_dict
-from services.segment_svc.convert import SEGMENT_TYPE_WORDS
+from services.segment_svc import reasons as segment_reasons
+from services.segment_svc.convert import DEVICE_PROVIDER_WORDS, SEGMENT_TYPE_WORDS
 from services.segment_svc.filters import audience_condition
 
 MAX_USERS_PER_CALL = 10_000
@@ -216,3 +225,116 @@ def segment_changes(request: segment_service_pb2.UpdateSegmentRequest) -> dict[s
     if filter_dict is not None:
         changes["filter"] = filter_dict
     return changes
+
+
+# ---------------------------------------------------------------------------------------------
+# Devices
+
+MAX_DEVICES_PER_CALL = 1_000  # devices of one UpsertDevices call
+MAX_DEVICE_USERS = 1_000  # user ids of one ListDevices call
+MAX_DEVICE_IDS = 1_000  # device ids of one DeleteDevices call
+MAX_DEVICES_PER_USER = 25  # devices a user keeps; the least recently upserted beyond it are removed
+WEBPUSH_KEYS = {"p256dh": 65, "auth": 16}  # key → decoded length in bytes (RFC 8291)
+
+
+@dataclass(frozen=True)
+class DeviceInput:
+    """A valid device of an UpsertDevices request; `index` is its position there, for errors
+    found after validation (an unknown user, a host resolving to a private address)."""
+
+    index: int
+    user_id: str
+    id: str
+    provider: str
+    endpoint: str
+    host: str
+    port: int
+    keys: dict[str, Any]
+
+
+def derived_device_id(endpoint: str) -> str:
+    """The id of a device upserted without one: the same endpoint always gets the same id."""
+    return "ep_" + hashlib.sha256(endpoint.encode()).hexdigest()[:32]
+
+
+def devices_to_store(request: directory_service_pb2.UpsertDevicesRequest, *,
+                     allow_private: bool) -> list[DeviceInput]:
+    """The request's devices, checked; a repeated user_id + id keeps the last, in the place of the first."""
+    v = Violations()
+    found: dict[tuple[str, str], DeviceInput] = {}
+    for i, device in listed(v, request.devices, "devices", "device", MAX_DEVICES_PER_CALL):
+        item = check_device(v, device, i, allow_private=allow_private)
+        if item is not None:
+            found[(item.user_id, item.id)] = item
+    for user_id, count in Counter(user_id for user_id, _ in found).items():
+        if count > MAX_DEVICES_PER_USER:
+            v.add("devices", f"gives user {user_id!r} {count} devices; a user keeps at most {MAX_DEVICES_PER_USER}")
+    v.raise_if_any()
+    return list(found.values())
+
+
+def check_device(v: Violations, device: directory_pb2.Device, index: int, *,
+                 allow_private: bool) -> DeviceInput | None:
+    path = f"devices[{index}]"
+    before = len(v.items)
+    check_id(v, device.user_id, f"{path}.user_id")
+    check_id(v, device.id, f"{path}.id", required=False)
+    provider = DEVICE_PROVIDER_WORDS.get(device.provider)
+    v.check(provider is not None, f"{path}.provider", "is required: DEVICE_PROVIDER_WEBPUSH or DEVICE_PROVIDER_HTTP")
+    host, port = check_endpoint(v, device.endpoint, f"{path}.endpoint", allow_private=allow_private)
+    keys = struct_to_dict(device.keys)
+    if provider == "webpush":
+        check_webpush_keys(v, keys, f"{path}.keys")
+    elif provider == "http":
+        v.check(not keys, f"{path}.keys", "must be empty for the http provider (it is signed with the webhook secret)")
+    if len(v.items) > before or provider is None:
+        return None
+    return DeviceInput(index, device.user_id, device.id or derived_device_id(device.endpoint), provider,
+                       device.endpoint, host, port, keys)
+
+
+def check_endpoint(v: Violations, endpoint: str, field: str, *, allow_private: bool) -> tuple[str, int]:
+    """(host, port) of a valid endpoint URL; ("", 0) after recording why it is not one."""
+    if not endpoint:
+        v.add(field, "is required")
+        return "", 0
+    if not check_text(v, endpoint, field, MAX_ENDPOINT):
+        return "", 0
+    try:
+        parts = parse_endpoint(endpoint, allow_private=allow_private)
+    except EndpointRefused as refused:
+        v.add(field, str(refused), segment_reasons.ENDPOINT_NOT_ALLOWED)
+        return "", 0
+    assert parts.hostname is not None  # parse_endpoint refuses a URL without a host
+    return parts.hostname, default_port(parts)
+
+
+def check_webpush_keys(v: Violations, keys: dict[str, Any], field: str) -> None:
+    """The keys of a browser's PushSubscription: p256dh a P-256 public key (uncompressed point),
+    auth a 16-byte secret, both base64url (padding optional)."""
+    unknown = sorted(set(keys) - set(WEBPUSH_KEYS))
+    if unknown:
+        v.add(field, f"has unknown key {unknown[0]!r} (web push keys are p256dh and auth)")
+    for name, size in WEBPUSH_KEYS.items():
+        raw = _base64url(keys.get(name))
+        if raw is None or len(raw) != size:
+            v.add(f"{field}.{name}", f"is required: base64url of {size} bytes")
+        elif name == "p256dh" and not _is_p256_point(raw):
+            v.add(f"{field}.{name}", "is not an uncompressed P-256 public key")
+
+
+def _base64url(value: Any) -> bytes | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return base64.b64decode(value + "=" * (-len(value) % 4), altchars=b"-_", validate=True)
+    except (binascii.Error, ValueError):
+        return None
+
+
+def _is_p256_point(raw: bytes) -> bool:
+    try:
+        ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), raw)
+    except ValueError:
+        return False
+    return raw[0] == 4  # uncompressed, as browsers give it and RFC 8291 requires
