@@ -25,7 +25,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import (BigInteger, Boolean, Column, ColumnElement, Index, Integer, LargeBinary, Row, String, Table,
-                        Text, exists, func, literal, select, update)
+                        Text, delete, exists, func, literal, select, tuple_, update)
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -356,3 +356,120 @@ async def events_after(session: AsyncSession, after: int, limit: int, *, user_id
     if types:
         query = query.where(events.c.type.in_(list(types)))
     return list(await session.execute(query))
+
+
+# --- dispatch: positions, dead letters, replays -------------------------------------------------
+
+# Where each destination ("webhook", "push") stands in the event log: every event at or before
+# `position` is done for it (delivered, or dead-lettered).
+dispatch_positions = Table(
+    "dispatch_positions", metadata,
+    Column("destination", String(32), primary_key=True),
+    Column("position", BigInteger, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+
+
+def _letter_columns() -> list[Column[Any]]:
+    """What a dead letter holds, and a replay queued from it: the whole Event (`event`, proto
+    bytes, so it outlives the event log) and the history of its attempts."""
+    return [
+        Column("id", String(36), primary_key=True),
+        Column("destination", String(32), nullable=False),
+        Column("webhook_id", IdString(), nullable=False),
+        Column("event_id", IdString(600), nullable=False),
+        Column("type", String(64), nullable=False),
+        Column("campaign_id", IdString(), nullable=False),
+        Column("device_id", IdString(), nullable=False),
+        Column("url", Text, nullable=False),
+        Column("attempts", Integer, nullable=False),
+        Column("last_http_status", Integer, nullable=False),
+        Column("last_error", Text, nullable=False),
+        Column("event", LargeBinary, nullable=False),
+        Column("first_attempt_at", UtcDateTime, nullable=True),
+        Column("last_attempt_at", UtcDateTime, nullable=True),
+        Column("created_at", UtcDateTime, nullable=False),
+    ]
+
+
+dead_letters = Table("dead_letters", metadata, *_letter_columns())
+Index("ix_dead_letters_created_at_id", dead_letters.c.created_at, dead_letters.c.id)
+Index("ix_dead_letters_campaign_id", dead_letters.c.campaign_id, dead_letters.c.id)
+Index("ix_dead_letters_webhook_id", dead_letters.c.webhook_id)
+
+# Dead letters a ReplayDeadLetters took off the list, until their destination is done with them
+# (`created_at`: when the replay queued it).
+replays = Table("replays", metadata, *_letter_columns())
+Index("ix_replays_destination_created_at_id", replays.c.destination, replays.c.created_at, replays.c.id)
+
+
+async def dispatch_position(session: AsyncSession, destination: str, start: int, now: dt.datetime) -> int:
+    """Where `destination` stands; a new destination starts at `start`."""
+    await session.execute(insert_ignoring_duplicates(session, dispatch_positions).values(
+        destination=destination, position=start, updated_at=now))
+    value = await session.scalar(select(dispatch_positions.c.position)
+                                 .where(dispatch_positions.c.destination == destination))
+    return int(value or 0)
+
+
+async def move_dispatch_position(session: AsyncSession, destination: str, position: int, now: dt.datetime) -> None:
+    """Moves the destination past `position` (never back: a late write of an older one is a no-op)."""
+    await session.execute(update(dispatch_positions).where(dispatch_positions.c.destination == destination,
+                                                           dispatch_positions.c.position < position)
+                          .values(position=position, updated_at=now))
+
+
+async def dispatch_positions_of(session: AsyncSession, destinations: Sequence[str]) -> dict[str, int]:
+    rows = await session.execute(select(dispatch_positions.c.destination, dispatch_positions.c.position)
+                                 .where(dispatch_positions.c.destination.in_(list(destinations))))
+    return {name: int(position) for name, position in rows}
+
+
+async def insert_dead_letters(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+    if rows:
+        await session.execute(insert_ignoring_duplicates(session, dead_letters), list(rows))
+
+
+async def queue_replays(session: AsyncSession, condition: ColumnElement[bool], limit: int,
+                        now: dt.datetime) -> int:
+    """Moves up to `limit` dead letters matching `condition` to the replay queue; how many moved.
+    Deletes first, so that on SQLite the transaction takes the write lock before it reads."""
+    ids = select(dead_letters.c.id).where(condition).order_by(dead_letters.c.created_at, dead_letters.c.id) \
+        .limit(limit).scalar_subquery()
+    moved = list(await session.execute(delete(dead_letters).where(dead_letters.c.id.in_(ids))
+                                       .returning(*dead_letters.c)))
+    if moved:
+        await session.execute(insert_ignoring_duplicates(session, replays),
+                              [{**row._asdict(), "created_at": now} for row in moved])
+    return len(moved)
+
+
+async def queued_replays(session: AsyncSession, destination: str, after: tuple[dt.datetime, str] | None,
+                         limit: int) -> list[Row[Any]]:
+    """The destination's queued replays in queue order, after the (created_at, id) key `after`."""
+    query = select(replays).where(replays.c.destination == destination)
+    if after is not None:
+        query = query.where(tuple_(replays.c.created_at, replays.c.id) > tuple_(*after))
+    return list(await session.execute(query.order_by(replays.c.created_at, replays.c.id).limit(limit)))
+
+
+async def delete_replays(session: AsyncSession, ids: Sequence[str]) -> None:
+    if ids:
+        await session.execute(delete(replays).where(replays.c.id.in_(list(ids))))
+
+
+# --- retention --------------------------------------------------------------------------------
+
+async def prune_events(session: AsyncSession, passed: int | None, before: dt.datetime, limit: int) -> int:
+    """Deletes up to `limit` events created before `before` that every destination has passed
+    (position ≤ `passed`; None: no destination to wait for); how many went."""
+    condition = events.c.position.is_not(None) & (events.c.created_at < before)
+    if passed is not None:
+        condition = condition & (events.c.position <= passed)
+    doomed = select(events.c.sequence).where(condition).order_by(events.c.position).limit(limit).scalar_subquery()
+    return rows_changed(await session.execute(delete(events).where(events.c.sequence.in_(doomed))))
+
+
+async def prune_dead_letters(session: AsyncSession, before: dt.datetime, limit: int) -> int:
+    doomed = select(dead_letters.c.id).where(dead_letters.c.created_at < before).limit(limit).scalar_subquery()
+    return rows_changed(await session.execute(delete(dead_letters).where(dead_letters.c.id.in_(doomed))))
