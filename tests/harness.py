@@ -25,8 +25,6 @@ TEST_SECRET = "test-secret-please-ignore-0123456789abcdef"
 # UNIMPLEMENTED by mistake fails.
 NOT_BUILT = {
     "herald.delivery.v1.MessageService/SubscribeEvents",
-    "herald.delivery.v1.MessageService/QueryDeadLetters",
-    "herald.delivery.v1.MessageService/ReplayDeadLetters",
 }
 # Every wait in a test ends by then. Generous: a pass returns as soon as it sees its state, and a
 # loaded 2-core machine can be slow; a failure says what it saw last.

@@ -10,15 +10,21 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from herald.delivery.v1 import delivery_service_pb2, delivery_service_pb2_grpc
 from herald.delivery.v1 import message_service_pb2, message_service_pb2_grpc
 from herald.segment.v1 import directory_service_pb2_grpc, segment_service_pb2_grpc
+from services.delivery_svc.dead_letters import DeadLetters
 from services.delivery_svc.deliveries import Deliveries
+from services.delivery_svc.destinations import Destination
+from services.delivery_svc.dispatcher import Dispatcher, DispatchSettings
 from services.delivery_svc.engine import Engine, EngineDeps
 from services.delivery_svc.messages import Messages
 from services.delivery_svc.migrations import SCHEMA
 from services.delivery_svc.notifier import Notifier
 from services.delivery_svc.outbox import Outbox
 from services.delivery_svc.push import Push
+from services.delivery_svc.push_destination import PushDestination
+from services.delivery_svc.retention import Retention
 from services.delivery_svc.sequencer import Positions, Sequencer
 from services.delivery_svc.servicer import DeliveryServiceServicer, MessageServiceServicer
+from services.delivery_svc.webhooks import WebhookDestination
 from services.kit.clients import service_channel
 from services.kit.config import Settings
 from services.kit.db import make_engine, make_sessionmaker
@@ -38,9 +44,12 @@ class DeliveryApp(Service):
         self.sending: Engine | None = None
         self.deliveries: Deliveries | None = None
         self.push: Push | None = None  # the dispatcher's `push` destination
+        self.dispatcher: Dispatcher | None = None
+        self.retention: Retention | None = None
         self.messages = Messages(self.sessions, self.notifier)
         self.sequencer = Sequencer(self.sessions, Positions())
         self.outbox = Outbox(self.sessions, self.sequencer)
+        self.dead_letters = DeadLetters(self.sessions, self._replays_queued)
         self._background: list[asyncio.Task[None]] = []
 
     def service_names(self) -> list[str]:
@@ -58,6 +67,18 @@ class DeliveryApp(Service):
         self.deliveries = Deliveries(self.sessions, self.sending, self.notifier,
                                      monthly_capacity=self.settings.monthly_message_capacity)
         self.push = Push.from_settings(self.settings, directory)
+        destinations: list[Destination] = [PushDestination(self.push)]
+        if self.settings.webhook_url:
+            destinations.append(WebhookDestination.from_settings(self.settings))
+        self.dispatcher = Dispatcher(self.sessions, self.outbox, destinations,
+                                     DispatchSettings.from_settings(self.settings))
+        self.retention = Retention(self.sessions, self.dispatcher.destinations,
+                                   event_retention_h=self.settings.event_retention_h,
+                                   dead_letter_retention_h=self.settings.dead_letter_retention_h)
+
+    def _replays_queued(self) -> None:
+        if self.dispatcher is not None:
+            self.dispatcher.wake_replays()
 
     def register(self, server: grpc.aio.Server) -> None:
         if self.deliveries is None:
@@ -65,12 +86,15 @@ class DeliveryApp(Service):
         delivery_service_pb2_grpc.add_DeliveryServiceServicer_to_server(
             DeliveryServiceServicer(self.deliveries, self.outbox), server)
         message_service_pb2_grpc.add_MessageServiceServicer_to_server(
-            MessageServiceServicer(self.messages, vapid_public_key=self.push.vapid.public_key), server)
+            MessageServiceServicer(self.messages, self.dead_letters, vapid_public_key=self.push.vapid.public_key),
+            server)
 
     async def start(self) -> None:
         await migrate(self.engine, SCHEMA)
         await self.sequencer.load()
-        self._background.append(asyncio.create_task(self.sequencer.run(), name="event-sequencer"))
+        self._background = [asyncio.create_task(self.sequencer.run(), name="event-sequencer"),
+                            asyncio.create_task(self.retention.run(), name="retention")]
+        self.dispatcher.start()
         await self.sending.resume_all()
 
     async def stop(self) -> None:
@@ -79,8 +103,8 @@ class DeliveryApp(Service):
         await asyncio.gather(*self._background, return_exceptions=True)
         if self.sending is not None:
             await self.sending.close()
-        if self.push is not None:
-            await self.push.aclose()
+        if self.dispatcher is not None:
+            await self.dispatcher.close()  # closes its destinations (push too)
         if self._segment_channel is not None:
             await self._segment_channel.close()
         await self.engine.dispose()

@@ -77,3 +77,11 @@ def event(row) -> delivery_pb2.Event:
     if getattr(row, "m_id", None) is not None:
         result.message.CopyFrom(message(row, "m_"))
     return result
+
+
+def dead_letter(row) -> delivery_pb2.DeadLetter:
+    return delivery_pb2.DeadLetter(
+        id=row.id, webhook_id=row.webhook_id, event=delivery_pb2.Event.FromString(row.event), url=row.url,
+        attempts=row.attempts, last_error=row.last_error, created_at=timestamp(row.created_at),
+        destination=row.destination, device_id=row.device_id, last_http_status=row.last_http_status,
+        first_attempt_at=timestamp(row.first_attempt_at), last_attempt_at=timestamp(row.last_attempt_at))

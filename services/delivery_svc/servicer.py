@@ -6,6 +6,7 @@ import grpc
 
 from herald.delivery.v1 import delivery_service_pb2, delivery_service_pb2_grpc
 from herald.delivery.v1 import message_service_pb2, message_service_pb2_grpc
+from services.delivery_svc.dead_letters import DeadLetters
 from services.delivery_svc.deliveries import Deliveries
 from services.delivery_svc.messages import Messages
 from services.delivery_svc.outbox import Outbox
@@ -50,10 +51,11 @@ class DeliveryServiceServicer(delivery_service_pb2_grpc.DeliveryServiceServicer)
 
 
 class MessageServiceServicer(message_service_pb2_grpc.MessageServiceServicer):
-    """Handlers of herald.delivery.v1.MessageService (SubscribeEvents and dead letters: a later issue)."""
+    """Handlers of herald.delivery.v1.MessageService (SubscribeEvents: a later issue)."""
 
-    def __init__(self, messages: Messages, *, vapid_public_key: str) -> None:
+    def __init__(self, messages: Messages, dead_letters: DeadLetters, *, vapid_public_key: str) -> None:
         self.messages = messages
+        self.dead_letters = dead_letters
         self.vapid_public_key = vapid_public_key
 
     async def QueryMessages(self, request, context):
@@ -68,3 +70,14 @@ class MessageServiceServicer(message_service_pb2_grpc.MessageServiceServicer):
     async def GetPushConfig(self, request: message_service_pb2.GetPushConfigRequest,
                             context: grpc.aio.ServicerContext) -> message_service_pb2.GetPushConfigResponse:
         return message_service_pb2.GetPushConfigResponse(vapid_public_key=self.vapid_public_key)
+
+    async def QueryDeadLetters(self, request: message_service_pb2.QueryDeadLettersRequest,
+                               context: grpc.aio.ServicerContext) -> message_service_pb2.QueryDeadLettersResponse:
+        letters, next_, prev = await self.dead_letters.query(
+            request_filter(request), list(request.sort), request.limit, request.next, request.prev)
+        return message_service_pb2.QueryDeadLettersResponse(dead_letters=letters, next=next_, prev=prev)
+
+    async def ReplayDeadLetters(self, request: message_service_pb2.ReplayDeadLettersRequest,
+                                context: grpc.aio.ServicerContext) -> message_service_pb2.ReplayDeadLettersResponse:
+        replayed = await self.dead_letters.replay(list(request.ids), request.all, request_filter(request))
+        return message_service_pb2.ReplayDeadLettersResponse(replayed_count=replayed)

@@ -16,7 +16,6 @@ honoured); any other answer is a dead letter at once.
 
 from __future__ import annotations
 
-import email.utils
 import hashlib
 import hmac
 import time
@@ -26,13 +25,14 @@ from collections.abc import Callable, Sequence
 import httpx
 
 from herald.delivery.v1 import delivery_pb2
+from services.delivery_svc.answers import first_bytes, retry_after_s
 from services.delivery_svc.destinations import CAMPAIGN_SIDE_EFFECTS, Attempt, Handoff, OutboxEvent, Result
 from services.delivery_svc.payloads import webhook_body
 from services.kit.config import Settings
 from services.kit.webhook_signing import signature_headers, webhook_key
 
 WEBHOOK_ID_NAMESPACE = uuid.UUID("0c5c3d52-8a0e-4d53-9d56-3f1b7f3e8a21")
-MAX_ANSWER_BYTES = 64 * 1024  # read of an answer (a body read to its end keeps the connection)
+MAX_ANSWER_BYTES = 64 * 1024  # read of an answer (one read to its end keeps its connection open)
 MAX_ERROR_CHARS = 300  # of a failed answer's body, kept in the dead letter
 USER_AGENT = "herald-webhooks/1"
 
@@ -44,20 +44,6 @@ def webhook_id(event_id: str) -> str:
 
 def x_signature(api_secret: str, body: bytes) -> str:
     return hmac.new(api_secret.encode(), body, hashlib.sha256).hexdigest()
-
-
-def retry_after_s(value: str | None, now: float) -> float | None:
-    """A Retry-After header: delay-seconds or an HTTP date; None when absent or unreadable."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - now)
 
 
 def classify(status: int, retry_after: float | None, answer: str) -> Attempt:
@@ -117,7 +103,7 @@ class WebhookDestination:
         try:
             async with self.client.stream("POST", self.url, content=handoff.target,
                                           headers=self.headers(handoff, number)) as response:
-                answer = await _first_bytes(response, MAX_ANSWER_BYTES)
+                answer = await first_bytes(response, MAX_ANSWER_BYTES)
         except httpx.TimeoutException as exc:
             return Attempt(Result.RETRY, error=f"timeout ({type(exc).__name__})")
         except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
@@ -129,14 +115,3 @@ class WebhookDestination:
 
     async def aclose(self) -> None:
         await self.client.aclose()
-
-
-async def _first_bytes(response: httpx.Response, limit: int) -> str:
-    """Up to `limit` bytes of the answer, as text (a longer one is cut, and its connection closed)."""
-    chunks, size = [], 0
-    async for chunk in response.aiter_bytes():
-        chunks.append(chunk)
-        size += len(chunk)
-        if size >= limit:
-            break
-    return b"".join(chunks)[:limit].decode("utf-8", "replace").strip()

@@ -16,6 +16,7 @@ class Received:
     path: str
     headers: dict[str, str]  # names in lower case
     body: bytes
+    status: int = 0  # what it was answered
 
 
 @dataclass
@@ -32,20 +33,21 @@ class Receiver:
         return [r for r in self.requests if r.path == path]
 
     async def _handle(self, request: web.Request) -> web.Response:
-        self.requests.append(Received(request.method, request.path, {k.lower(): v for k, v in request.headers.items()},
-                                      await request.read()))
         status, headers = self.answers.get(request.path, (201, {}))
+        self.requests.append(Received(request.method, request.path, {k.lower(): v for k, v in request.headers.items()},
+                                      await request.read(), status))
         return web.Response(status=status, headers=headers, text="" if status < 300 else f"answer {status}")
 
 
 @asynccontextmanager
-async def receiving() -> AsyncIterator[Receiver]:
+async def receiving(port: int = 0) -> AsyncIterator[Receiver]:
+    """A receiver on 127.0.0.1:`port` (0: a free one)."""
     receiver = Receiver()
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", receiver._handle)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
+    site = web.TCPSite(runner, "127.0.0.1", port)
     await site.start()
     port = runner.addresses[0][1]
     receiver.url = f"http://127.0.0.1:{port}"
