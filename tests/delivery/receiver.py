@@ -3,6 +3,7 @@ it records every request and answers each path as told."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ class Receiver:
     requests: list[Received] = field(default_factory=list)
     # path → (status, headers); any other path answers 201 Created, as push services do.
     answers: dict[str, tuple[int, dict[str, str]]] = field(default_factory=dict)
+    delay_s: float = 0.0  # how long each answer takes (a slow receiver)
 
     def answer(self, path: str, status: int, **headers: str) -> None:
         self.answers[path] = (status, {name.replace("_", "-"): value for name, value in headers.items()})
@@ -34,6 +36,8 @@ class Receiver:
 
     async def _handle(self, request: web.Request) -> web.Response:
         status, headers = self.answers.get(request.path, (201, {}))
+        if self.delay_s:
+            await asyncio.sleep(self.delay_s)
         self.requests.append(Received(request.method, request.path, {k.lower(): v for k, v in request.headers.items()},
                                       await request.read(), status))
         return web.Response(status=status, headers=headers, text="" if status < 300 else f"answer {status}")

@@ -19,6 +19,7 @@ from standardwebhooks import Webhook
 from herald.campaign.v1 import campaign_service_pb2, campaign_service_pb2_grpc
 from herald.common.v1 import common_pb2
 from herald.delivery.v1 import message_service_pb2
+from herald.segment.v1 import directory_pb2, directory_service_pb2
 from harness import TEST_SECRET, error_reason, eventually, serve_system, violations
 from services.kit.config import new_webhook_secret
 from services.kit.probes import free_port
@@ -233,3 +234,19 @@ async def test_dead_letter_calls_name_the_bad_field(system):
         assert error_reason(caught.value)[0] == "delivery.herald"
     nothing = await replay(R(all=True))
     assert nothing.replayed_count == 0
+
+
+async def test_push_goes_through_the_dispatcher_and_honours_skip_push_beside_a_campaign_without_it(system):
+    running, stubs, receiver = await system(push_allow_private=True)
+    await upsert_users(stubs.directory, ["sender", "ann", "bob"])
+    await stubs.directory.UpsertDevices(directory_service_pb2.UpsertDevicesRequest(devices=[
+        directory_pb2.Device(user_id=user_id, provider=directory_pb2.DEVICE_PROVIDER_HTTP,
+                             endpoint=f"{receiver.url}/push/{user_id}") for user_id in ("ann", "bob", "sender")]))
+    await run_campaign(running, name="silent", user_ids=["ann"], skip_push=True)
+    await run_campaign(running, name="ringing", user_ids=["bob"])
+    bob = await eventually(lambda: receiver.at("/push/bob"), lambda got: len(got) == 1, what="bob's push")
+    notification = json.loads(bob[0].body)
+    assert notification["body"] == "Hi Name bob!" and notification["data"]["cid"] == "messaging:bob-sender"
+    assert Webhook(WEBHOOK_SECRET).verify(bob[0].body, bob[0].headers)
+    await asyncio.sleep(0.2)
+    assert receiver.at("/push/ann") == [] and receiver.at("/push/sender") == []  # skip_push; never the sender
