@@ -70,8 +70,9 @@ class DeliveryApp(Service):
         destinations: list[Destination] = [PushDestination(self.push)]
         if self.settings.webhook_url:
             destinations.append(WebhookDestination.from_settings(self.settings))
+        sending = self.sending
         self.dispatcher = Dispatcher(self.sessions, self.outbox, destinations,
-                                     DispatchSettings.from_settings(self.settings))
+                                     DispatchSettings.from_settings(self.settings), sending=lambda: bool(sending.runs))
         self.retention = Retention(self.sessions, self.dispatcher.destinations,
                                    event_retention_h=self.settings.event_retention_h,
                                    dead_letter_retention_h=self.settings.dead_letter_retention_h)

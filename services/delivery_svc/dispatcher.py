@@ -13,8 +13,10 @@ one-row transaction: a crash or kill -9 anywhere re-sends at most what was in fl
 same ids, and loses nothing.
 
 Dispatch yields to sending: its own tasks, small transactions, no lock shared with the batch
-writer, and a slow or dead receiver only fills its own window. An event still undelivered once
-older than HERALD_EVENT_RETENTION_H becomes a dead letter when read, so retention can prune it.
+writer, a slow or dead receiver only fills its own window, and while a campaign is being sent
+in this process dispatch keeps to a tenth of the event loop (YieldToSending). An event still
+undelivered once older than HERALD_EVENT_RETENTION_H becomes a dead letter when read, so
+retention can prune it.
 One replica dispatches (leases per destination, as the sending engine's partitions, are for
 later: DESIGN §10.4).
 """
@@ -23,12 +25,13 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import datetime as dt
 import logging
 import random
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,6 +57,9 @@ REPLAYS_IN_FLIGHT = 500
 RETRY_AFTER_CAP_S = 600.0  # the longest Retry-After honoured
 ERROR_BACKOFF_S = 1.0
 FLAGS_CACHED = 10_000  # campaigns whose skip flags are kept in memory
+# While a campaign is being sent in this process, dispatch takes at most this share of the event
+# loop (it shares the process with the sending; a POST costs about a millisecond of CPU).
+SHARE_WHILE_SENDING = 0.1
 EXPIRED = "not delivered within HERALD_EVENT_RETENTION_H"
 
 
@@ -165,12 +171,36 @@ class Counters:
     attempts: int = 0
 
 
+class YieldToSending:
+    """Dispatch yields to sending: while `sending()` says a campaign is being sent in this process,
+    dispatch work goes one turn at a time, each followed by a pause long enough to keep it to
+    SHARE_WHILE_SENDING of the time; otherwise turns run freely."""
+
+    def __init__(self, sending: Callable[[], bool], share: float = SHARE_WHILE_SENDING) -> None:
+        self.sending = sending
+        self.pause_factor = 1 / share - 1
+        self._turn = asyncio.Lock()
+
+    @contextlib.asynccontextmanager
+    async def turn(self) -> AsyncIterator[None]:
+        if not self.sending():
+            yield
+            return
+        async with self._turn:
+            started = time.monotonic()
+            try:
+                yield
+            finally:
+                await asyncio.sleep((time.monotonic() - started) * self.pause_factor)
+
+
 class DestinationRunner:
     """Dispatches the event log to one destination."""
 
     def __init__(self, destination: Destination, sessions: async_sessionmaker[AsyncSession], outbox: Outbox,
-                 flags: SkipFlags, letters: LetterSink, settings: DispatchSettings) -> None:
+                 flags: SkipFlags, letters: LetterSink, settings: DispatchSettings, yielding: YieldToSending) -> None:
         self.destination = destination
+        self.yielding = yielding
         self.name = destination.name
         self.sessions = sessions
         self.outbox = outbox
@@ -220,14 +250,15 @@ class DestinationRunner:
                 self._progressed.clear()
                 await self._progressed.wait()
                 continue
-            async with transaction(self.sessions) as session:
-                rows = await store.events_after(session, read_to, min(READ_BATCH, room))
+            async with self.yielding.turn():
+                async with transaction(self.sessions) as session:
+                    rows = await store.events_after(session, read_to, min(READ_BATCH, room))
+                if rows:
+                    events = await self._outbox_events(rows)
+                    await self._open(events)
+                    self._read_to = events[-1].position
             if not rows:
                 await self.outbox.wait_for_more(read_to, IDLE_WAIT_S)
-                continue
-            events = await self._outbox_events(rows)
-            await self._open(events)
-            self._read_to = events[-1].position
 
     async def _outbox_events(self, rows: Sequence[Any]) -> list[OutboxEvent]:
         flags = await self.flags.of({row.campaign_id for row in rows})
@@ -267,7 +298,8 @@ class DestinationRunner:
             job.last_attempt_at = now
             job.attempts += 1
             try:
-                attempt = await self.destination.attempt(job.handoff, job.attempts)
+                async with self.yielding.turn():
+                    attempt = await self.destination.attempt(job.handoff, job.attempts)
             except Exception as exc:  # noqa: BLE001 — a destination's bug must not lose the job
                 log.exception("an attempt failed unexpectedly", extra={"destination": self.name})
                 attempt = Attempt(Result.RETRY, error=f"internal error ({type(exc).__name__})")
@@ -375,11 +407,13 @@ class Dispatcher:
     """The runners of the configured destinations and what they share."""
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession], outbox: Outbox,
-                 destinations: Sequence[Destination], settings: DispatchSettings) -> None:
+                 destinations: Sequence[Destination], settings: DispatchSettings, *,
+                 sending: Callable[[], bool] = lambda: False) -> None:
         self.sessions = sessions
         self.letters = LetterSink(sessions)
         flags = SkipFlags(sessions)
-        self.runners = {d.name: DestinationRunner(d, sessions, outbox, flags, self.letters, settings)
+        yielding = YieldToSending(sending)
+        self.runners = {d.name: DestinationRunner(d, sessions, outbox, flags, self.letters, settings, yielding)
                         for d in destinations}
         self._tasks: list[asyncio.Task[None]] = []
 

@@ -59,23 +59,25 @@ class WebhookDestination:
     name = "webhook"
 
     def __init__(self, url: str, api_secret: str, signing_key: bytes, *, event_types: Sequence[str] = (),
-                 timeout_s: float = 5.0, concurrency: int = 16, clock: Callable[[], float] = time.time) -> None:
+                 timeout_s: float = 5.0, clock: Callable[[], float] = time.time) -> None:
         self.url = url
         self.api_secret = api_secret
         self.signing_key = signing_key
         self.event_types = frozenset(event_types)
         self.clock = clock
-        self.client = httpx.AsyncClient(
-            timeout=timeout_s, follow_redirects=False, headers={"user-agent": USER_AGENT},
-            limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency))
+        self.timeout_s = timeout_s
+        # One single-connection client per POST in flight, not one client with `concurrency`
+        # connections: httpx's pool costs more the more connections it holds (on this machine
+        # 1.3 ms of CPU per POST this way, 3.3 ms through one 16-connection client).
+        self._idle: list[httpx.AsyncClient] = []
+        self._clients: list[httpx.AsyncClient] = []
 
     @classmethod
     def from_settings(cls, settings: Settings) -> WebhookDestination:
         """Webhooks as configured (the webhook secret generated into the data dir when unset)."""
         settings = settings.with_webhook_secret()
         return cls(settings.webhook_url, settings.api_secret, webhook_key(settings.webhook_secret),
-                   event_types=settings.webhook_event_types, timeout_s=settings.webhook_timeout_s,
-                   concurrency=max(1, settings.webhook_concurrency))
+                   event_types=settings.webhook_event_types, timeout_s=settings.webhook_timeout_s)
 
     def takes(self, event: OutboxEvent) -> bool:
         kind = event.event.type
@@ -99,10 +101,25 @@ class WebhookDestination:
                 "x-webhook-id": handoff.webhook_id, "x-webhook-attempt": str(number),
                 **signature_headers(self.signing_key, handoff.webhook_id, int(self.clock()), body)}
 
+    def _client(self) -> httpx.AsyncClient:
+        if self._idle:
+            return self._idle.pop()
+        client = httpx.AsyncClient(timeout=self.timeout_s, follow_redirects=False, headers={"user-agent": USER_AGENT},
+                                   limits=httpx.Limits(max_connections=1, max_keepalive_connections=1))
+        self._clients.append(client)
+        return client
+
     async def attempt(self, handoff: Handoff, number: int) -> Attempt:
+        client = self._client()
         try:
-            async with self.client.stream("POST", self.url, content=handoff.target,
-                                          headers=self.headers(handoff, number)) as response:
+            return await self._post(client, handoff, number)
+        finally:
+            self._idle.append(client)
+
+    async def _post(self, client: httpx.AsyncClient, handoff: Handoff, number: int) -> Attempt:
+        try:
+            async with client.stream("POST", self.url, content=handoff.target,
+                                     headers=self.headers(handoff, number)) as response:
                 answer = await first_bytes(response, MAX_ANSWER_BYTES)
         except httpx.TimeoutException as exc:
             return Attempt(Result.RETRY, error=f"timeout ({type(exc).__name__})")
@@ -114,4 +131,5 @@ class WebhookDestination:
         return classify(response.status_code, retry_after, answer[:MAX_ERROR_CHARS])
 
     async def aclose(self) -> None:
-        await self.client.aclose()
+        for client in self._clients:
+            await client.aclose()
