@@ -11,7 +11,8 @@ from herald.segment.v1 import (directory_service_pb2, directory_service_pb2_grpc
                                segment_service_pb2_grpc)
 from services.kit.db import transaction, utcnow
 from services.kit.errors import InvalidArgument, Violations
-from services.kit.fields import MAX_CID, check_id
+from services.kit.fields import check_id, check_id_list
+from services.kit.limits import MAX_CID, MAX_USERS_PER_CALL
 from services.segment_svc import audience, devices, directory, ensure, queries, segments, validate
 from services.segment_svc.convert import ensured_message, segment_message
 from services.segment_svc.sizes import SizeWorker
@@ -40,7 +41,7 @@ class DirectoryServiceServicer(directory_service_pb2_grpc.DirectoryServiceServic
     async def GetUsers(self, request: directory_service_pb2.GetUsersRequest,
                        context: grpc.aio.ServicerContext) -> directory_service_pb2.GetUsersResponse:
         v = Violations()
-        validate.check_id_list(v, request.ids, "ids", limit=validate.MAX_USERS_PER_CALL)
+        check_id_list(v, request.ids, "ids", limit=MAX_USERS_PER_CALL)
         v.raise_if_any()
         async with transaction(self.sessions) as session:
             found = await directory.get_users(session, request.ids)
@@ -56,7 +57,7 @@ class DirectoryServiceServicer(directory_service_pb2_grpc.DirectoryServiceServic
     async def DeleteUsers(self, request: directory_service_pb2.DeleteUsersRequest,
                           context: grpc.aio.ServicerContext) -> directory_service_pb2.DeleteUsersResponse:
         v = Violations()
-        validate.check_id_list(v, request.ids, "ids", limit=validate.MAX_USERS_PER_CALL)
+        check_id_list(v, request.ids, "ids", limit=MAX_USERS_PER_CALL)
         v.raise_if_any()
         async with transaction(self.sessions) as session:
             deleted = await directory.delete_users(session, request.ids)

@@ -30,6 +30,7 @@ from sqlalchemy.sql import ColumnElement, CompoundSelect, Select
 
 from services.kit.bulk import DriverValues, write_tuples
 from services.kit.db import IdString, JsonDoc, UtcDateTime, dialect_insert, new_metadata, rows_changed
+from services.kit.limits import MAX_CHANNEL_TYPE
 
 metadata = new_metadata()
 # A JSON column where Python None is SQL NULL (plain JsonDoc stores the JSON value null).
@@ -52,7 +53,7 @@ users = Table(
 channels = Table(
     "channels", metadata,
     Column("cid", IdString(320), primary_key=True),
-    Column("type", IdString(64), nullable=False),
+    Column("type", IdString(MAX_CHANNEL_TYPE), nullable=False),
     Column("id", IdString(), nullable=False),
     Column("team", String(), nullable=False, default=""),
     Column("custom", JsonDoc, nullable=False),

@@ -17,38 +17,14 @@ from herald.segment.v1 import directory_pb2, directory_service_pb2, segment_serv
 from services.kit import reasons
 from services.kit.endpoints import MAX_ENDPOINT, EndpointRefused, default_port, parse_endpoint
 from services.kit.errors import InvalidArgument, Violations
-from services.kit.fields import MAX_CID, MAX_ID, MAX_TEAM, check_channel_type, check_id, check_text
+from services.kit.fields import check_channel_type, check_id, check_id_list, check_text, check_user_channel_spec
+from services.kit.limits import (DEFAULT_RECIPIENT_BATCH, MAX_CHANNELS_PER_CALL, MAX_CID, MAX_ENSURE_SPECS,
+                                 MAX_RECIPIENT_BATCH, MAX_SEGMENT_DESCRIPTION, MAX_SEGMENT_NAME,
+                                 MAX_SEGMENTS_PER_AUDIENCE, MAX_TARGETS_PER_CALL, MAX_TEAM, MAX_USERS_PER_CALL)
 from services.kit.protos import struct_to_dict
 from services.segment_svc import reasons as segment_reasons
 from services.segment_svc.convert import DEVICE_PROVIDER_WORDS, SEGMENT_TYPE_WORDS
 from services.segment_svc.filters import audience_condition
-
-MAX_USERS_PER_CALL = 10_000
-MAX_CHANNELS_PER_CALL = 1_000
-MAX_MEMBERS_PER_SPEC = 1_000
-MAX_ENSURE_SPECS = 10_000
-MAX_TARGETS_PER_CALL = 10_000
-MAX_SEGMENTS_PER_AUDIENCE = 25
-MAX_SEGMENT_NAME = 128
-MAX_SEGMENT_DESCRIPTION = 256
-DEFAULT_BATCH = 1_000
-MAX_BATCH = 10_000
-
-
-def check_id_list(v: Violations, values: Sequence[str], field: str, *, limit: int,
-                  item_limit: int = MAX_ID, required: bool = True) -> bool:
-    """1..limit ids, each non-empty and at most item_limit characters (first bad item named)."""
-    if not values:
-        if required:
-            v.add(field, "must list at least one id")
-        return False
-    if len(values) > limit:
-        v.add(field, f"must list at most {limit} ids (got {len(values)})")
-        return False
-    for i, value in enumerate(values):
-        if not check_id(v, value, f"{field}[{i}]", limit=item_limit):
-            return False
-    return True
 
 
 def check_cid(v: Violations, value: str, field: str) -> bool:
@@ -59,10 +35,10 @@ def check_cid(v: Violations, value: str, field: str) -> bool:
 
 
 def batch_size(v: Violations, value: int, field: str = "batch_size") -> int:
-    if value < 0 or value > MAX_BATCH:
-        v.add(field, f"must be between 0 and {MAX_BATCH} (0 = {DEFAULT_BATCH})")
-        return DEFAULT_BATCH
-    return value or DEFAULT_BATCH
+    if value < 0 or value > MAX_RECIPIENT_BATCH:
+        v.add(field, f"must be between 0 and {MAX_RECIPIENT_BATCH} (0 = {DEFAULT_RECIPIENT_BATCH})")
+        return DEFAULT_RECIPIENT_BATCH
+    return value or DEFAULT_RECIPIENT_BATCH
 
 
 # Stop listing violations after this many: a 10,000-item request should not echo 10,000 errors.
@@ -130,16 +106,8 @@ def check_spec(v: Violations, spec: directory_service_pb2.ChannelSpec, path: str
     if spec.cid:
         check_cid(v, spec.cid, f"{path}.cid")
         return
-    if not check_id(v, spec.receiver_id, f"{path}.receiver_id"):
-        return
-    check_channel_type(v, spec.type, f"{path}.type")
-    check_id(v, spec.id, f"{path}.id", required=False)
-    check_text(v, spec.team, f"{path}.team", MAX_TEAM)
-    if len(spec.members) > MAX_MEMBERS_PER_SPEC:
-        v.add(f"{path}.members", f"must list at most {MAX_MEMBERS_PER_SPEC} members")
-        return
-    for j, member in enumerate(spec.members):
-        check_id(v, member.user_id, f"{path}.members[{j}].user_id")
+    if check_id(v, spec.receiver_id, f"{path}.receiver_id"):
+        check_user_channel_spec(v, spec, f"{path}.")
 
 
 def require_segment_id(segment_id: str) -> None:
