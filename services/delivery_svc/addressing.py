@@ -38,26 +38,27 @@ class Addressing:
 
     def address(self, response: segment_service_pb2.StreamRecipientsResponse) -> AddressedRecipients:
         not_found = CHANNEL_NOT_FOUND if self._kind_of(response) == "channel" else USER_NOT_FOUND
-        addressed = AddressedRecipients([Outcome(target_id, SKIPPED, not_found) for target_id in response.skipped_ids],
-                                        [], [])
+        outcomes = [Outcome(target_id, SKIPPED, not_found) for target_id in response.skipped_ids]
+        specs: list[directory_service_pb2.ChannelSpec] = []
+        contexts: list[Context] = []
         templates = self.templates
         sender_context: Context = {"sender": self.sender}
         for recipient in response.recipients:
             if recipient.WhichOneof("target") == "channel":
                 cid = recipient.channel.cid or recipient.target_id
-                addressed.specs.append(directory_service_pb2.ChannelSpec(recipient_id=recipient.target_id, cid=cid))
-                addressed.contexts.append(sender_context)
+                specs.append(directory_service_pb2.ChannelSpec(recipient_id=recipient.target_id, cid=cid))
+                contexts.append(sender_context)
                 continue
             context = sender_context
             if templates.needs_receiver:
                 context = {"sender": self.sender, "receiver": user_variables(user_to_dict(recipient.user))}
             try:
-                addressed.specs.append(templates.user_channel_spec(recipient.target_id, context))
+                specs.append(templates.user_channel_spec(recipient.target_id, context))
             except RecipientFailed as failure:
-                addressed.outcomes.append(Outcome(recipient.target_id, FAILED, failure.reason))
+                outcomes.append(Outcome(recipient.target_id, FAILED, failure.reason))
                 continue
-            addressed.contexts.append(context)
-        return addressed
+            contexts.append(context)
+        return AddressedRecipients(outcomes, specs, contexts)
 
     def _kind_of(self, response: segment_service_pb2.StreamRecipientsResponse) -> str:
         """Whether the batch's targets are users or channels, as the segment service says; a

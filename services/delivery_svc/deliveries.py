@@ -95,7 +95,7 @@ class Deliveries:
             raise ResourceExhausted(f"the monthly message capacity of {self.monthly_capacity} is used up",
                                     reason=reasons.CAPACITY_EXHAUSTED, retry_after_s=(next_month - now).total_seconds())
 
-    async def stop(self, campaign_id: str, reason: int, message: str) -> delivery_pb2.Delivery:
+    async def stop(self, campaign_id: str, reason: campaign_pb2.StopReason, message: str) -> delivery_pb2.Delivery:
         """Stops an in-progress delivery; a finished one is returned as it is."""
         _require_id(campaign_id, "campaign_id")
         if reason not in (campaign_pb2.STOP_REASON_REQUESTED, campaign_pb2.STOP_REASON_STOP_AT,

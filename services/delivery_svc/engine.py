@@ -59,7 +59,7 @@ class Engine:
     def is_running(self, campaign_id: str) -> bool:
         return campaign_id in self._tasks
 
-    async def stop(self, campaign_id: str, reason: int, message: str, timeout_s: float) -> None:
+    async def stop(self, campaign_id: str, reason: campaign_pb2.StopReason, message: str, timeout_s: float) -> None:
         """Asks the delivery's run to stop and waits (at most `timeout_s`) until it has ended:
         it commits the stop itself, together with the channels of its unwritten batches."""
         run, task = self.runs.get(campaign_id), self._tasks.get(campaign_id)
@@ -68,7 +68,7 @@ class Engine:
         run.request_stop(reason, message)
         await asyncio.wait([task], timeout=timeout_s)  # a timeout leaves the run going
 
-    def request_stop(self, campaign_id: str, reason: int, message: str) -> None:
+    def request_stop(self, campaign_id: str, reason: campaign_pb2.StopReason, message: str) -> None:
         run = self.runs.get(campaign_id)
         if run is not None:
             run.request_stop(reason, message)

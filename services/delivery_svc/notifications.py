@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from herald.delivery.v1 import delivery_pb2
+from services.kit.limits import NOTIFICATION_BODY_CHARS
 
 MESSAGE_NEW = "message.new"
-MAX_BODY = 200  # characters of the message text a notification shows
 # Characters of the title (the sender's name): with the body and data it fits a web push
 # payload (4 KiB encrypted) whatever the name.
 MAX_TITLE = 100
@@ -62,5 +62,5 @@ def notification_of(event: delivery_pb2.Event, sender_name: str) -> Notification
     sender has no name (or no longer exists)."""
     message = event.message
     return Notification(event_id=event.id, title=(sender_name or message.user_id)[:MAX_TITLE],
-                        body=message.text[:MAX_BODY], campaign_id=message.created_by_campaign_id,
+                        body=message.text[:NOTIFICATION_BODY_CHARS], campaign_id=message.created_by_campaign_id,
                         cid=message.cid or event.cid, message_id=message.id)

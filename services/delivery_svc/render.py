@@ -232,12 +232,12 @@ class CampaignTemplates:
 
     def _check_rendered(self, spec: directory_service_pb2.ChannelSpec) -> None:
         """A rendered spec by the rules the segment service applies to the whole EnsureChannels
-        batch (one bad spec would fail everyone's); static members were checked once when the
-        delivery started. An id template that renders empty is an error, not a derived id."""
+        batch (one bad spec would fail everyone's); the type and static members were checked once
+        when the delivery started. An id template that renders empty is an error, not a derived id."""
         v = Violations()
-        if not self.derives_channel_id:
-            check_id(v, spec.id, "id")
-        check_user_channel_spec(v, spec, members=self.static_members is None)
+        if not spec.id and not self.derives_channel_id:
+            check_id(v, spec.id, "id")  # says it is required
+        check_user_channel_spec(v, spec, type_=False, members=self.static_members is None)
         if v.items:
             raise RecipientFailed(invalid_channel_reason(v.items[0].field, v.items[0].description))
 

@@ -76,7 +76,7 @@ class Stopped(Exception):
     """The run ends without completing: stop requested, capacity reached, or the delivery is no
     longer in progress (then the stop it commits changes nothing)."""
 
-    def __init__(self, reason: int = campaign_pb2.STOP_REASON_REQUESTED, message: str = "") -> None:
+    def __init__(self, reason: campaign_pb2.StopReason = campaign_pb2.STOP_REASON_REQUESTED, message: str = "") -> None:
         super().__init__(message)
         self.reason = reason
         self.message = message
@@ -129,7 +129,7 @@ class DeliveryRun:
         finally:
             self.deps.notifier.notify(self.campaign_id)
 
-    def request_stop(self, reason: int = campaign_pb2.STOP_REASON_REQUESTED, message: str = "") -> None:
+    def request_stop(self, reason: campaign_pb2.StopReason = campaign_pb2.STOP_REASON_REQUESTED, message: str = "") -> None:
         """Ends the run after the batch being written; the run then commits the stop itself,
         with the channels of the batches it will not write."""
         if not self.stop_requested.is_set():
@@ -142,7 +142,7 @@ class DeliveryRun:
         """Recipients handled per second over the last few seconds."""
         return self.pacer.rate()
 
-    async def _end(self, reason: int, message: str) -> None:
+    async def _end(self, reason: campaign_pb2.StopReason, message: str) -> None:
         await self.writer.stop(reason, message, self._unsettled)
         self._unsettled = []
 

@@ -13,7 +13,8 @@ import ipaddress
 import socket
 from urllib.parse import SplitResult, urlsplit
 
-MAX_ENDPOINT = 2048  # characters of a push endpoint URL
+from services.kit.limits import MAX_ENDPOINT
+
 # Resolving one host name gives up after this long (the caller may retry).
 RESOLVE_TIMEOUT_S = 5.0
 

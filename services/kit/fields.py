@@ -56,11 +56,12 @@ def check_channel_type(v: Violations, value: str, field: str) -> bool:
 
 
 def check_user_channel_spec(v: Violations, spec: directory_service_pb2.ChannelSpec, prefix: str = "", *,
-                            members: bool = True) -> None:
+                            type_: bool = True, members: bool = True) -> None:
     """The channel a user target asks EnsureChannels for (fields named `prefix` + "type" etc.):
-    its type, id (empty: derived from the members), team and, unless `members` is False (they
-    were checked once already), its members."""
-    check_channel_type(v, spec.type, f"{prefix}type")
+    its type, id (empty: derived from the members), team and members. A caller that checked the
+    type, or the members' ids, once for many specs (they are the same in all) leaves them out."""
+    if type_:
+        check_channel_type(v, spec.type, f"{prefix}type")
     check_id(v, spec.id, f"{prefix}id", required=False)
     check_text(v, spec.team, f"{prefix}team", MAX_TEAM)
     if len(spec.members) > MAX_MEMBERS:

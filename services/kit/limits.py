@@ -36,6 +36,14 @@ MAX_ATTACHMENTS = 30  # attachments of a message template
 MAX_MEMBERS = 1000  # members (or members_template) of a channel template and of a channel spec
 MAX_DELIVERIES_PER_CALL = 100  # campaign ids of one BatchGetDeliveries
 
+# --- devices and push ----------------------------------------------------------------------------
+MAX_DEVICES_PER_CALL = 1000  # devices of one UpsertDevices call
+MAX_DEVICE_USERS = 1000  # user ids of one ListDevices call
+MAX_DEVICE_IDS = 1000  # device ids of one DeleteDevices call
+MAX_DEVICES_PER_USER = 25  # devices a user keeps; the least recently upserted beyond it are removed
+MAX_ENDPOINT = 2048  # characters of a push endpoint URL
+NOTIFICATION_BODY_CHARS = 200  # characters of the message text a push notification shows
+
 # --- streaming and ensuring channels -------------------------------------------------------------
 DEFAULT_RECIPIENT_BATCH = 1000  # StreamRecipients batch_size 0; the delivery engine's default batch
 MAX_RECIPIENT_BATCH = 10_000  # StreamRecipients batch_size, and so the delivery engine's batch

@@ -20,7 +20,8 @@ from services.kit.endpoints import EndpointRefused, ResolveUnavailable, ip_liter
 from services.kit.errors import FieldViolation, InvalidArgument, Unavailable, Violations
 from services.segment_svc import reasons, store
 from services.segment_svc.convert import device_message
-from services.segment_svc.validate import MAX_DEVICES_PER_USER, MAX_VIOLATIONS, DeviceInput
+from services.kit.limits import MAX_DEVICES_PER_USER
+from services.segment_svc.validate import MAX_VIOLATIONS, DeviceInput
 
 # Host names resolved at once while checking one UpsertDevices call.
 RESOLVES_AT_ONCE = 16

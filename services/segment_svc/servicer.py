@@ -12,7 +12,7 @@ from herald.segment.v1 import (directory_service_pb2, directory_service_pb2_grpc
 from services.kit.db import transaction, utcnow
 from services.kit.errors import InvalidArgument, Violations
 from services.kit.fields import check_id, check_id_list
-from services.kit.limits import MAX_CID, MAX_USERS_PER_CALL
+from services.kit.limits import MAX_CID, MAX_DEVICE_IDS, MAX_DEVICE_USERS, MAX_USERS_PER_CALL
 from services.segment_svc import audience, devices, directory, ensure, queries, segments, validate
 from services.segment_svc.convert import ensured_message, segment_message
 from services.segment_svc.sizes import SizeWorker
@@ -123,7 +123,7 @@ class DirectoryServiceServicer(directory_service_pb2_grpc.DirectoryServiceServic
     async def ListDevices(self, request: directory_service_pb2.ListDevicesRequest,
                           context: grpc.aio.ServicerContext) -> directory_service_pb2.ListDevicesResponse:
         v = Violations()
-        validate.check_id_list(v, request.user_ids, "user_ids", limit=validate.MAX_DEVICE_USERS)
+        validate.check_id_list(v, request.user_ids, "user_ids", limit=MAX_DEVICE_USERS)
         v.raise_if_any()
         async with transaction(self.sessions) as session:
             found = await devices.list_devices(session, request.user_ids)
@@ -133,7 +133,7 @@ class DirectoryServiceServicer(directory_service_pb2_grpc.DirectoryServiceServic
                             context: grpc.aio.ServicerContext) -> directory_service_pb2.DeleteDevicesResponse:
         v = Violations()
         check_id(v, request.user_id, "user_id")
-        validate.check_id_list(v, request.ids, "ids", limit=validate.MAX_DEVICE_IDS)
+        validate.check_id_list(v, request.ids, "ids", limit=MAX_DEVICE_IDS)
         v.raise_if_any()
         async with transaction(self.sessions) as session:
             deleted = await devices.delete_devices(session, request.user_id, request.ids)

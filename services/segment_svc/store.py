@@ -30,7 +30,7 @@ from sqlalchemy.sql import ColumnElement, CompoundSelect, Select
 
 from services.kit.bulk import DriverValues, write_tuples
 from services.kit.db import IdString, JsonDoc, UtcDateTime, dialect_insert, new_metadata, rows_changed
-from services.kit.limits import MAX_CHANNEL_TYPE
+from services.kit.limits import MAX_CHANNEL_TYPE, MAX_CID, MAX_REASON_CHARS
 
 metadata = new_metadata()
 # A JSON column where Python None is SQL NULL (plain JsonDoc stores the JSON value null).
@@ -52,7 +52,7 @@ users = Table(
 
 channels = Table(
     "channels", metadata,
-    Column("cid", IdString(320), primary_key=True),
+    Column("cid", IdString(MAX_CID), primary_key=True),
     Column("type", IdString(MAX_CHANNEL_TYPE), nullable=False),
     Column("id", IdString(), nullable=False),
     Column("team", String(), nullable=False, default=""),
@@ -65,7 +65,7 @@ channels = Table(
 
 channel_members = Table(
     "channel_members", metadata,
-    Column("cid", IdString(320), nullable=False),
+    Column("cid", IdString(MAX_CID), nullable=False),
     Column("user_id", IdString(), nullable=False),
     Column("channel_role", String(), nullable=False, default="channel_member"),
     Column("hidden", Boolean(), nullable=False, default=False),
@@ -95,7 +95,7 @@ segments = Table(
 segment_targets = Table(
     "segment_targets", metadata,
     Column("segment_id", IdString(), ForeignKey("segments.id", ondelete="CASCADE"), nullable=False),
-    Column("target_id", IdString(320), nullable=False),
+    Column("target_id", IdString(MAX_CID), nullable=False),
     Column("created_at", UtcDateTime(), nullable=False),
     PrimaryKeyConstraint("segment_id", "target_id"),
     **_NO_ROWID,
@@ -117,10 +117,10 @@ devices = Table(
 ensured_channels = Table(
     "ensured_channels", metadata,
     Column("campaign_id", IdString(), nullable=False),
-    Column("recipient_id", IdString(320), nullable=False),
-    Column("cid", IdString(320), nullable=False, default=""),
+    Column("recipient_id", IdString(MAX_CID), nullable=False),
+    Column("cid", IdString(MAX_CID), nullable=False, default=""),
     Column("created", Boolean(), nullable=False, default=False),
-    Column("skip_reason", String(64), nullable=False, default=""),
+    Column("skip_reason", String(MAX_REASON_CHARS), nullable=False, default=""),
     Column("created_at", UtcDateTime(), nullable=False),
     PrimaryKeyConstraint("campaign_id", "recipient_id"),
     **_NO_ROWID,

@@ -15,10 +15,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from herald.common.v1 import common_pb2
 from herald.segment.v1 import directory_pb2, directory_service_pb2, segment_service_pb2
 from services.kit import reasons
-from services.kit.endpoints import MAX_ENDPOINT, EndpointRefused, default_port, parse_endpoint
+from services.kit.endpoints import EndpointRefused, default_port, parse_endpoint
 from services.kit.errors import InvalidArgument, Violations
 from services.kit.fields import check_channel_type, check_id, check_id_list, check_text, check_user_channel_spec
-from services.kit.limits import (DEFAULT_RECIPIENT_BATCH, MAX_CHANNELS_PER_CALL, MAX_CID, MAX_ENSURE_SPECS,
+from services.kit.limits import (MAX_DEVICES_PER_CALL, MAX_DEVICES_PER_USER, MAX_ENDPOINT, DEFAULT_RECIPIENT_BATCH, MAX_CHANNELS_PER_CALL, MAX_CID, MAX_ENSURE_SPECS,
                                  MAX_RECIPIENT_BATCH, MAX_SEGMENT_DESCRIPTION, MAX_SEGMENT_NAME,
                                  MAX_SEGMENTS_PER_AUDIENCE, MAX_TARGETS_PER_CALL, MAX_TEAM, MAX_USERS_PER_CALL)
 from services.kit.protos import struct_to_dict
@@ -198,10 +198,6 @@ def segment_changes(request: segment_service_pb2.UpdateSegmentRequest) -> dict[s
 # ---------------------------------------------------------------------------------------------
 # Devices
 
-MAX_DEVICES_PER_CALL = 1_000  # devices of one UpsertDevices call
-MAX_DEVICE_USERS = 1_000  # user ids of one ListDevices call
-MAX_DEVICE_IDS = 1_000  # device ids of one DeleteDevices call
-MAX_DEVICES_PER_USER = 25  # devices a user keeps; the least recently upserted beyond it are removed
 WEBPUSH_KEYS = {"p256dh": 65, "auth": 16}  # key → decoded length in bytes (RFC 8291)
 
 
