@@ -14,12 +14,11 @@ from herald.delivery.v1 import delivery_pb2
 from services.delivery_svc import convert, store
 from services.kit.db import transaction, utcnow
 from services.kit.errors import FieldViolation, InvalidArgument, Violations
-from services.kit.fields import check_id
+from services.kit.fields import check_id_list
 from services.kit.filters import Field, FilterSpec, Kind, compile_filter
+from services.kit.limits import DEAD_LETTERS_PAGE, MAX_REPLAY_IDS
 from services.kit.paging import keyset_page, parse_sort, resolve_limit
 
-DEFAULT_LIMIT, MAX_LIMIT = 100, 1000
-MAX_REPLAY_IDS = 1000
 REPLAY_BATCH = 1000  # dead letters moved to the replay queue per transaction
 
 _d = store.dead_letters
@@ -43,7 +42,7 @@ class DeadLetters:
     async def query(self, filter_: dict[str, Any] | None, sort: list[Any], limit: int, next_: str,
                     prev: str) -> tuple[list[delivery_pb2.DeadLetter], str, str]:
         condition = compile_filter(DEAD_LETTER_FILTER, filter_)
-        limit = resolve_limit(limit, DEFAULT_LIMIT, MAX_LIMIT)
+        limit = resolve_limit(limit, DEAD_LETTERS_PAGE.default, DEAD_LETTERS_PAGE.max)
         keys = parse_sort(sort, DEAD_LETTER_SORT, default=[("created_at", 1)], tie_breaker="id")
         async with transaction(self.sessions) as session:
             page = await keyset_page(session, select(_d).where(condition), keys, limit=limit, next=next_, prev=prev,
@@ -58,10 +57,7 @@ class DeadLetters:
             fields = chosen[1:] or ["ids"]
             raise InvalidArgument(violations=[_one_of(field, chosen) for field in fields])
         v = Violations()
-        if v.check(len(ids) <= MAX_REPLAY_IDS, "ids", f"must list at most {MAX_REPLAY_IDS} ids (got {len(ids)})"):
-            for i, dead_letter_id in enumerate(ids):
-                if not check_id(v, dead_letter_id, f"ids[{i}]"):
-                    break
+        check_id_list(v, ids, "ids", limit=MAX_REPLAY_IDS, required=False)
         v.raise_if_any()
         condition = _d.c.id.in_(list(ids)) if ids else compile_filter(DEAD_LETTER_FILTER, filter_)
         queued = 0

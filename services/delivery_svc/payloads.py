@@ -72,9 +72,9 @@ def _fields(descriptor: Descriptor) -> tuple[tuple[FieldDescriptor, Any, bool], 
     """Each field with its value converter and whether an unset value is left out."""
     fields = []
     for field in descriptor.fields:
-        if field.type == FieldDescriptor.TYPE_MESSAGE:
+        if field.message_type is not None:
             fields.append((field, _message_converter(field.message_type), True))
-        elif field.type == FieldDescriptor.TYPE_ENUM:
+        elif field.enum_type is not None:
             fields.append((field, _enum_converter(field.enum_type), False))
         else:
             fields.append((field, _same, field.has_presence and not field.is_repeated))
