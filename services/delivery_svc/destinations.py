@@ -60,6 +60,8 @@ class Attempt:
 
 class Destination(Protocol):
     name: str
+    # The event types it may take; the dispatcher reads only those (None: every type).
+    types: frozenset[str] | None
 
     def takes(self, event: OutboxEvent) -> bool:
         """Whether the event is for this destination at all (types, the campaign's skip flag)."""

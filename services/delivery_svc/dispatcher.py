@@ -116,6 +116,11 @@ class Progress:
         self._open[position] = handoffs
         self._settle()
 
+    def skip_to(self, position: int) -> None:
+        """Nothing for the destination up to `position`: passed, once what is open is done."""
+        if position > self.passed:
+            self.add(position, 0)
+
     def done(self, position: int) -> None:
         self._open[position] -= 1
         self._settle()
@@ -252,13 +257,20 @@ class DestinationRunner:
                 continue
             async with self.yielding.turn():
                 async with transaction(self.sessions) as session:
-                    rows = await store.events_after(session, read_to, min(READ_BATCH, room))
+                    # Read first: every event up to it that the query should see, it sees.
+                    last = await store.last_position(session)
+                    rows = await store.events_after(session, read_to, min(READ_BATCH, room),
+                                                    types=sorted(self.destination.types or ()))
                 if rows:
                     events = await self._outbox_events(rows)
                     await self._open(events)
                     self._read_to = events[-1].position
             if not rows:
-                await self.outbox.wait_for_more(read_to, IDLE_WAIT_S)
+                # None of its types up to `last`: the destination has passed the others too.
+                if last > read_to:
+                    progress.skip_to(last)
+                    self._read_to = last
+                await self.outbox.wait_for_more(max(read_to, last), IDLE_WAIT_S)
 
     async def _outbox_events(self, rows: Sequence[Any]) -> list[OutboxEvent]:
         flags = await self.flags.of({row.campaign_id for row in rows})

@@ -13,12 +13,13 @@ from services.delivery_svc.push import Push, PushEvent, PushTask
 
 class PushDestination:
     name = "push"
+    types: frozenset[str] | None = frozenset({MESSAGE_NEW})
 
     def __init__(self, push: Push) -> None:
         self.push = push
 
     def takes(self, event: OutboxEvent) -> bool:
-        return event.event.type == MESSAGE_NEW and not event.skip_push
+        return not event.skip_push
 
     async def handoffs(self, events: Sequence[OutboxEvent]) -> list[Handoff]:
         tasks = await self.push.notifications_for([PushEvent(e.event, e.skip_push) for e in events])

@@ -63,7 +63,7 @@ class WebhookDestination:
         self.url = url
         self.api_secret = api_secret
         self.signing_key = signing_key
-        self.event_types = frozenset(event_types)
+        self.types = frozenset(event_types) or None
         self.clock = clock
         self.timeout_s = timeout_s
         # One single-connection client per POST in flight, not one client with `concurrency`
@@ -80,10 +80,7 @@ class WebhookDestination:
                    event_types=settings.webhook_event_types, timeout_s=settings.webhook_timeout_s)
 
     def takes(self, event: OutboxEvent) -> bool:
-        kind = event.event.type
-        if self.event_types and kind not in self.event_types:
-            return False
-        return not (event.skip_webhook and kind in CAMPAIGN_SIDE_EFFECTS)
+        return not (event.skip_webhook and event.event.type in CAMPAIGN_SIDE_EFFECTS)
 
     async def handoffs(self, events: Sequence[OutboxEvent]) -> list[Handoff]:
         return [self._handoff(e.event, webhook_id(e.event.id)) for e in events]
