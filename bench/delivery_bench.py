@@ -1,6 +1,6 @@
 """A 60,000-recipient campaign through the three real services on SQLite.
 
-    .venv/bin/python -m bench.delivery_bench [--recipients 60000] [--direct]
+    .venv/bin/python -m bench.delivery_bench [--recipients 60000] [--direct] [--runs 5]
 
 Starts segment_svc, delivery_svc and campaign_svc as subprocesses on SQLite in a temp dir,
 upserts the users and a sender, makes an all_users segment, creates a campaign with
@@ -8,7 +8,9 @@ create_channels, a 1-1 channel template and templated text, and times StartCampa
 completed (WatchCampaign). `--direct` (or a campaign service that does not answer yet) drives
 DeliveryService.StartDelivery / WatchDelivery instead, and says so. Prints seconds,
 recipients/s and each service's peak RSS (sampled every 20 ms with psutil), plus the RSS
-before the campaign, to show memory stays flat.
+before the campaign, to show memory stays flat, and each service's CPU-seconds (user + system)
+spent between StartCampaign and completion, with their sum per 1,000 recipients. `--runs N`
+repeats the whole thing on fresh services and prints each run's figures, then their median.
 """
 
 from __future__ import annotations
@@ -17,9 +19,11 @@ import argparse
 import asyncio
 import os
 import signal
+import statistics
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
@@ -67,7 +71,29 @@ class PeakRss:
         self._task.cancel()
 
 
-async def run(recipients: int, direct: bool, batch_size: int, profile: str = "") -> None:
+@dataclass
+class Figures:
+    """One run's figures: wall time and the CPU each service spent on the campaign."""
+    recipients: int
+    seconds: float
+    cpu: dict[str, float]
+
+    @property
+    def cpu_per_thousand(self) -> float:
+        return sum(self.cpu.values()) / self.recipients * 1000
+
+    def line(self) -> str:
+        per_service = "  ".join(f"{name} {self.cpu[name]:.2f}" for name in SERVICES)
+        return (f"seconds {self.seconds:6.2f}  recipients/s {self.recipients / self.seconds:7,.0f}  "
+                f"CPU s: {per_service}  CPU s per 1,000 recipients: {self.cpu_per_thousand:.3f}")
+
+
+def median(runs: list[Figures]) -> Figures:
+    return Figures(runs[0].recipients, statistics.median(r.seconds for r in runs),
+                   {name: statistics.median(r.cpu[name] for r in runs) for name in SERVICES})
+
+
+async def run(recipients: int, direct: bool, batch_size: int, profile: str = "") -> Figures:
     data_dir = Path(tempfile.mkdtemp(prefix="herald-bench-"))
     ports = {name: free_port() for name in SERVICES}
     env = dict(os.environ, HERALD_DATA_DIR=str(data_dir), HERALD_API_SECRET=SECRET, HERALD_LOG_LEVEL="WARNING",
@@ -144,8 +170,11 @@ async def run(recipients: int, direct: bool, batch_size: int, profile: str = "")
         for name in SERVICES:
             print(f"peak RSS {name:8s}: {rss.peak[name] / 2**20:7.1f} MiB  (before the campaign: "
                   f"{before[name] / 2**20:.1f} MiB); CPU {cpu[name]:.2f} s")
+        figures = Figures(recipients, seconds, cpu)
+        print(f"CPU s per 1,000 recipients (all three services): {figures.cpu_per_thousand:.3f}")
         for channel in channels.values():
             await channel.close()
+        return figures
     finally:
         for process in processes.values():
             if process.returncode is None:
@@ -163,8 +192,18 @@ def main() -> None:
     parser.add_argument("--direct", action="store_true", help="drive StartDelivery instead of StartCampaign")
     parser.add_argument("--batch-size", type=int, default=1000, help="HERALD_DELIVERY_BATCH_SIZE")
     parser.add_argument("--profile", choices=SERVICES, default="", help="run one service under py-spy record")
+    parser.add_argument("--runs", type=int, default=1, help="repeat on fresh services; print each run and the median")
     args = parser.parse_args()
-    asyncio.run(run(args.recipients, args.direct, args.batch_size, args.profile))
+    runs = []
+    for i in range(1, args.runs + 1):
+        if args.runs > 1:
+            print(f"-- run {i} of {args.runs}", flush=True)
+        runs.append(asyncio.run(run(args.recipients, args.direct, args.batch_size, args.profile)))
+    if args.runs > 1:
+        print(f"== {args.runs} runs of {args.recipients} recipients")
+        for i, figures in enumerate(runs, 1):
+            print(f"run {i}:  {figures.line()}")
+        print(f"median: {median(runs).line()}")
 
 
 if __name__ == "__main__":

@@ -68,10 +68,14 @@ def stats(row: Mapping) -> campaign_pb2.CampaignStats:
     return message
 
 
-def stats_values(message: campaign_pb2.CampaignStats) -> dict:
-    """A delivery's stats as column values of the campaign row."""
+def stats_values(message: campaign_pb2.CampaignStats, *, completed: bool = False) -> dict:
+    """A delivery's stats as column values of the campaign row. A recipients_total of 0 before
+    the delivery completed means "not counted" (a delivery started by an older campaign service
+    counts late): it is left out, so the count taken when the campaign started stands."""
     values = {name: getattr(message, name) for name in STATS_COLUMNS
               if name not in ("stats_started_at", "stats_completed_at")}
+    if not values["recipients_total"] and not completed:
+        del values["recipients_total"]
     values["progress"] = min(max(float(message.progress), 0.0), 1.0)
     for name in ("stats_started_at", "stats_completed_at"):
         values[name] = from_timestamp(getattr(message, name)) if message.HasField(name) else None

@@ -21,6 +21,7 @@ from services.campaign_svc.clock import Clock
 from services.campaign_svc.upstream import Upstream, is_outage
 from services.campaign_svc.views import Views
 from services.kit.db import transaction
+from services.kit.limits import CAMPAIGN_USERS_PAGE
 from services.kit.protos import timestamp
 
 log = logging.getLogger("herald.campaign.events")
@@ -31,7 +32,7 @@ STOPPED = "campaign.stopped"
 
 IDLE_POLL_S = 1.0
 RETRY_MAX_S = 5.0
-EVENT_USERS = 100  # targeted users carried by an event's campaign, as a GetCampaign's first page
+EVENT_USERS = CAMPAIGN_USERS_PAGE.default  # targeted users carried by an event's campaign, as GetCampaign's
 
 
 def event_id(row: Mapping, type_: str) -> str:
@@ -39,13 +40,10 @@ def event_id(row: Mapping, type_: str) -> str:
     return f"{type_}:{row['instance']}"
 
 
-async def record(session: AsyncSession, campaign_id: str, type_: str, clock: Clock) -> Mapping | None:
-    """Adds the event for the campaign as it now is (status and stats) to the outbox."""
-    row = await store.get_campaign(session, campaign_id)
-    if row is not None:
-        payload = convert.campaign(row).SerializeToString()
-        await store.add_event(session, event_id(row, type_), campaign_id, type_, payload, clock.now())
-    return row
+async def record(session: AsyncSession, row: Mapping, type_: str, clock: Clock) -> None:
+    """Adds the event for the campaign as it now is (`row`: status and stats) to the outbox."""
+    payload = convert.campaign(row).SerializeToString()
+    await store.add_event(session, event_id(row, type_), row["id"], type_, payload, clock.now())
 
 
 class Publisher:

@@ -4,9 +4,9 @@ One `Feed` per watched campaign holds its latest state; whoever changes the camp
 process (a delivery follower, Start/Stop/Update) publishes into it, and every watcher reads
 from it. So a thousand watchers of one campaign cost one upstream WatchDelivery.
 
-Cadence (DESIGN §5): the current state at once; then changes coalesced to at most
-`MAX_RATE` updates a second, and the state again at least every `HEARTBEAT_S` while sending;
-the terminal state last, then the stream ends.
+Cadence (DESIGN §5): the current state at once; then changes coalesced to at most one update
+per WATCH_MIN_INTERVAL_S, and the state again at least every WATCH_MAX_INTERVAL_S while
+sending; the terminal state last, then the stream ends.
 """
 
 from __future__ import annotations
@@ -17,9 +17,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from herald.campaign.v1 import campaign_pb2
 from services.campaign_svc import reasons
 from services.kit.errors import NotFound
+from services.kit.limits import WATCH_MAX_INTERVAL_S, WATCH_MIN_INTERVAL_S
 
-MIN_INTERVAL_S = 0.25  # at most four updates a second
-HEARTBEAT_S = 1.0  # at least one a second while sending
 
 TERMINAL = (campaign_pb2.CAMPAIGN_STATUS_COMPLETED, campaign_pb2.CAMPAIGN_STATUS_STOPPED)
 
@@ -113,13 +112,13 @@ class Feeds:
             sent_at = loop.time()
             await self._next_change(campaign_id, feed, version, current)
             # Coalesce: whatever arrived within the interval goes out as one update.
-            await asyncio.sleep(max(0.0, sent_at + MIN_INTERVAL_S - loop.time()))
+            await asyncio.sleep(max(0.0, sent_at + WATCH_MIN_INTERVAL_S - loop.time()))
 
     async def _next_change(self, campaign_id: str, feed: Feed, version: int,
                            current: campaign_pb2.Campaign) -> None:
         """Returns when there is something to send: a change, or a heartbeat while sending."""
         while True:
-            if await feed.changed_since(version, HEARTBEAT_S):
+            if await feed.changed_since(version, WATCH_MAX_INTERVAL_S):
                 return
             if current.status == campaign_pb2.CAMPAIGN_STATUS_IN_PROGRESS:
                 self._on_sending(campaign_id)

@@ -120,7 +120,7 @@ class Campaigns:
     # --- start and stop -----------------------------------------------------------------------
 
     async def start(self, request: campaign_service_pb2.StartCampaignRequest) -> Mapping:
-        row = await self.get(request.id)
+        row = await self.get(request.id)  # the one read of the campaign: each step below knows its values
         if row["status"] not in EDITABLE:
             raise FailedPrecondition(f"campaign {row['id']} is {_describe(row['status'])}; only a draft or "
                                      "scheduled campaign can be started (a campaign is sent once)",
@@ -140,29 +140,38 @@ class Campaigns:
         return await self._move(row, values)
 
     async def _start_now(self, row: Mapping, stop_at: dt.datetime | None, now: dt.datetime) -> Mapping:
+        # Counted first: the campaign is in progress only with its audience counted, and a
+        # segment service that cannot count leaves it as it was (UNAVAILABLE, nothing changed).
+        total = await self.sending.count_audience(row)
         values = {"status": Status.IN_PROGRESS, "scheduled_for": None, "stop_at": stop_at, "updated_at": now,
-                  "start_owner": self.sending.owner, "start_claimed_at": now, "delivery_started": False}
-        await self._move(row, values)
-        undo = {key: row[key] for key in ("status", "scheduled_for", "stop_at", "updated_at", "start_owner",
-                                          "start_claimed_at")}
+                  "start_owner": self.sending.owner, "start_claimed_at": now, "delivery_started": False,
+                  "recipients_total": total}
+        undo = {key: row[key] for key in values}
+        moved = await self._move(row, values)
         try:
-            await self.sending.begin(row["id"], undo=undo)
+            started = await self.sending.begin_moved(moved, undo=undo)
         except DeliveryRefused as refused:
             self.feeds.publish(convert.campaign(await self.get(row["id"])))
             raise refused.error from None
         # Following starts the delivery later if the delivery service was unreachable just now.
         self.sending.ensure_follower(row["id"])
-        return await self.get(row["id"])
+        return started if started is not None else await self.get(row["id"])
 
     async def _move(self, row: Mapping, values: dict) -> Mapping:
+        """Moves the campaign on from `row`, as it was read; returns it as moved (`row` with
+        `values`, not read again). Every write of a campaign sets updated_at: matching it, the
+        move is refused when anything changed since the read (an update landing meanwhile must
+        not be sent with the audience counted and the snapshot taken before it)."""
         async with transaction(self.sessions) as session:
-            moved = await store.transition(session, row["id"], row["status"], values)
-            current = await store.get_campaign(session, row["id"])
-        if current is None:
-            raise NotFound(f"campaign {row['id']} does not exist", reason=reasons.CAMPAIGN_NOT_FOUND)
+            moved = await store.transition(session, row["id"], row["status"], values,
+                                           store.campaigns.c.updated_at == row["updated_at"])
+            current = None if moved else await store.get_campaign(session, row["id"])
         if not moved:
+            if current is None:
+                raise NotFound(f"campaign {row['id']} does not exist", reason=reasons.CAMPAIGN_NOT_FOUND)
             raise FailedPrecondition(f"campaign {row['id']} is {_describe(current['status'])}; "
                                      "it changed while being started, look again", reason=reasons.CAMPAIGN_CHANGED)
+        current = {**row, **values}
         self.feeds.publish(convert.campaign(current))
         return current
 

@@ -13,13 +13,11 @@ from herald.campaign.v1 import campaign_pb2, campaign_service_pb2
 from services.campaign_svc.store import campaign_segments, campaigns
 from services.kit.db import transaction
 from services.kit.filters import Field, FilterSpec, Kind, compile_filter, enum_aliases, request_filter
+from services.kit.limits import CAMPAIGNS_PAGE, MAX_MESSAGE_BYTES, QUERY_CAMPAIGN_USERS
 from services.kit.paging import Page, keyset_page, parse_sort, resolve_limit
 
-DEFAULT_LIMIT = 25
-MAX_LIMIT = 100
-MAX_USER_LIMIT = 1000
-# A page stays well under the 16 MiB message cap: campaigns carry up to 10,000 user ids each.
-RESPONSE_BUDGET_BYTES = 12 * 2**20
+# A page stays well under the message cap: campaigns carry up to 10,000 user ids each.
+RESPONSE_BUDGET_BYTES = MAX_MESSAGE_BYTES * 3 // 4
 USER_OBJECT_BYTES = 1024  # an embedded user (user_limit), generously
 
 
@@ -49,11 +47,12 @@ SORTABLE = {name: field.column for name, field in FILTER.fields.items() if field
 async def query_campaigns(sessions: async_sessionmaker[AsyncSession],
                           request: campaign_service_pb2.QueryCampaignsRequest) -> tuple[list[RowMapping], str, str]:
     """One page of campaign rows and its next / prev cursors."""
-    limit = resolve_limit(request.limit, DEFAULT_LIMIT, MAX_LIMIT)
+    limit = resolve_limit(request.limit, CAMPAIGNS_PAGE.default, CAMPAIGNS_PAGE.max)
     filter_dict = request_filter(request)
     condition = compile_filter(FILTER, filter_dict)
     sort = parse_sort(request.sort, SORTABLE, default=[("created_at", -1)])
-    user_limit = resolve_limit(request.user_limit, 0, MAX_USER_LIMIT, "user_limit")
+    user_limit = resolve_limit(request.user_limit, QUERY_CAMPAIGN_USERS.default, QUERY_CAMPAIGN_USERS.max,
+                               "user_limit")
     async with transaction(sessions) as session:
         async def page_of(size: int) -> Page:
             return await keyset_page(session, select(campaigns).where(condition), sort, limit=size,

@@ -6,29 +6,22 @@ asks the segment service whether the sender and segments exist and what type the
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 from google.protobuf import json_format
-from google.protobuf.internal.enum_type_wrapper import EnumTypeWrapper
 
 from herald.campaign.v1 import campaign_service_pb2
-from herald.common.v1 import common_pb2
 from herald.segment.v1 import segment_pb2
 from services.campaign_svc import reasons
 from services.campaign_svc.convert import template_to_json
 from services.campaign_svc.upstream import Upstream
-from services.kit import fields as field_rules
+from services.kit import campaign_rules
 from services.kit import reasons as kit_reasons
-from services.kit.fields import check_id
 from services.kit.errors import InvalidArgument, Violations
-from services.kit.templates import USER_TARGET_VARIABLES, Tree, compile_text, is_template, uses_variable
-
-MAX_SEGMENTS = 25
-MAX_USERS = 10_000
-MAX_ATTACHMENTS = 30
-MAX_MEMBERS = 1000
+from services.kit.fields import check_id, check_text
+from services.kit.templates import USER_TARGET_VARIABLES, Tree
 
 SEGMENT_TYPE_WORDS = {segment_pb2.SEGMENT_TYPE_USER: "user", segment_pb2.SEGMENT_TYPE_CHANNEL: "channel"}
 
@@ -54,9 +47,11 @@ class CampaignFields:
     skip_push: bool
     skip_webhook: bool
     segment_type: str | None = None
+    # The template fields that use `receiver` (known from compiling them; not stored).
+    receiver_fields: list[str] = field(default_factory=list)
 
     def values(self) -> dict:
-        return dict(self.__dict__)
+        return {name: value for name, value in self.__dict__.items() if name != "receiver_fields"}
 
 
 def check_locally(request: CampaignWrite, *, id_required: bool) -> CampaignFields:
@@ -64,29 +59,28 @@ def check_locally(request: CampaignWrite, *, id_required: bool) -> CampaignField
     v = Violations()
     check_id(v, request.id, "id", required=id_required)
     check_id(v, request.sender_id, "sender_id")
-    field_rules.check_text(v, request.name, "name")
-    field_rules.check_text(v, request.description, "description")
-    segment_ids = _check_ids(v, request.segment_ids, "segment_ids", MAX_SEGMENTS)
-    user_ids = _check_ids(v, request.user_ids, "user_ids", MAX_USERS)
-    if not request.segment_ids and not request.user_ids:
-        v.add("segment_ids", "give segment_ids or user_ids (exactly one of them)")
-    elif request.segment_ids and request.user_ids:
-        v.add("user_ids", "give segment_ids or user_ids, not both")
-    _check_enum(v, common_pb2.SenderMode, request.sender_mode, "sender_mode")
-    _check_enum(v, common_pb2.SenderVisibility, request.sender_visibility, "sender_visibility")
-    _check_message_template(v, request)
-    _check_channel_template(v, request)
-    for field, source in _template_sources(request):
-        _compile(v, field, source)
+    check_text(v, request.name, "name")
+    check_text(v, request.description, "description")
+    campaign_rules.check_audience(v, request.segment_ids, request.user_ids)
+    campaign_rules.check_sender_options(v, request.sender_mode, request.sender_visibility)
+    if request.HasField("message_template"):
+        campaign_rules.check_message_template(v, request.message_template)
+    else:
+        v.add("message_template", "is required")
+    channel_template = request.channel_template if request.HasField("channel_template") else None
+    campaign_rules.check_channel_template(v, channel_template, request.create_channels)
+    receiver_fields = [name for name, source in _template_sources(request)
+                       if "receiver" in _compile(v, name, source)]
     v.raise_if_any()
     return CampaignFields(
         id=request.id, name=request.name, description=request.description, sender_id=request.sender_id,
-        segment_ids=segment_ids, user_ids=user_ids, sender_mode=request.sender_mode,
-        sender_visibility=request.sender_visibility,
+        # Duplicates are harmless (the audience is deduplicated anyway): keep the first of each.
+        segment_ids=list(dict.fromkeys(request.segment_ids)), user_ids=list(dict.fromkeys(request.user_ids)),
+        sender_mode=request.sender_mode, sender_visibility=request.sender_visibility,
         message_template=template_to_json(request.message_template),
-        channel_template=template_to_json(request.channel_template) if request.HasField("channel_template") else None,
+        channel_template=template_to_json(channel_template) if channel_template is not None else None,
         create_channels=request.create_channels, show_channels=request.show_channels,
-        skip_push=request.skip_push, skip_webhook=request.skip_webhook)
+        skip_push=request.skip_push, skip_webhook=request.skip_webhook, receiver_fields=receiver_fields)
 
 
 async def check_remotely(fields: CampaignFields, request: CampaignWrite, upstream: Upstream) -> None:
@@ -108,70 +102,13 @@ async def check_remotely(fields: CampaignFields, request: CampaignWrite, upstrea
         elif types:
             fields.segment_type = SEGMENT_TYPE_WORDS.get(types.pop())
         if fields.segment_type == "channel":
-            for field, source in _template_sources(request):
-                v.check(not uses_variable(source, "receiver"), field,
-                        "receiver is not available with channel segments (use sender and channel)",
-                        kit_reasons.TEMPLATE_INVALID)
+            for name in fields.receiver_fields:
+                v.add(name, "receiver is not available with channel segments (use sender and channel)",
+                      kit_reasons.TEMPLATE_INVALID)
     v.raise_if_any()
 
 
-def _check_ids(v: Violations, ids: Sequence[str], field: str, limit: int) -> list[str]:
-    if len(ids) > limit:
-        v.add(field, f"at most {limit} ids, got {len(ids)}")
-        return []
-    for i, value in enumerate(ids):
-        check_id(v, value, f"{field}[{i}]")
-    # Duplicates are harmless (the audience is deduplicated anyway): keep the first of each.
-    return list(dict.fromkeys(ids))
-
-
-def _check_enum(v: Violations, enum_type: EnumTypeWrapper, value: int, field: str) -> None:
-    if value not in enum_type.values():
-        v.add(field, f"unknown value {value}; use one of {', '.join(enum_type.keys())}")
-
-
-def _check_message_template(v: Violations, request: CampaignWrite) -> None:
-    if not request.HasField("message_template"):
-        v.add("message_template", "is required")
-        return
-    template = request.message_template
-    if not template.text:
-        v.add("message_template.text", "is required")
-    field_rules.check_text(v, template.text, "message_template.text")
-    check_id(v, template.poll_id, "message_template.poll_id", required=False)
-    if len(template.attachments) > MAX_ATTACHMENTS:
-        v.add("message_template.attachments", f"at most {MAX_ATTACHMENTS} attachments, got {len(template.attachments)}")
-
-
-def _check_channel_template(v: Violations, request: CampaignWrite) -> None:
-    if not request.HasField("channel_template"):
-        v.check(not request.create_channels, "channel_template", "is required when create_channels is true")
-        return
-    template = request.channel_template
-    field_rules.check_channel_type(v, template.type, "channel_template.type")
-    field_rules.check_text(v, template.team, "channel_template.team", field_rules.MAX_TEAM)
-    _check_fixed_id(v, template.id, "channel_template.id", required=False)
-    for name in ("members", "members_template"):
-        if len(getattr(template, name)) > MAX_MEMBERS:
-            v.add(f"channel_template.{name}", f"at most {MAX_MEMBERS} members, got {len(getattr(template, name))}")
-    if template.members and template.members_template:
-        v.add("channel_template.members_template", "give members or members_template, not both")
-    for i, member in enumerate(template.members):
-        _check_fixed_id(v, member, f"channel_template.members[{i}]")
-    for i, member in enumerate(template.members_template):
-        _check_fixed_id(v, member.user_id, f"channel_template.members_template[{i}].user_id")
-
-
-def _check_fixed_id(v: Violations, value: str, field: str, *, required: bool = True) -> None:
-    """An id that may be a template: a plain one must be a valid id now; a template's output
-    is checked per recipient when sending (a bad one fails that recipient, not the campaign)."""
-    if is_template(value):
-        field_rules.check_text(v, value, field)
-    else:
-        check_id(v, value, field, required=required)
-
-
-def _template_sources(request: CampaignWrite) -> Iterator[tuple[str, str | dict[str, Any]]]:
+def _template_sources(request: Any) -> Iterator[tuple[str, Any]]:
     """Every template string of a request, with the field path that names it."""
     message = request.message_template
     yield "message_template.text", message.text
@@ -190,13 +127,11 @@ def _template_sources(request: CampaignWrite) -> Iterator[tuple[str, str | dict[
             yield f"channel_template.members_template[{i}].user_id", member.user_id
 
 
-def _compile(v: Violations, field: str, source: str | dict[str, Any]) -> None:
-    """Compiles with every variable a campaign may offer; `receiver` is checked once the
-    segment type is known (check_remotely)."""
+def _compile(v: Violations, name: str, source: Any) -> set[str]:
+    """Compiles with every variable a campaign may offer and returns the ones it uses;
+    `receiver` is checked once the segment type is known (check_remotely)."""
     try:
-        if isinstance(source, str):
-            compile_text(source, field, USER_TARGET_VARIABLES)
-        else:
-            Tree(source, field, USER_TARGET_VARIABLES)
+        return Tree(source, name, USER_TARGET_VARIABLES).uses
     except InvalidArgument as exc:
         v.items.extend(exc.violations)
+        return set()

@@ -20,7 +20,7 @@ from services.campaign_svc.clock import Clock
 from services.campaign_svc.sending import Sending
 from services.campaign_svc.store import Status
 from services.kit.db import transaction
-from services.kit.errors import HeraldError
+from services.kit.errors import FailedPrecondition, HeraldError, Unavailable
 
 log = logging.getLogger("herald.campaign.scheduler")
 
@@ -59,30 +59,46 @@ class Scheduler:
             due = await store.due_scheduled(session, now)
             expired = await store.expired_running(session, now)
         for item in due:
-            await self._start_due(item, now)
+            if not await self._start_due(item, now):
+                break  # the segment service cannot count now: the next tick tries again
         for campaign_id in expired:
             await self._stop_expired(campaign_id)
 
-    async def _start_due(self, item: Mapping, now: dt.datetime) -> None:
+    async def _start_due(self, item: Mapping, now: dt.datetime) -> bool:
+        """Starts a due campaign, its audience counted first; False when the segment service is
+        unavailable (the campaign stays scheduled)."""
         campaign_id = item["id"]
         if item["stop_at"] is not None and item["stop_at"] <= now:
             # Its whole window passed while the service was down: it never begins.
             await self.sending.finish(campaign_id, Status.STOPPED, reason=campaign_pb2.STOP_REASON_STOP_AT,
                                       expected=Status.SCHEDULED)
-            return
+            return True
+        try:
+            total = await self.sending.count_audience(item)
+        except Unavailable:
+            log.warning("scheduled campaign waits for the segment service to count its audience",
+                        extra={"campaign_id": campaign_id})
+            return False
+        except FailedPrecondition as refused:  # e.g. a segment deleted since: it can never start
+            await self.sending.finish(campaign_id, Status.STOPPED, reason=campaign_pb2.STOP_REASON_ERROR,
+                                      message=refused.message, expected=Status.SCHEDULED)
+            return True
         values = {"status": Status.IN_PROGRESS, "start_owner": self.sending.owner, "start_claimed_at": now,
-                  "delivery_started": False, "updated_at": now}
+                  "delivery_started": False, "recipients_total": total, "updated_at": now}
         async with transaction(self.sessions) as session:
-            # Matching scheduled_for too: a reschedule that just landed wins over this claim.
+            # Matching scheduled_for and updated_at too: a reschedule or an update that just
+            # landed wins over this claim (the next tick counts the audience as it is now).
             claimed = await store.transition(session, campaign_id, Status.SCHEDULED, values,
-                                             store.campaigns.c.scheduled_for == item["scheduled_for"])
+                                             store.campaigns.c.scheduled_for == item["scheduled_for"],
+                                             store.campaigns.c.updated_at == item["updated_at"])
             row = await store.get_campaign(session, campaign_id) if claimed else None
         if row is None:
-            return
+            return True
         log.info("scheduled campaign starts", extra={"campaign_id": campaign_id,
                                                      "late_s": (now - item["scheduled_for"]).total_seconds()})
         self.sending.feeds.publish(convert.campaign(row))
         self.sending.ensure_follower(campaign_id)  # the follower starts the delivery
+        return True
 
     async def _stop_expired(self, campaign_id: str) -> None:
         try:

@@ -1,7 +1,9 @@
 """Sending a campaign: starting its delivery, following the delivery's progress, ending it.
 
-- `begin` hands the campaign snapshot to `DeliveryService.StartDelivery` (idempotent by
-  campaign id) and records `campaign.started`.
+- `count_audience` counts the recipients before a campaign moves to in_progress, so that it
+  never shows in_progress without its recipients_total (DESIGN §10.2).
+- `begin` / `begin_moved` hand the campaign snapshot, that count included, to
+  `DeliveryService.StartDelivery` (idempotent by campaign id) and record `campaign.started`.
 - One follower task per in-progress campaign in this process consumes `WatchDelivery`
   (reconnecting with backoff), persists status and stats, and publishes them to the feeds.
 - `finish` makes the terminal transition once (a conditional UPDATE) with its event.
@@ -10,10 +12,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 import random
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 
 import grpc
 from google.rpc import error_details_pb2
@@ -151,34 +154,60 @@ class Sending:
 
     # --- start --------------------------------------------------------------------------------
 
-    async def begin(self, campaign_id: str, *, undo: dict | None = None) -> bool:
-        """Starts the delivery of an in-progress campaign; False on an outage (retry later).
+    async def count_audience(self, row: Mapping) -> int:
+        """The campaign's recipients, counted before it moves to in_progress (DESIGN §10.2);
+        Unavailable or FailedPrecondition when the segment service cannot count them."""
+        return await self.upstream.count_recipients(row["segment_ids"] or [], row["user_ids"] or [],
+                                                    row["sender_id"])
 
-        A refusal (capacity, a rule the delivery service enforces) raises DeliveryRefused after
-        stopping the campaign, or, given `undo`, after putting those values (its previous
-        status and times) back, so that a StartCampaign call that failed changed nothing.
-        """
+    async def begin(self, campaign_id: str) -> bool:
+        """Starts the delivery of an in-progress campaign, unless started already; False on an
+        outage (retry later). A refusal (capacity, a rule the delivery service enforces) stops the
+        campaign and raises DeliveryRefused."""
+        async with self._begin_lock(campaign_id):
+            row = await self._load(campaign_id)
+            if row is None or row["status"] != Status.IN_PROGRESS or row["delivery_started"]:
+                return True
+            delivery = await self._start_delivery(row, undo=None)
+            if delivery is None:
+                return False
+            await self._started(row, delivery)
+            return True
+
+    async def begin_moved(self, row: Mapping, *, undo: dict) -> Mapping | None:
+        """Starts the delivery of a campaign StartCampaign has just moved to in_progress (`row`,
+        as moved) and returns the campaign as it is then: as moved after an outage (its follower
+        starts the delivery later), None when it stopped meanwhile. A refusal puts `undo` (the
+        values before the move) back, so that the failed StartCampaign changed nothing, and
+        raises DeliveryRefused."""
+        async with self._begin_lock(row["id"]):
+            delivery = await self._start_delivery(row, undo)
+            if delivery is None:
+                return row
+            return await self._started(row, delivery)
+
+    @contextlib.asynccontextmanager
+    async def _begin_lock(self, campaign_id: str) -> AsyncIterator[None]:
+        """One start at a time per campaign in this process (StartCampaign and its follower)."""
         lock = self._begin_locks.setdefault(campaign_id, asyncio.Lock())
         try:
             async with lock:
-                return await self._begin_locked(campaign_id, undo)
+                yield
         finally:
             if not lock.locked() and self._begin_locks.get(campaign_id) is lock:
                 del self._begin_locks[campaign_id]
 
-    async def _begin_locked(self, campaign_id: str, undo: dict | None) -> bool:
-        row = await self._load(campaign_id)
-        if row is None or row["status"] != Status.IN_PROGRESS:
-            return True
-        if row["delivery_started"]:
-            return True
+    async def _start_delivery(self, row: Mapping, undo: dict | None) -> delivery_pb2.Delivery | None:
+        """StartDelivery with the campaign's snapshot (its counted recipients_total included);
+        None on an outage. A refusal stops the campaign, or puts `undo` back, and raises."""
+        campaign_id = row["id"]
         try:
-            delivery = await self.upstream.start_delivery(convert.campaign(row))
+            return await self.upstream.start_delivery(convert.campaign(row))
         except grpc.aio.AioRpcError as exc:
             if is_outage(exc):
                 log.warning("delivery service unavailable; will retry the start",
                             extra={"campaign_id": campaign_id})
-                return False
+                return None
             refused = _refusal(exc)
             if undo is None:
                 await self.finish(campaign_id, Status.STOPPED, reason=refused.reason,
@@ -187,20 +216,24 @@ class Sending:
                 async with transaction(self.sessions) as session:
                     await store.transition(session, campaign_id, Status.IN_PROGRESS, undo)
             raise refused from None
-        await self._started(campaign_id, delivery)
-        return True
 
-    async def _started(self, campaign_id: str, delivery: delivery_pb2.Delivery) -> None:
+    async def _started(self, row: Mapping, delivery: delivery_pb2.Delivery) -> Mapping | None:
+        """Records the started delivery with campaign.started and returns the campaign as it is
+        now; None when it stopped while StartDelivery was on its way (what that started is
+        stopped too)."""
+        campaign_id = row["id"]
+        values = {"delivery_started": True, **convert.stats_values(delivery.stats)}
         async with transaction(self.sessions) as session:
-            values = {"delivery_started": True, **convert.stats_values(delivery.stats)}
             marked = await store.transition(session, campaign_id, Status.IN_PROGRESS, values)
-            row = await events.record(session, campaign_id, events.STARTED, self.clock) if marked else None
-        if row is None:
-            # Stopped or deleted while StartDelivery was on its way: stop what it started.
+            if marked:
+                row = {**row, **values}
+                await events.record(session, row, events.STARTED, self.clock)
+        if not marked:
             await self._stop_quietly(campaign_id)
-            return
+            return None
         self.publisher.wake()
         self.feeds.publish(convert.campaign(row))
+        return row
 
     async def _stop_quietly(self, campaign_id: str) -> None:
         try:
@@ -230,24 +263,24 @@ class Sending:
                      stats: campaign_pb2.CampaignStats | None = None,
                      expected: str | tuple[str, ...] = Status.IN_PROGRESS) -> tuple[bool, Mapping | None]:
         """Ends the campaign once (completed or stopped) with its event; returns (ended now, row)."""
+        completed = status == Status.COMPLETED
         values: dict = {"status": status, "updated_at": self.clock.now()}
         if status == Status.STOPPED:
             values.update(stop_reason=reason or campaign_pb2.STOP_REASON_REQUESTED, stop_message=message)
         if stats is not None:
-            values.update(convert.stats_values(stats))
-        if status == Status.COMPLETED:
+            values.update(convert.stats_values(stats, completed=completed))
+        if completed:
             values["progress"] = 1.0
         async with transaction(self.sessions) as session:
             ended = await store.transition(session, campaign_id, expected, values)
-            if ended:
-                kind = events.COMPLETED if status == Status.COMPLETED else events.STOPPED
-                row = await events.record(session, campaign_id, kind, self.clock)
-            else:
-                if stats is not None:
-                    # Already ended (e.g. by StopCampaign): the delivery's last word on the
-                    # counters still counts.
-                    await store.transition(session, campaign_id, status, convert.stats_values(stats))
-                row = await store.get_campaign(session, campaign_id)
+            if not ended and stats is not None:
+                # Already ended (e.g. by StopCampaign): the delivery's last word on the counters
+                # still counts.
+                await store.transition(session, campaign_id, status, {
+                    name: value for name, value in values.items() if name in store.STATS_COLUMNS})
+            row = await store.get_campaign(session, campaign_id)
+            if ended and row is not None:
+                await events.record(session, row, events.COMPLETED if completed else events.STOPPED, self.clock)
         if ended:
             self.publisher.wake()
         if row is not None:

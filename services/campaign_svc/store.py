@@ -206,9 +206,10 @@ def users_of(campaign_id: str) -> Select[Any]:
 # --- scheduler -------------------------------------------------------------------------------
 
 async def due_scheduled(session: AsyncSession, now: dt.datetime, limit: int = 100) -> list[RowMapping]:
-    """Scheduled campaigns whose start time has come, earliest first."""
+    """Scheduled campaigns whose start time has come, earliest first, with their audience."""
     return list((await session.execute(
-        select(campaigns.c.id, campaigns.c.scheduled_for, campaigns.c.stop_at)
+        select(campaigns.c.id, campaigns.c.scheduled_for, campaigns.c.stop_at, campaigns.c.updated_at,
+               campaigns.c.sender_id, campaigns.c.segment_ids, campaigns.c.user_ids)
         .where(campaigns.c.status == Status.SCHEDULED, campaigns.c.scheduled_for <= now)
         .order_by(campaigns.c.scheduled_for, campaigns.c.id).limit(limit))).mappings())
 

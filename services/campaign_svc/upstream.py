@@ -16,11 +16,12 @@ from herald.campaign.v1 import campaign_pb2
 from herald.delivery.v1 import delivery_pb2, delivery_service_pb2, delivery_service_pb2_grpc
 from herald.segment.v1 import (directory_pb2, directory_service_pb2, directory_service_pb2_grpc, segment_pb2,
                                segment_service_pb2, segment_service_pb2_grpc)
+from services.campaign_svc import reasons as campaign_reasons
 from services.kit import reasons
-from services.kit.errors import Unavailable
+from services.kit.errors import FailedPrecondition, Unavailable
+from services.kit.limits import MAX_USERS_PER_CALL
 from services.kit.retry import call_idempotent
 
-GET_USERS_CHUNK = 10_000
 # Validation and reads wait this long for a dependency before answering UNAVAILABLE.
 READ_DEADLINE_S = 10.0
 READ_ATTEMPTS = 3
@@ -53,8 +54,8 @@ class Upstream:
         """The users that exist among `ids`, by id."""
         ids = list(dict.fromkeys(i for i in ids if i))
         found: dict[str, directory_pb2.User] = {}
-        for start in range(0, len(ids), GET_USERS_CHUNK):
-            request = directory_service_pb2.GetUsersRequest(ids=ids[start:start + GET_USERS_CHUNK])
+        for start in range(0, len(ids), MAX_USERS_PER_CALL):
+            request = directory_service_pb2.GetUsersRequest(ids=ids[start:start + MAX_USERS_PER_CALL])
             response = await self._read(self.directory.GetUsers, request, "segment")
             found.update((user.id, user) for user in response.users)
         return found
@@ -80,6 +81,20 @@ class Upstream:
 
         pairs = await asyncio.gather(*(one(s) for s in dict.fromkeys(segment_ids)))
         return {segment_id: segment for segment_id, segment in pairs if segment is not None}
+
+    async def count_recipients(self, segment_ids: Sequence[str], user_ids: Sequence[str], sender_id: str) -> int:
+        """The audience's size as StreamRecipients will walk it; FailedPrecondition when the
+        segment service refuses it (a segment deleted since the campaign was written)."""
+        request = segment_service_pb2.CountRecipientsRequest(segment_ids=segment_ids, user_ids=user_ids,
+                                                            sender_id=sender_id)
+        try:
+            response = await self._read(self.segments.CountRecipients, request, "segment")
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT):
+                raise FailedPrecondition(f"the audience cannot be counted: {exc.details()}",
+                                         reason=campaign_reasons.AUDIENCE_UNCOUNTABLE) from None
+            raise
+        return response.count
 
     # --- delivery -----------------------------------------------------------------------------
 

@@ -24,12 +24,11 @@ from services.campaign_svc.store import Status, campaign_users
 from services.campaign_svc.upstream import Upstream
 from services.kit.db import transaction
 from services.kit.errors import Unavailable
+from services.kit.limits import CAMPAIGN_USERS_PAGE
 from services.kit.paging import SortKey, keyset_page, resolve_limit
 
 log = logging.getLogger("herald.campaign.views")
 
-DEFAULT_USERS = 100
-MAX_USERS_PER_PAGE = 1000
 USER_KEYS = [SortKey("user_id", campaign_users.c.user_id)]
 
 
@@ -46,7 +45,7 @@ class Views:
         cannot be reached, users carry only their ids and sender / segments stay empty, rather
         than failing a call whose change went through.
         """
-        limit = resolve_limit(limit, DEFAULT_USERS, MAX_USERS_PER_PAGE)
+        limit = resolve_limit(limit, CAMPAIGN_USERS_PAGE.default, CAMPAIGN_USERS_PAGE.max)
         async with transaction(self.sessions) as session:
             page = await keyset_page(session, store.users_of(row["id"]), USER_KEYS, limit=limit, next=next,
                                      prev=prev, fingerprint_of=["campaign_users", row["id"]])

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import math
+from typing import Any
+
+from sqlalchemy import Row
 
 from herald.campaign.v1 import campaign_pb2
 from herald.delivery.v1 import delivery_pb2
@@ -10,7 +13,7 @@ from services.delivery_svc import store
 from services.kit.protos import struct_from, timestamp
 
 
-def delivery(row, users_read: int = 0, rate: float | None = None) -> delivery_pb2.Delivery:
+def delivery(row: Row[Any], users_read: int = 0, rate: float | None = None) -> delivery_pb2.Delivery:
     handled = row.sent + row.skipped + row.failed
     total = row.recipients_total or 0
     progress = progress_of(row.status, handled, total)
@@ -42,15 +45,15 @@ def progress_of(status: int, handled: int, total: int) -> float:
     return min(ALMOST_DONE, handled / total) if total > 0 else 0.0
 
 
-def recipient_outcome(row) -> delivery_pb2.RecipientOutcome:
+def recipient_outcome(row: Row[Any]) -> delivery_pb2.RecipientOutcome:
     return delivery_pb2.RecipientOutcome(
         campaign_id=row.campaign_id, target_id=row.target_id, status=row.status, reason=row.reason,
         cid=row.cid, message_id=row.message_id, created_at=timestamp(row.created_at))
 
 
-def message(row, prefix: str = "") -> delivery_pb2.Message:
+def message(row: Row[Any], prefix: str = "") -> delivery_pb2.Message:
     """A `messages` row as a Message; `prefix`: its columns' prefix in a joined row (`m_`)."""
-    def column(name: str):
+    def column(name: str) -> Any:
         return getattr(row, prefix + name)
 
     return delivery_pb2.Message(
@@ -60,7 +63,7 @@ def message(row, prefix: str = "") -> delivery_pb2.Message:
         created_at=timestamp(column("created_at")))
 
 
-def event(row) -> delivery_pb2.Event:
+def event(row: Row[Any]) -> delivery_pb2.Event:
     """An outbox row as an Event; `sequence` is its position (0 until the sequencer gave it one).
     message.new's message comes from the row's `m_*` columns when it was read with them
     (store.events_after)."""
@@ -77,3 +80,11 @@ def event(row) -> delivery_pb2.Event:
     if getattr(row, "m_id", None) is not None:
         result.message.CopyFrom(message(row, "m_"))
     return result
+
+
+def dead_letter(row: Row[Any]) -> delivery_pb2.DeadLetter:
+    return delivery_pb2.DeadLetter(
+        id=row.id, webhook_id=row.webhook_id, event=delivery_pb2.Event.FromString(row.event), url=row.url,
+        attempts=row.attempts, last_error=row.last_error, created_at=timestamp(row.created_at),
+        destination=row.destination, device_id=row.device_id, last_http_status=row.last_http_status,
+        first_attempt_at=timestamp(row.first_attempt_at), last_attempt_at=timestamp(row.last_attempt_at))

@@ -9,28 +9,24 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Row, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from herald.campaign.v1 import campaign_pb2
-from herald.common.v1 import common_pb2
 from herald.delivery.v1 import delivery_pb2
 from services.delivery_svc import convert, reasons, store
 from services.delivery_svc.engine import Engine
 from services.delivery_svc.notifier import Notifier
-from services.delivery_svc.render import CampaignTemplates, uses_any
+from services.delivery_svc.render import CampaignTemplates
+from services.kit import campaign_rules
 from services.kit.db import transaction, utcnow
 from services.kit.errors import InvalidArgument, NotFound, ResourceExhausted, Violations
-from services.kit.fields import MAX_TEAM, check_channel_type, check_id, check_text
+from services.kit.fields import check_id
+from services.kit.limits import (MAX_DELIVERIES_PER_CALL, MAX_STOP_MESSAGE, RECIPIENTS_PAGE, WATCH_MAX_INTERVAL_S,
+                                 WATCH_MIN_INTERVAL_S)
 from services.kit.filters import Field, FilterSpec, Kind, compile_filter, enum_aliases
 from services.kit.paging import SortKey, keyset_page, parse_sort, resolve_limit
 
-MAX_BATCH_GET = 100
-MAX_SEGMENTS, MAX_USERS, MAX_ATTACHMENTS, MAX_MEMBERS = 25, 10_000, 30, 1000
-RECIPIENTS_DEFAULT_LIMIT, RECIPIENTS_MAX_LIMIT = 1000, 10_000
-# WatchDelivery cadence (DESIGN §5): at most 4 updates a second, at least 1 a second.
-WATCH_MIN_INTERVAL_S = 0.25
-WATCH_MAX_INTERVAL_S = 1.0
 # How long StopDelivery waits for the run to end (and settle) before committing the stop itself.
 STOP_WAIT_S = 5.0
 
@@ -42,63 +38,27 @@ RECIPIENT_FILTER = FilterSpec({
     "target_id": Field(store.recipient_log.c.target_id, operators=_TARGET_OPERATORS),
 })
 EVENT_TYPES_FROM_CAMPAIGNS = frozenset({"campaign.started", "campaign.completed", "campaign.stopped"})
+CAMPAIGN_ENDS = frozenset({"campaign.completed", "campaign.stopped"})
+# How long PublishEvent of a campaign's end waits for its delivery's run to end (see publish_event).
+RUN_END_WAIT_S = 30.0
+SNAPSHOT = "campaign."  # the prefix of a snapshot's fields in violations
 
 
-def validate_snapshot(campaign: campaign_pb2.Campaign) -> None:
-    """The limits of DESIGN §4–5 and §7, so that a delivery never starts on what it (or the segment
-    service) would refuse later; templates are compiled to catch errors up front."""
+def check_snapshot(campaign: campaign_pb2.Campaign) -> CampaignTemplates:
+    """The snapshot by the campaign rules (services.kit.campaign_rules), so that a delivery never
+    starts on what it (or the segment service) would refuse later; returns its templates,
+    compiled (the run renders with them)."""
     v = Violations()
     check_id(v, campaign.id, "campaign.id")
     check_id(v, campaign.sender_id, "campaign.sender_id")
-    if bool(campaign.segment_ids) == bool(campaign.user_ids):
-        v.add("campaign.segment_ids", "give exactly one of segment_ids and user_ids")
-    _check_ids(v, campaign.segment_ids, "campaign.segment_ids", MAX_SEGMENTS)
-    _check_ids(v, campaign.user_ids, "campaign.user_ids", MAX_USERS)
-    message = campaign.message_template
-    v.check(bool(message.text), "campaign.message_template.text", "is required")
-    v.check(len(message.attachments) <= MAX_ATTACHMENTS, "campaign.message_template.attachments",
-            f"must list at most {MAX_ATTACHMENTS} attachments (got {len(message.attachments)})")
-    if campaign.HasField("channel_template"):
-        _check_channel_template(v, campaign.channel_template)
-    else:
-        v.check(not campaign.create_channels, "campaign.channel_template", "is required with create_channels")
-    for enum, value, field in ((common_pb2.SenderMode, campaign.sender_mode, "campaign.sender_mode"),
-                               (common_pb2.SenderVisibility, campaign.sender_visibility,
-                                "campaign.sender_visibility")):
-        v.check(value in enum.values(), field, f"unknown value {value}; use one of {', '.join(enum.keys())}")
+    campaign_rules.check_audience(v, campaign.segment_ids, campaign.user_ids, SNAPSHOT)
+    campaign_rules.check_message_template(v, campaign.message_template, SNAPSHOT)
+    channel_template = campaign.channel_template if campaign.HasField("channel_template") else None
+    campaign_rules.check_channel_template(v, channel_template, campaign.create_channels, SNAPSHOT)
+    campaign_rules.check_sender_options(v, campaign.sender_mode, campaign.sender_visibility, SNAPSHOT)
+    v.check(campaign.stats.recipients_total >= 0, "campaign.stats.recipients_total", "must not be negative")
     v.raise_if_any()
-    CampaignTemplates(campaign)
-
-
-def _check_ids(v: Violations, ids, field: str, limit: int) -> None:
-    """At most `limit` valid ids; only the first bad one is named (10,000 errors help nobody)."""
-    if len(ids) > limit:
-        v.add(field, f"must list at most {limit} ids (got {len(ids)})")
-        return
-    for i, value in enumerate(ids):
-        if not check_id(v, value, f"{field}[{i}]"):
-            return
-
-
-def _check_channel_template(v: Violations, template: common_pb2.ChannelTemplate) -> None:
-    """The static parts of a channel template by the segment service's ChannelSpec rules
-    (templated parts are checked per recipient once rendered)."""
-    path = "campaign.channel_template"
-    check_channel_type(v, template.type, f"{path}.type")
-    if not uses_any(template.id):
-        check_id(v, template.id, f"{path}.id", required=False)
-    if not uses_any(template.team):
-        check_text(v, template.team, f"{path}.team", MAX_TEAM)
-    for name in ("members", "members_template"):
-        count = len(getattr(template, name))
-        v.check(count <= MAX_MEMBERS, f"{path}.{name}", f"must list at most {MAX_MEMBERS} members (got {count})")
-    if template.members and template.members_template:
-        v.add(f"{path}.members_template", "give members or members_template, not both")
-    members = [(f"{path}.members[{i}]", m) for i, m in enumerate(template.members)] + [
-        (f"{path}.members_template[{i}].user_id", m.user_id) for i, m in enumerate(template.members_template)]
-    for field, user_id in members[:MAX_MEMBERS]:
-        if not uses_any(user_id) and not check_id(v, user_id, field):
-            return
+    return CampaignTemplates(campaign)
 
 
 class Deliveries:
@@ -111,13 +71,17 @@ class Deliveries:
 
     async def start(self, campaign: campaign_pb2.Campaign) -> delivery_pb2.Delivery:
         """Creates the delivery and launches it; a retried start returns the existing one."""
-        validate_snapshot(campaign)
+        templates = check_snapshot(campaign)
         async with transaction(self.sessions) as session:
             if await store.get_delivery(session, campaign.id) is None:
                 await self._check_capacity(session)
-            created = await store.insert_delivery(session, campaign.id, campaign.SerializeToString(), utcnow())
+            # The count campaign_svc took as the campaign started; a snapshot without one (0,
+            # e.g. from an older campaign service) is counted by the engine.
+            counted = campaign.stats.recipients_total or None
+            created = await store.insert_delivery(session, campaign.id, campaign.SerializeToString(), counted,
+                                                  utcnow())
         if created:
-            self.engine.launch(campaign)
+            self.engine.launch(campaign, templates)
         return await self.get(campaign.id)
 
     async def _check_capacity(self, session: AsyncSession) -> None:
@@ -131,7 +95,7 @@ class Deliveries:
             raise ResourceExhausted(f"the monthly message capacity of {self.monthly_capacity} is used up",
                                     reason=reasons.CAPACITY_EXHAUSTED, retry_after_s=(next_month - now).total_seconds())
 
-    async def stop(self, campaign_id: str, reason: int, message: str) -> delivery_pb2.Delivery:
+    async def stop(self, campaign_id: str, reason: campaign_pb2.StopReason, message: str) -> delivery_pb2.Delivery:
         """Stops an in-progress delivery; a finished one is returned as it is."""
         _require_id(campaign_id, "campaign_id")
         if reason not in (campaign_pb2.STOP_REASON_REQUESTED, campaign_pb2.STOP_REASON_STOP_AT,
@@ -139,7 +103,7 @@ class Deliveries:
             if reason != campaign_pb2.STOP_REASON_UNSPECIFIED:
                 raise InvalidArgument("reason", "is not a known stop reason")
             reason = campaign_pb2.STOP_REASON_REQUESTED
-        message = message[:1000]
+        message = message[:MAX_STOP_MESSAGE]
         async with transaction(self.sessions) as session:
             row = await store.get_delivery(session, campaign_id)
         if row is None:
@@ -167,7 +131,7 @@ class Deliveries:
 
     async def batch_get(self, campaign_ids: list[str]) -> list[delivery_pb2.Delivery]:
         v = Violations()
-        v.check(len(campaign_ids) <= MAX_BATCH_GET, "campaign_ids", f"at most {MAX_BATCH_GET} ids")
+        v.check(len(campaign_ids) <= MAX_DELIVERIES_PER_CALL, "campaign_ids", f"at most {MAX_DELIVERIES_PER_CALL} ids")
         for i, campaign_id in enumerate(campaign_ids):
             check_id(v, campaign_id, f"campaign_ids[{i}]")
         v.raise_if_any()
@@ -180,7 +144,7 @@ class Deliveries:
         return [convert.delivery(by_id[i], users_read.get(i, 0), self._rate(by_id[i]))
                 for i in dict.fromkeys(campaign_ids) if i in by_id]
 
-    def _rate(self, row) -> float | None:
+    def _rate(self, row: Row[Any]) -> float | None:
         return self.engine.rate(row.campaign_id) if row.status == store.IN_PROGRESS else None
 
     async def watch(self, campaign_id: str) -> AsyncIterator[delivery_pb2.Delivery]:
@@ -207,11 +171,11 @@ class Deliveries:
             changed = self.notifier.changed(campaign_id)
             current = await self.get(campaign_id)
 
-    async def query_recipients(self, filter_: dict[str, Any] | None, sort: list, limit: int, next_: str,
+    async def query_recipients(self, filter_: dict[str, Any] | None, sort: list[Any], limit: int, next_: str,
                                prev: str) -> tuple[list[delivery_pb2.RecipientOutcome], str, str]:
         log = store.recipient_log
         condition = compile_filter(RECIPIENT_FILTER, filter_)
-        limit = resolve_limit(limit, RECIPIENTS_DEFAULT_LIMIT, RECIPIENTS_MAX_LIMIT)
+        limit = resolve_limit(limit, RECIPIENTS_PAGE.default, RECIPIENTS_PAGE.max)
         keys = parse_sort(sort, {"target_id": log.c.target_id}, default=[("target_id", 1)], tie_breaker="target_id")
         # Pages run in (campaign_id, target_id) order, the log's primary key, in the target's direction.
         keys = [SortKey("campaign_id", log.c.campaign_id, descending=keys[0].descending), *keys]
@@ -236,6 +200,10 @@ class Deliveries:
             payload.ClearField(column_held)
         created_at = event.created_at.ToDatetime().replace(tzinfo=utcnow().tzinfo) \
             if event.HasField("created_at") else utcnow()
+        if event.type in CAMPAIGN_ENDS:
+            # A run stopped slowly settles its last channels after StopDelivery answered: the
+            # campaign's end goes into the log after them, so it is sequenced after all its events.
+            await self.engine.wait_ended(event.campaign.id, RUN_END_WAIT_S)
         async with transaction(self.sessions) as session:
             await store.write_rows(session, store.events, [{
                 "id": event.id, "type": event.type, "campaign_id": event.campaign.id, "cid": event.cid,

@@ -12,11 +12,10 @@ from services.delivery_svc import convert, store
 from services.delivery_svc.notifier import Notifier
 from services.kit.db import transaction, utcnow
 from services.kit.errors import Violations
-from services.kit.fields import MAX_CID, check_id
+from services.kit.fields import check_id
+from services.kit.limits import MAX_CID, MESSAGES_PAGE
 from services.kit.filters import Field, FilterSpec, Kind, compile_filter
 from services.kit.paging import keyset_page, parse_sort, resolve_limit
-
-MESSAGES_DEFAULT_LIMIT, MESSAGES_MAX_LIMIT = 100, 1000
 
 _m = store.messages
 MESSAGE_FILTER = FilterSpec({
@@ -35,10 +34,10 @@ class Messages:
         self.sessions = sessions
         self.notifier = notifier
 
-    async def query(self, filter_: dict[str, Any] | None, sort: list, limit: int, next_: str,
+    async def query(self, filter_: dict[str, Any] | None, sort: list[Any], limit: int, next_: str,
                     prev: str) -> tuple[list[delivery_pb2.Message], str, str]:
         condition = compile_filter(MESSAGE_FILTER, filter_)
-        limit = resolve_limit(limit, MESSAGES_DEFAULT_LIMIT, MESSAGES_MAX_LIMIT)
+        limit = resolve_limit(limit, MESSAGES_PAGE.default, MESSAGES_PAGE.max)
         keys = parse_sort(sort, MESSAGE_SORT, default=[("id", 1)], tie_breaker="id")
         async with transaction(self.sessions) as session:
             page = await keyset_page(session, select(_m).where(condition), keys, limit=limit, next=next_, prev=prev,

@@ -18,16 +18,13 @@ from herald.campaign.v1 import campaign_pb2
 from herald.common.v1 import common_pb2
 from herald.segment.v1 import directory_pb2, directory_service_pb2
 from services.kit.errors import InvalidArgument, Violations
-from services.kit.fields import MAX_TEAM, check_id, check_text
+from services.kit.fields import check_id, check_user_channel_spec
+from services.kit.limits import MAX_REASON_CHARS, MAX_TEXT_CHARS
 from services.kit.protos import struct_to_dict
 from services.kit.templates import (USER_TARGET_VARIABLES, Tree, compile_text, environment, render_text,
                                     uses_variable)
 
-MAX_TEXT_CHARS = 5000
 DEFAULT_CHANNEL_TYPE = "messaging"
-# What the segment service accepts in a channel spec (services/segment_svc/validate.py check_spec).
-# The recipient log's reason column: a reason code, then ": detail" when it fits.
-MAX_REASON_CHARS = 64
 
 TEXT_TOO_LONG = "text_too_long"
 RENDER_ERROR = "render_error"
@@ -72,8 +69,8 @@ class LookupTemplate:
 
     __slots__ = ("parts", "jinja")
 
-    def __init__(self, parts: list, jinja: jinja2.Template) -> None:
-        self.parts = parts  # str literals and (name, attr, ...) tuples
+    def __init__(self, parts: list[str | tuple[str, ...]], jinja: jinja2.Template) -> None:
+        self.parts = parts  # literals, and (name, attr, ...) look-up paths
         self.jinja = jinja
 
     @classmethod
@@ -82,7 +79,7 @@ class LookupTemplate:
         if not isinstance(template, jinja2.Template):
             return template
         body = environment().parse(source).body
-        parts: list = []
+        parts: list[str | tuple[str, ...]] = []
         for node in body:
             if not isinstance(node, nodes.Output):
                 return template
@@ -127,13 +124,17 @@ def _lookup_path(node: Any) -> tuple[str, ...] | None:
     return (node.name, *reversed(attributes))
 
 
-def compile_fast(source: str, field: str, variables: frozenset[str]) -> Any:
+# A compiled template string: its fast form, a Jinja template, or a plain string.
+Compiled = LookupTemplate | jinja2.Template | str
+
+
+def compile_fast(source: str, field: str, variables: frozenset[str]) -> Compiled:
     """compile_text (same checks and errors), in its fast form when it has one."""
     return LookupTemplate.of(compile_text(source, field, variables), source)
 
 
-def render(compiled: Any, context: Mapping[str, Any]) -> str:
-    if compiled.__class__ is LookupTemplate:
+def render(compiled: Compiled, context: Mapping[str, Any]) -> str:
+    if isinstance(compiled, LookupTemplate):
         return compiled.render(context)
     return render_text(compiled, context)
 
@@ -142,7 +143,7 @@ def render(compiled: Any, context: Mapping[str, Any]) -> str:
 
 @dataclass
 class _MemberTemplate:
-    user_id: Any
+    user_id: Compiled
     channel_role: str
     custom: Tree | None
 
@@ -155,26 +156,21 @@ class CampaignTemplates:
         violations = Violations()
         message = campaign.message_template
         channel = campaign.channel_template
-        variables = USER_TARGET_VARIABLES
-        self.text = self._compile(violations, lambda: compile_fast(message.text, "campaign.message_template.text",
-                                                                   variables))
+        self.text = _text(violations, message.text, "campaign.message_template.text")
         attachments = [struct_to_dict(a) for a in message.attachments]
         custom = struct_to_dict(message.custom)
-        self.attachments = self._compile(violations, lambda: Tree(attachments, "campaign.message_template.attachments",
-                                                                  variables))
-        self.custom = self._compile(violations, lambda: Tree(custom, "campaign.message_template.custom", variables))
+        self.attachments = _tree(violations, attachments, "campaign.message_template.attachments")
+        self.custom = _tree(violations, custom, "campaign.message_template.custom")
         self.static_attachments = attachments if not uses_any(attachments) else None
         self.static_custom = {**custom, "campaign_id": campaign.id} if not uses_any(custom) else None
         self.poll_id = message.poll_id
 
         self.channel_type = channel.type or DEFAULT_CHANNEL_TYPE
-        self.channel_id = self._compile(violations, lambda: compile_fast(channel.id, "campaign.channel_template.id",
-                                                                         variables))
-        self.channel_team = self._compile(violations, lambda: compile_fast(
-            channel.team, "campaign.channel_template.team", variables))
+        self.channel_id = _text(violations, channel.id, "campaign.channel_template.id")
+        self.channel_team = _text(violations, channel.team, "campaign.channel_template.team")
         channel_custom = struct_to_dict(channel.custom)
-        self.channel_custom = self._compile(violations, lambda: Tree(channel_custom, "campaign.channel_template.custom",
-                                                                     variables)) if channel_custom else None
+        self.channel_custom = _tree(violations, channel_custom, "campaign.channel_template.custom") \
+            if channel_custom else None
         self.members = self._compile_members(violations, channel)
         violations.raise_if_any()
 
@@ -189,25 +185,16 @@ class CampaignTemplates:
         self.static_members = self._static_members(channel)
 
     @staticmethod
-    def _compile(violations: Violations, make):
-        try:
-            return make()
-        except InvalidArgument as exc:
-            violations.items.extend(exc.violations)
-            return None
-
-    def _compile_members(self, violations: Violations, channel: common_pb2.ChannelTemplate) -> list[_MemberTemplate]:
+    def _compile_members(violations: Violations, channel: common_pb2.ChannelTemplate) -> list[_MemberTemplate]:
+        path = "campaign.channel_template"
         if channel.members_template:
             return [_MemberTemplate(
-                self._compile(violations, lambda m=m, i=i: compile_fast(
-                    m.user_id, f"campaign.channel_template.members_template[{i}].user_id", USER_TARGET_VARIABLES)),
-                m.channel_role,
-                Tree(struct_to_dict(m.custom), f"campaign.channel_template.members_template[{i}].custom",
-                     USER_TARGET_VARIABLES) if m.custom.fields else None)
+                _text(violations, m.user_id, f"{path}.members_template[{i}].user_id"), m.channel_role,
+                _tree(violations, struct_to_dict(m.custom), f"{path}.members_template[{i}].custom")
+                if m.custom.fields else None)
                 for i, m in enumerate(channel.members_template)]
-        return [_MemberTemplate(self._compile(violations, lambda u=u, i=i: compile_fast(
-            u, f"campaign.channel_template.members[{i}]", USER_TARGET_VARIABLES)), "", None)
-            for i, u in enumerate(channel.members)]
+        return [_MemberTemplate(_text(violations, u, f"{path}.members[{i}]"), "", None)
+                for i, u in enumerate(channel.members)]
 
     def _static_members(self, channel: common_pb2.ChannelTemplate) -> list[common_pb2.ChannelMemberTemplate] | None:
         """The extra members as protos when no template is inside them (built once, not per recipient)."""
@@ -244,19 +231,17 @@ class CampaignTemplates:
         return spec
 
     def _check_rendered(self, spec: directory_service_pb2.ChannelSpec) -> None:
-        """The rendered parts of a spec, by the rules the segment service applies to the whole
-        EnsureChannels batch (one bad spec would fail everyone's); the static parts (type, member
-        counts, static members) were checked once when the delivery started."""
+        """A rendered spec by the rules the segment service applies to the whole EnsureChannels
+        batch (one bad spec would fail everyone's); the type and static members were checked once
+        when the delivery started. An id template that renders empty is an error, not a derived id."""
         v = Violations()
-        if self.derives_channel_id or check_id(v, spec.id, "id"):
-            if check_text(v, spec.team, "team", MAX_TEAM) and self.static_members is None:
-                for j, member in enumerate(spec.members):
-                    if not check_id(v, member.user_id, f"members[{j}].user_id"):
-                        break
+        if not spec.id and not self.derives_channel_id:
+            check_id(v, spec.id, "id")  # says it is required
+        check_user_channel_spec(v, spec, type_=False, members=self.static_members is None)
         if v.items:
             raise RecipientFailed(invalid_channel_reason(v.items[0].field, v.items[0].description))
 
-    def message(self, context: dict[str, Any]) -> tuple[str, list, dict]:
+    def message(self, context: dict[str, Any]) -> tuple[str, list[Any], dict[str, Any]]:
         """Rendered (text, attachments, custom) for one recipient (raises RecipientFailed)."""
         try:
             text = render(self.text, context)
@@ -273,8 +258,27 @@ class CampaignTemplates:
         return text, attachments, custom
 
 
+def _text(violations: Violations, source: str, field: str) -> Compiled:
+    """compile_fast, recording an error as a violation (the blank standing in is never rendered:
+    CampaignTemplates raises them all)."""
+    try:
+        return compile_fast(source, field, USER_TARGET_VARIABLES)
+    except InvalidArgument as exc:
+        violations.items.extend(exc.violations)
+        return ""
+
+
+def _tree(violations: Violations, value: Any, field: str) -> Tree:
+    """A Tree, recording an error as a violation (as _text)."""
+    try:
+        return Tree(value, field, USER_TARGET_VARIABLES)
+    except InvalidArgument as exc:
+        violations.items.extend(exc.violations)
+        return Tree(None, field, USER_TARGET_VARIABLES)
+
+
 def invalid_channel_reason(field: str, description: str) -> str:
-    """`invalid_channel`, with as much of the detail as the log's reason column holds."""
+    """`invalid_channel`, then ": detail" as far as the log's reason column holds it."""
     for reason in (f"{INVALID_CHANNEL}: {field} {description}", f"{INVALID_CHANNEL}: {field}"):
         if len(reason) <= MAX_REASON_CHARS:
             return reason

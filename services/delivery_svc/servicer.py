@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 
-from herald.delivery.v1 import delivery_service_pb2, delivery_service_pb2_grpc
-from herald.delivery.v1 import message_service_pb2, message_service_pb2_grpc
+import grpc
+
+from herald.delivery.v1 import delivery_service_pb2 as ds
+from herald.delivery.v1 import delivery_service_pb2_grpc
+from herald.delivery.v1 import message_service_pb2 as ms
+from herald.delivery.v1 import message_service_pb2_grpc
+from services.delivery_svc.dead_letters import DeadLetters
 from services.delivery_svc.deliveries import Deliveries
 from services.delivery_svc.messages import Messages
 from services.delivery_svc.outbox import Outbox
@@ -19,53 +25,80 @@ class DeliveryServiceServicer(delivery_service_pb2_grpc.DeliveryServiceServicer)
         self.deliveries = deliveries
         self.outbox = outbox
 
-    async def StartDelivery(self, request, context):
+    async def StartDelivery(self, request: ds.StartDeliveryRequest,
+                            context: grpc.aio.ServicerContext) -> ds.StartDeliveryResponse:
         delivery = await self.deliveries.start(request.campaign)
-        return delivery_service_pb2.StartDeliveryResponse(delivery=delivery)
+        return ds.StartDeliveryResponse(delivery=delivery)
 
-    async def StopDelivery(self, request, context):
+    async def StopDelivery(self, request: ds.StopDeliveryRequest,
+                           context: grpc.aio.ServicerContext) -> ds.StopDeliveryResponse:
         delivery = await self.deliveries.stop(request.campaign_id, request.reason, request.message)
-        return delivery_service_pb2.StopDeliveryResponse(delivery=delivery)
+        return ds.StopDeliveryResponse(delivery=delivery)
 
-    async def GetDelivery(self, request, context):
-        return delivery_service_pb2.GetDeliveryResponse(delivery=await self.deliveries.get(request.campaign_id))
+    async def GetDelivery(self, request: ds.GetDeliveryRequest,
+                          context: grpc.aio.ServicerContext) -> ds.GetDeliveryResponse:
+        return ds.GetDeliveryResponse(delivery=await self.deliveries.get(request.campaign_id))
 
-    async def BatchGetDeliveries(self, request, context):
+    async def BatchGetDeliveries(self, request: ds.BatchGetDeliveriesRequest,
+                                 context: grpc.aio.ServicerContext) -> ds.BatchGetDeliveriesResponse:
         deliveries = await self.deliveries.batch_get(list(request.campaign_ids))
-        return delivery_service_pb2.BatchGetDeliveriesResponse(deliveries=deliveries)
+        return ds.BatchGetDeliveriesResponse(deliveries=deliveries)
 
-    async def WatchDelivery(self, request, context):
+    async def WatchDelivery(self, request: ds.WatchDeliveryRequest,
+                            context: grpc.aio.ServicerContext) -> AsyncIterator[ds.WatchDeliveryResponse]:
         async for delivery in self.deliveries.watch(request.campaign_id):
-            yield delivery_service_pb2.WatchDeliveryResponse(delivery=delivery)
+            yield ds.WatchDeliveryResponse(delivery=delivery)
 
-    async def QueryRecipients(self, request, context):
+    async def QueryRecipients(self, request: ds.QueryRecipientsRequest,
+                              context: grpc.aio.ServicerContext) -> ds.QueryRecipientsResponse:
         recipients, next_, prev = await self.deliveries.query_recipients(
             request_filter(request), list(request.sort), request.limit, request.next, request.prev)
-        return delivery_service_pb2.QueryRecipientsResponse(recipients=recipients, next=next_, prev=prev)
+        return ds.QueryRecipientsResponse(recipients=recipients, next=next_, prev=prev)
 
-    async def PublishEvent(self, request, context):
+    async def PublishEvent(self, request: ds.PublishEventRequest,
+                           context: grpc.aio.ServicerContext) -> ds.PublishEventResponse:
         event = await self.deliveries.publish_event(request.event)
         # With its sequence: the position the sequencer gives it once committed.
-        return delivery_service_pb2.PublishEventResponse(event=await self.outbox.positioned(event.id))
+        return ds.PublishEventResponse(event=await self.outbox.positioned(event.id))
 
 
 class MessageServiceServicer(message_service_pb2_grpc.MessageServiceServicer):
-    """Handlers of herald.delivery.v1.MessageService (dead letters: a later issue)."""
+    """Handlers of herald.delivery.v1.MessageService."""
 
-    def __init__(self, messages: Messages, subscriptions: Subscriptions) -> None:
+    def __init__(self, messages: Messages, dead_letters: DeadLetters, subscriptions: Subscriptions, *,
+                 vapid_public_key: str) -> None:
         self.messages = messages
+        self.dead_letters = dead_letters
         self.subscriptions = subscriptions
+        self.vapid_public_key = vapid_public_key
 
-    async def QueryMessages(self, request, context):
+    async def QueryMessages(self, request: ms.QueryMessagesRequest,
+                            context: grpc.aio.ServicerContext) -> ms.QueryMessagesResponse:
         messages, next_, prev = await self.messages.query(
             request_filter(request), list(request.sort), request.limit, request.next, request.prev)
-        return message_service_pb2.QueryMessagesResponse(messages=messages, next=next_, prev=prev)
+        return ms.QueryMessagesResponse(messages=messages, next=next_, prev=prev)
 
-    async def MarkRead(self, request, context):
+    async def MarkRead(self, request: ms.MarkReadRequest, context: grpc.aio.ServicerContext) -> ms.MarkReadResponse:
         marked = await self.messages.mark_read(request.user_id, request.cid)
-        return message_service_pb2.MarkReadResponse(marked_count=marked)
+        return ms.MarkReadResponse(marked_count=marked)
 
-    async def SubscribeEvents(self, request, context):
+    async def SubscribeEvents(self, request: ms.SubscribeEventsRequest,
+                              context: grpc.aio.ServicerContext) -> AsyncIterator[ms.SubscribeEventsResponse]:
         events = self.subscriptions.subscribe(list(request.user_ids), request.after_sequence, list(request.types))
         async for event in events:
-            yield message_service_pb2.SubscribeEventsResponse(event=event)
+            yield ms.SubscribeEventsResponse(event=event)
+
+    async def GetPushConfig(self, request: ms.GetPushConfigRequest,
+                            context: grpc.aio.ServicerContext) -> ms.GetPushConfigResponse:
+        return ms.GetPushConfigResponse(vapid_public_key=self.vapid_public_key)
+
+    async def QueryDeadLetters(self, request: ms.QueryDeadLettersRequest,
+                               context: grpc.aio.ServicerContext) -> ms.QueryDeadLettersResponse:
+        letters, next_, prev = await self.dead_letters.query(
+            request_filter(request), list(request.sort), request.limit, request.next, request.prev)
+        return ms.QueryDeadLettersResponse(dead_letters=letters, next=next_, prev=prev)
+
+    async def ReplayDeadLetters(self, request: ms.ReplayDeadLettersRequest,
+                                context: grpc.aio.ServicerContext) -> ms.ReplayDeadLettersResponse:
+        replayed = await self.dead_letters.replay(list(request.ids), request.all, request_filter(request))
+        return ms.ReplayDeadLettersResponse(replayed_count=replayed)

@@ -19,6 +19,10 @@
   (user, position), written by the sequencer with the positions, forgotten once the event is
   pruned.
 - `monthly_usage`: messages written per calendar month (UTC), for the monthly capacity.
+
+The engine's hot path writes rows as the named tuples below (`RecipientLogRow`, `MessageRow`,
+`EventRow`): their fields are the columns, in the order the bulk insert takes them
+(services.kit.bulk), so a column order is kept nowhere else.
 """
 
 from __future__ import annotations
@@ -26,16 +30,18 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Iterable, Sequence
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
-from sqlalchemy import (BigInteger, Boolean, Column, ColumnElement, Index, Integer, LargeBinary, Row, Select, String,
-                        Table, Text, any_, bindparam, delete, exists, func, insert, literal, select, update)
-from sqlalchemy.dialects import postgresql
+from sqlalchemy import (BigInteger, Boolean, Column, ColumnElement, CursorResult, Executable, Index, Integer,
+                        LargeBinary, Row, Select, String, Table, Text, Update, any_, bindparam, delete, exists, func,
+                        insert, literal, select, tuple_, update)
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from herald.campaign.v1 import campaign_pb2
-from services.kit.fields import MAX_CID
+from services.kit.bulk import DriverValues, write_tuples
 from services.kit.db import IdString, JsonDoc, UtcDateTime, dialect_insert, new_metadata, rows_changed
+from services.kit.limits import MAX_CID, MAX_ID, MAX_REASON_CHARS
 
 metadata = new_metadata()
 
@@ -43,8 +49,6 @@ IN_PROGRESS = campaign_pb2.CAMPAIGN_STATUS_IN_PROGRESS
 COMPLETED = campaign_pb2.CAMPAIGN_STATUS_COMPLETED
 STOPPED = campaign_pb2.CAMPAIGN_STATUS_STOPPED
 TERMINAL = frozenset({COMPLETED, STOPPED})
-
-# A cid is "type:id": type ≤ 64 and id ≤ 255 characters.
 
 # Counter columns of a delivery, in the order batches add to them.
 COUNTERS = ("sent", "skipped", "failed", "messages_sent", "channels_created", "users_sent")
@@ -57,7 +61,8 @@ deliveries = Table(
     Column("stop_reason", Integer, nullable=False, default=0),
     Column("stop_message", Text, nullable=False, default=""),
     Column("cursor", Text, nullable=False, default=""),
-    # NULL until CountRecipients answered; corrected to what was streamed at completion.
+    # Counted by campaign_svc before it started the campaign (the snapshot's stats), NULL until
+    # the engine counts a snapshot without it; corrected to what was streamed at completion.
     Column("recipients_total", Integer, nullable=True),
     *(Column(name, Integer, nullable=False, default=0) for name in COUNTERS),
     Column("started_at", UtcDateTime, nullable=True),
@@ -76,7 +81,7 @@ messages = Table(
     Column("user_id", IdString(), nullable=False),
     Column("attachments", JsonDoc, nullable=False),
     Column("custom", JsonDoc, nullable=False),
-    Column("poll_id", String(255), nullable=False, default=""),
+    Column("poll_id", String(MAX_ID), nullable=False, default=""),
     Column("created_by_campaign_id", IdString(), nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
 )
@@ -88,7 +93,7 @@ recipient_log = Table(
     Column("campaign_id", IdString(), primary_key=True),
     Column("target_id", IdString(MAX_CID), primary_key=True),
     Column("status", Integer, nullable=False),
-    Column("reason", String(64), nullable=False, default=""),
+    Column("reason", String(MAX_REASON_CHARS), nullable=False, default=""),
     Column("cid", IdString(MAX_CID), nullable=False, default=""),
     Column("message_id", IdString(64), nullable=False, default=""),
     Column("created_at", UtcDateTime, nullable=False),
@@ -129,28 +134,35 @@ monthly_usage = Table(
 )
 
 
-def insert_ignoring_duplicates(session: AsyncSession, table: Table):
+def insert_ignoring_duplicates(session: AsyncSession, table: Table) -> sqlite.Insert | postgresql.Insert:
     """INSERT ... ON CONFLICT DO NOTHING for the session's backend."""
     return dialect_insert(session, table).on_conflict_do_nothing()
 
 
+async def _changed(session: AsyncSession, stmt: Executable) -> int:
+    """Runs an INSERT / UPDATE; the number of rows it changed."""
+    result = cast(CursorResult[Any], await session.execute(stmt))
+    return result.rowcount
+
+
 # --- deliveries --------------------------------------------------------------------------------
 
-async def insert_delivery(session: AsyncSession, campaign_id: str, snapshot: bytes, now: dt.datetime) -> bool:
-    """Creates the delivery; False when the campaign already has one."""
+async def insert_delivery(session: AsyncSession, campaign_id: str, snapshot: bytes, recipients_total: int | None,
+                          now: dt.datetime) -> bool:
+    """Creates the delivery (recipients_total None: not counted yet); False when the campaign
+    already has one."""
     stmt = insert_ignoring_duplicates(session, deliveries).values(
         campaign_id=campaign_id, snapshot=snapshot, status=IN_PROGRESS, stop_reason=0, stop_message="",
-        cursor="", recipients_total=None, **{name: 0 for name in COUNTERS},
+        cursor="", recipients_total=recipients_total, **{name: 0 for name in COUNTERS},
         started_at=now, created_at=now, updated_at=now)
-    result = await session.execute(stmt)
-    return result.rowcount == 1
+    return await _changed(session, stmt) == 1
 
 
-async def get_delivery(session: AsyncSession, campaign_id: str):
+async def get_delivery(session: AsyncSession, campaign_id: str) -> Row[Any] | None:
     return (await session.execute(select(deliveries).where(deliveries.c.campaign_id == campaign_id))).first()
 
 
-async def get_deliveries(session: AsyncSession, campaign_ids: Sequence[str]):
+async def get_deliveries(session: AsyncSession, campaign_ids: Sequence[str]) -> list[Row[Any]]:
     rows = await session.execute(select(deliveries).where(deliveries.c.campaign_id.in_(list(campaign_ids))))
     return list(rows)
 
@@ -160,13 +172,15 @@ async def in_progress_campaign_ids(session: AsyncSession) -> list[str]:
     return [r.campaign_id for r in rows]
 
 
+def _update_in_progress(campaign_id: str) -> Update:
+    """An UPDATE of the delivery that changes it only while it is in progress."""
+    return update(deliveries).where(deliveries.c.campaign_id == campaign_id, deliveries.c.status == IN_PROGRESS)
+
+
 async def claim_in_progress(session: AsyncSession, campaign_id: str, now: dt.datetime) -> bool:
     """Touches an in-progress delivery, taking its row lock first in the transaction; False when
     it is no longer in progress (stopped meanwhile), so the caller writes nothing."""
-    result = await session.execute(
-        update(deliveries).where(deliveries.c.campaign_id == campaign_id, deliveries.c.status == IN_PROGRESS)
-        .values(updated_at=now))
-    return result.rowcount == 1
+    return await _changed(session, _update_in_progress(campaign_id).values(updated_at=now)) == 1
 
 
 async def set_recipients_total(session: AsyncSession, campaign_id: str, total: int, now: dt.datetime) -> None:
@@ -177,7 +191,7 @@ async def set_recipients_total(session: AsyncSession, campaign_id: str, total: i
 async def add_progress(session: AsyncSession, campaign_id: str, deltas: dict[str, int], cursor: str | None,
                        now: dt.datetime) -> None:
     """Adds a batch's counters and, when given, moves the checkpoint past it."""
-    values = {name: deliveries.c[name] + deltas.get(name, 0) for name in COUNTERS if deltas.get(name)}
+    values: dict[str, Any] = {name: deliveries.c[name] + deltas[name] for name in COUNTERS if deltas.get(name)}
     if cursor is not None:
         values["cursor"] = cursor
     values["updated_at"] = now
@@ -187,19 +201,17 @@ async def add_progress(session: AsyncSession, campaign_id: str, deltas: dict[str
 async def complete_delivery(session: AsyncSession, campaign_id: str, now: dt.datetime) -> bool:
     """Marks an in-progress delivery completed; recipients_total becomes what was handled."""
     handled = deliveries.c.sent + deliveries.c.skipped + deliveries.c.failed
-    result = await session.execute(
-        update(deliveries).where(deliveries.c.campaign_id == campaign_id, deliveries.c.status == IN_PROGRESS)
-        .values(status=COMPLETED, recipients_total=handled, completed_at=now, updated_at=now))
-    return result.rowcount == 1
+    completed = _update_in_progress(campaign_id).values(status=COMPLETED, recipients_total=handled,
+                                                        completed_at=now, updated_at=now)
+    return await _changed(session, completed) == 1
 
 
 async def stop_delivery(session: AsyncSession, campaign_id: str, reason: int, message: str,
                         now: dt.datetime) -> bool:
     """Marks an in-progress delivery stopped; False when it was not in progress."""
-    result = await session.execute(
-        update(deliveries).where(deliveries.c.campaign_id == campaign_id, deliveries.c.status == IN_PROGRESS)
-        .values(status=STOPPED, stop_reason=reason, stop_message=message, updated_at=now))
-    return result.rowcount == 1
+    stopped = _update_in_progress(campaign_id).values(status=STOPPED, stop_reason=reason, stop_message=message,
+                                                      updated_at=now)
+    return await _changed(session, stopped) == 1
 
 
 async def users_read_counts(session: AsyncSession, campaign_ids: Iterable[str]) -> dict[str, int]:
@@ -223,14 +235,65 @@ async def logged_target_ids(session: AsyncSession, campaign_id: str, first: str,
     return {r.target_id for r in rows}
 
 
-# Column orders of the hot path's prepared rows (tuples, see `write_tuples`).
-LOG_COLUMNS = ("campaign_id", "target_id", "status", "reason", "cid", "message_id", "created_at")
-MESSAGE_COLUMNS = ("id", "cid", "type", "text", "user_id", "attachments", "custom", "poll_id",
-                   "created_by_campaign_id", "created_at")
-EVENT_COLUMNS = ("id", "type", "campaign_id", "cid", "message_id", "user_ids", "payload", "created_at")
+# A time as the driver takes it (DriverValues.time): text on SQLite, a datetime for asyncpg.
+DriverTime = str | dt.datetime
 
 
-async def write_rows(session: AsyncSession, table: Table, rows: list[dict]) -> None:
+class RecipientLogRow(NamedTuple):
+    """One recipient's outcome: a `recipient_log` row."""
+
+    campaign_id: str
+    target_id: str
+    status: int
+    reason: str
+    cid: str
+    message_id: str
+    created_at: DriverTime
+
+
+class MessageRow(NamedTuple):
+    """A campaign's message: a `messages` row, attachments and custom as JSON text."""
+
+    id: str
+    cid: str
+    type: str
+    text: str
+    user_id: str
+    attachments: str
+    custom: str
+    poll_id: str
+    created_by_campaign_id: str
+    created_at: DriverTime
+
+
+class EventRow(NamedTuple):
+    """An outbox event: an `events` row, user_ids as JSON text, payload the Event proto's bytes."""
+
+    id: str
+    type: str
+    campaign_id: str
+    cid: str
+    message_id: str
+    user_ids: str
+    payload: bytes
+    created_at: DriverTime
+
+
+async def insert_recipient_log(session: AsyncSession, values: DriverValues, rows: Sequence[RecipientLogRow]) -> None:
+    """Logs outcomes; a target already logged for the campaign keeps its first one."""
+    await write_tuples(session, values, recipient_log, RecipientLogRow._fields, rows)
+
+
+async def insert_messages(session: AsyncSession, values: DriverValues, rows: Sequence[MessageRow]) -> None:
+    await write_tuples(session, values, messages, MessageRow._fields, rows)
+
+
+async def insert_events(session: AsyncSession, values: DriverValues, rows: Sequence[EventRow]) -> None:
+    """Adds events to the outbox; an event id already there is left as it is."""
+    await write_tuples(session, values, events, EventRow._fields, rows)
+
+
+async def write_rows(session: AsyncSession, table: Table, rows: list[dict[str, Any]]) -> None:
     """Bulk insert (executemany); rows already present are left as they are."""
     if rows:
         await session.execute(insert_ignoring_duplicates(session, table), rows)
@@ -256,8 +319,9 @@ async def add_monthly_usage(session: AsyncSession, now: dt.datetime, count: int)
 
 # --- events ----------------------------------------------------------------------------------
 
-async def get_event(session: AsyncSession, event_id: str):
-    return (await session.execute(select(events).where(events.c.id == event_id))).first()
+async def get_event(session: AsyncSession, event_id: str) -> Row[Any]:
+    """An event known to be stored (written in the same transaction)."""
+    return (await session.execute(select(events).where(events.c.id == event_id))).one()
 
 
 # --- reads -----------------------------------------------------------------------------------
@@ -364,6 +428,123 @@ async def events_after(session: AsyncSession, after: int, limit: int, *, user_id
     if types:
         query = query.where(events.c.type.in_(list(types)))
     return list(await session.execute(query))
+
+
+# --- dispatch: positions, dead letters, replays -------------------------------------------------
+
+# Where each destination ("webhook", "push") stands in the event log: every event at or before
+# `position` is done for it (delivered, or dead-lettered).
+dispatch_positions = Table(
+    "dispatch_positions", metadata,
+    Column("destination", String(32), primary_key=True),
+    Column("position", BigInteger, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+
+
+def _letter_columns() -> list[Column[Any]]:
+    """What a dead letter holds, and a replay queued from it: the whole Event (`event`, proto
+    bytes, so it outlives the event log) and the history of its attempts."""
+    return [
+        Column("id", String(36), primary_key=True),
+        Column("destination", String(32), nullable=False),
+        Column("webhook_id", IdString(), nullable=False),
+        Column("event_id", IdString(600), nullable=False),
+        Column("type", String(64), nullable=False),
+        Column("campaign_id", IdString(), nullable=False),
+        Column("device_id", IdString(), nullable=False),
+        Column("url", Text, nullable=False),
+        Column("attempts", Integer, nullable=False),
+        Column("last_http_status", Integer, nullable=False),
+        Column("last_error", Text, nullable=False),
+        Column("event", LargeBinary, nullable=False),
+        Column("first_attempt_at", UtcDateTime, nullable=True),
+        Column("last_attempt_at", UtcDateTime, nullable=True),
+        Column("created_at", UtcDateTime, nullable=False),
+    ]
+
+
+dead_letters = Table("dead_letters", metadata, *_letter_columns())
+Index("ix_dead_letters_created_at_id", dead_letters.c.created_at, dead_letters.c.id)
+Index("ix_dead_letters_campaign_id", dead_letters.c.campaign_id, dead_letters.c.id)
+Index("ix_dead_letters_webhook_id", dead_letters.c.webhook_id)
+
+# Dead letters a ReplayDeadLetters took off the list, until their destination is done with them
+# (`created_at`: when the replay queued it).
+replays = Table("replays", metadata, *_letter_columns())
+Index("ix_replays_destination_created_at_id", replays.c.destination, replays.c.created_at, replays.c.id)
+
+
+async def dispatch_position(session: AsyncSession, destination: str, start: int, now: dt.datetime) -> int:
+    """Where `destination` stands; a new destination starts at `start`."""
+    await session.execute(insert_ignoring_duplicates(session, dispatch_positions).values(
+        destination=destination, position=start, updated_at=now))
+    value = await session.scalar(select(dispatch_positions.c.position)
+                                 .where(dispatch_positions.c.destination == destination))
+    return int(value or 0)
+
+
+async def move_dispatch_position(session: AsyncSession, destination: str, position: int, now: dt.datetime) -> None:
+    """Moves the destination past `position` (never back: a late write of an older one is a no-op)."""
+    await session.execute(update(dispatch_positions).where(dispatch_positions.c.destination == destination,
+                                                           dispatch_positions.c.position < position)
+                          .values(position=position, updated_at=now))
+
+
+async def dispatch_positions_of(session: AsyncSession, destinations: Sequence[str]) -> dict[str, int]:
+    rows = await session.execute(select(dispatch_positions.c.destination, dispatch_positions.c.position)
+                                 .where(dispatch_positions.c.destination.in_(list(destinations))))
+    return {name: int(position) for name, position in rows}
+
+
+async def insert_dead_letters(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+    if rows:
+        await session.execute(insert_ignoring_duplicates(session, dead_letters), list(rows))
+
+
+async def queue_replays(session: AsyncSession, condition: ColumnElement[bool], limit: int,
+                        now: dt.datetime) -> int:
+    """Moves up to `limit` dead letters matching `condition` to the replay queue; how many moved.
+    Deletes first, so that on SQLite the transaction takes the write lock before it reads."""
+    ids = select(dead_letters.c.id).where(condition).order_by(dead_letters.c.created_at, dead_letters.c.id) \
+        .limit(limit).scalar_subquery()
+    moved = list(await session.execute(delete(dead_letters).where(dead_letters.c.id.in_(ids))
+                                       .returning(*dead_letters.c)))
+    if moved:
+        await session.execute(insert_ignoring_duplicates(session, replays),
+                              [{**row._asdict(), "created_at": now} for row in moved])
+    return len(moved)
+
+
+async def queued_replays(session: AsyncSession, destination: str, after: tuple[dt.datetime, str] | None,
+                         limit: int) -> list[Row[Any]]:
+    """The destination's queued replays in queue order, after the (created_at, id) key `after`."""
+    query = select(replays).where(replays.c.destination == destination)
+    if after is not None:
+        query = query.where(tuple_(replays.c.created_at, replays.c.id) > tuple_(*after))
+    return list(await session.execute(query.order_by(replays.c.created_at, replays.c.id).limit(limit)))
+
+
+async def delete_replays(session: AsyncSession, ids: Sequence[str]) -> None:
+    if ids:
+        await session.execute(delete(replays).where(replays.c.id.in_(list(ids))))
+
+
+# --- retention --------------------------------------------------------------------------------
+
+async def prune_events(session: AsyncSession, passed: int | None, before: dt.datetime, limit: int) -> int:
+    """Deletes up to `limit` events created before `before` that every destination has passed
+    (position ≤ `passed`; None: no destination to wait for); how many went."""
+    condition = events.c.position.is_not(None) & (events.c.created_at < before)
+    if passed is not None:
+        condition = condition & (events.c.position <= passed)
+    doomed = select(events.c.sequence).where(condition).order_by(events.c.position).limit(limit).scalar_subquery()
+    return rows_changed(await session.execute(delete(events).where(events.c.sequence.in_(doomed))))
+
+
+async def prune_dead_letters(session: AsyncSession, before: dt.datetime, limit: int) -> int:
+    doomed = select(dead_letters.c.id).where(dead_letters.c.created_at < before).limit(limit).scalar_subquery()
+    return rows_changed(await session.execute(delete(dead_letters).where(dead_letters.c.id.in_(doomed))))
 
 
 # --- in-app: who each event is for -------------------------------------------------------------

@@ -28,23 +28,15 @@ from services.delivery_svc.fanout import Fanout
 from services.delivery_svc.inapp_log import PAGE, WINDOW, read_page
 from services.kit.errors import OutOfRange, Violations
 from services.kit.db import transaction
-from services.kit.fields import check_id
-
-MAX_USERS = 1000
+from services.kit.fields import check_id_list
+from services.kit.limits import MAX_SUBSCRIBED_USERS
 
 
 def _validated(user_ids: Sequence[str], after_sequence: int,
                types: Sequence[str]) -> tuple[list[str], list[str]]:
     """The request's users and types, each once; INVALID_ARGUMENT naming each bad field."""
     v = Violations()
-    if not user_ids:
-        v.add("user_ids", f"is required: 1 to {MAX_USERS} users")
-    elif len(user_ids) > MAX_USERS:
-        v.add("user_ids", f"must list at most {MAX_USERS} users (got {len(user_ids)})")
-    else:
-        for i, user_id in enumerate(user_ids):
-            if not check_id(v, user_id, f"user_ids[{i}]"):
-                break
+    check_id_list(v, user_ids, "user_ids", limit=MAX_SUBSCRIBED_USERS)
     v.check(after_sequence >= 0, "after_sequence", "must be 0 (only new events) or a sequence received before")
     for i, type_ in enumerate(types):
         if type_ not in store.IN_APP_TYPES:

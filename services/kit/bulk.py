@@ -18,6 +18,8 @@ from typing import Any
 from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
+_COMPACT_JSON = json.JSONEncoder(separators=(",", ":"))
+
 
 class DriverValues:
     """Encodes values as the session's driver takes them."""
@@ -43,7 +45,7 @@ class DriverValues:
     def json(value: Any) -> str:
         if value == {}:  # the common case of empty custom data
             return "{}"
-        return json.dumps(value, separators=(",", ":"))
+        return _COMPACT_JSON.encode(value)  # json.dumps(value, separators=...) without a new encoder each call
 
     def insert_sql(self, table: Table, columns: Sequence[str], update: Sequence[str] = ()) -> str:
         return _insert_sql(self.sqlite, table.name, tuple(columns),
@@ -63,9 +65,12 @@ def _insert_sql(sqlite: bool, table: str, columns: tuple[str, ...], key: tuple[s
 
 
 async def write_tuples(session: AsyncSession, values: DriverValues, table: Table, columns: Sequence[str],
-                       rows: list[tuple], *, update: Sequence[str] = ()) -> None:
+                       rows: Sequence[tuple[Any, ...]], *, update: Sequence[str] = ()) -> None:
     """Inserts `rows` (tuples in `columns` order). Rows whose primary key exists are left as they
     are, or, with `update`, have those columns replaced."""
     if rows:
+        if type(rows[0]) is not tuple:
+            # Named rows (NamedTuple): sqlite3 binds an exact tuple's items about a third faster.
+            rows = [tuple(row) for row in rows]
         connection = await session.connection()
         await connection.exec_driver_sql(values.insert_sql(table, columns, update), rows)

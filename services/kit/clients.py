@@ -1,4 +1,4 @@
-"""Channels to other Herald services: bearer token per call, 16 MiB messages, optional TLS."""
+"""Channels to other Herald services: bearer token per call, MAX_MESSAGE_BYTES messages, optional TLS."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from grpc.aio import ClientCallDetails, StreamStreamCall, StreamUnaryCall, Unary
 
 from services.kit.auth import service_token
 from services.kit.config import Settings
+from services.kit.limits import MAX_MESSAGE_BYTES
 
-MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 CHANNEL_OPTIONS = [
     ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
     ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),

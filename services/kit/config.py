@@ -15,6 +15,8 @@ from dataclasses import dataclass, replace
 from typing import Any
 from pathlib import Path
 
+from services.kit.limits import DEFAULT_RECIPIENT_BATCH
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -41,7 +43,7 @@ class Settings:
     monthly_message_capacity: int = 0  # 0 = unlimited
     max_send_rate: float = 0.0  # recipients per second; 0 = unlimited
     caller_rate_limit: float = 0.0  # calls per second per token `sub`; 0 = unlimited
-    delivery_batch_size: int = 1000
+    delivery_batch_size: int = DEFAULT_RECIPIENT_BATCH
     event_retention_h: float = 24.0
     dead_letter_retention_h: float = 168.0
     log_level: str = "INFO"

@@ -20,6 +20,8 @@ from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
+from services.kit.limits import MAX_ID
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -33,7 +35,7 @@ def new_metadata() -> MetaData:
     return MetaData(naming_convention=NAMING_CONVENTION)
 
 
-def IdString(length: int = 255) -> String:
+def IdString(length: int = MAX_ID) -> String:
     """A string column that sorts by bytes on every backend."""
     return String(length).with_variant(String(length, collation="C"), "postgresql")
 

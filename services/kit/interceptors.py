@@ -25,7 +25,7 @@ from sqlalchemy.exc import DBAPIError
 from services.kit import reasons
 from services.kit.auth import verify_authorization
 from services.kit.errors import HeraldError, Internal, InvalidArgument, Unavailable, Unimplemented
-from services.kit.limits import CallerLimiter
+from services.kit.ratelimit import CallerLimiter
 
 log = logging.getLogger("herald.rpc")
 

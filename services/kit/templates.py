@@ -41,33 +41,44 @@ def is_template(source: str) -> bool:
 
 def compile_text(source: str, field: str, variables: frozenset[str]) -> jinja2.Template | str:
     """Compiles one template; plain strings come back as they are (nothing to render)."""
+    return compile_using(source, field, variables)[0]
+
+
+def compile_using(source: str, field: str, variables: frozenset[str]) -> tuple[jinja2.Template | str, frozenset[str]]:
+    """compile_text, and the variables the template uses (from the same parse)."""
     if not is_template(source):
-        return source
+        return source, frozenset()
     env = environment()
     try:
-        unknown = meta.find_undeclared_variables(env.parse(source)) - variables
-        template = env.from_string(source)
+        parsed = env.parse(source)
+        used = frozenset(meta.find_undeclared_variables(parsed))
+        template = env.from_string(parsed)
     except jinja2.TemplateSyntaxError as exc:
         raise InvalidArgument(field, f"template syntax error on line {exc.lineno}: {exc.message}",
                               reason=reasons.TEMPLATE_INVALID) from None
     except jinja2.TemplateError as exc:
         raise InvalidArgument(field, f"template error: {exc}", reason=reasons.TEMPLATE_INVALID) from None
+    unknown = used - variables
     if unknown:
         allowed = ", ".join(sorted(variables))
         raise InvalidArgument(field, f"unknown template variable(s) {', '.join(sorted(unknown))}; "
                                      f"available: {allowed}", reason=reasons.TEMPLATE_INVALID)
-    return template
+    return template, used
 
 
 class Tree:
-    """A compiled JSON-like value whose strings may be templates; `render` rebuilds it."""
+    """A compiled JSON-like value whose strings may be templates; `render` rebuilds it.
+    `uses` holds the variables its templates use."""
 
     def __init__(self, value: Any, field: str, variables: frozenset[str]) -> None:
+        self.uses: set[str] = set()
         self._compiled = self._compile(value, field, variables)
 
     def _compile(self, value: Any, field: str, variables: frozenset[str]) -> Any:
         if isinstance(value, str):
-            return compile_text(value, field, variables)
+            compiled, used = compile_using(value, field, variables)
+            self.uses |= used
+            return compiled
         if isinstance(value, Mapping):
             return {k: self._compile(v, f"{field}.{k}", variables) for k, v in value.items()}
         if isinstance(value, list):

@@ -34,7 +34,8 @@ class SegmentApp(Service):
 
     def register(self, server: grpc.aio.Server) -> None:
         directory_service_pb2_grpc.add_DirectoryServiceServicer_to_server(
-            DirectoryServiceServicer(self.sessions, self.sizes), server)
+            DirectoryServiceServicer(self.sessions, self.sizes, push_allow_private=self.settings.push_allow_private),
+            server)
         segment_service_pb2_grpc.add_SegmentServiceServicer_to_server(
             SegmentServiceServicer(self.sessions, self.sizes), server)
 

@@ -12,6 +12,8 @@ from services.kit.protos import fill_struct, fill_timestamp, struct_to_dict
 
 SEGMENT_TYPE_WORDS = {segment_pb2.SEGMENT_TYPE_USER: "user", segment_pb2.SEGMENT_TYPE_CHANNEL: "channel"}
 SEGMENT_TYPES = {word: value for value, word in SEGMENT_TYPE_WORDS.items()}
+DEVICE_PROVIDER_WORDS = {directory_pb2.DEVICE_PROVIDER_WEBPUSH: "webpush", directory_pb2.DEVICE_PROVIDER_HTTP: "http"}
+DEVICE_PROVIDERS = {word: value for value, word in DEVICE_PROVIDER_WORDS.items()}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -82,6 +84,18 @@ def ensured_message(recipient_id: str, cid: str, created: bool, skip_reason: str
         item.member_ids.extend(m["user_id"] for m in ordered)
         item.channel.CopyFrom(channel_message(row, ordered))
     return item
+
+
+# ---------------------------------------------------------------------------------------------
+# Devices
+
+def device_message(row: Mapping[Any, Any]) -> directory_pb2.Device:
+    device = directory_pb2.Device(id=row["id"], user_id=row["user_id"], provider=DEVICE_PROVIDERS[row["provider"]],
+                                  endpoint=row["endpoint"])
+    fill_struct(device.keys, row["keys"])
+    fill_timestamp(device.created_at, row["created_at"])
+    fill_timestamp(device.updated_at, row["updated_at"])
+    return device
 
 
 # ---------------------------------------------------------------------------------------------

@@ -37,10 +37,11 @@ async def get_users(session: AsyncSession, ids: Sequence[str]) -> dict[str, dire
 
 
 async def delete_users(session: AsyncSession, ids: Sequence[str]) -> int:
-    """Deletes users and their channel memberships; manual segment targets keep the ids
-    (a target that is no longer a user is skipped when sending)."""
+    """Deletes users, their channel memberships and their devices; manual segment targets keep
+    the ids (a target that is no longer a user is skipped when sending)."""
     ids = list(dict.fromkeys(ids))
     deleted = await store.delete_users(session, ids)
+    await store.delete_devices_of_users(session, ids)
     if deleted:
         await store.mark_sizes_dirty(session, "user")
     if await store.delete_memberships(session, ids):

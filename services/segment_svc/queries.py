@@ -10,6 +10,7 @@ from sqlalchemy.sql import ColumnElement
 
 from herald.segment.v1 import directory_pb2, directory_service_pb2, segment_pb2, segment_service_pb2
 from services.kit.filters import FilterSpec, compile_filter, request_filter
+from services.kit.limits import CHANNELS_PAGE, SEGMENTS_PAGE, TARGETS_PAGE, USERS_PAGE, PageLimit
 from services.kit.paging import Page, SortKey, keyset_page, parse_sort, resolve_limit
 from services.segment_svc import filters, segments, store
 from services.segment_svc.convert import channel_message, target_message, user_from_row
@@ -31,8 +32,8 @@ def _filter(request: _QueryRequest, spec: FilterSpec) -> tuple[ColumnElement[boo
 
 
 async def _page(session: AsyncSession, request: _QueryRequest, stmt: Select[Any], sort: list[SortKey], *,
-                default_limit: int, max_limit: int, fingerprint: Any) -> Page:
-    limit = resolve_limit(request.limit, default_limit, max_limit)
+                page_limit: PageLimit, fingerprint: Any) -> Page:
+    limit = resolve_limit(request.limit, page_limit.default, page_limit.max)
     return await keyset_page(session, stmt, sort, limit=limit, next=request.next, prev=request.prev,
                              fingerprint_of=fingerprint)
 
@@ -43,7 +44,7 @@ async def query_users(session: AsyncSession,
     sort = parse_sort(request.sort, USER_SORT, default=[("id", 1)])
     users = store.users
     stmt = select(users.c.doc, users.c.created_at, users.c.updated_at).where(condition)
-    page = await _page(session, request, stmt, sort, default_limit=100, max_limit=1000, fingerprint=value)
+    page = await _page(session, request, stmt, sort, page_limit=USERS_PAGE, fingerprint=value)
     return [user_from_row(row.doc, row.created_at, row.updated_at) for row in page.rows], page
 
 
@@ -52,7 +53,7 @@ async def query_channels(session: AsyncSession, request: directory_service_pb2.Q
     condition, value = _filter(request, filters.CHANNELS)
     sort = parse_sort(request.sort, CHANNEL_SORT, default=[("cid", 1)], tie_breaker="cid")
     stmt = select(*store.CHANNEL_COLUMNS).where(condition)
-    page = await _page(session, request, stmt, sort, default_limit=100, max_limit=1000, fingerprint=value)
+    page = await _page(session, request, stmt, sort, page_limit=CHANNELS_PAGE, fingerprint=value)
     members = await store.members_of(session, [row.cid for row in page.rows])
     return [channel_message(row._mapping, (m._mapping for m in members[row.cid])) for row in page.rows], page
 
@@ -62,7 +63,7 @@ async def query_segments(session: AsyncSession,
     condition, value = _filter(request, filters.SEGMENTS)
     sort = parse_sort(request.sort, SEGMENT_SORT, default=[("created_at", -1)])
     stmt = select(store.segments).where(condition)
-    page = await _page(session, request, stmt, sort, default_limit=25, max_limit=100, fingerprint=value)
+    page = await _page(session, request, stmt, sort, page_limit=SEGMENTS_PAGE, fingerprint=value)
     return page.rows, page
 
 
@@ -75,6 +76,6 @@ async def query_targets(session: AsyncSession, request: segment_service_pb2.Quer
     targets = store.segment_targets
     stmt = (select(targets.c.target_id, targets.c.created_at)
             .where(targets.c.segment_id == request.id, condition))
-    page = await _page(session, request, stmt, sort, default_limit=1000, max_limit=10_000,
+    page = await _page(session, request, stmt, sort, page_limit=TARGETS_PAGE,
                        fingerprint={"id": request.id, "filter": value})
     return [target_message(request.id, row._mapping) for row in page.rows], page

@@ -9,10 +9,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from herald.segment.v1 import (directory_service_pb2, directory_service_pb2_grpc, segment_service_pb2,
                                segment_service_pb2_grpc)
-from services.kit.db import transaction
+from services.kit.db import transaction, utcnow
 from services.kit.errors import InvalidArgument, Violations
-from services.kit.fields import MAX_CID, check_id
-from services.segment_svc import audience, directory, ensure, queries, segments, validate
+from services.kit.fields import check_id, check_id_list
+from services.kit.limits import MAX_CID, MAX_DEVICE_IDS, MAX_DEVICE_USERS, MAX_USERS_PER_CALL
+from services.segment_svc import audience, devices, directory, ensure, queries, segments, validate
 from services.segment_svc.convert import ensured_message, segment_message
 from services.segment_svc.sizes import SizeWorker
 
@@ -22,9 +23,10 @@ Sessions = async_sessionmaker[AsyncSession]
 class DirectoryServiceServicer(directory_service_pb2_grpc.DirectoryServiceServicer):
     """Handlers of herald.segment.v1.DirectoryService."""
 
-    def __init__(self, sessions: Sessions, sizes: SizeWorker) -> None:
+    def __init__(self, sessions: Sessions, sizes: SizeWorker, *, push_allow_private: bool = False) -> None:
         self.sessions = sessions
         self.sizes = sizes
+        self.push_allow_private = push_allow_private
 
     async def UpsertUsers(self, request: directory_service_pb2.UpsertUsersRequest,
                           context: grpc.aio.ServicerContext) -> directory_service_pb2.UpsertUsersResponse:
@@ -39,7 +41,7 @@ class DirectoryServiceServicer(directory_service_pb2_grpc.DirectoryServiceServic
     async def GetUsers(self, request: directory_service_pb2.GetUsersRequest,
                        context: grpc.aio.ServicerContext) -> directory_service_pb2.GetUsersResponse:
         v = Violations()
-        validate.check_id_list(v, request.ids, "ids", limit=validate.MAX_USERS_PER_CALL)
+        check_id_list(v, request.ids, "ids", limit=MAX_USERS_PER_CALL)
         v.raise_if_any()
         async with transaction(self.sessions) as session:
             found = await directory.get_users(session, request.ids)
@@ -55,7 +57,7 @@ class DirectoryServiceServicer(directory_service_pb2_grpc.DirectoryServiceServic
     async def DeleteUsers(self, request: directory_service_pb2.DeleteUsersRequest,
                           context: grpc.aio.ServicerContext) -> directory_service_pb2.DeleteUsersResponse:
         v = Violations()
-        validate.check_id_list(v, request.ids, "ids", limit=validate.MAX_USERS_PER_CALL)
+        check_id_list(v, request.ids, "ids", limit=MAX_USERS_PER_CALL)
         v.raise_if_any()
         async with transaction(self.sessions) as session:
             deleted = await directory.delete_users(session, request.ids)
@@ -109,6 +111,33 @@ class DirectoryServiceServicer(directory_service_pb2_grpc.DirectoryServiceServic
         return directory_service_pb2.EnsureChannelsResponse(channels=[
             ensured_message(o.recipient_id, o.cid, o.created, o.skip_reason, o.channel.row if o.channel else None,
                             o.channel.members if o.channel else {}) for o in ensured.outcomes])
+
+    async def UpsertDevices(self, request: directory_service_pb2.UpsertDevicesRequest,
+                            context: grpc.aio.ServicerContext) -> directory_service_pb2.UpsertDevicesResponse:
+        found = validate.devices_to_store(request, allow_private=self.push_allow_private)
+        await devices.check_hosts(found, allow_private=self.push_allow_private)  # DNS: before the transaction
+        async with transaction(self.sessions) as session:
+            stored = await devices.upsert_devices(session, found, utcnow())
+        return directory_service_pb2.UpsertDevicesResponse(devices=stored)
+
+    async def ListDevices(self, request: directory_service_pb2.ListDevicesRequest,
+                          context: grpc.aio.ServicerContext) -> directory_service_pb2.ListDevicesResponse:
+        v = Violations()
+        validate.check_id_list(v, request.user_ids, "user_ids", limit=MAX_DEVICE_USERS)
+        v.raise_if_any()
+        async with transaction(self.sessions) as session:
+            found = await devices.list_devices(session, request.user_ids)
+        return directory_service_pb2.ListDevicesResponse(devices=found)
+
+    async def DeleteDevices(self, request: directory_service_pb2.DeleteDevicesRequest,
+                            context: grpc.aio.ServicerContext) -> directory_service_pb2.DeleteDevicesResponse:
+        v = Violations()
+        check_id(v, request.user_id, "user_id")
+        validate.check_id_list(v, request.ids, "ids", limit=MAX_DEVICE_IDS)
+        v.raise_if_any()
+        async with transaction(self.sessions) as session:
+            deleted = await devices.delete_devices(session, request.user_id, request.ids)
+        return directory_service_pb2.DeleteDevicesResponse(deleted_count=deleted)
 
 
 class SegmentServiceServicer(segment_service_pb2_grpc.SegmentServiceServicer):

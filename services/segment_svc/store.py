@@ -12,13 +12,15 @@ Layout notes:
   retried or resumed batch reports the same outcome and `channels_created` stays exact.
 - `segments.size_dirty` marks filter / all-users segments whose size the background worker
   (sizes.py) must recompute.
+- `devices` are keyed (user_id, id), so a user's devices are one range of the key; no foreign
+  key to `users`: deleting users deletes their devices in the same transaction.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import (JSON, Boolean, Column, ForeignKey, Index, Integer, LargeBinary, PrimaryKeyConstraint, Row,
                         String, Table, bindparam, delete, func, literal, or_, select, union, update)
@@ -28,6 +30,7 @@ from sqlalchemy.sql import ColumnElement, CompoundSelect, Select
 
 from services.kit.bulk import DriverValues, write_tuples
 from services.kit.db import IdString, JsonDoc, UtcDateTime, dialect_insert, new_metadata, rows_changed
+from services.kit.limits import MAX_CHANNEL_TYPE, MAX_CID, MAX_REASON_CHARS
 
 metadata = new_metadata()
 # A JSON column where Python None is SQL NULL (plain JsonDoc stores the JSON value null).
@@ -49,8 +52,8 @@ users = Table(
 
 channels = Table(
     "channels", metadata,
-    Column("cid", IdString(320), primary_key=True),
-    Column("type", IdString(64), nullable=False),
+    Column("cid", IdString(MAX_CID), primary_key=True),
+    Column("type", IdString(MAX_CHANNEL_TYPE), nullable=False),
     Column("id", IdString(), nullable=False),
     Column("team", String(), nullable=False, default=""),
     Column("custom", JsonDoc, nullable=False),
@@ -62,7 +65,7 @@ channels = Table(
 
 channel_members = Table(
     "channel_members", metadata,
-    Column("cid", IdString(320), nullable=False),
+    Column("cid", IdString(MAX_CID), nullable=False),
     Column("user_id", IdString(), nullable=False),
     Column("channel_role", String(), nullable=False, default="channel_member"),
     Column("hidden", Boolean(), nullable=False, default=False),
@@ -92,19 +95,32 @@ segments = Table(
 segment_targets = Table(
     "segment_targets", metadata,
     Column("segment_id", IdString(), ForeignKey("segments.id", ondelete="CASCADE"), nullable=False),
-    Column("target_id", IdString(320), nullable=False),
+    Column("target_id", IdString(MAX_CID), nullable=False),
     Column("created_at", UtcDateTime(), nullable=False),
     PrimaryKeyConstraint("segment_id", "target_id"),
+    **_NO_ROWID,
+)
+
+devices = Table(
+    "devices", metadata,
+    Column("user_id", IdString(), nullable=False),
+    Column("id", IdString(), nullable=False),
+    Column("provider", String(16), nullable=False),  # "webpush" | "http"
+    Column("endpoint", String(), nullable=False),
+    Column("keys", JsonDoc, nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
+    PrimaryKeyConstraint("user_id", "id"),
     **_NO_ROWID,
 )
 
 ensured_channels = Table(
     "ensured_channels", metadata,
     Column("campaign_id", IdString(), nullable=False),
-    Column("recipient_id", IdString(320), nullable=False),
-    Column("cid", IdString(320), nullable=False, default=""),
+    Column("recipient_id", IdString(MAX_CID), nullable=False),
+    Column("cid", IdString(MAX_CID), nullable=False, default=""),
     Column("created", Boolean(), nullable=False, default=False),
-    Column("skip_reason", String(64), nullable=False, default=""),
+    Column("skip_reason", String(MAX_REASON_CHARS), nullable=False, default=""),
     Column("created_at", UtcDateTime(), nullable=False),
     PrimaryKeyConstraint("campaign_id", "recipient_id"),
     **_NO_ROWID,
@@ -141,6 +157,11 @@ async def users_by_ids(session: AsyncSession, ids: Sequence[str]) -> list[Any]:
         select(users.c.id, users.c.doc, users.c.created_at, users.c.updated_at)
         .where(users.c.id.in_(list(ids))).order_by(users.c.id))
     return list(result)
+
+
+async def existing_user_ids(session: AsyncSession, ids: Iterable[str]) -> set[str]:
+    result = await session.execute(select(users.c.id).where(users.c.id.in_(list(ids))))
+    return set(result.scalars())
 
 
 async def delete_users(session: AsyncSession, ids: Sequence[str]) -> int:
@@ -232,6 +253,51 @@ async def touch_channels(session: AsyncSession, cids: Iterable[str], now: dt.dat
     cids = list(cids)
     if cids:
         await session.execute(update(channels).where(channels.c.cid.in_(cids)).values(updated_at=now))
+
+
+# ---------------------------------------------------------------------------------------------
+# Devices
+
+class DeviceRow(NamedTuple):
+    """A device to store; `created_at` is kept when the device exists."""
+    user_id: str
+    id: str
+    provider: str
+    endpoint: str
+    keys: dict[str, Any]
+    updated_at: dt.datetime
+
+
+async def upsert_devices(session: AsyncSession, rows: Sequence[DeviceRow]) -> None:
+    stmt = dialect_insert(session, devices)
+    stmt = stmt.on_conflict_do_update(index_elements=[devices.c.user_id, devices.c.id], set_={
+        "provider": stmt.excluded.provider, "endpoint": stmt.excluded.endpoint, "keys": stmt.excluded["keys"],
+        "updated_at": stmt.excluded.updated_at})
+    await session.execute(stmt, [{**row._asdict(), "created_at": row.updated_at} for row in rows])
+
+
+async def devices_of(session: AsyncSession, user_ids: Iterable[str]) -> list[Row[Any]]:
+    """The devices of the users, ordered by user id, then id."""
+    result = await session.execute(select(devices).where(devices.c.user_id.in_(list(user_ids)))
+                                   .order_by(devices.c.user_id, devices.c.id))
+    return list(result)
+
+
+async def users_over_device_limit(session: AsyncSession, user_ids: Iterable[str], limit: int) -> list[str]:
+    result = await session.execute(select(devices.c.user_id).where(devices.c.user_id.in_(list(user_ids)))
+                                   .group_by(devices.c.user_id).having(func.count() > limit))
+    return list(result.scalars())
+
+
+async def delete_devices(session: AsyncSession, user_id: str, ids: Sequence[str]) -> int:
+    result = await session.execute(delete(devices).where(devices.c.user_id == user_id,
+                                                         devices.c.id.in_(list(ids))))
+    return rows_changed(result)
+
+
+async def delete_devices_of_users(session: AsyncSession, user_ids: Sequence[str]) -> int:
+    result = await session.execute(delete(devices).where(devices.c.user_id.in_(list(user_ids))))
+    return rows_changed(result)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -2,44 +2,29 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
+from collections import Counter
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
+
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from herald.common.v1 import common_pb2
 from herald.segment.v1 import directory_pb2, directory_service_pb2, segment_service_pb2
 from services.kit import reasons
+from services.kit.endpoints import EndpointRefused, default_port, parse_endpoint
 from services.kit.errors import InvalidArgument, Violations
-from services.kit.fields import MAX_CID, MAX_ID, MAX_TEAM, check_channel_type, check_id, check_text
+from services.kit.fields import check_channel_type, check_id, check_id_list, check_text, check_user_channel_spec
+from services.kit.limits import (MAX_DEVICES_PER_CALL, MAX_DEVICES_PER_USER, MAX_ENDPOINT, DEFAULT_RECIPIENT_BATCH, MAX_CHANNELS_PER_CALL, MAX_CID, MAX_ENSURE_SPECS,
+                                 MAX_RECIPIENT_BATCH, MAX_SEGMENT_DESCRIPTION, MAX_SEGMENT_NAME,
+                                 MAX_SEGMENTS_PER_AUDIENCE, MAX_TARGETS_PER_CALL, MAX_TEAM, MAX_USERS_PER_CALL)
 from services.kit.protos import struct_to_dict
-from services.segment_svc.convert import SEGMENT_TYPE_WORDS
+from services.segment_svc import reasons as segment_reasons
+from services.segment_svc.convert import DEVICE_PROVIDER_WORDS, SEGMENT_TYPE_WORDS
 from services.segment_svc.filters import audience_condition
-
-MAX_USERS_PER_CALL = 10_000
-MAX_CHANNELS_PER_CALL = 1_000
-MAX_MEMBERS_PER_SPEC = 1_000
-MAX_ENSURE_SPECS = 10_000
-MAX_TARGETS_PER_CALL = 10_000
-MAX_SEGMENTS_PER_AUDIENCE = 25
-MAX_SEGMENT_NAME = 128
-MAX_SEGMENT_DESCRIPTION = 256
-DEFAULT_BATCH = 1_000
-MAX_BATCH = 10_000
-
-
-def check_id_list(v: Violations, values: Sequence[str], field: str, *, limit: int,
-                  item_limit: int = MAX_ID, required: bool = True) -> bool:
-    """1..limit ids, each non-empty and at most item_limit characters (first bad item named)."""
-    if not values:
-        if required:
-            v.add(field, "must list at least one id")
-        return False
-    if len(values) > limit:
-        v.add(field, f"must list at most {limit} ids (got {len(values)})")
-        return False
-    for i, value in enumerate(values):
-        if not check_id(v, value, f"{field}[{i}]", limit=item_limit):
-            return False
-    return True
 
 
 def check_cid(v: Violations, value: str, field: str) -> bool:
@@ -50,10 +35,10 @@ def check_cid(v: Violations, value: str, field: str) -> bool:
 
 
 def batch_size(v: Violations, value: int, field: str = "batch_size") -> int:
-    if value < 0 or value > MAX_BATCH:
-        v.add(field, f"must be between 0 and {MAX_BATCH} (0 = {DEFAULT_BATCH})")
-        return DEFAULT_BATCH
-    return value or DEFAULT_BATCH
+    if value < 0 or value > MAX_RECIPIENT_BATCH:
+        v.add(field, f"must be between 0 and {MAX_RECIPIENT_BATCH} (0 = {DEFAULT_RECIPIENT_BATCH})")
+        return DEFAULT_RECIPIENT_BATCH
+    return value or DEFAULT_RECIPIENT_BATCH
 
 
 # Stop listing violations after this many: a 10,000-item request should not echo 10,000 errors.
@@ -121,16 +106,8 @@ def check_spec(v: Violations, spec: directory_service_pb2.ChannelSpec, path: str
     if spec.cid:
         check_cid(v, spec.cid, f"{path}.cid")
         return
-    if not check_id(v, spec.receiver_id, f"{path}.receiver_id"):
-        return
-    check_channel_type(v, spec.type, f"{path}.type")
-    check_id(v, spec.id, f"{path}.id", required=False)
-    check_text(v, spec.team, f"{path}.team", MAX_TEAM)
-    if len(spec.members) > MAX_MEMBERS_PER_SPEC:
-        v.add(f"{path}.members", f"must list at most {MAX_MEMBERS_PER_SPEC} members")
-        return
-    for j, member in enumerate(spec.members):
-        check_id(v, member.user_id, f"{path}.members[{j}].user_id")
+    if check_id(v, spec.receiver_id, f"{path}.receiver_id"):
+        check_user_channel_spec(v, spec, f"{path}.")
 
 
 def require_segment_id(segment_id: str) -> None:
@@ -216,3 +193,112 @@ def segment_changes(request: segment_service_pb2.UpdateSegmentRequest) -> dict[s
     if filter_dict is not None:
         changes["filter"] = filter_dict
     return changes
+
+
+# ---------------------------------------------------------------------------------------------
+# Devices
+
+WEBPUSH_KEYS = {"p256dh": 65, "auth": 16}  # key → decoded length in bytes (RFC 8291)
+
+
+@dataclass(frozen=True)
+class DeviceInput:
+    """A valid device of an UpsertDevices request; `index` is its position there, for errors
+    found after validation (an unknown user, a host resolving to a private address)."""
+
+    index: int
+    user_id: str
+    id: str
+    provider: str
+    endpoint: str
+    host: str
+    port: int
+    keys: dict[str, Any]
+
+
+def derived_device_id(endpoint: str) -> str:
+    """The id of a device upserted without one: the same endpoint always gets the same id."""
+    return "ep_" + hashlib.sha256(endpoint.encode()).hexdigest()[:32]
+
+
+def devices_to_store(request: directory_service_pb2.UpsertDevicesRequest, *,
+                     allow_private: bool) -> list[DeviceInput]:
+    """The request's devices, checked; a repeated user_id + id keeps the last, in the place of the first."""
+    v = Violations()
+    found: dict[tuple[str, str], DeviceInput] = {}
+    for i, device in listed(v, request.devices, "devices", "device", MAX_DEVICES_PER_CALL):
+        item = check_device(v, device, i, allow_private=allow_private)
+        if item is not None:
+            found[(item.user_id, item.id)] = item
+    for user_id, count in Counter(user_id for user_id, _ in found).items():
+        if count > MAX_DEVICES_PER_USER:
+            v.add("devices", f"gives user {user_id!r} {count} devices; a user keeps at most {MAX_DEVICES_PER_USER}")
+    v.raise_if_any()
+    return list(found.values())
+
+
+def check_device(v: Violations, device: directory_pb2.Device, index: int, *,
+                 allow_private: bool) -> DeviceInput | None:
+    path = f"devices[{index}]"
+    before = len(v.items)
+    check_id(v, device.user_id, f"{path}.user_id")
+    check_id(v, device.id, f"{path}.id", required=False)
+    provider = DEVICE_PROVIDER_WORDS.get(device.provider)
+    v.check(provider is not None, f"{path}.provider", "is required: DEVICE_PROVIDER_WEBPUSH or DEVICE_PROVIDER_HTTP")
+    host, port = check_endpoint(v, device.endpoint, f"{path}.endpoint", allow_private=allow_private)
+    keys = struct_to_dict(device.keys)
+    if provider == "webpush":
+        check_webpush_keys(v, keys, f"{path}.keys")
+    elif provider == "http":
+        v.check(not keys, f"{path}.keys", "must be empty for the http provider (it is signed with the webhook secret)")
+    if len(v.items) > before or provider is None:
+        return None
+    return DeviceInput(index, device.user_id, device.id or derived_device_id(device.endpoint), provider,
+                       device.endpoint, host, port, keys)
+
+
+def check_endpoint(v: Violations, endpoint: str, field: str, *, allow_private: bool) -> tuple[str, int]:
+    """(host, port) of a valid endpoint URL; ("", 0) after recording why it is not one."""
+    if not endpoint:
+        v.add(field, "is required")
+        return "", 0
+    if not check_text(v, endpoint, field, MAX_ENDPOINT):
+        return "", 0
+    try:
+        parts = parse_endpoint(endpoint, allow_private=allow_private)
+    except EndpointRefused as refused:
+        v.add(field, str(refused), segment_reasons.ENDPOINT_NOT_ALLOWED)
+        return "", 0
+    assert parts.hostname is not None  # parse_endpoint refuses a URL without a host
+    return parts.hostname, default_port(parts)
+
+
+def check_webpush_keys(v: Violations, keys: dict[str, Any], field: str) -> None:
+    """The keys of a browser's PushSubscription: p256dh a P-256 public key (uncompressed point),
+    auth a 16-byte secret, both base64url (padding optional)."""
+    unknown = sorted(set(keys) - set(WEBPUSH_KEYS))
+    if unknown:
+        v.add(field, f"has unknown key {unknown[0]!r} (web push keys are p256dh and auth)")
+    for name, size in WEBPUSH_KEYS.items():
+        raw = _base64url(keys.get(name))
+        if raw is None or len(raw) != size:
+            v.add(f"{field}.{name}", f"is required: base64url of {size} bytes")
+        elif name == "p256dh" and not _is_p256_point(raw):
+            v.add(f"{field}.{name}", "is not an uncompressed P-256 public key")
+
+
+def _base64url(value: Any) -> bytes | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return base64.b64decode(value + "=" * (-len(value) % 4), altchars=b"-_", validate=True)
+    except (binascii.Error, ValueError):
+        return None
+
+
+def _is_p256_point(raw: bytes) -> bool:
+    try:
+        ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), raw)
+    except ValueError:
+        return False
+    return raw[0] == 4  # uncompressed, as browsers give it and RFC 8291 requires

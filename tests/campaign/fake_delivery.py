@@ -39,6 +39,8 @@ class FakeDelivery(delivery_service_pb2_grpc.DeliveryServiceServicer):
         self.refuse: grpc.StatusCode | None = None  # StartDelivery answers this code
         self.down = False  # every call answers UNAVAILABLE
         self.stop_gate: asyncio.Event | None = None  # StopDelivery waits for it when set
+        self.start_gate = asyncio.Event()  # StartDelivery answers once it is set (clear it to hold starts)
+        self.start_gate.set()
         self._changed: dict[str, asyncio.Event] = {}
         self._break_generation = 0
 
@@ -89,10 +91,11 @@ class FakeDelivery(delivery_service_pb2_grpc.DeliveryServiceServicer):
         await self._check_up(context)
         campaign = request.campaign
         self.start_calls.append(campaign.id)
+        await self.start_gate.wait()
         if self.refuse is not None:
             await context.abort(self.refuse, "monthly message capacity used up")
         if campaign.id not in self.deliveries:
-            total = len(campaign.user_ids) or 10
+            total = campaign.stats.recipients_total or len(campaign.user_ids) or 10  # as counted at start
             delivery = delivery_pb2.Delivery(
                 campaign_id=campaign.id, status=IN_PROGRESS,
                 stats=campaign_pb2.CampaignStats(recipients_total=total, stats_started_at=_now()),

@@ -5,15 +5,21 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import logging
 import time
 
+import grpc
+import pytest
+
 from herald.campaign.v1 import campaign_pb2
+from herald.segment.v1 import segment_service_pb2 as ss
 from services.campaign_svc.app import build
 from services.campaign_svc.clock import SystemClock
 from services.kit.server import start_server
 
 from harness import eventually
-from campaign.test_lifecycle import COMPLETED, IN_PROGRESS, SCHEDULED, STOPPED, later
+from campaign.test_lifecycle import COMPLETED, DRAFT, IN_PROGRESS, SCHEDULED, STOPPED, later
+from campaign.test_watch import collect
 
 
 async def test_scheduled_campaign_fires_after_a_restart_between_start_and_its_time(env):
@@ -123,3 +129,88 @@ async def test_a_scheduled_start_the_delivery_refuses_stops_with_capacity(env):
     assert stopped.stop_reason == campaign_pb2.STOP_REASON_CAPACITY
     assert "capacity" in stopped.stop_message
     await eventually(lambda: env.delivery.event_types(campaign.id), lambda seen: seen == ["campaign.stopped"])
+
+
+# --- the audience is counted before a campaign is in progress (DESIGN §10.2) -----------------------
+
+@pytest.mark.parametrize("scheduled", [False, True], ids=["now", "scheduled"])
+async def test_in_progress_is_never_shown_without_the_audience_counted(env, scheduled):
+    # StartDelivery is held, so the window between in_progress and the delivery's answer stays open.
+    campaign = await env.create(user_ids=["u1", "u2", "u3", "sender"])  # the sender is left out: 3
+    updates: list = []
+    watcher = asyncio.create_task(collect(env, campaign.id, updates))
+    await eventually(lambda: updates)
+    env.delivery.start_gate.clear()
+    starting = None
+    if scheduled:
+        await env.start_campaign(campaign.id, scheduled_for=later(env, 60))
+        env.clock.advance(61)
+    else:
+        starting = asyncio.create_task(env.start_campaign(campaign.id))
+    await eventually(lambda: env.delivery.start_calls == [campaign.id])
+    held = await env.get(campaign.id)
+    assert (held.status, held.stats.recipients_total) == (IN_PROGRESS, 3)
+    await eventually(lambda: updates[-1][1].status == IN_PROGRESS)  # the watcher saw it too
+    env.delivery.start_gate.set()
+    if starting is not None:
+        assert (await asyncio.wait_for(starting, 10)).stats.recipients_total == 3
+    snapshot = await eventually(lambda: env.delivery.snapshots.get(campaign.id))
+    assert snapshot.stats.recipients_total == 3  # the delivery starts with the count
+
+    # A delivery reporting no total (an older delivery service) does not undo the count.
+    await eventually(lambda: env.delivery.watch_calls[campaign.id] == 1)
+    env.delivery.progress(campaign.id, progress=0.5, recipients_total=0)
+    half = await eventually(lambda: _at_progress(env, campaign.id, 0.5))
+    assert half.stats.recipients_total == 3
+    await eventually(lambda: updates[-1][1].stats.progress == 0.5)
+    env.delivery.complete(campaign.id, recipients_total=3)
+    await asyncio.wait_for(watcher, 10)
+    seen = [(c.status, c.stats.progress, c.stats.recipients_total) for _, c in updates]
+    assert [s for s in seen if s[0] == IN_PROGRESS and s[2] != 3] == [], seen
+    assert seen[-1] == (COMPLETED, 1.0, 3), seen
+
+
+async def _at_progress(env, campaign_id: str, progress: float):
+    campaign = await env.get(campaign_id)
+    return campaign if campaign.stats.progress == progress else None
+
+
+async def test_start_now_without_the_segment_service_is_unavailable_and_changes_nothing(env):
+    campaign = await env.create()
+    await env.stop()
+    await env.start(env.build_app(segment_port=1))  # nothing listens on port 1
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await env.start_campaign(campaign.id)
+    assert caught.value.code() == grpc.StatusCode.UNAVAILABLE, caught.value.details()
+    assert "segment service" in caught.value.details()
+    await env.restart()
+    unchanged = await env.get(campaign.id)
+    assert (unchanged.status, unchanged.stats.recipients_total) == (DRAFT, 0)
+    assert env.delivery.start_calls == []
+
+
+async def test_a_due_campaign_waits_for_the_segment_service_to_count_it(env, caplog):
+    campaign = await env.create()
+    await env.start_campaign(campaign.id, scheduled_for=later(env, 60))
+    await env.stop()
+    await env.start(env.build_app(segment_port=1))
+    caplog.set_level(logging.WARNING, logger="herald.campaign.scheduler")
+    env.clock.advance(61)
+    await eventually(lambda: [r for r in caplog.records if r.getMessage().startswith("scheduled campaign waits")])
+    assert env.delivery.start_calls == []
+    await env.restart()  # the segment service is reachable again: the next tick counts and starts it
+    running = await env.wait_status(campaign.id, IN_PROGRESS)
+    assert running.stats.recipients_total == 2
+    await eventually(lambda: env.delivery.start_calls == [campaign.id])
+
+
+async def test_a_due_campaign_whose_segment_is_gone_stops_with_an_error(env):
+    segment_id = await env.segment(targets=["u1", "u2"])
+    campaign = await env.create(segment_ids=[segment_id])
+    await env.start_campaign(campaign.id, scheduled_for=later(env, 60))
+    await env.segments.DeleteSegment(ss.DeleteSegmentRequest(id=segment_id))
+    env.clock.advance(61)
+    stopped = await env.wait_status(campaign.id, STOPPED)
+    assert stopped.stop_reason == campaign_pb2.STOP_REASON_ERROR
+    assert "audience cannot be counted" in stopped.stop_message and segment_id in stopped.stop_message
+    assert env.delivery.start_calls == []

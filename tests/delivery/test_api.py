@@ -33,7 +33,7 @@ async def _fails(call, code=grpc.StatusCode.INVALID_ARGUMENT, reason: str | None
     (campaign("c", sender_id="", user_ids=["a"]), ["campaign.sender_id"]),
     (campaign("c", text="", user_ids=["a"]), ["campaign.message_template.text"]),
     (campaign("c"), ["campaign.segment_ids"]),
-    (campaign("c", user_ids=["a"], segment_ids=["s"]), ["campaign.segment_ids"]),
+    (campaign("c", user_ids=["a"], segment_ids=["s"]), ["campaign.user_ids"]),
     (campaign("c", user_ids=["a"], channel_template=common_pb2.ChannelTemplate()), ["campaign.channel_template.type"]),
     # The limits of DESIGN §4–5 and §7: refused at start, not an ERROR stop later.
     (campaign("c", user_ids=[f"u{i}" for i in range(10_001)]), ["campaign.user_ids"]),

@@ -36,7 +36,7 @@ async def test_event_users_hold_who_each_in_app_event_is_for_until_it_is_pruned(
 async def test_events_positioned_before_event_users_existed_are_indexed_by_the_upgrade(new_db_url):
     engine = make_engine(await new_db_url("delivery"))
     try:
-        await upgrade_to(engine, SCHEMAS["delivery"], "0002")
+        await upgrade_to(engine, SCHEMAS["delivery"], "0003")
         sessions = make_sessionmaker(engine)
         async with transaction(sessions) as session:
             await session.execute(store.events.insert(), [

@@ -164,3 +164,15 @@ async def test_unknown_users_are_user_not_found_whatever_their_ids_look_like(stu
     assert [(r.campaign_id, r.target_id, r.reason) for r in skipped] == [
         ("c1", "email:ghost@x.org", "user_not_found"), ("c2", "team:ghost", "user_not_found"),
         ("c3", "x:y", "user_not_found")]
+
+
+async def test_a_delivery_starts_with_the_count_its_snapshot_carries(stubs):
+    await upsert_users(stubs.directory, ["sender", "u1", "u2", "u3"])
+    counted = campaign("counted", user_ids=["u1", "u2", "u3"], stats=campaign_pb2.CampaignStats(recipients_total=3))
+    assert (await start(stubs, counted)).stats.recipients_total == 3  # in the answer already, not counted later
+    # A snapshot without a count (from an older campaign service) is counted by the engine.
+    uncounted = campaign("uncounted", user_ids=["u1", "u2"])
+    for snapshot, total in ((counted, 3), (uncounted, 2)):
+        await start(stubs, snapshot)
+        done = await wait_done(stubs, snapshot.id)
+        assert (done.status, done.stats.recipients_total, done.stats.stats_messages_sent) == (COMPLETED, total, total)

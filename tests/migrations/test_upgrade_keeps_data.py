@@ -2,8 +2,9 @@
 as the services read them (through today's tables).
 
 A new revision adds its own assertions here: rows it must carry over or backfill, checked after
-the upgrade. The rows below are written through the tables as revision 1 made them (reflected
-from the database), so they stay valid whatever later revisions change."""
+the upgrade, and rows of the tables it adds (LATER_REVISION_ROWS, written once the database is at
+that revision). Rows are written through the tables as their revision made them (reflected from
+the database), so they stay valid whatever later revisions change."""
 
 from __future__ import annotations
 
@@ -82,12 +83,28 @@ REVISION_1_ROWS: dict[str, Rows] = {
 }
 
 
-async def test_rows_written_at_revision_1_survive_the_upgrade_to_head(schema: Schema, new_engine):
+# Rows of the tables later revisions add: service → revision → rows, written at that revision.
+LATER_REVISION_ROWS: dict[str, dict[str, Rows]] = {
+    "segment": {
+        "0002": {"devices": [
+            {"user_id": "u1", "id": "ep_0123", "provider": "webpush", "endpoint": "https://push.example/s/1",
+             "keys": {"p256dh": "BPub", "auth": "c2VjcmV0"}, "created_at": T, "updated_at": LATER},
+            {"user_id": "u1", "id": "phone", "provider": "http", "endpoint": "https://gw.example/d/2", "keys": {},
+             "created_at": T, "updated_at": T}]},
+    },
+}
+
+
+async def test_rows_written_at_each_revision_survive_the_upgrade_to_head(schema: Schema, new_engine):
     engine = await new_engine(schema.service)
     await upgrade_to(engine, schema, first_revision(schema))
     rows = REVISION_1_ROWS[schema.service]
     assert set(rows) == schema.first_revision_tables
     await write_as_built(engine, rows)
+    for revision, added in LATER_REVISION_ROWS.get(schema.service, {}).items():
+        await upgrade_to(engine, schema, revision)
+        await write_as_built(engine, added)
+        rows = {**rows, **added}
 
     assert await migrate(engine, schema) == head_revision(schema)
 

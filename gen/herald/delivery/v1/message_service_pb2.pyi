@@ -102,3 +102,13 @@ class ReplayDeadLettersResponse(_message.Message):
     REPLAYED_COUNT_FIELD_NUMBER: _ClassVar[int]
     replayed_count: int
     def __init__(self, replayed_count: _Optional[int] = ...) -> None: ...
+
+class GetPushConfigRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class GetPushConfigResponse(_message.Message):
+    __slots__ = ("vapid_public_key",)
+    VAPID_PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
+    vapid_public_key: str
+    def __init__(self, vapid_public_key: _Optional[str] = ...) -> None: ...

@@ -60,6 +60,11 @@ class MessageServiceStub:
                 request_serializer=herald_dot_delivery_dot_v1_dot_message__service__pb2.ReplayDeadLettersRequest.SerializeToString,
                 response_deserializer=herald_dot_delivery_dot_v1_dot_message__service__pb2.ReplayDeadLettersResponse.FromString,
                 _registered_method=True)
+        self.GetPushConfig = channel.unary_unary(
+                '/herald.delivery.v1.MessageService/GetPushConfig',
+                request_serializer=herald_dot_delivery_dot_v1_dot_message__service__pb2.GetPushConfigRequest.SerializeToString,
+                response_deserializer=herald_dot_delivery_dot_v1_dot_message__service__pb2.GetPushConfigResponse.FromString,
+                _registered_method=True)
 
 
 class MessageServiceServicer:
@@ -101,6 +106,13 @@ class MessageServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetPushConfig(self, request, context):
+        """What a browser needs to subscribe to web push: the VAPID public key.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_MessageServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -128,6 +140,11 @@ def add_MessageServiceServicer_to_server(servicer, server):
                     servicer.ReplayDeadLetters,
                     request_deserializer=herald_dot_delivery_dot_v1_dot_message__service__pb2.ReplayDeadLettersRequest.FromString,
                     response_serializer=herald_dot_delivery_dot_v1_dot_message__service__pb2.ReplayDeadLettersResponse.SerializeToString,
+            ),
+            'GetPushConfig': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetPushConfig,
+                    request_deserializer=herald_dot_delivery_dot_v1_dot_message__service__pb2.GetPushConfigRequest.FromString,
+                    response_serializer=herald_dot_delivery_dot_v1_dot_message__service__pb2.GetPushConfigResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -266,6 +283,33 @@ class MessageService:
             '/herald.delivery.v1.MessageService/ReplayDeadLetters',
             herald_dot_delivery_dot_v1_dot_message__service__pb2.ReplayDeadLettersRequest.SerializeToString,
             herald_dot_delivery_dot_v1_dot_message__service__pb2.ReplayDeadLettersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetPushConfig(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/herald.delivery.v1.MessageService/GetPushConfig',
+            herald_dot_delivery_dot_v1_dot_message__service__pb2.GetPushConfigRequest.SerializeToString,
+            herald_dot_delivery_dot_v1_dot_message__service__pb2.GetPushConfigResponse.FromString,
             options,
             channel_credentials,
             insecure,

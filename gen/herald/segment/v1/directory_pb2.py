@@ -26,17 +26,21 @@ from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!herald/segment/v1/directory.proto\x12\x11herald.segment.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc6\x01\n\x04User\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0c\n\x04role\x18\x03 \x01(\t\x12\r\n\x05teams\x18\x04 \x03(\t\x12\'\n\x06\x63ustom\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\x12.\n\ncreated_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xd0\x01\n\rChannelMember\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x14\n\x0c\x63hannel_role\x18\x02 \x01(\t\x12\x0e\n\x06hidden\x18\x03 \x01(\x08\x12/\n\x0b\x61rchived_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\'\n\x06\x63ustom\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\x12.\n\ncreated_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x91\x02\n\x07\x43hannel\x12\x0b\n\x03\x63id\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\n\n\x02id\x18\x03 \x01(\t\x12\x0c\n\x04team\x18\x04 \x01(\t\x12\'\n\x06\x63ustom\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x15\n\rcreated_by_id\x18\x06 \x01(\t\x12\x31\n\x07members\x18\x07 \x03(\x0b\x32 .herald.segment.v1.ChannelMember\x12.\n\ncreated_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestampb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!herald/segment/v1/directory.proto\x12\x11herald.segment.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc6\x01\n\x04User\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0c\n\x04role\x18\x03 \x01(\t\x12\r\n\x05teams\x18\x04 \x03(\t\x12\'\n\x06\x63ustom\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\x12.\n\ncreated_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xd0\x01\n\rChannelMember\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x14\n\x0c\x63hannel_role\x18\x02 \x01(\t\x12\x0e\n\x06hidden\x18\x03 \x01(\x08\x12/\n\x0b\x61rchived_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\'\n\x06\x63ustom\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\x12.\n\ncreated_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x91\x02\n\x07\x43hannel\x12\x0b\n\x03\x63id\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\n\n\x02id\x18\x03 \x01(\t\x12\x0c\n\x04team\x18\x04 \x01(\t\x12\'\n\x06\x63ustom\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x15\n\rcreated_by_id\x18\x06 \x01(\t\x12\x31\n\x07members\x18\x07 \x03(\x0b\x32 .herald.segment.v1.ChannelMember\x12.\n\ncreated_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xf3\x01\n\x06\x44\x65vice\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x33\n\x08provider\x18\x03 \x01(\x0e\x32!.herald.segment.v1.DeviceProvider\x12\x10\n\x08\x65ndpoint\x18\x04 \x01(\t\x12%\n\x04keys\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\x12.\n\ncreated_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp*h\n\x0e\x44\x65viceProvider\x12\x1f\n\x1b\x44\x45VICE_PROVIDER_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x44\x45VICE_PROVIDER_WEBPUSH\x10\x01\x12\x18\n\x14\x44\x45VICE_PROVIDER_HTTP\x10\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'herald.segment.v1.directory_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_DEVICEPROVIDER']._serialized_start=1053
+  _globals['_DEVICEPROVIDER']._serialized_end=1157
   _globals['_USER']._serialized_start=120
   _globals['_USER']._serialized_end=318
   _globals['_CHANNELMEMBER']._serialized_start=321
   _globals['_CHANNELMEMBER']._serialized_end=529
   _globals['_CHANNEL']._serialized_start=532
   _globals['_CHANNEL']._serialized_end=805
+  _globals['_DEVICE']._serialized_start=808
+  _globals['_DEVICE']._serialized_end=1051
 # @@protoc_insertion_point(module_scope)

@@ -3,12 +3,22 @@ import datetime
 from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class DeviceProvider(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    DEVICE_PROVIDER_UNSPECIFIED: _ClassVar[DeviceProvider]
+    DEVICE_PROVIDER_WEBPUSH: _ClassVar[DeviceProvider]
+    DEVICE_PROVIDER_HTTP: _ClassVar[DeviceProvider]
+DEVICE_PROVIDER_UNSPECIFIED: DeviceProvider
+DEVICE_PROVIDER_WEBPUSH: DeviceProvider
+DEVICE_PROVIDER_HTTP: DeviceProvider
 
 class User(_message.Message):
     __slots__ = ("id", "name", "role", "teams", "custom", "created_at", "updated_at")
@@ -65,3 +75,21 @@ class Channel(_message.Message):
     created_at: _timestamp_pb2.Timestamp
     updated_at: _timestamp_pb2.Timestamp
     def __init__(self, cid: _Optional[str] = ..., type: _Optional[str] = ..., id: _Optional[str] = ..., team: _Optional[str] = ..., custom: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., created_by_id: _Optional[str] = ..., members: _Optional[_Iterable[_Union[ChannelMember, _Mapping]]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class Device(_message.Message):
+    __slots__ = ("id", "user_id", "provider", "endpoint", "keys", "created_at", "updated_at")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    PROVIDER_FIELD_NUMBER: _ClassVar[int]
+    ENDPOINT_FIELD_NUMBER: _ClassVar[int]
+    KEYS_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    user_id: str
+    provider: DeviceProvider
+    endpoint: str
+    keys: _struct_pb2.Struct
+    created_at: _timestamp_pb2.Timestamp
+    updated_at: _timestamp_pb2.Timestamp
+    def __init__(self, id: _Optional[str] = ..., user_id: _Optional[str] = ..., provider: _Optional[_Union[DeviceProvider, str]] = ..., endpoint: _Optional[str] = ..., keys: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...

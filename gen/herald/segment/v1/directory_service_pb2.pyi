@@ -178,3 +178,41 @@ class EnsureChannelsResponse(_message.Message):
     CHANNELS_FIELD_NUMBER: _ClassVar[int]
     channels: _containers.RepeatedCompositeFieldContainer[EnsuredChannel]
     def __init__(self, channels: _Optional[_Iterable[_Union[EnsuredChannel, _Mapping]]] = ...) -> None: ...
+
+class UpsertDevicesRequest(_message.Message):
+    __slots__ = ("devices",)
+    DEVICES_FIELD_NUMBER: _ClassVar[int]
+    devices: _containers.RepeatedCompositeFieldContainer[_directory_pb2.Device]
+    def __init__(self, devices: _Optional[_Iterable[_Union[_directory_pb2.Device, _Mapping]]] = ...) -> None: ...
+
+class UpsertDevicesResponse(_message.Message):
+    __slots__ = ("devices",)
+    DEVICES_FIELD_NUMBER: _ClassVar[int]
+    devices: _containers.RepeatedCompositeFieldContainer[_directory_pb2.Device]
+    def __init__(self, devices: _Optional[_Iterable[_Union[_directory_pb2.Device, _Mapping]]] = ...) -> None: ...
+
+class ListDevicesRequest(_message.Message):
+    __slots__ = ("user_ids",)
+    USER_IDS_FIELD_NUMBER: _ClassVar[int]
+    user_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, user_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class ListDevicesResponse(_message.Message):
+    __slots__ = ("devices",)
+    DEVICES_FIELD_NUMBER: _ClassVar[int]
+    devices: _containers.RepeatedCompositeFieldContainer[_directory_pb2.Device]
+    def __init__(self, devices: _Optional[_Iterable[_Union[_directory_pb2.Device, _Mapping]]] = ...) -> None: ...
+
+class DeleteDevicesRequest(_message.Message):
+    __slots__ = ("user_id", "ids")
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    IDS_FIELD_NUMBER: _ClassVar[int]
+    user_id: str
+    ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, user_id: _Optional[str] = ..., ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class DeleteDevicesResponse(_message.Message):
+    __slots__ = ("deleted_count",)
+    DELETED_COUNT_FIELD_NUMBER: _ClassVar[int]
+    deleted_count: int
+    def __init__(self, deleted_count: _Optional[int] = ...) -> None: ...

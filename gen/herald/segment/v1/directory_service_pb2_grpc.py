@@ -75,6 +75,21 @@ class DirectoryServiceStub:
                 request_serializer=herald_dot_segment_dot_v1_dot_directory__service__pb2.EnsureChannelsRequest.SerializeToString,
                 response_deserializer=herald_dot_segment_dot_v1_dot_directory__service__pb2.EnsureChannelsResponse.FromString,
                 _registered_method=True)
+        self.UpsertDevices = channel.unary_unary(
+                '/herald.segment.v1.DirectoryService/UpsertDevices',
+                request_serializer=herald_dot_segment_dot_v1_dot_directory__service__pb2.UpsertDevicesRequest.SerializeToString,
+                response_deserializer=herald_dot_segment_dot_v1_dot_directory__service__pb2.UpsertDevicesResponse.FromString,
+                _registered_method=True)
+        self.ListDevices = channel.unary_unary(
+                '/herald.segment.v1.DirectoryService/ListDevices',
+                request_serializer=herald_dot_segment_dot_v1_dot_directory__service__pb2.ListDevicesRequest.SerializeToString,
+                response_deserializer=herald_dot_segment_dot_v1_dot_directory__service__pb2.ListDevicesResponse.FromString,
+                _registered_method=True)
+        self.DeleteDevices = channel.unary_unary(
+                '/herald.segment.v1.DirectoryService/DeleteDevices',
+                request_serializer=herald_dot_segment_dot_v1_dot_directory__service__pb2.DeleteDevicesRequest.SerializeToString,
+                response_deserializer=herald_dot_segment_dot_v1_dot_directory__service__pb2.DeleteDevicesResponse.FromString,
+                _registered_method=True)
 
 
 class DirectoryServiceServicer:
@@ -137,6 +152,28 @@ class DirectoryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def UpsertDevices(self, request, context):
+        """Creates or replaces up to 1,000 push devices (matched by user_id + id); a user keeps at most
+        25, the least recently upserted beyond that are removed.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListDevices(self, request, context):
+        """Returns the devices of up to 1,000 users.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteDevices(self, request, context):
+        """Deletes devices of one user by id; unknown ids are not an error.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DirectoryServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -179,6 +216,21 @@ def add_DirectoryServiceServicer_to_server(servicer, server):
                     servicer.EnsureChannels,
                     request_deserializer=herald_dot_segment_dot_v1_dot_directory__service__pb2.EnsureChannelsRequest.FromString,
                     response_serializer=herald_dot_segment_dot_v1_dot_directory__service__pb2.EnsureChannelsResponse.SerializeToString,
+            ),
+            'UpsertDevices': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpsertDevices,
+                    request_deserializer=herald_dot_segment_dot_v1_dot_directory__service__pb2.UpsertDevicesRequest.FromString,
+                    response_serializer=herald_dot_segment_dot_v1_dot_directory__service__pb2.UpsertDevicesResponse.SerializeToString,
+            ),
+            'ListDevices': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListDevices,
+                    request_deserializer=herald_dot_segment_dot_v1_dot_directory__service__pb2.ListDevicesRequest.FromString,
+                    response_serializer=herald_dot_segment_dot_v1_dot_directory__service__pb2.ListDevicesResponse.SerializeToString,
+            ),
+            'DeleteDevices': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteDevices,
+                    request_deserializer=herald_dot_segment_dot_v1_dot_directory__service__pb2.DeleteDevicesRequest.FromString,
+                    response_serializer=herald_dot_segment_dot_v1_dot_directory__service__pb2.DeleteDevicesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -398,6 +450,87 @@ class DirectoryService:
             '/herald.segment.v1.DirectoryService/EnsureChannels',
             herald_dot_segment_dot_v1_dot_directory__service__pb2.EnsureChannelsRequest.SerializeToString,
             herald_dot_segment_dot_v1_dot_directory__service__pb2.EnsureChannelsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpsertDevices(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/herald.segment.v1.DirectoryService/UpsertDevices',
+            herald_dot_segment_dot_v1_dot_directory__service__pb2.UpsertDevicesRequest.SerializeToString,
+            herald_dot_segment_dot_v1_dot_directory__service__pb2.UpsertDevicesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListDevices(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/herald.segment.v1.DirectoryService/ListDevices',
+            herald_dot_segment_dot_v1_dot_directory__service__pb2.ListDevicesRequest.SerializeToString,
+            herald_dot_segment_dot_v1_dot_directory__service__pb2.ListDevicesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteDevices(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/herald.segment.v1.DirectoryService/DeleteDevices',
+            herald_dot_segment_dot_v1_dot_directory__service__pb2.DeleteDevicesRequest.SerializeToString,
+            herald_dot_segment_dot_v1_dot_directory__service__pb2.DeleteDevicesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -9,6 +9,7 @@ Create Date: 2026-12-01 06:00:00
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal
 
 import sqlalchemy as sa
 from alembic import op
@@ -22,7 +23,7 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     # Events already there get their positions from the sequencer's first rounds, in insertion order.
     # SQLite rebuilds the table, so that its DDL reads as create_all writes it; PostgreSQL alters it.
-    recreate = "always" if op.get_bind().dialect.name == "sqlite" else "auto"
+    recreate: Literal["always", "auto"] = "always" if op.get_bind().dialect.name == "sqlite" else "auto"
     with op.batch_alter_table("events", recreate=recreate) as batch:
         batch.add_column(sa.Column("position", sa.BigInteger(), nullable=True))
     op.create_index("ix_events_position", "events", ["position"], unique=True)

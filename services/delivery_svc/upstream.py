@@ -1,0 +1,65 @@
+"""The delivery service's calls to the segment service (SegmentService, DirectoryService).
+
+Every call carries its deadline; the idempotent unary ones retry UNAVAILABLE a few times
+(services.kit.retry). A recipient stream that breaks is resumed by the run from its checkpoint
+(`is_resumable` says after which errors).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+
+import grpc
+
+from herald.campaign.v1 import campaign_pb2
+from herald.segment.v1 import (directory_pb2, directory_service_pb2, directory_service_pb2_grpc,
+                               segment_service_pb2, segment_service_pb2_grpc)
+from services.kit.retry import call_idempotent, is_unavailable
+
+CALL_DEADLINE_S = 60.0
+# A stream of millions of recipients takes a while; an expired deadline resumes from the cursor.
+STREAM_DEADLINE_S = 3600.0
+
+
+def is_resumable(exc: grpc.aio.AioRpcError) -> bool:
+    """The errors after which a run resumes from its checkpoint instead of stopping."""
+    return exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED or is_unavailable(exc)
+
+
+class SegmentClient:
+    """Typed calls over the segment service's stubs, for one campaign's delivery at a time."""
+
+    def __init__(self, channel: grpc.aio.Channel) -> None:
+        self._segments = segment_service_pb2_grpc.SegmentServiceStub(channel)
+        self._directory = directory_service_pb2_grpc.DirectoryServiceStub(channel)
+
+    async def get_user(self, user_id: str) -> directory_pb2.User | None:
+        response = await call_idempotent(self._directory.GetUsers,
+                                         directory_service_pb2.GetUsersRequest(ids=[user_id]),
+                                         timeout=CALL_DEADLINE_S)
+        return response.users[0] if response.users else None
+
+    async def count_recipients(self, campaign: campaign_pb2.Campaign) -> int:
+        response = await call_idempotent(self._segments.CountRecipients, segment_service_pb2.CountRecipientsRequest(
+            segment_ids=campaign.segment_ids, user_ids=campaign.user_ids, sender_id=campaign.sender_id),
+            timeout=CALL_DEADLINE_S)
+        return response.count
+
+    def stream_recipients(self, campaign: campaign_pb2.Campaign, cursor: str,
+                          batch_size: int) -> AsyncIterator[segment_service_pb2.StreamRecipientsResponse]:
+        """The campaign's recipients after `cursor`, batch by batch (the call itself: cancelling
+        the task that reads it cancels it)."""
+        request = segment_service_pb2.StreamRecipientsRequest(
+            segment_ids=campaign.segment_ids, user_ids=campaign.user_ids, sender_id=campaign.sender_id,
+            cursor=cursor, batch_size=batch_size)
+        return self._segments.StreamRecipients(request, timeout=STREAM_DEADLINE_S)
+
+    async def ensure_channels(self, campaign: campaign_pb2.Campaign, specs: Sequence[directory_service_pb2.ChannelSpec]
+                              ) -> directory_service_pb2.EnsureChannelsResponse:
+        """Finds or creates each spec's channel; idempotent per (campaign, recipient) on the
+        segment side, so a retried or replayed call answers what the first one did."""
+        request = directory_service_pb2.EnsureChannelsRequest(
+            campaign_id=campaign.id, sender_id=campaign.sender_id, create_channels=campaign.create_channels,
+            sender_mode=campaign.sender_mode, sender_visibility=campaign.sender_visibility,
+            show_channels=campaign.show_channels, channels=specs)
+        return await call_idempotent(self._directory.EnsureChannels, request, timeout=CALL_DEADLINE_S)

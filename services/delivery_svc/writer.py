@@ -1,0 +1,118 @@
+"""The transactions of a delivery run: a batch with its checkpoint, and the run's end.
+
+A batch is written in ONE transaction — recipient log, messages, outbox events, the month's
+usage, the counters and the cursor that covers them — or not at all. Recipients already logged
+(a batch replayed after a crash) are left out, so nothing is written twice and the counters
+equal a clean run's. Past the monthly message capacity only the messages that fit are written,
+and the checkpoint stays before the batch: the stop and the settling of its unsent rest follow
+in the run's last transaction (`stop`); a crash in between replays the batch, whose written part
+is then filtered out as logged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.delivery_svc import store
+from services.delivery_svc.outcomes import FAILED, SKIPPED, CreatedChannel, Outcome, PreparedBatch
+from services.kit.bulk import DriverValues
+from services.kit.db import transaction, utcnow
+from services.kit.limits import MAX_STOP_MESSAGE
+
+
+@dataclass(slots=True)
+class Written:
+    """What a batch's transaction wrote."""
+
+    handled: int  # recipients logged
+    capacity_reached: bool = False
+    unwritten: list[Outcome] = field(default_factory=list)  # past the capacity: not sent, not logged
+
+
+class BatchWriter:
+    """Writes the batches of one delivery."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], values: DriverValues, campaign_id: str,
+                 monthly_capacity: int) -> None:
+        self.sessions = sessions
+        self.values = values
+        self.campaign_id = campaign_id
+        self.capacity = monthly_capacity  # 0 = unlimited
+
+    async def write(self, batch: PreparedBatch) -> Written | None:
+        """Writes one batch and its checkpoint, or nothing at all; None when the delivery is no
+        longer in progress (stopped meanwhile)."""
+        campaign_id = self.campaign_id
+        async with transaction(self.sessions) as session:
+            now = utcnow()
+            if not await store.claim_in_progress(session, campaign_id, now):
+                return None
+            outcomes = await self._not_logged(session, batch.outcomes)
+            written = Written(len(outcomes))
+            sent = sum(1 for o in outcomes if o.message is not None)
+            if self.capacity > 0:
+                remaining = max(0, self.capacity - await store.messages_this_month(session, now))
+                if sent > remaining:
+                    kept = _within(outcomes, remaining)
+                    kept_ids = {o.target_id for o in kept}
+                    written = Written(len(kept), True, [o for o in outcomes if o.target_id not in kept_ids])
+                    outcomes, sent = kept, remaining
+            values, stamp = self.values, self.values.time(now)
+            await store.insert_recipient_log(session, values, [
+                store.RecipientLogRow(campaign_id, o.target_id, o.status, o.reason, o.cid,
+                                      o.message.id if o.message is not None else "", stamp) for o in outcomes])
+            await store.insert_messages(session, values, [o.message for o in outcomes if o.message is not None])
+            await store.insert_events(session, values, [e for o in outcomes for e in o.events])
+            await store.add_monthly_usage(session, now, sent)
+            deltas = {
+                "sent": sent,
+                "skipped": sum(1 for o in outcomes if o.status == SKIPPED),
+                "failed": sum(1 for o in outcomes if o.status == FAILED),
+                "messages_sent": sent,
+                "channels_created": sum(1 for o in outcomes if o.created),
+                "users_sent": sum(o.users for o in outcomes if o.message is not None),
+            }
+            cursor = None if written.capacity_reached else batch.cursor
+            await store.add_progress(session, campaign_id, deltas, cursor, now)
+        return written
+
+    async def _not_logged(self, session: AsyncSession, outcomes: list[Outcome]) -> list[Outcome]:
+        """The outcomes whose recipients have none yet (all but those of a replayed batch)."""
+        if not outcomes:
+            return outcomes
+        ids = [o.target_id for o in outcomes]
+        logged = await store.logged_target_ids(session, self.campaign_id, min(ids), max(ids))
+        return [o for o in outcomes if o.target_id not in logged] if logged else outcomes
+
+    async def stop(self, reason: int, message: str, created: list[CreatedChannel]) -> None:
+        """Stops the delivery (unless it is no longer in progress) and, in the same transaction,
+        writes the channel.created events and stats_channels_created of the channels created for
+        batches that were not written."""
+        async with transaction(self.sessions) as session:
+            now = utcnow()
+            await store.stop_delivery(session, self.campaign_id, reason, message[:MAX_STOP_MESSAGE], now)
+            if created:
+                ids = [c.target_id for c in created]
+                # Written by an earlier process (a replayed batch): counted then already.
+                logged = await store.logged_target_ids(session, self.campaign_id, min(ids), max(ids))
+                created = [c for c in created if c.target_id not in logged]
+                await store.insert_events(session, self.values, [c.event for c in created])
+                await store.add_progress(session, self.campaign_id, {"channels_created": len(created)}, None, now)
+
+    async def complete(self) -> None:
+        async with transaction(self.sessions) as session:
+            await store.complete_delivery(session, self.campaign_id, utcnow())
+
+
+def _within(outcomes: list[Outcome], messages: int) -> list[Outcome]:
+    """The leading outcomes holding at most `messages` messages (the rest stays unsent)."""
+    kept = []
+    for outcome in sorted(outcomes, key=lambda o: o.target_id):
+        if outcome.message is not None:
+            if messages == 0:
+                break
+            messages -= 1
+        kept.append(outcome)
+    return kept

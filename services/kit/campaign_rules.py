@@ -1,0 +1,78 @@
+"""The rules of a campaign's fields (DESIGN §4–5), written once: campaign_svc applies them where
+a campaign enters (Create/UpdateCampaign), delivery_svc where its snapshot enters
+(StartDelivery, so that a delivery never starts on what would fail it later). Fields are named
+`prefix` + their path: "" for a request, "campaign." for a snapshot. Templates are checked by
+compiling them (services.kit.templates), each service once, where it needs them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from google.protobuf.internal.enum_type_wrapper import EnumTypeWrapper
+
+from herald.common.v1 import common_pb2
+from services.kit.errors import Violations
+from services.kit.fields import check_channel_type, check_id, check_id_list, check_text
+from services.kit.limits import MAX_ATTACHMENTS, MAX_AUDIENCE_USERS, MAX_MEMBERS, MAX_SEGMENTS_PER_AUDIENCE, MAX_TEAM
+from services.kit.templates import is_template
+
+
+def check_audience(v: Violations, segment_ids: Sequence[str], user_ids: Sequence[str], prefix: str = "") -> None:
+    """Exactly one of segment_ids and user_ids, each a list of valid ids within its limit."""
+    if not segment_ids and not user_ids:
+        v.add(f"{prefix}segment_ids", "give segment_ids or user_ids (exactly one of them)")
+    elif segment_ids and user_ids:
+        v.add(f"{prefix}user_ids", "give segment_ids or user_ids, not both")
+    check_id_list(v, segment_ids, f"{prefix}segment_ids", limit=MAX_SEGMENTS_PER_AUDIENCE, required=False)
+    check_id_list(v, user_ids, f"{prefix}user_ids", limit=MAX_AUDIENCE_USERS, required=False)
+
+
+def check_sender_options(v: Violations, sender_mode: int, sender_visibility: int, prefix: str = "") -> None:
+    _check_enum(v, common_pb2.SenderMode, sender_mode, f"{prefix}sender_mode")
+    _check_enum(v, common_pb2.SenderVisibility, sender_visibility, f"{prefix}sender_visibility")
+
+
+def check_message_template(v: Violations, template: common_pb2.MessageTemplate, prefix: str = "") -> None:
+    path = f"{prefix}message_template"
+    if v.check(bool(template.text), f"{path}.text", "is required"):
+        check_text(v, template.text, f"{path}.text")
+    check_id(v, template.poll_id, f"{path}.poll_id", required=False)
+    count = len(template.attachments)
+    v.check(count <= MAX_ATTACHMENTS, f"{path}.attachments",
+            f"must list at most {MAX_ATTACHMENTS} attachments (got {count})")
+
+
+def check_channel_template(v: Violations, template: common_pb2.ChannelTemplate | None, create_channels: bool,
+                           prefix: str = "") -> None:
+    """The parts of a channel template that are the same for every recipient: what would fail
+    them all at send time is refused now (templated parts are checked per recipient, rendered)."""
+    path = f"{prefix}channel_template"
+    if template is None:
+        v.check(not create_channels, path, "is required when create_channels is true")
+        return
+    check_channel_type(v, template.type, f"{path}.type")
+    check_text(v, template.team, f"{path}.team", MAX_TEAM)
+    _check_fixed_id(v, template.id, f"{path}.id", required=False)
+    if template.members and template.members_template:
+        v.add(f"{path}.members_template", "give members or members_template, not both")
+    for name, user_ids in (("members", list(template.members)),
+                           ("members_template", [m.user_id for m in template.members_template])):
+        if len(user_ids) > MAX_MEMBERS:
+            v.add(f"{path}.{name}", f"must list at most {MAX_MEMBERS} members (got {len(user_ids)})")
+            continue
+        suffix = ".user_id" if name == "members_template" else ""
+        for i, user_id in enumerate(user_ids):
+            if not _check_fixed_id(v, user_id, f"{path}.{name}[{i}]{suffix}"):
+                break  # the first bad member is named
+
+
+def _check_fixed_id(v: Violations, value: str, field: str, *, required: bool = True) -> bool:
+    """An id that may be a template: a plain one must be a valid id now; a template's output
+    is checked per recipient when sending (a bad one fails that recipient, not the campaign)."""
+    if is_template(value):
+        return check_text(v, value, field)
+    return check_id(v, value, field, required=required)
+
+
+def _check_enum(v: Violations, enum_type: EnumTypeWrapper, value: int, field: str) -> None:
+    v.check(value in enum_type.values(), field, f"unknown value {value}; use one of {', '.join(enum_type.keys())}")
