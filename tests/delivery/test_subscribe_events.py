@@ -8,7 +8,8 @@ import asyncio
 
 import grpc
 import pytest
-from sqlalchemy import delete
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
 
 from herald.campaign.v1 import campaign_pb2
 from herald.common.v1 import common_pb2
@@ -17,7 +18,7 @@ from herald.delivery.v1 import delivery_pb2, message_service_pb2
 from delivery.helpers import campaign, get, start, upsert_users, wait_done
 from harness import DEADLINE_S, error_reason, eventually, violations
 from services.delivery_svc import store
-from services.kit.db import transaction
+from services.delivery_svc.retention import Retention
 
 SENDER = "boss"
 
@@ -154,11 +155,27 @@ async def test_after_sequence_0_gets_only_events_that_come_after_the_subscriptio
     later.close()
 
 
-async def prune_through(system, position: int) -> None:
-    """Deletes the events at or before `position`, as retention does (the oldest first)."""
-    sessions = system.servers["delivery"].service.sessions
-    async with transaction(sessions) as session:
-        await session.execute(delete(store.events).where(store.events.c.position <= position))
+async def prune_what_is_due(system, count: int) -> None:
+    """Runs retention with HERALD_EVENT_RETENTION_H 0 (every event is due once every destination
+    has passed it) until `count` events went."""
+    app = system.servers["delivery"].service
+    retention = Retention(app.sessions, app.dispatcher.destinations, event_retention_h=0, dead_letter_retention_h=168)
+    pruned = 0
+
+    async def prune() -> int:
+        nonlocal pruned
+        pruned += (await retention.prune_once())[0]
+        return pruned
+    await eventually(prune, lambda total: total >= count, what=f"{count} events pruned")
+
+
+def error_metadata(error: grpc.aio.AioRpcError) -> dict[str, str]:
+    for detail in rpc_status.from_call(error).details:
+        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            detail.Unpack(info)
+            return dict(info.metadata)
+    return {}
 
 
 async def test_a_position_older_than_what_is_kept_is_out_of_range_and_one_ahead_of_the_log_too(make_system):
@@ -168,23 +185,27 @@ async def test_a_position_older_than_what_is_kept_is_out_of_range_and_one_ahead_
     everything = Subscriber(stubs, users)
     await following(system, 1)
     await start(stubs, campaign("c1", sender_id=SENDER, user_ids=users))
-    log = await everything.until(lambda events: len(events) == 8, "c1's events")
+    pruned = await everything.until(lambda events: len(events) == 8, "c1's events")
     everything.close()
-    pruned, kept = log[:3], log[3:]
-    await prune_through(system, pruned[-1].sequence)
+    await prune_what_is_due(system, len(pruned))
+    news = common_pb2.ChannelTemplate(type="news", id="{{ receiver.id }}")
+    await start(stubs, campaign("c2", sender_id=SENDER, user_ids=users, channel_template=news))
+    await wait_done(stubs, "c2")
 
     # Resuming after the last pruned event loses nothing: it continues with the oldest kept.
     resumed = Subscriber(stubs, users, after_sequence=pruned[-1].sequence)
-    got = await resumed.until(lambda events: len(events) == len(kept), "the kept events")
-    assert [event.id for event in got] == [event.id for event in kept]
+    got = await resumed.until(lambda events: len(events) == 8, "c2's events")
+    assert {cid for _, cid in keys(got)} == {f"news:{user}" for user in users}
     resumed.close()
 
     for after, reason in [(pruned[-2].sequence, "SEQUENCE_EXPIRED"), (1, "SEQUENCE_EXPIRED"),
-                          (log[-1].sequence + 10**6, "SEQUENCE_AHEAD")]:
+                          (got[-1].sequence + 10**6, "SEQUENCE_AHEAD")]:
         error = await Subscriber(stubs, users, after_sequence=after).ended_with()
         assert error.code() == grpc.StatusCode.OUT_OF_RANGE, error.details()
         assert error_reason(error) == ("delivery.herald", reason), error.details()
         assert str(after) in error.details()
+        if reason == "SEQUENCE_EXPIRED":
+            assert error_metadata(error) == {"oldest_after_sequence": str(pruned[-1].sequence)}
 
 
 @pytest.mark.parametrize("request_fields, fields", [
