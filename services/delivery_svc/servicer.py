@@ -14,7 +14,7 @@ from services.delivery_svc.dead_letters import DeadLetters
 from services.delivery_svc.deliveries import Deliveries
 from services.delivery_svc.messages import Messages
 from services.delivery_svc.outbox import Outbox
-from services.delivery_svc.subscriptions import Subscriptions
+from services.delivery_svc.subscriptions import AFTER_SEQUENCE_HEADER, Subscriptions
 from services.kit.filters import request_filter
 
 
@@ -84,8 +84,13 @@ class MessageServiceServicer(message_service_pb2_grpc.MessageServiceServicer):
 
     async def SubscribeEvents(self, request: ms.SubscribeEventsRequest,
                               context: grpc.aio.ServicerContext) -> AsyncIterator[ms.SubscribeEventsResponse]:
-        events = self.subscriptions.subscribe(list(request.user_ids), request.after_sequence, list(request.types))
-        async for event in events:
+        subscription = await self.subscriptions.open(list(request.user_ids), request.after_sequence,
+                                                     list(request.types))
+        # The headers tell the client the subscription holds, and from where: every event after
+        # that sequence comes on this stream (with 0, the head it started at: a resume point
+        # before any event came).
+        await context.send_initial_metadata(((AFTER_SEQUENCE_HEADER, str(subscription.start)),))
+        async for event in self.subscriptions.events(subscription):
             yield ms.SubscribeEventsResponse(event=event)
 
     async def GetPushConfig(self, request: ms.GetPushConfigRequest,

@@ -19,6 +19,7 @@ so does an event of its users found pruned out of order (an index row whose even
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -30,6 +31,9 @@ from services.kit.errors import OutOfRange, Violations
 from services.kit.db import transaction
 from services.kit.fields import check_id_list
 from services.kit.limits import MAX_SUBSCRIBED_USERS
+
+# SubscribeEvents' response header: the sequence the stream delivers every event after.
+AFTER_SEQUENCE_HEADER = "herald-after-sequence"
 
 
 def _validated(user_ids: Sequence[str], after_sequence: int,
@@ -53,6 +57,13 @@ def _expired(after: int, resumable: int) -> OutOfRange:
                       metadata={"oldest_after_sequence": str(resumable)})
 
 
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    users: list[str]
+    types: list[str]  # empty: all
+    start: int  # every event for `users` after this position comes, in order
+
+
 class Subscriptions:
     def __init__(self, sessions: async_sessionmaker[AsyncSession], fanout: Fanout, *, page: int = PAGE,
                  window: int = WINDOW) -> None:
@@ -61,17 +72,21 @@ class Subscriptions:
         self.page = page
         self.window = window
 
-    async def subscribe(self, user_ids: Sequence[str], after_sequence: int,
-                        types: Sequence[str]) -> AsyncIterator[delivery_pb2.Event]:
+    async def open(self, user_ids: Sequence[str], after_sequence: int, types: Sequence[str]) -> Subscription:
+        """Checks the request and fixes where the subscription starts."""
         users, wanted = _validated(user_ids, after_sequence, types)
-        last = await self._start(after_sequence)
+        return Subscription(users, wanted, await self._start(after_sequence))
+
+    async def events(self, subscription: Subscription) -> AsyncIterator[delivery_pb2.Event]:
+        """Every event of the subscription after its start, then live, until the caller stops."""
+        users, types, last = subscription.users, subscription.types, subscription.start
         while True:
             while last < self.fanout.tail:
-                events, last_read = await self._page(users, wanted, last, self.fanout.tail)
+                events, last_read = await self._page(users, types, last, self.fanout.tail)
                 for event in events:
                     yield event
                 last = last_read
-            follower = await self.fanout.join(users, wanted, last)
+            follower = await self.fanout.join(users, types, last)
             if follower is None:
                 continue  # the fan-out moved on meanwhile: read up to its new tail
             try:

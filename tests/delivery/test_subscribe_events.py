@@ -36,6 +36,12 @@ class Subscriber:
         async for response in self.call:
             self.events.append(response.event)
 
+    async def ready(self) -> int:
+        """Waits for the stream's headers: from then on every event after the sequence they name
+        (returned) comes on it."""
+        metadata = await asyncio.wait_for(self.call.initial_metadata(), DEADLINE_S)
+        return int(dict(metadata)["herald-after-sequence"])
+
     async def until(self, condition, what: str) -> list[delivery_pb2.Event]:
         """Waits until `condition(events)` holds; fails with what it saw last (and how the stream ended)."""
         def observe():
@@ -54,16 +60,6 @@ class Subscriber:
         self.call.cancel()
 
 
-def fanout(system):
-    return system.servers["delivery"].service.fanout
-
-
-async def following(system, count: int) -> None:
-    """Waits until `count` subscriptions follow live: a subscription from 0 starts at the head
-    it read, so events must come after that."""
-    await eventually(lambda: fanout(system).following(), lambda n: n == count, what=f"{count} live subscriptions")
-
-
 def keys(events) -> list[tuple[str, str]]:
     return [(event.type, event.cid) for event in events]
 
@@ -76,12 +72,12 @@ def expected_for(users) -> set[tuple[str, str]]:
 async def test_a_subscriber_that_disconnects_mid_campaign_and_resumes_gets_every_event_of_its_users_once(
         make_system):
     # Paced, so that the campaign is still sending when the first stream goes away.
-    system, stubs = await make_system(delivery_batch_size=10, max_send_rate=200)
+    _, stubs = await make_system(delivery_batch_size=10, max_send_rate=200)
     everyone = [f"u{i:03}" for i in range(300)]
     mine = everyone[::10]
     await upsert_users(stubs.directory, [SENDER, *everyone])
     first = Subscriber(stubs, mine)
-    await following(system, 1)
+    await first.ready()
 
     await start(stubs, campaign("c1", sender_id=SENDER, user_ids=everyone))
     seen_first = await first.until(lambda events: len(events) >= 6, "the first events")
@@ -110,12 +106,13 @@ async def test_a_subscriber_that_disconnects_mid_campaign_and_resumes_gets_every
 
 
 async def test_a_subscriber_gets_only_its_users_events_of_the_types_it_asked_for(make_system):
-    system, stubs = await make_system()
+    _, stubs = await make_system()
     await upsert_users(stubs.directory, [SENDER, "ann", "bob", "cat", "zed"])
     ann_channels = Subscriber(stubs, ["ann"], types=["channel.created"])
     bob_all = Subscriber(stubs, ["bob", "nobody"])
     zed = Subscriber(stubs, ["zed"], types=["message.new", "message.new"])
-    await following(system, 3)
+    for subscriber in (ann_channels, bob_all, zed):
+        await subscriber.ready()
 
     await start(stubs, campaign("c1", sender_id=SENDER, user_ids=["ann", "bob", "cat"]))
     await wait_done(stubs, "c1")
@@ -135,24 +132,30 @@ async def test_a_subscriber_gets_only_its_users_events_of_the_types_it_asked_for
         subscriber.close()
 
 
-async def test_after_sequence_0_gets_only_events_that_come_after_the_subscription(make_system):
-    system, stubs = await make_system()
+async def test_after_sequence_0_gets_only_new_events_and_its_headers_name_where_it_started(make_system):
+    _, stubs = await make_system()
     await upsert_users(stubs.directory, [SENDER, "ann"])
     earlier = Subscriber(stubs, ["ann"])
-    await following(system, 1)
+    assert await earlier.ready() == 0  # an empty log
     await start(stubs, campaign("c1", sender_id=SENDER, user_ids=["ann"]))
-    await earlier.until(lambda events: len(events) == 2, "c1's events")  # positioned: part of the log
+    old = await earlier.until(lambda events: len(events) == 2, "c1's events")  # positioned: part of the log
     earlier.close()
-    await following(system, 0)
 
     later = Subscriber(stubs, ["ann"])
-    await following(system, 1)
+    head = await later.ready()
+    assert head >= old[-1].sequence
     news = common_pb2.ChannelTemplate(type="news", id="{{ receiver.id }}")
     await start(stubs, campaign("c2", sender_id=SENDER, user_ids=["ann"], channel_template=news))
     got = await later.until(lambda events: len(events) >= 2, "c2's events")
     assert keys(got) == [("channel.created", "news:ann"), ("message.new", "news:ann")]
-    assert got[0].sequence > earlier.events[-1].sequence
+    assert got[0].sequence > head
     later.close()
+
+    # The head it started at is a resume point even before any event came.
+    resumed = Subscriber(stubs, ["ann"], after_sequence=head)
+    assert await resumed.ready() == head
+    assert keys(await resumed.until(lambda events: len(events) >= 2, "c2's events again")) == keys(got)
+    resumed.close()
 
 
 async def prune_what_is_due(system, count: int) -> None:
@@ -183,7 +186,7 @@ async def test_a_position_older_than_what_is_kept_is_out_of_range_and_one_ahead_
     users = ["ann", "bob", "cat", "dan"]
     await upsert_users(stubs.directory, [SENDER, *users])
     everything = Subscriber(stubs, users)
-    await following(system, 1)
+    await everything.ready()
     await start(stubs, campaign("c1", sender_id=SENDER, user_ids=users))
     pruned = await everything.until(lambda events: len(events) == 8, "c1's events")
     everything.close()
@@ -232,7 +235,7 @@ async def test_bad_input_is_invalid_argument_naming_each_field(stubs, request_fi
 async def test_shutdown_ends_the_stream_with_unavailable(make_system):
     system, stubs = await make_system()
     subscriber = Subscriber(stubs, ["ann"])
-    await following(system, 1)
+    await subscriber.ready()
 
     await system.servers["delivery"].stop(0.5)
     error = await subscriber.ended_with()

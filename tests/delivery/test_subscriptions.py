@@ -26,8 +26,8 @@ async def test_a_follower_too_slow_for_its_queue_is_dropped_and_catches_up_from_
     sequencer = Sequencer(sessions, Positions())
     fanout = Fanout(sessions, sequencer.positions, queue_size=2, page=3)
     subscriptions = Subscriptions(sessions, fanout, page=3)
-    events = subscriptions.subscribe(["ann"], 0, [])
-    first = asyncio.ensure_future(anext(events))  # subscribes at the head, then waits
+    events = subscriptions.events(await subscriptions.open(["ann"], 0, []))
+    first = asyncio.ensure_future(anext(events))  # starts at the head, then waits
     await eventually(fanout.following, what="the subscription following live")
     following = asyncio.create_task(fanout.run())
     try:
@@ -48,7 +48,7 @@ async def test_pruning_that_overtakes_a_reader_ends_its_stream_out_of_range(sess
     sequencer = Sequencer(sessions, Positions())
     await add_and_position(sequencer, [message_new(f"e{i}", "ann") for i in range(10)])
     subscriptions = Subscriptions(sessions, Fanout(sessions, sequencer.positions), page=2)
-    events = subscriptions.subscribe(["ann"], 1, [])
+    events = subscriptions.events(await subscriptions.open(["ann"], 1, []))
     assert [event.id for event in await take(events, 2)] == ["e1", "e2"]
     async with transaction(sessions) as session:
         await session.execute(delete(store.events).where(store.events.c.id.in_(["e0", "e1", "e2", "e3", "e4"])))
@@ -69,10 +69,10 @@ async def test_an_event_of_its_users_pruned_out_of_order_ends_a_readers_stream_o
     subscriptions = Subscriptions(sessions, Fanout(sessions, sequencer.positions), page=2)
 
     # bob's e5 is gone, but no event of ann's: ann's reader skips nothing she needs.
-    after_the_gap = subscriptions.subscribe(["ann"], 5, [])
+    after_the_gap = subscriptions.events(await subscriptions.open(["ann"], 5, []))
     assert [event.id for event in await take(after_the_gap, 4)] == ["e6", "e7", "e8", "e9"]
     await after_the_gap.aclose()
-    events = subscriptions.subscribe(["ann"], 1, [])
+    events = subscriptions.events(await subscriptions.open(["ann"], 1, []))
     assert [event.id for event in await take(events, 2)] == ["e1", "e2"]
     with pytest.raises(OutOfRange) as caught:
         await take(events, 1)  # e3 was ann's
