@@ -24,6 +24,9 @@ QUEUE = 1000  # events a follower may have waiting before it is dropped
 # Without a wake from this process's sequencer the head is read this often: another replica
 # may be the one positioning.
 REREAD_S = 0.5
+# Rounds are at least this far apart, so that a busy log costs at most ten reads a second
+# (while a campaign is sent the sequencer positions a batch every few tens of milliseconds).
+ROUND_INTERVAL_S = 0.1
 ERROR_BACKOFF_S = 1.0
 
 
@@ -99,19 +102,23 @@ class Fanout:
     async def run(self) -> None:
         while True:
             await self._followed.wait()
-            await self.positions.wait_past(self.tail, REREAD_S)
+            woken = await self.positions.wait_past(self.tail, REREAD_S)
             try:
-                await self.follow()
+                # Woken, this process's sequencer says where the head is; else ask the database.
+                await self.follow(self.positions.last if woken else None)
             except asyncio.CancelledError:
                 raise
             except Exception:  # noqa: BLE001 — the loop must outlive a failed read (database restarting)
                 log.exception("following the event log failed")
                 await asyncio.sleep(ERROR_BACKOFF_S)
+            await asyncio.sleep(ROUND_INTERVAL_S)
 
-    async def follow(self) -> None:
-        """Hands out every event up to the log's head, page by page, to the followers of its users."""
-        async with transaction(self.sessions) as session:
-            head = (await store.log_bounds(session)).last_given
+    async def follow(self, head: int | None = None) -> None:
+        """Hands out every event up to `head` (committed; None: the database's), page by page, to the
+        followers of its users."""
+        if head is None:
+            async with transaction(self.sessions) as session:
+                head = (await store.log_bounds(session)).last_given
         while self._followers and self.tail < head:
             async with self._turn:
                 await self._hand_out_page(head)
