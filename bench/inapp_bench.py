@@ -107,9 +107,14 @@ async def mark(deliveries) -> int:
     return response.event.sequence
 
 
-async def follow(stub, users: list[str], after: int, expected: int, arrivals: list[float]) -> int:
-    """Reads a subscription until `expected` events came; appends when the last one came."""
+async def follow(stub, users: list[str], after: int, expected: int, arrivals: list[float],
+                 ready: asyncio.Semaphore | None = None) -> int:
+    """Reads a subscription until `expected` events came; appends when the last one came.
+    Releases `ready` once the stream's headers came: the subscription holds."""
     call = stub.SubscribeEvents(message_service_pb2.SubscribeEventsRequest(user_ids=users, after_sequence=after))
+    await call.initial_metadata()
+    if ready is not None:
+        ready.release()
     count = 0
     async for _ in call:
         count += 1
@@ -129,9 +134,11 @@ async def campaign_run(recipients: int, subscribers: int) -> dict:
         after = await mark(deliveries)
         step = max(1, recipients // max(1, subscribers))
         arrivals: list[float] = []
+        ready = asyncio.Semaphore(0)
         followers = [asyncio.create_task(follow(message_stubs[n % len(message_stubs)], [user_id(n * step)], after,
-                                                2, arrivals)) for n in range(subscribers)]
-        await asyncio.sleep(1.0 if subscribers else 0)  # the streams are open before the campaign starts
+                                                2, arrivals, ready)) for n in range(subscribers)]
+        for _ in range(subscribers):  # every subscription holds before the campaign starts
+            await ready.acquire()
         rss = PeakRss({"delivery": psutil.Process(services.processes["delivery"].pid)})
         cpu_before = rss.cpu()
         snapshot = campaign_pb2.Campaign(
