@@ -87,10 +87,10 @@ OPEN = "still open"
 
 
 def _subscription_is_valid(request) -> bool:
-    """SubscribeEvents by DESIGN §10.1; the event log is empty here, so only 0 is a sequence in range."""
+    """SubscribeEvents by DESIGN §10.1 (whether a sequence > 0 is in range depends on the log)."""
     return (1 <= len(request.user_ids) <= 1000
             and all(0 < len(user_id) <= 255 and "\x00" not in user_id for user_id in request.user_ids)
-            and request.after_sequence == 0 and set(request.types) <= {"channel.created", "message.new"})
+            and request.after_sequence >= 0 and set(request.types) <= {"channel.created", "message.new"})
 
 
 # Streams without a unary call to ask: whether a request of theirs may stay open.
