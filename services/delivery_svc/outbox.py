@@ -41,11 +41,6 @@ class Outbox:
         the caller reads again either way."""
         await self.positions.wait_past(after, min(timeout_s, REREAD_S))
 
-    async def first_position(self) -> int | None:
-        """The oldest sequence still kept (None when none is)."""
-        async with transaction(self.sessions) as session:
-            return await store.first_position(session)
-
     async def positioned(self, event_id: str) -> delivery_pb2.Event:
         """The stored event, once the sequencer positioned it (at most POSITION_WAIT_S; past it,
         with sequence 0)."""

@@ -397,12 +397,6 @@ async def last_position(session: AsyncSession) -> int:
     return int(value or 0)
 
 
-async def first_position(session: AsyncSession) -> int | None:
-    """The oldest position still kept (None when no positioned event is kept)."""
-    value = await session.scalar(select(func.min(events.c.position)))
-    return None if value is None else int(value)
-
-
 def _for_any_user(session: AsyncSession, user_ids: Sequence[str]) -> ColumnElement[bool]:
     """events.user_ids holds one of `user_ids`: JSONB's ?| on PostgreSQL, json_each on SQLite."""
     if session.get_bind().dialect.name == "postgresql":
