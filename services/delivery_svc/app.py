@@ -2,21 +2,33 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import grpc
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from herald.delivery.v1 import delivery_service_pb2, delivery_service_pb2_grpc
 from herald.delivery.v1 import message_service_pb2, message_service_pb2_grpc
 from herald.segment.v1 import directory_service_pb2_grpc
+from services.delivery_svc.dead_letters import DeadLetters
 from services.delivery_svc.deliveries import Deliveries
+from services.delivery_svc.destinations import Destination
+from services.delivery_svc.dispatcher import Dispatcher, DispatchSettings
 from services.delivery_svc.engine import Engine
+from services.delivery_svc.fanout import Fanout
 from services.delivery_svc.messages import Messages
 from services.delivery_svc.migrations import SCHEMA
 from services.delivery_svc.notifier import Notifier
+from services.delivery_svc.outbox import Outbox
 from services.delivery_svc.push import Push
+from services.delivery_svc.push_destination import PushDestination
+from services.delivery_svc.retention import Retention
 from services.delivery_svc.run import EngineDeps
+from services.delivery_svc.sequencer import Positions, Sequencer
 from services.delivery_svc.servicer import DeliveryServiceServicer, MessageServiceServicer
+from services.delivery_svc.subscriptions import Subscriptions
 from services.delivery_svc.upstream import SegmentClient
+from services.delivery_svc.webhooks import WebhookDestination
 from services.kit.clients import service_channel
 from services.kit.config import Settings
 from services.kit.db import make_engine, make_sessionmaker
@@ -32,46 +44,76 @@ class DeliveryApp(Service):
         self.engine = engine
         self._segment_channel = segment_channel
         self.sessions = make_sessionmaker(engine)
-        self.notifier = Notifier()
+        self.sequencer = Sequencer(self.sessions, Positions())
+        # A batch written (any delivery change) wakes the sequencer to position its events.
+        self.notifier = Notifier(on_change=self.sequencer.wake)
         self.sending: Engine | None = None
         self.deliveries: Deliveries | None = None
         self.push: Push | None = None  # the dispatcher's `push` destination
+        self.dispatcher: Dispatcher | None = None
         self.messages = Messages(self.sessions, self.notifier)
+        self.outbox = Outbox(self.sessions, self.sequencer)
+        self.dead_letters = DeadLetters(self.sessions, self._replays_queued)
+        self.fanout = Fanout(self.sessions, self.sequencer.positions)
+        self.subscriptions = Subscriptions(self.sessions, self.fanout)
+        self._background: list[asyncio.Task[None]] = []
 
     def service_names(self) -> list[str]:
         return [delivery_service_pb2.DESCRIPTOR.services_by_name["DeliveryService"].full_name,
                 message_service_pb2.DESCRIPTOR.services_by_name["MessageService"].full_name]
 
-    def _wire(self) -> tuple[Engine, Deliveries, Push]:
-        """The engine, the deliveries and push, wired on first use: the channel is opened inside
-        the running loop, not at build time."""
-        if self.sending is None or self.deliveries is None or self.push is None:
+    def _wire(self) -> tuple[Engine, Deliveries, Push, Dispatcher]:
+        """The engine, the deliveries, push and the dispatcher, wired on first use: the channel is
+        opened inside the running loop, not at build time."""
+        if self.sending is None or self.deliveries is None or self.push is None or self.dispatcher is None:
             if self._segment_channel is None:
                 self._segment_channel = service_channel(self.settings, "delivery", "segment")
             deps = EngineDeps(self.sessions, self.settings, SegmentClient(self._segment_channel), self.notifier)
-            self.sending = Engine(deps)
+            sending = self.sending = Engine(deps)
             self.deliveries = Deliveries(self.sessions, self.sending, self.notifier,
                                          monthly_capacity=self.settings.monthly_message_capacity)
             self.push = Push.from_settings(
                 self.settings, directory_service_pb2_grpc.DirectoryServiceStub(self._segment_channel))
-        return self.sending, self.deliveries, self.push
+            destinations: list[Destination] = [PushDestination(self.push)]
+            if self.settings.webhook_url:
+                destinations.append(WebhookDestination.from_settings(self.settings))
+            self.dispatcher = Dispatcher(self.sessions, self.outbox, destinations,
+                                         DispatchSettings.from_settings(self.settings),
+                                         sending=lambda: bool(sending.runs))
+        return self.sending, self.deliveries, self.push, self.dispatcher
+
+    def _replays_queued(self) -> None:
+        if self.dispatcher is not None:
+            self.dispatcher.wake_replays()
 
     def register(self, server: grpc.aio.Server) -> None:
-        _, deliveries, push = self._wire()
-        delivery_service_pb2_grpc.add_DeliveryServiceServicer_to_server(DeliveryServiceServicer(deliveries), server)
+        _, deliveries, push, _ = self._wire()
+        delivery_service_pb2_grpc.add_DeliveryServiceServicer_to_server(
+            DeliveryServiceServicer(deliveries, self.outbox), server)
         message_service_pb2_grpc.add_MessageServiceServicer_to_server(
-            MessageServiceServicer(self.messages, vapid_public_key=push.vapid.public_key), server)
+            MessageServiceServicer(self.messages, self.dead_letters, self.subscriptions,
+                                   vapid_public_key=push.vapid.public_key), server)
 
     async def start(self) -> None:
         await migrate(self.engine, SCHEMA)
-        sending, _, _ = self._wire()
+        sending, _, _, dispatcher = self._wire()
+        await self.sequencer.load()
+        retention = Retention(self.sessions, dispatcher.destinations, event_retention_h=self.settings.event_retention_h,
+                              dead_letter_retention_h=self.settings.dead_letter_retention_h)
+        self._background = [asyncio.create_task(self.sequencer.run(), name="event-sequencer"),
+                            asyncio.create_task(retention.run(), name="retention"),
+                            asyncio.create_task(self.fanout.run(), name="in-app-fanout")]
+        dispatcher.start()
         await sending.resume_all()
 
     async def stop(self) -> None:
+        for task in self._background:
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
         if self.sending is not None:
             await self.sending.close()
-        if self.push is not None:
-            await self.push.aclose()
+        if self.dispatcher is not None:
+            await self.dispatcher.close()  # closes its destinations (push too)
         if self._segment_channel is not None:
             await self._segment_channel.close()
         await self.engine.dispose()

@@ -51,18 +51,24 @@ def recipient_outcome(row: Row[Any]) -> delivery_pb2.RecipientOutcome:
         cid=row.cid, message_id=row.message_id, created_at=timestamp(row.created_at))
 
 
-def message(row: Row[Any]) -> delivery_pb2.Message:
+def message(row: Row[Any], prefix: str = "") -> delivery_pb2.Message:
+    """A `messages` row as a Message; `prefix`: its columns' prefix in a joined row (`m_`)."""
+    def column(name: str) -> Any:
+        return getattr(row, prefix + name)
+
     return delivery_pb2.Message(
-        id=row.id, cid=row.cid, type=row.type, text=row.text, user_id=row.user_id,
-        attachments=[struct_from(a) for a in row.attachments or []], custom=struct_from(row.custom),
-        poll_id=row.poll_id, created_by_campaign_id=row.created_by_campaign_id,
-        created_at=timestamp(row.created_at))
+        id=column("id"), cid=column("cid"), type=column("type"), text=column("text"), user_id=column("user_id"),
+        attachments=[struct_from(a) for a in column("attachments") or []], custom=struct_from(column("custom")),
+        poll_id=column("poll_id"), created_by_campaign_id=column("created_by_campaign_id"),
+        created_at=timestamp(column("created_at")))
 
 
 def event(row: Row[Any]) -> delivery_pb2.Event:
-    """An outbox row as an Event (message.new's message is filled by the caller from its row)."""
+    """An outbox row as an Event; `sequence` is its position (0 until the sequencer gave it one).
+    message.new's message comes from the row's `m_*` columns when it was read with them
+    (store.events_after)."""
     result = delivery_pb2.Event.FromString(row.payload)
-    result.sequence = row.sequence
+    result.sequence = row.position or 0
     result.id = row.id
     result.type = row.type
     result.cid = row.cid
@@ -71,4 +77,14 @@ def event(row: Row[Any]) -> delivery_pb2.Event:
     result.user_ids.extend(row.user_ids or [])
     if row.type == "channel.created" and not result.members:
         result.members.extend(result.channel.members)
+    if getattr(row, "m_id", None) is not None:
+        result.message.CopyFrom(message(row, "m_"))
     return result
+
+
+def dead_letter(row: Row[Any]) -> delivery_pb2.DeadLetter:
+    return delivery_pb2.DeadLetter(
+        id=row.id, webhook_id=row.webhook_id, event=delivery_pb2.Event.FromString(row.event), url=row.url,
+        attempts=row.attempts, last_error=row.last_error, created_at=timestamp(row.created_at),
+        destination=row.destination, device_id=row.device_id, last_http_status=row.last_http_status,
+        first_attempt_at=timestamp(row.first_attempt_at), last_attempt_at=timestamp(row.last_attempt_at))

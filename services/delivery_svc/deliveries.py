@@ -38,6 +38,9 @@ RECIPIENT_FILTER = FilterSpec({
     "target_id": Field(store.recipient_log.c.target_id, operators=_TARGET_OPERATORS),
 })
 EVENT_TYPES_FROM_CAMPAIGNS = frozenset({"campaign.started", "campaign.completed", "campaign.stopped"})
+CAMPAIGN_ENDS = frozenset({"campaign.completed", "campaign.stopped"})
+# How long PublishEvent of a campaign's end waits for its delivery's run to end (see publish_event).
+RUN_END_WAIT_S = 30.0
 SNAPSHOT = "campaign."  # the prefix of a snapshot's fields in violations
 
 
@@ -197,6 +200,10 @@ class Deliveries:
             payload.ClearField(column_held)
         created_at = event.created_at.ToDatetime().replace(tzinfo=utcnow().tzinfo) \
             if event.HasField("created_at") else utcnow()
+        if event.type in CAMPAIGN_ENDS:
+            # A run stopped slowly settles its last channels after StopDelivery answered: the
+            # campaign's end goes into the log after them, so it is sequenced after all its events.
+            await self.engine.wait_ended(event.campaign.id, RUN_END_WAIT_S)
         async with transaction(self.sessions) as session:
             await store.write_rows(session, store.events, [{
                 "id": event.id, "type": event.type, "campaign_id": event.campaign.id, "cid": event.cid,

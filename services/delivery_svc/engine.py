@@ -49,6 +49,13 @@ class Engine:
         if rows:
             log.info("resumed deliveries", extra={"count": len(rows)})
 
+    async def wait_ended(self, campaign_id: str, timeout_s: float) -> None:
+        """Waits (at most `timeout_s`) until the delivery's run, if one is going, has ended and
+        committed all it writes."""
+        task = self._tasks.get(campaign_id)
+        if task is not None:
+            await asyncio.wait([task], timeout=timeout_s)
+
     def is_running(self, campaign_id: str) -> bool:
         return campaign_id in self._tasks
 

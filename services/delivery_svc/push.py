@@ -20,8 +20,6 @@ the Standard Webhooks headers. Retries, backoff and dead letters are the dispatc
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
-import email.utils
 import enum
 import logging
 import time
@@ -35,6 +33,7 @@ from pywebpush import WebPusher, WebPushException
 
 from herald.delivery.v1 import delivery_pb2
 from herald.segment.v1 import directory_pb2, directory_service_pb2_grpc
+from services.delivery_svc.answers import first_bytes, retry_after_s
 from services.delivery_svc.devices import DeviceDirectory
 from services.delivery_svc.notifications import Notification, encode, notification_of, receivers_of, sender_of
 from services.delivery_svc.push_http import push_client
@@ -189,7 +188,7 @@ class Push:
         async with self.client.stream("POST", endpoint, headers=headers, content=body) as response:
             if response.is_success:
                 return PushOutcome(PushResult.DELIVERED, response.status_code)
-            answer = await _first_bytes(response, MAX_ANSWER_BYTES)
+            answer = await first_bytes(response, MAX_ANSWER_BYTES)
         status = response.status_code
         error = f"HTTP {status}: {answer}".rstrip(": ")
         if status in (404, 410):
@@ -211,29 +210,3 @@ class Push:
 
 class _Unsendable(Exception):
     """The notification cannot be made for this device (its keys, its provider, its size)."""
-
-
-async def _first_bytes(response: httpx.Response, limit: int) -> str:
-    """The start of an answer's body as text; the rest is never read (it may be endless)."""
-    head = b""
-    async for chunk in response.aiter_raw():
-        head += chunk
-        if len(head) >= limit:
-            break
-    return head[:limit].decode("utf-8", "replace").strip()
-
-
-def retry_after_s(value: str | None, now: float) -> float | None:
-    """A Retry-After header in seconds from `now`: delay-seconds or an HTTP date (RFC 9110 §10.2.3)."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.timezone.utc)
-    return max(0.0, when.timestamp() - now)

@@ -10,16 +10,20 @@ from herald.delivery.v1 import delivery_service_pb2 as ds
 from herald.delivery.v1 import delivery_service_pb2_grpc
 from herald.delivery.v1 import message_service_pb2 as ms
 from herald.delivery.v1 import message_service_pb2_grpc
+from services.delivery_svc.dead_letters import DeadLetters
 from services.delivery_svc.deliveries import Deliveries
 from services.delivery_svc.messages import Messages
+from services.delivery_svc.outbox import Outbox
+from services.delivery_svc.subscriptions import AFTER_SEQUENCE_HEADER, Subscriptions
 from services.kit.filters import request_filter
 
 
 class DeliveryServiceServicer(delivery_service_pb2_grpc.DeliveryServiceServicer):
     """Handlers of herald.delivery.v1.DeliveryService."""
 
-    def __init__(self, deliveries: Deliveries) -> None:
+    def __init__(self, deliveries: Deliveries, outbox: Outbox) -> None:
         self.deliveries = deliveries
+        self.outbox = outbox
 
     async def StartDelivery(self, request: ds.StartDeliveryRequest,
                             context: grpc.aio.ServicerContext) -> ds.StartDeliveryResponse:
@@ -53,14 +57,19 @@ class DeliveryServiceServicer(delivery_service_pb2_grpc.DeliveryServiceServicer)
 
     async def PublishEvent(self, request: ds.PublishEventRequest,
                            context: grpc.aio.ServicerContext) -> ds.PublishEventResponse:
-        return ds.PublishEventResponse(event=await self.deliveries.publish_event(request.event))
+        event = await self.deliveries.publish_event(request.event)
+        # With its sequence: the position the sequencer gives it once committed.
+        return ds.PublishEventResponse(event=await self.outbox.positioned(event.id))
 
 
 class MessageServiceServicer(message_service_pb2_grpc.MessageServiceServicer):
-    """Handlers of herald.delivery.v1.MessageService (SubscribeEvents and dead letters: a later issue)."""
+    """Handlers of herald.delivery.v1.MessageService."""
 
-    def __init__(self, messages: Messages, *, vapid_public_key: str) -> None:
+    def __init__(self, messages: Messages, dead_letters: DeadLetters, subscriptions: Subscriptions, *,
+                 vapid_public_key: str) -> None:
         self.messages = messages
+        self.dead_letters = dead_letters
+        self.subscriptions = subscriptions
         self.vapid_public_key = vapid_public_key
 
     async def QueryMessages(self, request: ms.QueryMessagesRequest,
@@ -73,6 +82,28 @@ class MessageServiceServicer(message_service_pb2_grpc.MessageServiceServicer):
         marked = await self.messages.mark_read(request.user_id, request.cid)
         return ms.MarkReadResponse(marked_count=marked)
 
+    async def SubscribeEvents(self, request: ms.SubscribeEventsRequest,
+                              context: grpc.aio.ServicerContext) -> AsyncIterator[ms.SubscribeEventsResponse]:
+        subscription = await self.subscriptions.open(list(request.user_ids), request.after_sequence,
+                                                     list(request.types))
+        # The headers tell the client the subscription holds, and from where: every event after
+        # that sequence comes on this stream (with 0, the head it started at: a resume point
+        # before any event came).
+        await context.send_initial_metadata(((AFTER_SEQUENCE_HEADER, str(subscription.start)),))
+        async for event in self.subscriptions.events(subscription):
+            yield ms.SubscribeEventsResponse(event=event)
+
     async def GetPushConfig(self, request: ms.GetPushConfigRequest,
                             context: grpc.aio.ServicerContext) -> ms.GetPushConfigResponse:
         return ms.GetPushConfigResponse(vapid_public_key=self.vapid_public_key)
+
+    async def QueryDeadLetters(self, request: ms.QueryDeadLettersRequest,
+                               context: grpc.aio.ServicerContext) -> ms.QueryDeadLettersResponse:
+        letters, next_, prev = await self.dead_letters.query(
+            request_filter(request), list(request.sort), request.limit, request.next, request.prev)
+        return ms.QueryDeadLettersResponse(dead_letters=letters, next=next_, prev=prev)
+
+    async def ReplayDeadLetters(self, request: ms.ReplayDeadLettersRequest,
+                                context: grpc.aio.ServicerContext) -> ms.ReplayDeadLettersResponse:
+        replayed = await self.dead_letters.replay(list(request.ids), request.all, request_filter(request))
+        return ms.ReplayDeadLettersResponse(replayed_count=replayed)

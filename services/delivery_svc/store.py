@@ -10,7 +10,14 @@
   message read. No read times: a read is counted by campaign, whenever its message committed.
 - `events`: the outbox. `payload` holds the `herald.delivery.v1.Event` proto bytes minus what
   columns hold (sequence; for message.new the message, which is the `messages` row
-  `message_id`), so writing a batch's events costs one serialisation per channel.
+  `message_id`), so writing a batch's events costs one serialisation per channel. `sequence` is
+  the insertion order; `position`, set by the sequencer after the event committed, is the order
+  readers follow (`Event.sequence` as clients see it; see sequencer.py for why they differ).
+- `event_sequencer`: one row, the last position given out (positions never restart, even once
+  every event is pruned).
+- `event_users`: who each in-app event (channel.created, message.new) is for: one row per
+  (user, position), written by the sequencer with the positions, forgotten once the event is
+  pruned.
 - `monthly_usage`: messages written per calendar month (UTC), for the monthly capacity.
 
 The engine's hot path writes rows as the named tuples below (`RecipientLogRow`, `MessageRow`,
@@ -21,17 +28,19 @@ The engine's hot path writes rows as the named tuples below (`RecipientLogRow`, 
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple, cast
 
-from sqlalchemy import (BigInteger, Column, CursorResult, Executable, Index, Integer, LargeBinary, Row, String, Table,
-                        Text, Update, func, select, update)
+from sqlalchemy import (BigInteger, Boolean, Column, ColumnElement, CursorResult, Executable, Index, Integer,
+                        LargeBinary, Row, Select, String, Table, Text, Update, any_, bindparam, delete, exists, func,
+                        insert, literal, select, tuple_, update)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from herald.campaign.v1 import campaign_pb2
 from services.kit.bulk import DriverValues, write_tuples
-from services.kit.db import IdString, JsonDoc, UtcDateTime, dialect_insert, new_metadata
+from services.kit.db import IdString, JsonDoc, UtcDateTime, dialect_insert, new_metadata, rows_changed
 from services.kit.limits import MAX_CID, MAX_ID, MAX_REASON_CHARS
 
 metadata = new_metadata()
@@ -110,7 +119,13 @@ events = Table(
     Column("user_ids", JsonDoc, nullable=False),
     Column("payload", LargeBinary, nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
+    # NULL until the sequencer positions the committed row; readers read by position only.
+    Column("position", BigInteger, nullable=True),
 )
+Index("ix_events_position", events.c.position, unique=True)
+# The sequencer's work list: only rows still without a position (a handful at any time).
+Index("ix_events_unpositioned", events.c.sequence, postgresql_where=events.c.position.is_(None),
+      sqlite_where=events.c.position.is_(None))
 
 monthly_usage = Table(
     "monthly_usage", metadata,
@@ -327,3 +342,289 @@ async def mark_read(session: AsyncSession, user_id: str, cid: str, now: dt.datet
         [{"campaign_id": c, "user_id": user_id, "created_at": now} for c in counts]).returning(reads.c.campaign_id))
     newly_read = [row[0] for row in inserted]
     return sum(counts[c] for c in newly_read), newly_read
+
+
+# --- the event log: positions ------------------------------------------------------------------
+
+event_sequencer = Table(
+    "event_sequencer", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),  # always SEQUENCER_ROW
+    Column("last_position", BigInteger, nullable=False),
+)
+SEQUENCER_ROW = 1
+
+
+async def claim_sequencer(session: AsyncSession) -> int:
+    """The last position given out. Writes first, so that on SQLite the transaction holds the
+    write lock before it reads (a read-then-write transaction could find its snapshot stale)."""
+    await session.execute(insert_ignoring_duplicates(session, event_sequencer).values(id=SEQUENCER_ROW,
+                                                                                      last_position=0))
+    last = await session.scalar(select(event_sequencer.c.last_position)
+                                .where(event_sequencer.c.id == SEQUENCER_ROW).with_for_update())
+    return int(last or 0)
+
+
+async def any_unpositioned(session: AsyncSession) -> bool:
+    """Whether a committed event waits for its position (a cheap read on the partial index)."""
+    found = await session.scalar(select(events.c.sequence).where(events.c.position.is_(None)).limit(1))
+    return found is not None
+
+
+async def position_events(session: AsyncSession, last: int, limit: int) -> tuple[int, int]:
+    """Positions up to `limit` committed events that have none, in insertion order, after `last`
+    (position = sequence + a shift, so one UPDATE does the batch; gaps are allowed). Returns the
+    events positioned and the new last position. The caller holds the sequencer (claim_sequencer)."""
+    batch = (select(events.c.sequence).where(events.c.position.is_(None))
+             .order_by(events.c.sequence).limit(limit).subquery())
+    low, high = (await session.execute(select(func.min(batch.c.sequence), func.max(batch.c.sequence)))).one()
+    if low is None:
+        return 0, last
+    shift = last + 1 - low
+    # Rows inside [low, high] that committed since the SELECT are positioned too: still above `last`.
+    result = await session.execute(
+        update(events).where(events.c.position.is_(None), events.c.sequence >= low, events.c.sequence <= high)
+        .values(position=events.c.sequence + shift))
+    new_last = high + shift
+    await session.execute(update(event_sequencer).where(event_sequencer.c.id == SEQUENCER_ROW)
+                          .values(last_position=new_last))
+    return rows_changed(result), new_last
+
+
+async def last_position(session: AsyncSession) -> int:
+    """The last position given out (0 before the first)."""
+    value = await session.scalar(select(event_sequencer.c.last_position)
+                                 .where(event_sequencer.c.id == SEQUENCER_ROW))
+    return int(value or 0)
+
+
+def _for_any_user(session: AsyncSession, user_ids: Sequence[str]) -> ColumnElement[bool]:
+    """events.user_ids holds one of `user_ids`: JSONB's ?| on PostgreSQL, json_each on SQLite."""
+    if session.get_bind().dialect.name == "postgresql":
+        return events.c.user_ids.op("?|", return_type=Boolean)(postgresql.array(list(user_ids)))
+    member = func.json_each(events.c.user_ids).table_valued("value")
+    return exists(select(literal(1)).select_from(member).where(member.c.value.in_(list(user_ids))))
+
+
+def _with_messages() -> Select[Any]:
+    """Events, each with its message's columns for message.new (`m_*`, NULL otherwise)."""
+    return (select(events, *(column.label(f"m_{column.name}") for column in messages.c))
+            .select_from(events.outerjoin(messages, messages.c.id == events.c.message_id)))
+
+
+async def events_after(session: AsyncSession, after: int, limit: int, *, user_ids: Sequence[str] = (),
+                       types: Sequence[str] = ()) -> list[Row[Any]]:
+    """Up to `limit` positioned events after position `after`, in position order, each with its
+    message's columns for message.new (`m_*`, NULL otherwise); only those for one of `user_ids`
+    and of one of `types` when given (empty: any)."""
+    query = _with_messages().where(events.c.position > after).order_by(events.c.position).limit(limit)
+    if user_ids:
+        query = query.where(_for_any_user(session, user_ids))
+    if types:
+        query = query.where(events.c.type.in_(list(types)))
+    return list(await session.execute(query))
+
+
+# --- dispatch: positions, dead letters, replays -------------------------------------------------
+
+# Where each destination ("webhook", "push") stands in the event log: every event at or before
+# `position` is done for it (delivered, or dead-lettered).
+dispatch_positions = Table(
+    "dispatch_positions", metadata,
+    Column("destination", String(32), primary_key=True),
+    Column("position", BigInteger, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+
+
+def _letter_columns() -> list[Column[Any]]:
+    """What a dead letter holds, and a replay queued from it: the whole Event (`event`, proto
+    bytes, so it outlives the event log) and the history of its attempts."""
+    return [
+        Column("id", String(36), primary_key=True),
+        Column("destination", String(32), nullable=False),
+        Column("webhook_id", IdString(), nullable=False),
+        Column("event_id", IdString(600), nullable=False),
+        Column("type", String(64), nullable=False),
+        Column("campaign_id", IdString(), nullable=False),
+        Column("device_id", IdString(), nullable=False),
+        Column("url", Text, nullable=False),
+        Column("attempts", Integer, nullable=False),
+        Column("last_http_status", Integer, nullable=False),
+        Column("last_error", Text, nullable=False),
+        Column("event", LargeBinary, nullable=False),
+        Column("first_attempt_at", UtcDateTime, nullable=True),
+        Column("last_attempt_at", UtcDateTime, nullable=True),
+        Column("created_at", UtcDateTime, nullable=False),
+    ]
+
+
+dead_letters = Table("dead_letters", metadata, *_letter_columns())
+Index("ix_dead_letters_created_at_id", dead_letters.c.created_at, dead_letters.c.id)
+Index("ix_dead_letters_campaign_id", dead_letters.c.campaign_id, dead_letters.c.id)
+Index("ix_dead_letters_webhook_id", dead_letters.c.webhook_id)
+
+# Dead letters a ReplayDeadLetters took off the list, until their destination is done with them
+# (`created_at`: when the replay queued it).
+replays = Table("replays", metadata, *_letter_columns())
+Index("ix_replays_destination_created_at_id", replays.c.destination, replays.c.created_at, replays.c.id)
+
+
+async def dispatch_position(session: AsyncSession, destination: str, start: int, now: dt.datetime) -> int:
+    """Where `destination` stands; a new destination starts at `start`."""
+    await session.execute(insert_ignoring_duplicates(session, dispatch_positions).values(
+        destination=destination, position=start, updated_at=now))
+    value = await session.scalar(select(dispatch_positions.c.position)
+                                 .where(dispatch_positions.c.destination == destination))
+    return int(value or 0)
+
+
+async def move_dispatch_position(session: AsyncSession, destination: str, position: int, now: dt.datetime) -> None:
+    """Moves the destination past `position` (never back: a late write of an older one is a no-op)."""
+    await session.execute(update(dispatch_positions).where(dispatch_positions.c.destination == destination,
+                                                           dispatch_positions.c.position < position)
+                          .values(position=position, updated_at=now))
+
+
+async def dispatch_positions_of(session: AsyncSession, destinations: Sequence[str]) -> dict[str, int]:
+    rows = await session.execute(select(dispatch_positions.c.destination, dispatch_positions.c.position)
+                                 .where(dispatch_positions.c.destination.in_(list(destinations))))
+    return {name: int(position) for name, position in rows}
+
+
+async def insert_dead_letters(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+    if rows:
+        await session.execute(insert_ignoring_duplicates(session, dead_letters), list(rows))
+
+
+async def queue_replays(session: AsyncSession, condition: ColumnElement[bool], limit: int,
+                        now: dt.datetime) -> int:
+    """Moves up to `limit` dead letters matching `condition` to the replay queue; how many moved.
+    Deletes first, so that on SQLite the transaction takes the write lock before it reads."""
+    ids = select(dead_letters.c.id).where(condition).order_by(dead_letters.c.created_at, dead_letters.c.id) \
+        .limit(limit).scalar_subquery()
+    moved = list(await session.execute(delete(dead_letters).where(dead_letters.c.id.in_(ids))
+                                       .returning(*dead_letters.c)))
+    if moved:
+        await session.execute(insert_ignoring_duplicates(session, replays),
+                              [{**row._asdict(), "created_at": now} for row in moved])
+    return len(moved)
+
+
+async def queued_replays(session: AsyncSession, destination: str, after: tuple[dt.datetime, str] | None,
+                         limit: int) -> list[Row[Any]]:
+    """The destination's queued replays in queue order, after the (created_at, id) key `after`."""
+    query = select(replays).where(replays.c.destination == destination)
+    if after is not None:
+        query = query.where(tuple_(replays.c.created_at, replays.c.id) > tuple_(*after))
+    return list(await session.execute(query.order_by(replays.c.created_at, replays.c.id).limit(limit)))
+
+
+async def delete_replays(session: AsyncSession, ids: Sequence[str]) -> None:
+    if ids:
+        await session.execute(delete(replays).where(replays.c.id.in_(list(ids))))
+
+
+# --- retention --------------------------------------------------------------------------------
+
+async def prune_events(session: AsyncSession, passed: int | None, before: dt.datetime, limit: int) -> int:
+    """Deletes up to `limit` events created before `before` that every destination has passed
+    (position ≤ `passed`; None: no destination to wait for); how many went."""
+    condition = events.c.position.is_not(None) & (events.c.created_at < before)
+    if passed is not None:
+        condition = condition & (events.c.position <= passed)
+    doomed = select(events.c.sequence).where(condition).order_by(events.c.position).limit(limit).scalar_subquery()
+    return rows_changed(await session.execute(delete(events).where(events.c.sequence.in_(doomed))))
+
+
+async def prune_dead_letters(session: AsyncSession, before: dt.datetime, limit: int) -> int:
+    doomed = select(dead_letters.c.id).where(dead_letters.c.created_at < before).limit(limit).scalar_subquery()
+    return rows_changed(await session.execute(delete(dead_letters).where(dead_letters.c.id.in_(doomed))))
+
+
+# --- in-app: who each event is for -------------------------------------------------------------
+
+# The events in-app subscribers receive; campaign.* events are for webhooks only.
+IN_APP_TYPES = ("channel.created", "message.new")
+
+# One row per user an in-app event is for (its `user_ids`), so that a subscriber finds its users'
+# events through an index instead of reading every event's user_ids. The sequencer writes them
+# in the transaction that positions the events: a position is never visible without them. No
+# foreign key to events: on PostgreSQL its check per row tripled the cost of writing them; the
+# rows of pruned events go a little later instead (see index_in_app_events), and a subscriber
+# reading one before then finds its event gone (which it reports as pruned).
+event_users = Table(
+    "event_users", metadata,
+    Column("user_id", IdString(), primary_key=True),
+    Column("position", BigInteger, primary_key=True),
+    sqlite_with_rowid=False,
+)
+# Where the rows of pruned events are found.
+Index("ix_event_users_position", event_users.c.position)
+# Rows of pruned events removed per sequencer round at most (bounds how long it holds the writer).
+FORGET_BATCH = 20_000
+
+
+def _one_of(session: AsyncSession, column: ColumnElement[str], values: Sequence[str]) -> ColumnElement[bool]:
+    """`column` is one of `values`, passed as one parameter however many there are (a subscriber
+    names up to 1,000 users, the fan-out every live subscriber's)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return column == any_(bindparam("one_of", list(values), type_=postgresql.ARRAY(String)))
+    listed = func.json_each(bindparam("one_of", json.dumps(list(values)))).table_valued("value")
+    return column.in_(select(listed.c.value))
+
+
+async def index_in_app_events(session: AsyncSession, after: int, through: int) -> None:
+    """Records who the in-app events positioned in (`after`, `through`] are for, and forgets (up to
+    FORGET_BATCH) rows of events pruned since: those below the oldest position kept."""
+    if session.get_bind().dialect.name == "postgresql":
+        user_ids = func.jsonb_array_elements_text(events.c.user_ids).table_valued("value")
+    else:
+        user_ids = func.json_each(events.c.user_ids).table_valued("value")
+    # Each event is positioned once, so its rows are new; DISTINCT in case a user is listed twice.
+    pairs = (select(user_ids.c.value, events.c.position).distinct().select_from(events).join(user_ids, literal(True))
+             .where(events.c.position > after, events.c.position <= through, events.c.type.in_(IN_APP_TYPES)))
+    await session.execute(insert(event_users).from_select(["user_id", "position"], pairs))
+    oldest_kept = select(func.coalesce(func.min(events.c.position), through + 1)).scalar_subquery()
+    pruned = (select(event_users.c.position).where(event_users.c.position < oldest_kept)
+              .order_by(event_users.c.position).limit(FORGET_BATCH))
+    await session.execute(delete(event_users).where(event_users.c.position.in_(pruned)))
+
+
+class LogBounds(NamedTuple):
+    oldest: int | None  # the oldest position kept; None when none is
+    last_given: int  # the last position given out; 0 before the first
+
+    @property
+    def resumable(self) -> int:
+        """The lowest position after which every event is still kept. The oldest events are pruned
+        first, so that is the one before the oldest kept (what lies between, gaps or pruned events,
+        is gone); when nothing is kept, the last one given out."""
+        return self.last_given if self.oldest is None else self.oldest - 1
+
+
+async def log_bounds(session: AsyncSession) -> LogBounds:
+    """The event log's bounds, read together."""
+    oldest = select(func.min(events.c.position)).scalar_subquery()
+    last = select(event_sequencer.c.last_position).where(event_sequencer.c.id == SEQUENCER_ROW).scalar_subquery()
+    first, given = (await session.execute(select(oldest, last))).one()
+    return LogBounds(None if first is None else int(first), int(given or 0))
+
+
+async def positions_for_users(session: AsyncSession, user_ids: Sequence[str], after: int, through: int,
+                              limit: int) -> list[int]:
+    """The first `limit` positions in (`after`, `through`] of in-app events for one of `user_ids`."""
+    rows = await session.scalars(
+        select(event_users.c.position).distinct()
+        .where(_one_of(session, event_users.c.user_id, user_ids), event_users.c.position > after,
+               event_users.c.position <= through)
+        .order_by(event_users.c.position).limit(limit))
+    return [int(position) for position in rows]
+
+
+async def events_at(session: AsyncSession, positions: Sequence[int]) -> list[Row[Any]]:
+    """The events kept at `positions`, in position order, with their message's columns for
+    message.new (`m_*`)."""
+    if not positions:
+        return []
+    return list(await session.execute(
+        _with_messages().where(events.c.position.in_(list(positions))).order_by(events.c.position)))

@@ -34,6 +34,8 @@ class Settings:
     webhook_backoff_s: float = 0.5
     webhook_backoff_max_s: float = 30.0
     webhook_timeout_s: float = 5.0
+    webhook_concurrency: int = 16  # POSTs in flight at once
+    webhook_event_types: tuple[str, ...] = ()  # the event types to post; empty = all
     shutdown_grace_s: float = 10.0
     tls_cert_file: str = ""
     tls_key_file: str = ""
@@ -43,6 +45,7 @@ class Settings:
     caller_rate_limit: float = 0.0  # calls per second per token `sub`; 0 = unlimited
     delivery_batch_size: int = DEFAULT_RECIPIENT_BATCH
     event_retention_h: float = 24.0
+    dead_letter_retention_h: float = 168.0
     log_level: str = "INFO"
     webhook_secret: str = ""  # "whsec_" + base64 key: Standard Webhooks signatures (webhooks, http push)
     vapid_private_key: str = ""  # raw 32-byte P-256 key, base64url: signs web push requests (VAPID)
@@ -101,6 +104,11 @@ def _flag(raw: str) -> bool:
     raise ValueError(raw)
 
 
+def _names(raw: str) -> tuple[str, ...]:
+    """A comma-separated list of names ("a, b,,c" → a, b, c)."""
+    return tuple(name for name in (part.strip() for part in raw.split(",")) if name)
+
+
 _VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "HERALD_SEGMENT_ADDR": ("segment_addr", str),
     "HERALD_CAMPAIGN_ADDR": ("campaign_addr", str),
@@ -116,6 +124,8 @@ _VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "HERALD_WEBHOOK_BACKOFF_S": ("webhook_backoff_s", float),
     "HERALD_WEBHOOK_BACKOFF_MAX_S": ("webhook_backoff_max_s", float),
     "HERALD_WEBHOOK_TIMEOUT_S": ("webhook_timeout_s", float),
+    "HERALD_WEBHOOK_CONCURRENCY": ("webhook_concurrency", int),
+    "HERALD_WEBHOOK_EVENT_TYPES": ("webhook_event_types", _names),
     "HERALD_SHUTDOWN_GRACE_S": ("shutdown_grace_s", float),
     "HERALD_TLS_CERT_FILE": ("tls_cert_file", str),
     "HERALD_TLS_KEY_FILE": ("tls_key_file", str),
@@ -125,13 +135,15 @@ _VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "HERALD_CALLER_RATE_LIMIT": ("caller_rate_limit", float),
     "HERALD_DELIVERY_BATCH_SIZE": ("delivery_batch_size", int),
     "HERALD_EVENT_RETENTION_H": ("event_retention_h", float),
+    "HERALD_DEAD_LETTER_RETENTION_H": ("dead_letter_retention_h", float),
     "HERALD_LOG_LEVEL": ("log_level", str),
     "HERALD_WEBHOOK_SECRET": ("webhook_secret", str),
     "HERALD_VAPID_PRIVATE_KEY": ("vapid_private_key", str),
     "HERALD_VAPID_SUBJECT": ("vapid_subject", str),
     "HERALD_PUSH_ALLOW_PRIVATE": ("push_allow_private", _flag),
 }
-_KIND_NAMES: dict[Callable[[str], Any], str] = {_flag: "flag (1/0, true/false, yes/no, on/off)"}
+_KIND_NAMES: dict[Callable[[str], Any], str] = {_flag: "flag (1/0, true/false, yes/no, on/off)",
+                                                 _names: "comma-separated list"}
 
 
 class ConfigError(ValueError):

@@ -118,6 +118,12 @@ class FailedPrecondition(HeraldError):
     code = grpc.StatusCode.FAILED_PRECONDITION
 
 
+class OutOfRange(HeraldError):
+    """A position outside what is kept (an event sequence older than retention, or never given)."""
+
+    code = grpc.StatusCode.OUT_OF_RANGE
+
+
 class Unauthenticated(HeraldError):
     code = grpc.StatusCode.UNAUTHENTICATED
 

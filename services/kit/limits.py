@@ -43,6 +43,8 @@ MAX_DEVICE_IDS = 1000  # device ids of one DeleteDevices call
 MAX_DEVICES_PER_USER = 25  # devices a user keeps; the least recently upserted beyond it are removed
 MAX_ENDPOINT = 2048  # characters of a push endpoint URL
 NOTIFICATION_BODY_CHARS = 200  # characters of the message text a push notification shows
+MAX_REPLAY_IDS = 1000  # dead letter ids of one ReplayDeadLetters call
+MAX_SUBSCRIBED_USERS = 1000  # user_ids of one SubscribeEvents call
 
 # --- streaming and ensuring channels -------------------------------------------------------------
 DEFAULT_RECIPIENT_BATCH = 1000  # StreamRecipients batch_size 0; the delivery engine's default batch
@@ -61,6 +63,7 @@ CAMPAIGN_USERS_PAGE = PageLimit(100, 1000)  # the users of one campaign in GetCa
 QUERY_CAMPAIGN_USERS = PageLimit(0, CAMPAIGN_USERS_PAGE.max)  # QueryCampaigns user_limit (0 = none)
 MESSAGES_PAGE = PageLimit(100, 1000)  # QueryMessages
 RECIPIENTS_PAGE = PageLimit(1000, 10_000)  # QueryRecipients
+DEAD_LETTERS_PAGE = PageLimit(100, 1000)  # QueryDeadLetters
 
 # --- watching (WatchCampaign, WatchDelivery) ----------------------------------------------------
 WATCH_MIN_INTERVAL_S = 0.25  # at most four updates a second

@@ -8,6 +8,9 @@ import pytest
 
 from delivery.helpers import Stubs
 from harness import serve_system
+from services.delivery_svc.migrations import SCHEMA
+from services.kit.db import make_engine, make_sessionmaker
+from services.kit.migrate import migrate
 
 
 @pytest.fixture
@@ -25,3 +28,12 @@ async def make_system(new_db_url, tmp_path):
 async def stubs(make_system):
     _, stubs = await make_system()
     return stubs
+
+
+@pytest.fixture
+async def sessions(db_url):
+    """Sessions of a migrated delivery database, for the tests below gRPC."""
+    engine = make_engine(db_url)
+    await migrate(engine, SCHEMA)
+    yield make_sessionmaker(engine)
+    await engine.dispose()

@@ -3,6 +3,7 @@ it records every request and answers each path as told."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ class Received:
     path: str
     headers: dict[str, str]  # names in lower case
     body: bytes
+    status: int = 0  # what it was answered
 
 
 @dataclass
@@ -24,6 +26,7 @@ class Receiver:
     requests: list[Received] = field(default_factory=list)
     # path → (status, headers); any other path answers 201 Created, as push services do.
     answers: dict[str, tuple[int, dict[str, str]]] = field(default_factory=dict)
+    delay_s: float = 0.0  # how long each answer takes (a slow receiver)
 
     def answer(self, path: str, status: int, **headers: str) -> None:
         self.answers[path] = (status, {name.replace("_", "-"): value for name, value in headers.items()})
@@ -32,20 +35,23 @@ class Receiver:
         return [r for r in self.requests if r.path == path]
 
     async def _handle(self, request: web.Request) -> web.Response:
-        self.requests.append(Received(request.method, request.path, {k.lower(): v for k, v in request.headers.items()},
-                                      await request.read()))
         status, headers = self.answers.get(request.path, (201, {}))
+        if self.delay_s:
+            await asyncio.sleep(self.delay_s)
+        self.requests.append(Received(request.method, request.path, {k.lower(): v for k, v in request.headers.items()},
+                                      await request.read(), status))
         return web.Response(status=status, headers=headers, text="" if status < 300 else f"answer {status}")
 
 
 @asynccontextmanager
-async def receiving() -> AsyncIterator[Receiver]:
+async def receiving(port: int = 0) -> AsyncIterator[Receiver]:
+    """A receiver on 127.0.0.1:`port` (0: a free one)."""
     receiver = Receiver()
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", receiver._handle)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
+    site = web.TCPSite(runner, "127.0.0.1", port)
     await site.start()
     port = runner.addresses[0][1]
     receiver.url = f"http://127.0.0.1:{port}"

@@ -86,6 +86,17 @@ WATCHES = {
 OPEN = "still open"
 
 
+def _subscription_is_valid(request) -> bool:
+    """SubscribeEvents by DESIGN §10.1 (whether a sequence > 0 is in range depends on the log)."""
+    return (1 <= len(request.user_ids) <= 1000
+            and all(0 < len(user_id) <= 255 and "\x00" not in user_id for user_id in request.user_ids)
+            and request.after_sequence >= 0 and set(request.types) <= {"channel.created", "message.new"})
+
+
+# Streams without a unary call to ask: whether a request of theirs may stay open.
+OPEN_WHEN_VALID = {"SubscribeEvents": _subscription_is_valid}
+
+
 async def _call(method, stub, request) -> grpc.StatusCode | str:
     """The status the call ended with, or OPEN for a response stream still open after a while."""
     rpc = getattr(stub, method.name)
@@ -109,6 +120,8 @@ async def _call(method, stub, request) -> grpc.StatusCode | str:
 
 
 async def _valid(system, method, request) -> bool:
+    if method.name in OPEN_WHEN_VALID:
+        return OPEN_WHEN_VALID[method.name](request)
     probe = WATCHES.get(method.name)
     if probe is None:
         return False

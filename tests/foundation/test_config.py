@@ -71,3 +71,11 @@ def test_push_allow_private_is_a_flag():
     assert settings_from_env({"HERALD_PUSH_ALLOW_PRIVATE": "off"}).push_allow_private is False
     with pytest.raises(ConfigError, match="HERALD_PUSH_ALLOW_PRIVATE"):
         settings_from_env({"HERALD_PUSH_ALLOW_PRIVATE": "maybe"})
+
+
+def test_webhook_event_types_is_a_comma_separated_list_and_empty_means_all():
+    assert settings_from_env({}).webhook_event_types == ()
+    assert settings_from_env({"HERALD_WEBHOOK_EVENT_TYPES": ""}).webhook_event_types == ()
+    settings = settings_from_env({"HERALD_WEBHOOK_EVENT_TYPES": " campaign.completed,message.new ,,"})
+    assert settings.webhook_event_types == ("campaign.completed", "message.new")
+    assert (settings.webhook_concurrency, settings.dead_letter_retention_h) == (16, 168)

@@ -65,10 +65,19 @@ def _describe(connection: Connection) -> dict[str, Any]:
                         for c in inspector.get_columns(name)],
             "primary key": inspector.get_pk_constraint(name),
             "foreign keys": inspector.get_foreign_keys(name),
-            "indexes": sorted(inspector.get_indexes(name), key=lambda index: str(index["name"])),
+            "indexes": sorted((_comparable(index) for index in inspector.get_indexes(name)),
+                              key=lambda index: str(index["name"])),
             "unique": inspector.get_unique_constraints(name),
         }
     if connection.dialect.name == "sqlite":
-        tables["sqlite_master"] = sorted(connection.exec_driver_sql(
-            "SELECT type, name, tbl_name, sql FROM sqlite_master WHERE tbl_name NOT LIKE 'alembic_version%'").all())
+        # A table rebuilt by a batch ALTER keeps its name quoted in its DDL ("events"): same table.
+        tables["sqlite_master"] = sorted(
+            (type_, name, table, sql.replace(f'CREATE TABLE "{name}"', f"CREATE TABLE {name}") if sql else sql)
+            for type_, name, table, sql in connection.exec_driver_sql(
+                "SELECT type, name, tbl_name, sql FROM sqlite_master WHERE tbl_name NOT LIKE 'alembic_version%'"))
     return tables
+
+
+def _comparable(index: Any) -> Any:
+    """An index as reflected, its dialect options (a partial index's WHERE) as text."""
+    return {**index, "dialect_options": {k: str(v) for k, v in index.get("dialect_options", {}).items()}}

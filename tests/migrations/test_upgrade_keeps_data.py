@@ -18,6 +18,9 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from migrations.helpers import SCHEMAS, first_revision, head_revision, upgrade_to
+from services.delivery_svc import store
+from services.delivery_svc.sequencer import Positions, Sequencer
+from services.kit.db import make_sessionmaker, transaction
 from services.kit.migrate import Schema, migrate
 
 T = dt.datetime(2026, 7, 1, 12, 30, 15, 250000, tzinfo=dt.timezone.utc)
@@ -163,3 +166,19 @@ async def read_as_served(engine: AsyncEngine, schema: Schema, table: str,
     async with engine.connect() as connection:
         result = await connection.execute(select(served).order_by(*served.primary_key.columns))
         return [{column: row[column] for column in written[0]} for row in result.mappings()]
+
+
+async def test_events_from_before_positions_get_theirs_from_the_sequencer(new_engine):
+    # Revision 0002: events written before positions existed are positioned, in insertion order.
+    delivery = SCHEMAS["delivery"]
+    engine = await new_engine("delivery")
+    await upgrade_to(engine, delivery, first_revision(delivery))
+    await write_as_built(engine, {"events": [
+        {**REVISION_1_ROWS["delivery"]["events"][0], "sequence": n, "id": f"message.new:m{n}"} for n in (1, 2)]})
+    await migrate(engine, delivery)
+
+    sessions = make_sessionmaker(engine)
+    assert await Sequencer(sessions, Positions()).sequence_once() == 2
+    async with transaction(sessions) as session:
+        rows = await store.events_after(session, 0, 10)
+    assert [row.id for row in rows] == ["message.new:m1", "message.new:m2"]

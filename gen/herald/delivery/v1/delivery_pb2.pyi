@@ -111,7 +111,7 @@ class Event(_message.Message):
     def __init__(self, sequence: _Optional[int] = ..., id: _Optional[str] = ..., type: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., cid: _Optional[str] = ..., campaign: _Optional[_Union[_campaign_pb2.Campaign, _Mapping]] = ..., message: _Optional[_Union[Message, _Mapping]] = ..., channel: _Optional[_Union[_directory_pb2.Channel, _Mapping]] = ..., members: _Optional[_Iterable[_Union[_directory_pb2.ChannelMember, _Mapping]]] = ..., user_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class DeadLetter(_message.Message):
-    __slots__ = ("id", "webhook_id", "event", "url", "attempts", "last_error", "created_at")
+    __slots__ = ("id", "webhook_id", "event", "url", "attempts", "last_error", "created_at", "destination", "device_id", "last_http_status", "first_attempt_at", "last_attempt_at")
     ID_FIELD_NUMBER: _ClassVar[int]
     WEBHOOK_ID_FIELD_NUMBER: _ClassVar[int]
     EVENT_FIELD_NUMBER: _ClassVar[int]
@@ -119,6 +119,11 @@ class DeadLetter(_message.Message):
     ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
     LAST_ERROR_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    DESTINATION_FIELD_NUMBER: _ClassVar[int]
+    DEVICE_ID_FIELD_NUMBER: _ClassVar[int]
+    LAST_HTTP_STATUS_FIELD_NUMBER: _ClassVar[int]
+    FIRST_ATTEMPT_AT_FIELD_NUMBER: _ClassVar[int]
+    LAST_ATTEMPT_AT_FIELD_NUMBER: _ClassVar[int]
     id: str
     webhook_id: str
     event: Event
@@ -126,4 +131,9 @@ class DeadLetter(_message.Message):
     attempts: int
     last_error: str
     created_at: _timestamp_pb2.Timestamp
-    def __init__(self, id: _Optional[str] = ..., webhook_id: _Optional[str] = ..., event: _Optional[_Union[Event, _Mapping]] = ..., url: _Optional[str] = ..., attempts: _Optional[int] = ..., last_error: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    destination: str
+    device_id: str
+    last_http_status: int
+    first_attempt_at: _timestamp_pb2.Timestamp
+    last_attempt_at: _timestamp_pb2.Timestamp
+    def __init__(self, id: _Optional[str] = ..., webhook_id: _Optional[str] = ..., event: _Optional[_Union[Event, _Mapping]] = ..., url: _Optional[str] = ..., attempts: _Optional[int] = ..., last_error: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., destination: _Optional[str] = ..., device_id: _Optional[str] = ..., last_http_status: _Optional[int] = ..., first_attempt_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_attempt_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...

@@ -27,7 +27,7 @@ from herald.common.v1 import common_pb2 as herald_dot_common_dot_v1_dot_common__
 from herald.delivery.v1 import delivery_pb2 as herald_dot_delivery_dot_v1_dot_delivery__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n(herald/delivery/v1/message_service.proto\x12\x12herald.delivery.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1dherald/common/v1/common.proto\x1a!herald/delivery/v1/delivery.proto\"\x95\x01\n\x14QueryMessagesRequest\x12\'\n\x06\x66ilter\x18\x01 \x01(\x0b\x32\x17.google.protobuf.Struct\x12)\n\x04sort\x18\x02 \x03(\x0b\x32\x1b.herald.common.v1.SortParam\x12\r\n\x05limit\x18\x03 \x01(\x05\x12\x0c\n\x04next\x18\x04 \x01(\t\x12\x0c\n\x04prev\x18\x05 \x01(\t\"b\n\x15QueryMessagesResponse\x12-\n\x08messages\x18\x01 \x03(\x0b\x32\x1b.herald.delivery.v1.Message\x12\x0c\n\x04next\x18\x02 \x01(\t\x12\x0c\n\x04prev\x18\x03 \x01(\t\"/\n\x0fMarkReadRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x0b\n\x03\x63id\x18\x02 \x01(\t\"(\n\x10MarkReadResponse\x12\x14\n\x0cmarked_count\x18\x01 \x01(\x05\"B\n\x16SubscribeEventsRequest\x12\x10\n\x08user_ids\x18\x01 \x03(\t\x12\x16\n\x0e\x61\x66ter_sequence\x18\x02 \x01(\x03\"C\n\x17SubscribeEventsResponse\x12(\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x19.herald.delivery.v1.Event\"m\n\x17QueryDeadLettersRequest\x12\'\n\x06\x66ilter\x18\x01 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\r\n\x05limit\x18\x02 \x01(\x05\x12\x0c\n\x04next\x18\x03 \x01(\t\x12\x0c\n\x04prev\x18\x04 \x01(\t\"l\n\x18QueryDeadLettersResponse\x12\x34\n\x0c\x64\x65\x61\x64_letters\x18\x01 \x03(\x0b\x32\x1e.herald.delivery.v1.DeadLetter\x12\x0c\n\x04next\x18\x02 \x01(\t\x12\x0c\n\x04prev\x18\x03 \x01(\t\"4\n\x18ReplayDeadLettersRequest\x12\x0b\n\x03ids\x18\x01 \x03(\t\x12\x0b\n\x03\x61ll\x18\x02 \x01(\x08\"3\n\x19ReplayDeadLettersResponse\x12\x16\n\x0ereplayed_count\x18\x01 \x01(\x05\"\x16\n\x14GetPushConfigRequest\"1\n\x15GetPushConfigResponse\x12\x18\n\x10vapid_public_key\x18\x01 \x01(\t2\x82\x05\n\x0eMessageService\x12\x64\n\rQueryMessages\x12(.herald.delivery.v1.QueryMessagesRequest\x1a).herald.delivery.v1.QueryMessagesResponse\x12U\n\x08MarkRead\x12#.herald.delivery.v1.MarkReadRequest\x1a$.herald.delivery.v1.MarkReadResponse\x12l\n\x0fSubscribeEvents\x12*.herald.delivery.v1.SubscribeEventsRequest\x1a+.herald.delivery.v1.SubscribeEventsResponse0\x01\x12m\n\x10QueryDeadLetters\x12+.herald.delivery.v1.QueryDeadLettersRequest\x1a,.herald.delivery.v1.QueryDeadLettersResponse\x12p\n\x11ReplayDeadLetters\x12,.herald.delivery.v1.ReplayDeadLettersRequest\x1a-.herald.delivery.v1.ReplayDeadLettersResponse\x12\x64\n\rGetPushConfig\x12(.herald.delivery.v1.GetPushConfigRequest\x1a).herald.delivery.v1.GetPushConfigResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n(herald/delivery/v1/message_service.proto\x12\x12herald.delivery.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1dherald/common/v1/common.proto\x1a!herald/delivery/v1/delivery.proto\"\x95\x01\n\x14QueryMessagesRequest\x12\'\n\x06\x66ilter\x18\x01 \x01(\x0b\x32\x17.google.protobuf.Struct\x12)\n\x04sort\x18\x02 \x03(\x0b\x32\x1b.herald.common.v1.SortParam\x12\r\n\x05limit\x18\x03 \x01(\x05\x12\x0c\n\x04next\x18\x04 \x01(\t\x12\x0c\n\x04prev\x18\x05 \x01(\t\"b\n\x15QueryMessagesResponse\x12-\n\x08messages\x18\x01 \x03(\x0b\x32\x1b.herald.delivery.v1.Message\x12\x0c\n\x04next\x18\x02 \x01(\t\x12\x0c\n\x04prev\x18\x03 \x01(\t\"/\n\x0fMarkReadRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x0b\n\x03\x63id\x18\x02 \x01(\t\"(\n\x10MarkReadResponse\x12\x14\n\x0cmarked_count\x18\x01 \x01(\x05\"Q\n\x16SubscribeEventsRequest\x12\x10\n\x08user_ids\x18\x01 \x03(\t\x12\x16\n\x0e\x61\x66ter_sequence\x18\x02 \x01(\x03\x12\r\n\x05types\x18\x03 \x03(\t\"C\n\x17SubscribeEventsResponse\x12(\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x19.herald.delivery.v1.Event\"\x98\x01\n\x17QueryDeadLettersRequest\x12\'\n\x06\x66ilter\x18\x01 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\r\n\x05limit\x18\x02 \x01(\x05\x12\x0c\n\x04next\x18\x03 \x01(\t\x12\x0c\n\x04prev\x18\x04 \x01(\t\x12)\n\x04sort\x18\x05 \x03(\x0b\x32\x1b.herald.common.v1.SortParam\"l\n\x18QueryDeadLettersResponse\x12\x34\n\x0c\x64\x65\x61\x64_letters\x18\x01 \x03(\x0b\x32\x1e.herald.delivery.v1.DeadLetter\x12\x0c\n\x04next\x18\x02 \x01(\t\x12\x0c\n\x04prev\x18\x03 \x01(\t\"]\n\x18ReplayDeadLettersRequest\x12\x0b\n\x03ids\x18\x01 \x03(\t\x12\x0b\n\x03\x61ll\x18\x02 \x01(\x08\x12\'\n\x06\x66ilter\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\"3\n\x19ReplayDeadLettersResponse\x12\x16\n\x0ereplayed_count\x18\x01 \x01(\x05\"\x16\n\x14GetPushConfigRequest\"1\n\x15GetPushConfigResponse\x12\x18\n\x10vapid_public_key\x18\x01 \x01(\t2\x82\x05\n\x0eMessageService\x12\x64\n\rQueryMessages\x12(.herald.delivery.v1.QueryMessagesRequest\x1a).herald.delivery.v1.QueryMessagesResponse\x12U\n\x08MarkRead\x12#.herald.delivery.v1.MarkReadRequest\x1a$.herald.delivery.v1.MarkReadResponse\x12l\n\x0fSubscribeEvents\x12*.herald.delivery.v1.SubscribeEventsRequest\x1a+.herald.delivery.v1.SubscribeEventsResponse0\x01\x12m\n\x10QueryDeadLetters\x12+.herald.delivery.v1.QueryDeadLettersRequest\x1a,.herald.delivery.v1.QueryDeadLettersResponse\x12p\n\x11ReplayDeadLetters\x12,.herald.delivery.v1.ReplayDeadLettersRequest\x1a-.herald.delivery.v1.ReplayDeadLettersResponse\x12\x64\n\rGetPushConfig\x12(.herald.delivery.v1.GetPushConfigRequest\x1a).herald.delivery.v1.GetPushConfigResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -43,21 +43,21 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_MARKREADRESPONSE']._serialized_start=461
   _globals['_MARKREADRESPONSE']._serialized_end=501
   _globals['_SUBSCRIBEEVENTSREQUEST']._serialized_start=503
-  _globals['_SUBSCRIBEEVENTSREQUEST']._serialized_end=569
-  _globals['_SUBSCRIBEEVENTSRESPONSE']._serialized_start=571
-  _globals['_SUBSCRIBEEVENTSRESPONSE']._serialized_end=638
-  _globals['_QUERYDEADLETTERSREQUEST']._serialized_start=640
-  _globals['_QUERYDEADLETTERSREQUEST']._serialized_end=749
-  _globals['_QUERYDEADLETTERSRESPONSE']._serialized_start=751
-  _globals['_QUERYDEADLETTERSRESPONSE']._serialized_end=859
-  _globals['_REPLAYDEADLETTERSREQUEST']._serialized_start=861
-  _globals['_REPLAYDEADLETTERSREQUEST']._serialized_end=913
-  _globals['_REPLAYDEADLETTERSRESPONSE']._serialized_start=915
-  _globals['_REPLAYDEADLETTERSRESPONSE']._serialized_end=966
-  _globals['_GETPUSHCONFIGREQUEST']._serialized_start=968
-  _globals['_GETPUSHCONFIGREQUEST']._serialized_end=990
-  _globals['_GETPUSHCONFIGRESPONSE']._serialized_start=992
-  _globals['_GETPUSHCONFIGRESPONSE']._serialized_end=1041
-  _globals['_MESSAGESERVICE']._serialized_start=1044
-  _globals['_MESSAGESERVICE']._serialized_end=1686
+  _globals['_SUBSCRIBEEVENTSREQUEST']._serialized_end=584
+  _globals['_SUBSCRIBEEVENTSRESPONSE']._serialized_start=586
+  _globals['_SUBSCRIBEEVENTSRESPONSE']._serialized_end=653
+  _globals['_QUERYDEADLETTERSREQUEST']._serialized_start=656
+  _globals['_QUERYDEADLETTERSREQUEST']._serialized_end=808
+  _globals['_QUERYDEADLETTERSRESPONSE']._serialized_start=810
+  _globals['_QUERYDEADLETTERSRESPONSE']._serialized_end=918
+  _globals['_REPLAYDEADLETTERSREQUEST']._serialized_start=920
+  _globals['_REPLAYDEADLETTERSREQUEST']._serialized_end=1013
+  _globals['_REPLAYDEADLETTERSRESPONSE']._serialized_start=1015
+  _globals['_REPLAYDEADLETTERSRESPONSE']._serialized_end=1066
+  _globals['_GETPUSHCONFIGREQUEST']._serialized_start=1068
+  _globals['_GETPUSHCONFIGREQUEST']._serialized_end=1090
+  _globals['_GETPUSHCONFIGRESPONSE']._serialized_start=1092
+  _globals['_GETPUSHCONFIGRESPONSE']._serialized_end=1141
+  _globals['_MESSAGESERVICE']._serialized_start=1144
+  _globals['_MESSAGESERVICE']._serialized_end=1786
 # @@protoc_insertion_point(module_scope)

@@ -48,12 +48,14 @@ class MarkReadResponse(_message.Message):
     def __init__(self, marked_count: _Optional[int] = ...) -> None: ...
 
 class SubscribeEventsRequest(_message.Message):
-    __slots__ = ("user_ids", "after_sequence")
+    __slots__ = ("user_ids", "after_sequence", "types")
     USER_IDS_FIELD_NUMBER: _ClassVar[int]
     AFTER_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    TYPES_FIELD_NUMBER: _ClassVar[int]
     user_ids: _containers.RepeatedScalarFieldContainer[str]
     after_sequence: int
-    def __init__(self, user_ids: _Optional[_Iterable[str]] = ..., after_sequence: _Optional[int] = ...) -> None: ...
+    types: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, user_ids: _Optional[_Iterable[str]] = ..., after_sequence: _Optional[int] = ..., types: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class SubscribeEventsResponse(_message.Message):
     __slots__ = ("event",)
@@ -62,16 +64,18 @@ class SubscribeEventsResponse(_message.Message):
     def __init__(self, event: _Optional[_Union[_delivery_pb2.Event, _Mapping]] = ...) -> None: ...
 
 class QueryDeadLettersRequest(_message.Message):
-    __slots__ = ("filter", "limit", "next", "prev")
+    __slots__ = ("filter", "limit", "next", "prev", "sort")
     FILTER_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
     NEXT_FIELD_NUMBER: _ClassVar[int]
     PREV_FIELD_NUMBER: _ClassVar[int]
+    SORT_FIELD_NUMBER: _ClassVar[int]
     filter: _struct_pb2.Struct
     limit: int
     next: str
     prev: str
-    def __init__(self, filter: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., limit: _Optional[int] = ..., next: _Optional[str] = ..., prev: _Optional[str] = ...) -> None: ...
+    sort: _containers.RepeatedCompositeFieldContainer[_common_pb2.SortParam]
+    def __init__(self, filter: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., limit: _Optional[int] = ..., next: _Optional[str] = ..., prev: _Optional[str] = ..., sort: _Optional[_Iterable[_Union[_common_pb2.SortParam, _Mapping]]] = ...) -> None: ...
 
 class QueryDeadLettersResponse(_message.Message):
     __slots__ = ("dead_letters", "next", "prev")
@@ -84,12 +88,14 @@ class QueryDeadLettersResponse(_message.Message):
     def __init__(self, dead_letters: _Optional[_Iterable[_Union[_delivery_pb2.DeadLetter, _Mapping]]] = ..., next: _Optional[str] = ..., prev: _Optional[str] = ...) -> None: ...
 
 class ReplayDeadLettersRequest(_message.Message):
-    __slots__ = ("ids", "all")
+    __slots__ = ("ids", "all", "filter")
     IDS_FIELD_NUMBER: _ClassVar[int]
     ALL_FIELD_NUMBER: _ClassVar[int]
+    FILTER_FIELD_NUMBER: _ClassVar[int]
     ids: _containers.RepeatedScalarFieldContainer[str]
     all: bool
-    def __init__(self, ids: _Optional[_Iterable[str]] = ..., all: _Optional[bool] = ...) -> None: ...
+    filter: _struct_pb2.Struct
+    def __init__(self, ids: _Optional[_Iterable[str]] = ..., all: _Optional[bool] = ..., filter: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
 
 class ReplayDeadLettersResponse(_message.Message):
     __slots__ = ("replayed_count",)

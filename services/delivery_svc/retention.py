@@ -1,0 +1,67 @@
+"""Retention of the event log and the dead letters (DESIGN §10.1), in the background, in bounded
+batches: an event goes once older than HERALD_EVENT_RETENTION_H and passed by every destination
+(the dispatcher dead-letters what is still undelivered by then, so nothing is dropped
+silently); a dead letter goes once older than HERALD_DEAD_LETTER_RETENTION_H."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.delivery_svc import store
+from services.kit.db import transaction, utcnow
+
+log = logging.getLogger("herald.delivery.retention")
+
+PRUNE_BATCH = 5000  # rows deleted per transaction (bounds how long it holds SQLite's writer)
+INTERVAL_S = 60.0
+
+
+class Retention:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], destinations: Sequence[str], *,
+                 event_retention_h: float, dead_letter_retention_h: float, interval_s: float = INTERVAL_S) -> None:
+        self.sessions = sessions
+        self.destinations = list(destinations)
+        self.event_retention = dt.timedelta(hours=event_retention_h)
+        self.dead_letter_retention = dt.timedelta(hours=dead_letter_retention_h)
+        self.interval_s = interval_s
+
+    async def prune_once(self) -> tuple[int, int]:
+        """Prunes what is due; returns (events, dead letters) deleted."""
+        now = utcnow()
+        async with transaction(self.sessions) as session:
+            positions = await store.dispatch_positions_of(session, self.destinations)
+        events = 0
+        if len(positions) == len(self.destinations):  # a destination not started yet holds everything
+            passed = min(positions.values()) if positions else None
+            events = await self._in_batches(lambda s: store.prune_events(s, passed, now - self.event_retention,
+                                                                         PRUNE_BATCH))
+        letters = await self._in_batches(lambda s: store.prune_dead_letters(s, now - self.dead_letter_retention,
+                                                                            PRUNE_BATCH))
+        if events or letters:
+            log.info("pruned", extra={"events": events, "dead_letters": letters})
+        return events, letters
+
+    async def _in_batches(self, prune: Callable[[AsyncSession], Awaitable[int]]) -> int:
+        total = 0
+        while True:
+            async with transaction(self.sessions) as session:
+                deleted = await prune(session)
+            total += deleted
+            if deleted < PRUNE_BATCH:
+                return total
+            await asyncio.sleep(0)  # let the sending path have the database in between
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self.prune_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 — tried again next round
+                log.exception("pruning failed")
+            await asyncio.sleep(self.interval_s)
