@@ -36,12 +36,13 @@ async def test_watch_prints_progress_until_the_campaign_completes(new_db_url, tm
             channel_template=common_pb2.ChannelTemplate(type="messaging"), create_channels=True))
 
         watch = await _herald(system, "watch", "hello")
-        await asyncio.sleep(0.5)  # the watcher sees the draft first, then the campaign running
+        assert watch.stdout is not None
+        first = (await asyncio.wait_for(watch.stdout.readline(), 60)).decode()
+        assert first.startswith("draft"), first  # the watcher saw the draft; now it runs
         await campaigns.StartCampaign(cs.StartCampaignRequest(id="hello"))
         out, err = await asyncio.wait_for(watch.communicate(), 60)
         assert watch.returncode == 0, err.decode()
         lines = out.decode().strip().splitlines()
-        assert lines[0].startswith("draft")
         assert lines[-1].startswith("completed") and "100.0%" in lines[-1]
         assert "sent 1" in lines[-1] and "skipped 1" in lines[-1] and "of 2" in lines[-1]
 

@@ -30,6 +30,7 @@ class ProbeService(Service):
 
     def __init__(self, settings: Settings | None = None) -> None:
         self.unavailable_left = 0
+        self.holding = 0  # Hold calls in flight
 
     def service_names(self) -> list[str]:
         return [SERVICE]
@@ -40,6 +41,7 @@ class ProbeService(Service):
         handlers = {
             "Echo": grpc.unary_unary_rpc_method_handler(self.echo, **string),
             "Hold": grpc.unary_unary_rpc_method_handler(self.hold, **string),
+            "Holding": grpc.unary_unary_rpc_method_handler(self.holding_now, **string),
             "Ticks": grpc.unary_stream_rpc_method_handler(self.ticks, **string),
             "Fail": grpc.unary_unary_rpc_method_handler(self.fail, **string),
             "Flaky": grpc.unary_unary_rpc_method_handler(self.flaky, **string),
@@ -51,8 +53,15 @@ class ProbeService(Service):
 
     async def hold(self, request, context):
         """Answers after the number of seconds in the request."""
-        await asyncio.sleep(float(request.value))
+        self.holding += 1
+        try:
+            await asyncio.sleep(float(request.value))
+        finally:
+            self.holding -= 1
         return wrappers_pb2.StringValue(value="held")
+
+    async def holding_now(self, request, context):
+        return wrappers_pb2.StringValue(value=str(self.holding))
 
     async def ticks(self, request, context):
         n = 0

@@ -14,7 +14,7 @@ import grpc
 from google.protobuf import wrappers_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from harness import TEST_SECRET, client_channel, error_reason
+from harness import TEST_SECRET, client_channel, eventually, error_reason
 from probe import method
 from services.kit.probes import free_port, wait_serving
 
@@ -39,8 +39,11 @@ async def test_sigterm_drains_calls_ends_streams_and_exits_zero(tmp_path):
             await ticks.read()  # the stream is open
             hold = asyncio.ensure_future(channel.unary_unary(
                 method("Hold"), request_serializer=wrappers_pb2.StringValue.SerializeToString,
-                response_deserializer=wrappers_pb2.StringValue.FromString)(wrappers_pb2.StringValue(value="1.5")))
-            await asyncio.sleep(0.3)  # the unary call is in flight
+                response_deserializer=wrappers_pb2.StringValue.FromString)(wrappers_pb2.StringValue(value="3")))
+            holding = channel.unary_unary(method("Holding"), request_serializer=wrappers_pb2.StringValue.SerializeToString,
+                                          response_deserializer=wrappers_pb2.StringValue.FromString)
+            await eventually(lambda: holding(wrappers_pb2.StringValue()), lambda reply: reply.value == "1",
+                             what="the Hold call in flight")
 
             sent_at = time.monotonic()
             process.send_signal(signal.SIGTERM)
