@@ -148,6 +148,8 @@ class SkipFlags:
                 self._known.clear()
             async with transaction(self.sessions) as session:
                 rows = await store.get_deliveries(session, missing)
+            # A campaign without a delivery (stopped before it began) has only its own events.
+            self._known.update((campaign_id, (False, False)) for campaign_id in missing)
             for row in rows:
                 snapshot = campaign_pb2.Campaign.FromString(row.snapshot)
                 self._known[row.campaign_id] = (snapshot.skip_push, snapshot.skip_webhook)
@@ -250,8 +252,8 @@ class DestinationRunner:
         progress = self.progress
         while True:
             read_to = self._read_to
-            room = WINDOW - progress.open
-            if room <= 0:
+            # Refill a whole read at a time: one query per event done would cost more than the POSTs.
+            if WINDOW - progress.open < READ_BATCH:
                 self._progressed.clear()
                 await self._progressed.wait()
                 continue
@@ -259,7 +261,7 @@ class DestinationRunner:
                 async with transaction(self.sessions) as session:
                     # Read first: every event up to it that the query should see, it sees.
                     last = await store.last_position(session)
-                    rows = await store.events_after(session, read_to, min(READ_BATCH, room),
+                    rows = await store.events_after(session, read_to, READ_BATCH,
                                                     types=sorted(self.destination.types or ()))
                 if rows:
                     events = await self._outbox_events(rows)
