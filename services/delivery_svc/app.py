@@ -100,10 +100,10 @@ class DeliveryApp(Service):
         await self.sequencer.load()
         retention = Retention(self.sessions, dispatcher.destinations, event_retention_h=self.settings.event_retention_h,
                               dead_letter_retention_h=self.settings.dead_letter_retention_h)
+        await dispatcher.start()  # its positions first: every event positioned from now on is sent
         self._background = [asyncio.create_task(self.sequencer.run(), name="event-sequencer"),
                             asyncio.create_task(retention.run(), name="retention"),
                             asyncio.create_task(self.fanout.run(), name="in-app-fanout")]
-        dispatcher.start()
         await sending.resume_all()
 
     async def stop(self) -> None:

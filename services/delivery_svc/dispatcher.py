@@ -227,13 +227,17 @@ class DestinationRunner:
     def wake_replays(self) -> None:
         self._replay_wake.set()
 
-    async def run(self) -> None:
+    async def load(self) -> None:
+        """Learns the stored position. Done before the service serves or resumes a campaign: a
+        destination met for the first time starts at the end of the log (no backlog flood), and
+        an event written after that point must not be mistaken for backlog."""
         async with transaction(self.sessions) as session:
-            # A destination met for the first time starts at the end of the log (no backlog flood).
             start = await store.last_position(session)
             self.committed = await store.dispatch_position(session, self.name, start, utcnow())
         self.progress = Progress(self.committed)
         self._read_to = self.committed
+
+    async def run(self) -> None:
         loops: list[Callable[[], Any]] = [self._read, self._commit, self._feed_replays]
         loops += [self._work] * self.settings.concurrency
         tasks = [asyncio.create_task(_forever(loop, f"{self.name} dispatch")) for loop in loops]
@@ -435,7 +439,9 @@ class Dispatcher:
     def destinations(self) -> list[str]:
         return list(self.runners)
 
-    def start(self) -> None:
+    async def start(self) -> None:
+        for runner in self.runners.values():
+            await runner.load()
         self._tasks = [asyncio.create_task(self.letters.run(), name="dead-letters")]
         self._tasks += [asyncio.create_task(runner.run(), name=f"dispatch:{name}")
                         for name, runner in self.runners.items()]

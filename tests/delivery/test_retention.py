@@ -78,7 +78,7 @@ async def test_an_event_undelivered_past_retention_becomes_a_dead_letter_then_go
         webhook = WebhookDestination(f"{receiver.url}/hook", TEST_SECRET, webhook_key(new_webhook_secret()))
         dispatcher = Dispatcher(sessions, Outbox(sessions, Sequencer(sessions, Positions())), [webhook],
                                 DispatchSettings(retention_h=24))
-        dispatcher.start()
+        await dispatcher.start()
         try:
             await eventually(lambda: kept(sessions, store.dead_letters), lambda n: n == 2, what="2 dead letters")
             runner = dispatcher.runners["webhook"]
