@@ -7,7 +7,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from herald.delivery.v1 import delivery_service_pb2, delivery_service_pb2_grpc
 from herald.delivery.v1 import message_service_pb2, message_service_pb2_grpc
-from herald.segment.v1 import directory_service_pb2_grpc
 from services.delivery_svc.deliveries import Deliveries
 from services.delivery_svc.engine import Engine
 from services.delivery_svc.messages import Messages
@@ -48,12 +47,12 @@ class DeliveryApp(Service):
         if self.sending is None or self.deliveries is None or self.push is None:
             if self._segment_channel is None:
                 self._segment_channel = service_channel(self.settings, "delivery", "segment")
-            deps = EngineDeps(self.sessions, self.settings, SegmentClient(self._segment_channel), self.notifier)
+            segments = SegmentClient(self._segment_channel)
+            deps = EngineDeps(self.sessions, self.settings, segments, self.notifier)
             self.sending = Engine(deps)
             self.deliveries = Deliveries(self.sessions, self.sending, self.notifier,
                                          monthly_capacity=self.settings.monthly_message_capacity)
-            self.push = Push.from_settings(
-                self.settings, directory_service_pb2_grpc.DirectoryServiceStub(self._segment_channel))
+            self.push = Push.from_settings(self.settings, segments)
         return self.sending, self.deliveries, self.push
 
     def register(self, server: grpc.aio.Server) -> None:
