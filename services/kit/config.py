@@ -71,7 +71,7 @@ class Settings:
         refused by services already running with theirs."""
         if self.api_secret:
             return self
-        path = (Path(self.data_dir) / "api_secret").resolve()
+        path = (Path(self.data_dir) / API_SECRET_FILE).resolve()
         if not path.exists():
             raise ConfigError(f"no API secret: HERALD_API_SECRET is unset and {path} does not exist "
                               "(pass the --data-dir that `herald serve` uses, or set HERALD_API_SECRET)")
