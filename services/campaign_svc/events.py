@@ -20,15 +20,16 @@ from services.campaign_svc import convert, store
 from services.campaign_svc.clock import Clock
 from services.campaign_svc.upstream import Upstream, is_outage
 from services.campaign_svc.views import Views
+from services.kit import event_types
 from services.kit.db import transaction
 from services.kit.limits import CAMPAIGN_USERS_PAGE
 from services.kit.protos import timestamp
 
 log = logging.getLogger("herald.campaign.events")
 
-STARTED = "campaign.started"
-COMPLETED = "campaign.completed"
-STOPPED = "campaign.stopped"
+STARTED = event_types.CAMPAIGN_STARTED
+COMPLETED = event_types.CAMPAIGN_COMPLETED
+STOPPED = event_types.CAMPAIGN_STOPPED
 
 IDLE_POLL_S = 1.0
 RETRY_MAX_S = 5.0

@@ -9,7 +9,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from herald.delivery.v1 import delivery_service_pb2, delivery_service_pb2_grpc
 from herald.delivery.v1 import message_service_pb2, message_service_pb2_grpc
-from herald.segment.v1 import directory_service_pb2_grpc
 from services.delivery_svc.dead_letters import DeadLetters
 from services.delivery_svc.deliveries import Deliveries
 from services.delivery_svc.destinations import Destination
@@ -68,12 +67,12 @@ class DeliveryApp(Service):
         if self.sending is None or self.deliveries is None or self.push is None or self.dispatcher is None:
             if self._segment_channel is None:
                 self._segment_channel = service_channel(self.settings, "delivery", "segment")
-            deps = EngineDeps(self.sessions, self.settings, SegmentClient(self._segment_channel), self.notifier)
+            segments = SegmentClient(self._segment_channel)
+            deps = EngineDeps(self.sessions, self.settings, segments, self.notifier)
             sending = self.sending = Engine(deps)
             self.deliveries = Deliveries(self.sessions, self.sending, self.notifier,
                                          monthly_capacity=self.settings.monthly_message_capacity)
-            self.push = Push.from_settings(
-                self.settings, directory_service_pb2_grpc.DirectoryServiceStub(self._segment_channel))
+            self.push = Push.from_settings(self.settings, segments)
             destinations: list[Destination] = [PushDestination(self.push)]
             if self.settings.webhook_url:
                 destinations.append(WebhookDestination.from_settings(self.settings))

@@ -17,11 +17,11 @@ from herald.campaign.v1 import campaign_pb2
 from herald.delivery.v1 import delivery_pb2
 from herald.segment.v1 import directory_service_pb2
 from services.delivery_svc.addressing import Context
-from services.delivery_svc.outcomes import (CHANNEL_CREATED, CHANNEL_NOT_FOUND, FAILED, MESSAGE_NEW, SENT, SKIPPED,
-                                            CreatedChannel, Outcome)
+from services.delivery_svc.outcomes import CHANNEL_NOT_FOUND, FAILED, SENT, SKIPPED, CreatedChannel, Outcome
 from services.delivery_svc.render import CampaignTemplates, RecipientFailed, channel_to_dict
 from services.delivery_svc.store import DriverTime, EventRow, MessageRow
 from services.kit.bulk import DriverValues
+from services.kit.event_types import CHANNEL_CREATED, MESSAGE_NEW
 from services.kit.db import utcnow
 
 MESSAGE_ID_NAMESPACE = uuid.UUID("6f1d3a8e-3c57-4f0e-9a43-2b8e4f0c9d11")

@@ -18,7 +18,7 @@ from services.delivery_svc import convert, reasons, store
 from services.delivery_svc.engine import Engine
 from services.delivery_svc.notifier import Notifier
 from services.delivery_svc.render import CampaignTemplates
-from services.kit import campaign_rules
+from services.kit import campaign_rules, event_types
 from services.kit.db import transaction, utcnow
 from services.kit.errors import InvalidArgument, NotFound, ResourceExhausted, Violations
 from services.kit.fields import check_id
@@ -37,7 +37,7 @@ RECIPIENT_FILTER = FilterSpec({
                     values=enum_aliases(delivery_pb2.RecipientStatus, stored_as="number")),
     "target_id": Field(store.recipient_log.c.target_id, operators=_TARGET_OPERATORS),
 })
-EVENT_TYPES_FROM_CAMPAIGNS = frozenset({"campaign.started", "campaign.completed", "campaign.stopped"})
+EVENT_TYPES_FROM_CAMPAIGNS = frozenset(event_types.CAMPAIGN_EVENTS)
 CAMPAIGN_ENDS = frozenset({"campaign.completed", "campaign.stopped"})
 # How long PublishEvent of a campaign's end waits for its delivery's run to end (see publish_event).
 RUN_END_WAIT_S = 30.0

@@ -11,11 +11,10 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from herald.delivery.v1 import delivery_pb2
+from services.kit import event_types
 
-CHANNEL_CREATED = "channel.created"
-MESSAGE_NEW = "message.new"
 # The events a campaign's skip_push / skip_webhook suppress; campaign.* events always go out.
-CAMPAIGN_SIDE_EFFECTS = frozenset({CHANNEL_CREATED, MESSAGE_NEW})
+CAMPAIGN_SIDE_EFFECTS = frozenset(event_types.PER_RECIPIENT)
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from herald.delivery.v1 import delivery_pb2
+from services.kit.event_types import MESSAGE_NEW
 from services.kit.limits import NOTIFICATION_BODY_CHARS
 
-MESSAGE_NEW = "message.new"
 # Characters of the title (the sender's name): with the body and data it fits a web push
 # payload (4 KiB encrypted) whatever the name.
 MAX_TITLE = 100

@@ -9,6 +9,7 @@ from typing import NamedTuple
 
 from herald.delivery.v1 import delivery_pb2
 from services.delivery_svc.store import EventRow, MessageRow
+from services.kit.event_types import CHANNEL_CREATED
 
 SENT = delivery_pb2.RECIPIENT_STATUS_SENT
 SKIPPED = delivery_pb2.RECIPIENT_STATUS_SKIPPED
@@ -17,8 +18,6 @@ FAILED = delivery_pb2.RECIPIENT_STATUS_FAILED
 USER_NOT_FOUND = "user_not_found"
 CHANNEL_NOT_FOUND = "channel_not_found"
 
-CHANNEL_CREATED = "channel.created"
-MESSAGE_NEW = "message.new"
 
 
 @dataclass(slots=True)

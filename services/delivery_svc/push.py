@@ -32,9 +32,9 @@ from py_vapid import VapidException
 from pywebpush import WebPusher, WebPushException
 
 from herald.delivery.v1 import delivery_pb2
-from herald.segment.v1 import directory_pb2, directory_service_pb2_grpc
+from herald.segment.v1 import directory_pb2
 from services.delivery_svc.answers import first_bytes, retry_after_s
-from services.delivery_svc.devices import DeviceDirectory
+from services.delivery_svc.upstream import SegmentClient
 from services.delivery_svc.notifications import Notification, encode, notification_of, receivers_of, sender_of
 from services.delivery_svc.push_http import push_client
 from services.delivery_svc.vapid import VapidKey
@@ -88,7 +88,7 @@ class PushTask:
 
 
 class Push:
-    def __init__(self, directory: DeviceDirectory, client: httpx.AsyncClient, vapid: VapidKey, webhook_key: bytes,
+    def __init__(self, directory: SegmentClient, client: httpx.AsyncClient, vapid: VapidKey, webhook_key: bytes,
                  *, allow_private: bool = False, clock: Callable[[], float] = time.time) -> None:
         self.directory = directory
         self.client = client
@@ -98,11 +98,11 @@ class Push:
         self.clock = clock
 
     @classmethod
-    def from_settings(cls, settings: Settings, directory: directory_service_pb2_grpc.DirectoryServiceStub) -> Push:
+    def from_settings(cls, settings: Settings, directory: SegmentClient) -> Push:
         """Push as configured (the VAPID key and webhook secret generated into the data dir when
         unset); ConfigError names a malformed variable."""
         settings = settings.with_vapid_key().with_webhook_secret()
-        return cls(DeviceDirectory(directory), push_client(allow_private=settings.push_allow_private,
+        return cls(directory, push_client(allow_private=settings.push_allow_private,
                                                            timeout_s=PUSH_TIMEOUT_S),
                    VapidKey(settings.vapid_private_key, settings.vapid_subject), webhook_key(settings.webhook_secret),
                    allow_private=settings.push_allow_private)
@@ -202,7 +202,7 @@ class Push:
         """Removes a device its push service says is gone; a failure is logged, and the next push
         to it will be told the same."""
         try:
-            await self.directory.forget(device)
+            await self.directory.forget_device(device)
         except grpc.aio.AioRpcError as exc:
             log.warning("cannot remove a gone device", extra={"user_id": device.user_id, "device_id": device.id,
                                                                "code": exc.code().name})

@@ -7,8 +7,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from herald.delivery.v1 import delivery_pb2
-from services.delivery_svc.destinations import MESSAGE_NEW, Attempt, Handoff, OutboxEvent, Result
+from services.delivery_svc.destinations import Attempt, Handoff, OutboxEvent, Result
 from services.delivery_svc.push import Push, PushEvent, PushTask
+from services.kit.event_types import MESSAGE_NEW
 
 
 class PushDestination:

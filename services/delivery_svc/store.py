@@ -39,6 +39,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from herald.campaign.v1 import campaign_pb2
+from services.kit import event_types
 from services.kit.bulk import DriverValues, write_tuples
 from services.kit.db import IdString, JsonDoc, UtcDateTime, dialect_insert, new_metadata, rows_changed
 from services.kit.limits import MAX_CID, MAX_ID, MAX_REASON_CHARS
@@ -544,7 +545,7 @@ async def prune_dead_letters(session: AsyncSession, before: dt.datetime, limit: 
 # --- in-app: who each event is for -------------------------------------------------------------
 
 # The events in-app subscribers receive; campaign.* events are for webhooks only.
-IN_APP_TYPES = ("channel.created", "message.new")
+IN_APP_TYPES = event_types.PER_RECIPIENT
 
 # One row per user an in-app event is for (its `user_ids`), so that a subscriber finds its users'
 # events through an index instead of reading every event's user_ids. The sequencer writes them

@@ -7,18 +7,22 @@ Every call carries its deadline; the idempotent unary ones retry UNAVAILABLE a f
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 
 import grpc
 
 from herald.campaign.v1 import campaign_pb2
 from herald.segment.v1 import (directory_pb2, directory_service_pb2, directory_service_pb2_grpc,
                                segment_service_pb2, segment_service_pb2_grpc)
+from services.kit.limits import MAX_DEVICE_USERS, MAX_USERS_PER_CALL
 from services.kit.retry import call_idempotent, is_unavailable
 
 CALL_DEADLINE_S = 60.0
 # A stream of millions of recipients takes a while; an expired deadline resumes from the cursor.
 STREAM_DEADLINE_S = 3600.0
+# Push's calls are retried by the dispatcher batch by batch: a short deadline and few attempts.
+PUSH_CALL_DEADLINE_S = 10.0
+PUSH_CALL_ATTEMPTS = 3
 
 
 def is_resumable(exc: grpc.aio.AioRpcError) -> bool:
@@ -27,7 +31,8 @@ def is_resumable(exc: grpc.aio.AioRpcError) -> bool:
 
 
 class SegmentClient:
-    """Typed calls over the segment service's stubs, for one campaign's delivery at a time."""
+    """Typed calls over the segment service's stubs: the engine's (recipients, channels) and
+    push's (receivers' devices, senders' names, forgetting a gone device)."""
 
     def __init__(self, channel: grpc.aio.Channel) -> None:
         self._segments = segment_service_pb2_grpc.SegmentServiceStub(channel)
@@ -63,3 +68,33 @@ class SegmentClient:
             sender_mode=campaign.sender_mode, sender_visibility=campaign.sender_visibility,
             show_channels=campaign.show_channels, channels=specs)
         return await call_idempotent(self._directory.EnsureChannels, request, timeout=CALL_DEADLINE_S)
+
+    # --- push ---------------------------------------------------------------------------------
+
+    async def devices_of(self, user_ids: Iterable[str]) -> dict[str, list[directory_pb2.Device]]:
+        """The devices of the users that have any, by user id: one ListDevices call per page of users."""
+        ids = list(dict.fromkeys(user_ids))
+        found: dict[str, list[directory_pb2.Device]] = {}
+        for start in range(0, len(ids), MAX_DEVICE_USERS):
+            request = directory_service_pb2.ListDevicesRequest(user_ids=ids[start:start + MAX_DEVICE_USERS])
+            response = await call_idempotent(self._directory.ListDevices, request, timeout=PUSH_CALL_DEADLINE_S,
+                                             attempts=PUSH_CALL_ATTEMPTS)
+            for device in response.devices:
+                found.setdefault(device.user_id, []).append(device)
+        return found
+
+    async def names_of(self, user_ids: Iterable[str]) -> dict[str, str]:
+        """The names of the users that exist, by user id."""
+        ids = list(dict.fromkeys(user_ids))
+        names: dict[str, str] = {}
+        for start in range(0, len(ids), MAX_USERS_PER_CALL):
+            request = directory_service_pb2.GetUsersRequest(ids=ids[start:start + MAX_USERS_PER_CALL])
+            response = await call_idempotent(self._directory.GetUsers, request, timeout=PUSH_CALL_DEADLINE_S,
+                                             attempts=PUSH_CALL_ATTEMPTS)
+            names.update((user.id, user.name) for user in response.users)
+        return names
+
+    async def forget_device(self, device: directory_pb2.Device) -> None:
+        request = directory_service_pb2.DeleteDevicesRequest(user_id=device.user_id, ids=[device.id])
+        await call_idempotent(self._directory.DeleteDevices, request, timeout=PUSH_CALL_DEADLINE_S,
+                              attempts=PUSH_CALL_ATTEMPTS)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 from pathlib import Path
 
+from services.kit import event_types
 from services.kit.limits import DEFAULT_RECIPIENT_BATCH
 
 
@@ -74,7 +75,7 @@ class Settings:
         refused by services already running with theirs."""
         if self.api_secret:
             return self
-        path = (Path(self.data_dir) / "api_secret").resolve()
+        path = (Path(self.data_dir) / API_SECRET_FILE).resolve()
         if not path.exists():
             raise ConfigError(f"no API secret: HERALD_API_SECRET is unset and {path} does not exist "
                               "(pass the --data-dir that `herald serve` uses, or set HERALD_API_SECRET)")
@@ -104,9 +105,13 @@ def _flag(raw: str) -> bool:
     raise ValueError(raw)
 
 
-def _names(raw: str) -> tuple[str, ...]:
-    """A comma-separated list of names ("a, b,,c" → a, b, c)."""
-    return tuple(name for name in (part.strip() for part in raw.split(",")) if name)
+def _event_types(raw: str) -> tuple[str, ...]:
+    """A comma-separated list of event types ("campaign.completed, message.new"); a name that is
+    not an event type is refused (a typo would otherwise silently filter everything out)."""
+    names = tuple(name for name in (part.strip() for part in raw.split(",")) if name)
+    if not set(names) <= set(event_types.ALL):
+        raise ValueError(raw)
+    return names
 
 
 _VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
@@ -125,7 +130,7 @@ _VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "HERALD_WEBHOOK_BACKOFF_MAX_S": ("webhook_backoff_max_s", float),
     "HERALD_WEBHOOK_TIMEOUT_S": ("webhook_timeout_s", float),
     "HERALD_WEBHOOK_CONCURRENCY": ("webhook_concurrency", int),
-    "HERALD_WEBHOOK_EVENT_TYPES": ("webhook_event_types", _names),
+    "HERALD_WEBHOOK_EVENT_TYPES": ("webhook_event_types", _event_types),
     "HERALD_SHUTDOWN_GRACE_S": ("shutdown_grace_s", float),
     "HERALD_TLS_CERT_FILE": ("tls_cert_file", str),
     "HERALD_TLS_KEY_FILE": ("tls_key_file", str),
@@ -143,7 +148,8 @@ _VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "HERALD_PUSH_ALLOW_PRIVATE": ("push_allow_private", _flag),
 }
 _KIND_NAMES: dict[Callable[[str], Any], str] = {_flag: "flag (1/0, true/false, yes/no, on/off)",
-                                                 _names: "comma-separated list"}
+                                                 _event_types: "comma-separated list of event types ("
+                                                 + ", ".join(event_types.ALL) + ")"}
 
 
 class ConfigError(ValueError):

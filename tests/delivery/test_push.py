@@ -25,9 +25,10 @@ from delivery.helpers import Stubs, campaign, start, upsert_users, wait_done
 from delivery.receiver import Receiver, receiving
 from harness import eventually, serve_system
 from herald.delivery.v1 import delivery_pb2, message_service_pb2
-from herald.segment.v1 import directory_pb2, directory_service_pb2 as ds, directory_service_pb2_grpc
+from herald.segment.v1 import directory_pb2, directory_service_pb2 as ds
 from services.delivery_svc import convert, store
 from services.delivery_svc.push import Push, PushEvent, PushOutcome, PushResult
+from services.delivery_svc.upstream import SegmentClient
 from services.kit.config import ConfigError, new_vapid_key
 
 
@@ -236,7 +237,7 @@ async def test_endpoints_are_checked_again_when_sending(push_system, receiver):
                                 http_device("ann", f"https://127.0.0.1:{port}/literal"),
                                 http_device("ann", f"https://localhost:{port}/name"))
     strict = Push.from_settings(replace(system.settings, push_allow_private=False),
-                                directory_service_pb2_grpc.DirectoryServiceStub(system.channel("segment")))
+                                SegmentClient(system.channel("segment")))
     try:
         [task, *_] = await strict.notifications_for([PushEvent(message_event())])
         outcomes = [await strict.send(device, task.notification) for device in devices]
@@ -277,4 +278,4 @@ async def test_a_malformed_push_setting_is_named(push_system, overrides, variabl
     system, _, _ = push_system
     with pytest.raises(ConfigError, match=variable):
         Push.from_settings(replace(system.settings, **overrides),
-                           directory_service_pb2_grpc.DirectoryServiceStub(system.channel("segment")))
+                           SegmentClient(system.channel("segment")))

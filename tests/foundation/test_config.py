@@ -79,3 +79,8 @@ def test_webhook_event_types_is_a_comma_separated_list_and_empty_means_all():
     settings = settings_from_env({"HERALD_WEBHOOK_EVENT_TYPES": " campaign.completed,message.new ,,"})
     assert settings.webhook_event_types == ("campaign.completed", "message.new")
     assert (settings.webhook_concurrency, settings.dead_letter_retention_h) == (16, 168)
+
+
+def test_a_webhook_event_type_that_does_not_exist_is_refused_with_the_list_of_those_that_do():
+    with pytest.raises(ConfigError, match="campaign.complete'.*campaign.completed"):
+        settings_from_env({"HERALD_WEBHOOK_EVENT_TYPES": "campaign.complete"})
