@@ -11,6 +11,7 @@ from herald.segment.v1 import directory_pb2
 from services.delivery_svc.render import (RENDER_ERROR, TEXT_TOO_LONG, CampaignTemplates, LookupTemplate,
                                           RecipientFailed, compile_fast, render, struct_to_dict, user_to_dict)
 from services.kit.errors import InvalidArgument
+from services.kit.sandbox import RenderBudget
 from services.kit.templates import USER_TARGET_VARIABLES, compile_text, render_text, user_variables
 
 from delivery.helpers import struct
@@ -35,7 +36,7 @@ SOURCES = [
 def test_fast_path_renders_what_jinja_renders(source):
     fast = compile_fast(source, "text", USER_TARGET_VARIABLES)
     reference = compile_text(source, "text", USER_TARGET_VARIABLES)
-    assert render(fast, CONTEXT) == render_text(reference, CONTEXT)
+    assert render(fast, CONTEXT, RenderBudget()) == render_text(reference, CONTEXT, RenderBudget())
 
 
 def test_fast_path_is_taken_for_plain_lookups_only():
