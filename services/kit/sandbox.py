@@ -236,6 +236,9 @@ def _check_str_method(name: str, text: str, args: tuple[Any, ...], kwargs: dict[
         return (items, *args[1:])
     elif name in ("format", "format_map"):
         _check_brace_format(text)
+    elif name == "translate" and args and isinstance(args[0], Mapping):
+        longest = max((len(v) for v in args[0].values() if isinstance(v, str)), default=1)
+        _refuse_over(len(text) * longest, "str.translate")
     return args
 
 

@@ -69,6 +69,8 @@ def compile_using(source: str, field: str, variables: frozenset[str]) -> tuple[j
                               reason=reasons.TEMPLATE_INVALID) from None
     except jinja2.TemplateError as exc:
         raise InvalidArgument(field, f"template error: {exc}", reason=reasons.TEMPLATE_INVALID) from None
+    except (RecursionError, SyntaxError):  # Jinja's parser, or Python's limits on the code it generates
+        raise InvalidArgument(field, "the template nests too deeply", reason=reasons.TEMPLATE_INVALID) from None
     unknown = used - variables
     if unknown:
         allowed = ", ".join(sorted(variables))

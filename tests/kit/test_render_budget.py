@@ -41,6 +41,7 @@ HOSTILE = {
     "replace": f'{{% {BIG} %}}{{{{ x | replace("x", "yy") }}}}',
     "str.replace": f'{{% {BIG} %}}{{{{ x.replace("x", "yy") }}}}',
     "str.expandtabs": '{{ ("\t" * 1000).expandtabs(1000) }}',
+    "str.translate": f'{{% {BIG} %}}{{{{ x.translate({{120: "yy"}}) }}}}',
     "% width": '{{ "%1000000000d" % 1 }}',
     "% width from the arguments": '{{ "%*d" % (10**9, 1) }}',
     "format filter width": '{{ "%1000000000s" | format("x") }}',
@@ -54,7 +55,7 @@ HOSTILE = {
                     "{% endfor %}{% endfor %}{% endfor %}",
     "filtered-out loop items": "{% for i in range(99999) if i < 0 %}{% endfor %}{% for i in range(99999) if i < 0 %}"
                                "{% endfor %}",
-    "calls in a loop": "{% for i in range(60000) %}{{ receiver.name.upper() }}{% endfor %}",
+    "calls in a loop": "{% for i in range(60000) %}{% set y = receiver.name.upper() %}{% endfor %}",
     "membership scans": "{% set x = range(20000) | list %}{% for i in range(99999) %}{{ 'z' in x }}{% endfor %}",
     "sorting in a loop": "{% set x = range(4000) | list %}{% for i in range(1000) %}{% set y = x | sort %}{% endfor %}",
     "recursive macro": "{% macro f(n) %}{{ f(n) }}{% endmacro %}{{ f(1) }}",
@@ -149,6 +150,15 @@ def test_a_source_over_the_limit_is_refused_before_compiling_naming_the_field():
 def test_recursive_loops_are_refused():
     with pytest.raises(InvalidArgument):
         compile_text("{% for x in [1] recursive %}{{ loop([]) }}{% endfor %}", "text", USER_TARGET_VARIABLES)
+
+
+@pytest.mark.parametrize("source", ["{{ " + "(" * 2000 + "1" + ")" * 2000 + " }}", "{{ 1" + " + 1" * 4000 + " }}",
+                                    "{{ sender" + ".a" * 6000 + " }}", "{% for i in [1] %}" * 25 + "{% endfor %}" * 25,
+                                    "{% if 1 %}" * 120 + "{% endif %}" * 120])
+def test_a_template_nested_deeper_than_python_allows_is_invalid_not_internal(source):
+    with pytest.raises(InvalidArgument) as caught:
+        compile_text(source, "text", USER_TARGET_VARIABLES)
+    assert caught.value.violations[0].description == "the template nests too deeply"
 
 
 def test_templates_render_only_under_a_budget():
