@@ -4,7 +4,7 @@ change a list or dict another recipient sees) under a deterministic budget per r
 recipients a clean run fails.
 
 What counts, and where it is counted:
-- one operation per loop iteration (each `for` iterates through `iterate`), per call
+- one operation per loop and per loop iteration (each `for` iterates through `iterate`), per call
   (functions, methods, macros: `call`), per filter or test, per intercepted operator
   (`+ * ** %`: `call_binop`);
 - a value an operation takes or builds costs one more operation per RENDER_CHARS_PER_OPERATION

@@ -85,6 +85,9 @@ def _custom(value: dict) -> struct_pb2.Struct:
 @pytest.mark.parametrize("fields, field", [
     (dict(message_template=common_pb2.MessageTemplate(text='{{ "a" * 10**9 }}')), "message_template.text"),
     (dict(message_template=common_pb2.MessageTemplate(text=NESTED_LOOPS)), "message_template.text"),
+    # 99,999 iterations, the call of range() and the loop itself: one operation too many.
+    (dict(message_template=common_pb2.MessageTemplate(
+        text="{% for i in range(99999) %}{{ receiver.name }}{% endfor %}")), "message_template.text"),
     (dict(message_template=common_pb2.MessageTemplate(text="hi", custom=_custom(
         {"x": {"y": "{{ range(10**8) | list }}"}}))), "message_template.custom.x.y"),
     (dict(message_template=common_pb2.MessageTemplate(text="hi", attachments=[_custom(
@@ -119,11 +122,14 @@ async def test_hostile_templates_fail_only_their_recipients(system):
         # Repetition of receiver data: 1,500 times a name of 1..4 characters, 5,000 at most.
         "repeated": "{% for i in range(1500) %}{{ receiver.name }}{% endfor %}",
         "multiplied": "{{ (receiver.name * 30000) | length }}",
+        "multiplied past any text": "{{ receiver.name * 100000 }}",
+        "repeated past any text": "{% for i in range(9999) %}{{ receiver.name }}{% endfor %}",
         # Nested loops as deep as the receiver's data says.
         "nested": "{% for i in range(receiver.custom.n) %}{% for j in range(receiver.custom.n) %}{% endfor %}"
                   "{% endfor %}done",
         # Mutation of objects every recipient shares (the sender) or the next one could see.
         "appending": "{% set _ = receiver.custom.tags.append(1) %}{{ receiver.custom.tags | length }}",
+        "appending to a method": "{% set _ = receiver.custom.items.append(1) %}",
         "updating": "{{ receiver.custom.update({'n': 0}) }}",
         "through the type": "{{ dict.update(sender.custom, {'tags': []}) }}{{ sender.custom.tags }}",
     }
@@ -140,7 +146,9 @@ async def test_hostile_templates_fail_only_their_recipients(system):
                                       "u4": (FAILED, "render_error")}
     assert outcomes["nested"] == {"u1": (SENT, ""), "u2": (SENT, ""), "u3": (FAILED, "render_error"),
                                   "u4": (SENT, "")}
-    for name in ("appending", "updating", "through the type"):
+    assert outcomes["multiplied past any text"] == {u: (FAILED, "render_error") for u in audience}
+    assert outcomes["repeated past any text"] == {u: (FAILED, "text_too_long") for u in audience}
+    for name in ("appending", "appending to a method", "updating", "through the type"):
         assert outcomes[name] == {u: (FAILED, "render_error") for u in audience}, name
 
     texts = {m.cid: m.text for m in await all_messages(system.stubs, {"created_by_campaign_id": ids["normal"]})}
