@@ -28,27 +28,30 @@ import contextvars
 import itertools
 import re
 import string
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from typing import Any, cast
 
 import jinja2
 from jinja2 import nodes
 from jinja2.compiler import CodeGenerator, Frame, operators, optimizeconst
 from jinja2.sandbox import MAX_RANGE, ImmutableSandboxedEnvironment, modifies_known_mutable
+from jinja2.utils import Namespace
 
 from services.kit.limits import MAX_RENDER_OPERATIONS, MAX_RENDER_VALUE
 
 # A value this many characters (or items) long costs one more operation when it is handled; a
 # container costs more, as weighing it walks its items in Python.
 RENDER_CHARS_PER_OPERATION = 16
-RENDER_ITEMS_PER_OPERATION = 4
+RENDER_ITEMS_PER_OPERATION = 2
 # Calls nested deeper than this fail (macros calling themselves); deterministic, unlike the stack.
 MAX_CALL_DEPTH = 50
 # Random output differs on every replay; urlize and pprint build markup or layout a campaign
 # message has no use for, with parameters that multiply their output.
 _REMOVED_FILTERS = ("random", "urlize", "pprint")
 _REMOVED_GLOBALS = ("lipsum",)
-_CONTAINERS = (list, tuple, dict, set, frozenset)
+# What str() writes out item by item (dict views too: `d.items()`).
+_CONTAINERS: tuple[type[Collection[Any]], ...] = (list, tuple, dict, set, frozenset, type({}.keys()), type({}.values()),
+                                                  type({}.items()))
 _SIZED = (str, list, tuple, dict, set, frozenset, bytes)
 _MUTABLE_SAMPLES: tuple[Any, ...] = ({}, [], set(), collections.deque())
 
@@ -112,7 +115,7 @@ def weigh(value: Any, budget: RenderBudget) -> None:
     each time they appear, as str() would write them); over MAX_RENDER_VALUE it is refused."""
     if value.__class__ is str:
         size, per_operation = len(value), RENDER_CHARS_PER_OPERATION
-    elif isinstance(value, _CONTAINERS):
+    elif isinstance(value, (*_CONTAINERS, Namespace)):
         size, per_operation = _weight(value), RENDER_ITEMS_PER_OPERATION
     else:
         return
@@ -122,7 +125,8 @@ def weigh(value: Any, budget: RenderBudget) -> None:
 
 
 def _weight(value: Any) -> int:
-    """Characters and items in `value`, counted until they pass MAX_RENDER_VALUE (then it stops)."""
+    """Characters and items in `value` (a number is one item of its container), counted until they
+    pass MAX_RENDER_VALUE: then it stops (what it pushes stays within what it counted)."""
     total = 0
     stack = [value]
     while stack and total <= MAX_RENDER_VALUE:
@@ -135,8 +139,9 @@ def _weight(value: Any) -> int:
         elif isinstance(item, _CONTAINERS):
             total += len(item)
             stack.extend(itertools.islice(item, MAX_RENDER_VALUE))
-        else:
+        elif isinstance(item, Namespace):  # its repr lists its attributes
             total += 1
+            stack.append(object.__getattribute__(item, "_Namespace__attrs"))
     return total
 
 
@@ -171,7 +176,9 @@ def _text(value: Any, budget: RenderBudget) -> str:
 
 # --- operators ------------------------------------------------------------------------------------
 
-_PERCENT_FIELD = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(\*|\d+)?(?:\.(\*|\d+))?")
+# A % field whose width or precision is taken from the arguments, or could pass MAX_RENDER_VALUE
+# (five digits or more): the only ones worth a look, so an ordinary format is scanned in C.
+_PERCENT_FIELD = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(?:(\*|\d{5,})|\d*\.(\*|\d{5,}))")
 _NUMBER = re.compile(r"\d+")
 
 
@@ -270,13 +277,13 @@ def _bounded_range(*args: int) -> range:
     return values
 
 
-def _method_text(obj: Any) -> tuple[str, str] | None:
-    """(name, the string) of a bound str method (`"x".center`), also sandboxed `format`."""
+def _method_of(obj: Any) -> tuple[str, Any] | None:
+    """(name, owner) of a bound method (`"x".center`, `items.count`), sandboxed `format` included."""
     wrapped = getattr(obj, "__wrapped__", obj)
     owner = getattr(wrapped, "__self__", None)
-    if isinstance(owner, str):
-        return getattr(wrapped, "__name__", ""), owner
-    return None
+    if owner is None:
+        return None
+    return getattr(wrapped, "__name__", ""), owner
 
 
 # --- filters and tests ----------------------------------------------------------------------------
@@ -484,10 +491,12 @@ class BudgetedEnvironment(ImmutableSandboxedEnvironment):
         budget.charge(1)
         for arg in itertools.chain(args, kwargs.values()):
             weigh(arg, budget)
-        method = _method_text(__obj)
+        method = _method_of(__obj)
         if method is not None:
-            weigh(method[1], budget)
-            args = _check_str_method(method[0], method[1], args, kwargs)
+            name, owner = method
+            weigh(owner, budget)  # a method scans or copies what it is called on
+            if isinstance(owner, str):
+                args = _check_str_method(name, owner, args, kwargs)
         if budget.depth >= MAX_CALL_DEPTH:
             raise RenderBudgetExceeded(f"calls nested more than {MAX_CALL_DEPTH} deep")
         budget.depth += 1

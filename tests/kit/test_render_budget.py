@@ -64,6 +64,11 @@ HOSTILE = {
     "shared big list printed": '{% set x = ["x"] * 60000 %}{% set y = [x, x, x, x, x, x, x, x] %}{{ y }}',
     "shared big list compared": '{% set x = ["x"] * 60000 %}{{ [x, x] == [x, x] }}',
     "shared big list ~": '{% set x = ["x"] * 60000 %}{{ "" ~ [x, x, x] }}',
+    "shared big lists in a dict view": '{% set x = ["x"] * 60000 %}{% set d = {"a": x, "b": x} %}'
+                                       '{% set e = {"a": d, "b": d, "c": d} %}{{ {"k": e}.values() }}',
+    "shared big lists in a namespace": '{% set x = ["x"] * 60000 %}{% set ns = namespace() %}{% set ns.a = [x, x] %}'
+                                       "{{ ns }}",
+    "a method of shared big lists": '{% set x = ["x"] * 60000 %}{% set y = [x, x] %}{{ y.count(1) }}',
     "tojson indent": "{{ [[1]] | tojson(indent=100000) }}",
     "output": "{% for i in range(99999) %}{{ receiver.name }}{% endfor %}",
 }
