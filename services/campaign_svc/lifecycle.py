@@ -7,6 +7,7 @@ instances) never both make it; an illegal one is FAILED_PRECONDITION naming the 
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import uuid
 from collections.abc import Mapping
@@ -62,7 +63,8 @@ class Campaigns:
     # --- create, update, delete ---------------------------------------------------------------
 
     async def create(self, request: campaign_service_pb2.CreateCampaignRequest) -> Mapping:
-        fields = rules.check_locally(request, id_required=False)
+        # In a worker thread: compiling and trial-rendering the templates may cost a render budget.
+        fields = await asyncio.to_thread(rules.check_locally, request, id_required=False)
         if fields.id:
             async with transaction(self.sessions) as session:
                 if await store.campaign_exists(session, fields.id):
@@ -83,7 +85,7 @@ class Campaigns:
         return _found(row, fields.id)
 
     async def update(self, request: campaign_service_pb2.UpdateCampaignRequest) -> Mapping:
-        fields = rules.check_locally(request, id_required=True)
+        fields = await asyncio.to_thread(rules.check_locally, request, id_required=True)
         await self._editable(await self.get(fields.id))
         await rules.check_remotely(fields, request, self.upstream)
         async with transaction(self.sessions) as session:

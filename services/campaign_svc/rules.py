@@ -69,8 +69,11 @@ def check_locally(request: CampaignWrite, *, id_required: bool) -> CampaignField
         v.add("message_template", "is required")
     channel_template = request.channel_template if request.HasField("channel_template") else None
     campaign_rules.check_channel_template(v, channel_template, request.create_channels)
-    receiver_fields = [name for name, source in _template_sources(request)
-                       if "receiver" in _compile(v, name, source)]
+    trees = [(name, _compile(v, name, source)) for name, source in _template_sources(request)]
+    receiver_fields = [name for name, tree in trees if tree is not None and "receiver" in tree.uses]
+    v.raise_if_any()
+    for part in ("message_template", "channel_template"):  # each rendered under its own budget
+        campaign_rules.check_render_budget(v, [t for name, t in trees if t is not None and name.startswith(part)])
     v.raise_if_any()
     return CampaignFields(
         id=request.id, name=request.name, description=request.description, sender_id=request.sender_id,
@@ -127,11 +130,11 @@ def _template_sources(request: Any) -> Iterator[tuple[str, Any]]:
             yield f"channel_template.members_template[{i}].user_id", member.user_id
 
 
-def _compile(v: Violations, name: str, source: Any) -> set[str]:
-    """Compiles with every variable a campaign may offer and returns the ones it uses;
-    `receiver` is checked once the segment type is known (check_remotely)."""
+def _compile(v: Violations, name: str, source: Any) -> Tree | None:
+    """Compiles with every variable a campaign may offer (its `uses` say which ones it uses;
+    `receiver` is checked once the segment type is known, check_remotely); None when it fails."""
     try:
-        return Tree(source, name, USER_TARGET_VARIABLES).uses
+        return Tree(source, name, USER_TARGET_VARIABLES)
     except InvalidArgument as exc:
         v.items.extend(exc.violations)
-        return set()
+        return None

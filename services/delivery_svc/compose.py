@@ -1,7 +1,9 @@
 """Composing a batch once its channels are ensured: per recipient its message rendered from the
 templates, the message.new event, and channel.created for a channel the campaign created, as
 the store's row types. What is the same for the whole batch (its time, the template parts
-without templates in them) is encoded once.
+without templates in them) is encoded once. The messages are rendered first, all of the batch
+at once and off the event loop when the templates run Jinja code (CampaignTemplates.off_loop);
+the rows are then made on the loop (the writer shares `values`).
 
 A message's id derives from campaign + target, and an event's id from what it is about, so a
 batch composed again after a crash makes the very same rows.
@@ -12,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections.abc import Sequence
+from typing import Any
 
 from herald.campaign.v1 import campaign_pb2
 from herald.delivery.v1 import delivery_pb2
@@ -27,6 +30,9 @@ from services.kit.db import utcnow
 MESSAGE_ID_NAMESPACE = uuid.UUID("6f1d3a8e-3c57-4f0e-9a43-2b8e4f0c9d11")
 _NAMESPACE_BYTES = MESSAGE_ID_NAMESPACE.bytes
 MESSAGE_TYPE = "regular"
+
+# A recipient's rendered (text, attachments, custom), why it failed, or None: it has no channel.
+Rendered = tuple[str, list[Any], dict[str, Any]] | RecipientFailed | None
 
 
 def message_id(campaign_id: str, target_id: str) -> str:
@@ -54,33 +60,31 @@ class Composer:
             if templates.static_attachments is not None else ""
         self.custom_json = values.json(templates.static_custom) if templates.static_custom is not None else ""
 
-    def compose(self, specs: Sequence[directory_service_pb2.ChannelSpec], contexts: Sequence[Context],
-                response: directory_service_pb2.EnsureChannelsResponse) -> list[Outcome]:
+    async def compose(self, specs: Sequence[directory_service_pb2.ChannelSpec], contexts: Sequence[Context],
+                      response: directory_service_pb2.EnsureChannelsResponse) -> list[Outcome]:
         """The outcomes of the recipients the specs are for, in the order EnsureChannels answered."""
         templates, values = self.templates, self.values
         campaign_id, sender_id = self.campaign_id, self.sender_id
+        renders = await templates.off_loop(self._render, contexts, response)
         now = values.time(utcnow())
         outcomes = []
-        for spec, context, ensured in zip(specs, contexts, response.channels):
+        for spec, rendered, ensured in zip(specs, renders, response.channels):
             target_id = spec.recipient_id
-            if not ensured.cid:
+            if rendered is None:
                 outcomes.append(Outcome(target_id, SKIPPED, ensured.skip_reason or CHANNEL_NOT_FOUND))
                 continue
             cid = ensured.cid
-            if templates.needs_channel:
-                context = {**context, "channel": channel_to_dict(ensured.channel)}
             outcome = Outcome(target_id, SENT, cid=cid, created=ensured.created)
             members = list(ensured.member_ids)
             members_json = values.json(members)
             payload = delivery_pb2.Event(channel=ensured.channel).SerializeToString()
             if ensured.created:
                 outcome.events.append(self._channel_created(ensured.cid, members_json, payload, now))
-            try:
-                text, attachments, custom = templates.message(context)
-            except RecipientFailed as failure:
-                outcome.status, outcome.reason = FAILED, failure.reason
+            if isinstance(rendered, RecipientFailed):
+                outcome.status, outcome.reason = FAILED, rendered.reason
                 outcomes.append(outcome)
                 continue
+            text, attachments, custom = rendered
             mid = message_id(campaign_id, target_id)
             outcome.message = MessageRow(mid, cid, MESSAGE_TYPE, text, sender_id,
                                          self.attachments_json or values.json(attachments),
@@ -90,6 +94,23 @@ class Composer:
             outcome.users = 1 if spec.receiver_id else sum(1 for m in members if m != sender_id)
             outcomes.append(outcome)
         return outcomes
+
+    def _render(self, contexts: Sequence[Context],
+                response: directory_service_pb2.EnsureChannelsResponse) -> list[Rendered]:
+        """Each recipient's message rendered, in the order EnsureChannels answered."""
+        templates = self.templates
+        renders: list[Rendered] = []
+        for context, ensured in zip(contexts, response.channels):
+            if not ensured.cid:
+                renders.append(None)
+                continue
+            if templates.needs_channel:
+                context = {**context, "channel": channel_to_dict(ensured.channel)}
+            try:
+                renders.append(templates.message(context))
+            except RecipientFailed as failure:
+                renders.append(failure)
+        return renders
 
     def created_channels(self, specs: Sequence[directory_service_pb2.ChannelSpec],
                          response: directory_service_pb2.EnsureChannelsResponse) -> list[CreatedChannel]:

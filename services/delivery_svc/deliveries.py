@@ -71,7 +71,7 @@ class Deliveries:
 
     async def start(self, campaign: campaign_pb2.Campaign) -> delivery_pb2.Delivery:
         """Creates the delivery and launches it; a retried start returns the existing one."""
-        templates = check_snapshot(campaign)
+        templates = await asyncio.to_thread(check_snapshot, campaign)  # compiling may take a while
         async with transaction(self.sessions) as session:
             if await store.get_delivery(session, campaign.id) is None:
                 await self._check_capacity(session)

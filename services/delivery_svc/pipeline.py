@@ -124,7 +124,7 @@ class Pipeline:
         try:
             async for response in self.segments.stream_recipients(self.campaign, cursor, self.batch_size):
                 await self._slots.acquire()
-                recipients = self.addressing.address(response)
+                recipients = await self.addressing.templates.off_loop(self.addressing.address, response)
                 ensuring = asyncio.ensure_future(self.segments.ensure_channels(self.campaign, recipients.specs)) \
                     if recipients.specs else None
                 self._ahead.append(AddressedBatch(response.cursor, recipients, ensuring))
@@ -145,7 +145,7 @@ class Pipeline:
         recipients = batch.recipients
         response = await asyncio.shield(batch.ensuring) if batch.ensuring is not None else None
         if response is not None:
-            recipients.outcomes.extend(self.composer.compose(recipients.specs, recipients.contexts, response))
+            recipients.outcomes.extend(await self.composer.compose(recipients.specs, recipients.contexts, response))
         prepared = PreparedBatch(recipients.outcomes, batch.cursor)
         self._ahead.popleft()
         self._ready.put_nowait(prepared)

@@ -2,14 +2,20 @@
 
 Rendering is the hot path of a delivery (one channel spec and one message per recipient), so
 what does not depend on the recipient is built once: static values are reused as they are, and
-the `receiver` / `channel` variables are only built when a template refers to them.
+the `receiver` / `channel` variables are only built when a template refers to them. Each
+recipient's message, and its channel, render under a budget (services.kit.sandbox); a campaign
+whose templates run Jinja code renders its batches in a worker thread (`off_loop`), so that a
+costly template never holds up the event loop.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import asyncio
+import contextvars
+import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import jinja2
 from jinja2 import nodes
@@ -19,8 +25,9 @@ from herald.common.v1 import common_pb2
 from herald.segment.v1 import directory_pb2, directory_service_pb2
 from services.kit.errors import InvalidArgument, Violations
 from services.kit.fields import check_id, check_user_channel_spec
-from services.kit.limits import MAX_REASON_CHARS, MAX_TEXT_CHARS
+from services.kit.limits import MAX_REASON_CHARS, MAX_RENDER_VALUE, MAX_TEXT_CHARS
 from services.kit.protos import struct_to_dict
+from services.kit.sandbox import OutputTooLong, RenderBudget
 from services.kit.templates import (USER_TARGET_VARIABLES, Tree, compile_text, environment, render_text,
                                     uses_variable)
 
@@ -29,6 +36,19 @@ DEFAULT_CHANNEL_TYPE = "messaging"
 TEXT_TOO_LONG = "text_too_long"
 RENDER_ERROR = "render_error"
 INVALID_CHANNEL = "invalid_channel"
+
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+# Set while a batch renders in a worker thread: once the wait for it is cancelled, the worker stops
+# at its next recipient instead of rendering the rest of the batch for nobody.
+_abandoned: contextvars.ContextVar[threading.Event | None] = contextvars.ContextVar("render_abandoned",
+                                                                                   default=None)
+
+
+class RenderAbandoned(Exception):
+    """The batch being rendered in a worker thread is no longer waited for."""
 
 
 class RecipientFailed(Exception):
@@ -93,7 +113,7 @@ class LookupTemplate:
                 parts.append(path)
         return cls(parts, template)
 
-    def render(self, context: Mapping[str, Any]) -> str:
+    def render(self, context: Mapping[str, Any], budget: RenderBudget, max_chars: int) -> str:
         out = []
         for part in self.parts:
             if part.__class__ is str:
@@ -104,7 +124,7 @@ class LookupTemplate:
                 if value is _MISSING:
                     break
                 if value.__class__ is not dict:
-                    return self.jinja.render(context)
+                    return render_text(self.jinja, context, budget, max_chars)
                 value = value.get(attribute, _MISSING)
             if value is _MISSING:
                 continue
@@ -133,10 +153,12 @@ def compile_fast(source: str, field: str, variables: frozenset[str]) -> Compiled
     return LookupTemplate.of(compile_text(source, field, variables), source)
 
 
-def render(compiled: Compiled, context: Mapping[str, Any]) -> str:
+def render(compiled: Compiled, context: Mapping[str, Any], budget: RenderBudget,
+           max_chars: int = MAX_RENDER_VALUE) -> str:
+    """A compiled string rendered under `budget` (the fast path needs none: it only looks up)."""
     if isinstance(compiled, LookupTemplate):
-        return compiled.render(context)
-    return render_text(compiled, context)
+        return compiled.render(context, budget, max_chars)
+    return render_text(compiled, context, budget, max_chars)
 
 
 # --- compiled templates -----------------------------------------------------------------------
@@ -173,6 +195,11 @@ class CampaignTemplates:
             if channel_custom else None
         self.members = self._compile_members(violations, channel)
         violations.raise_if_any()
+        # Lookups and static strings cost next to nothing; anything else runs Jinja code.
+        self.runs_code = any(isinstance(part, jinja2.Template) for part in (
+            self.text, self.channel_id, self.channel_team, *(m.user_id for m in self.members))) or any(
+            tree.templates for tree in (self.attachments, self.custom, self.channel_custom,
+                                        *(m.custom for m in self.members)) if tree is not None)
 
         message_sources = [message.text, attachments, custom]
         channel_sources = [channel.id, channel.team, channel_custom, list(channel.members),
@@ -206,26 +233,41 @@ class CampaignTemplates:
                     for m in channel.members_template]
         return [common_pb2.ChannelMemberTemplate(user_id=u) for u in channel.members]
 
+    async def off_loop(self, work: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Runs `work` (rendering a batch) in a worker thread when the templates run Jinja code,
+        which may cost a whole budget per recipient; in place otherwise (cheaper than the hop)."""
+        if not self.runs_code:
+            return work(*args, **kwargs)
+        abandoned = threading.Event()
+        token = _abandoned.set(abandoned)  # the worker runs in a copy of this context
+        try:
+            return await asyncio.to_thread(work, *args, **kwargs)
+        finally:
+            _abandoned.reset(token)
+            abandoned.set()
+
     # --- per recipient ---
 
     def user_channel_spec(self, receiver_id: str, context: dict[str, Any]) -> directory_service_pb2.ChannelSpec:
         """The channel wanted for a user target; raises RecipientFailed on a rendering error
         (`render_error`) or a rendered spec the segment service would refuse (`invalid_channel`)."""
+        _check_abandoned()
+        budget = RenderBudget()  # the channel's templates, together
         try:
             spec = directory_service_pb2.ChannelSpec(
                 recipient_id=receiver_id, receiver_id=receiver_id, type=self.channel_type,
-                id=render(self.channel_id, context), team=render(self.channel_team, context))
+                id=render(self.channel_id, context, budget), team=render(self.channel_team, context, budget))
             if self.channel_custom is not None:
-                spec.custom.update(self.channel_custom.render(context))
+                spec.custom.update(self.channel_custom.render(context, budget))
             if self.static_members is not None:
                 spec.members.extend(self.static_members)
             else:
                 for member in self.members:
-                    proto = spec.members.add(user_id=render(member.user_id, context),
+                    proto = spec.members.add(user_id=render(member.user_id, context, budget),
                                              channel_role=member.channel_role)
                     if member.custom is not None:
-                        proto.custom.update(member.custom.render(context))
-        except Exception as exc:  # noqa: BLE001 — sandbox SecurityError, undefined errors, bad values
+                        proto.custom.update(member.custom.render(context, budget))
+        except Exception as exc:  # noqa: BLE001 — budget, sandbox SecurityError, undefined errors, bad values
             raise RecipientFailed(RENDER_ERROR, f"channel template: {exc}") from None
         self._check_rendered(spec)
         return spec
@@ -242,20 +284,34 @@ class CampaignTemplates:
             raise RecipientFailed(invalid_channel_reason(v.items[0].field, v.items[0].description))
 
     def message(self, context: dict[str, Any]) -> tuple[str, list[Any], dict[str, Any]]:
-        """Rendered (text, attachments, custom) for one recipient (raises RecipientFailed)."""
+        """Rendered (text, attachments, custom) for one recipient, under one budget (raises
+        RecipientFailed)."""
+        _check_abandoned()
+        budget = RenderBudget()
         try:
-            text = render(self.text, context)
+            text = render(self.text, context, budget, MAX_TEXT_CHARS)
+        except OutputTooLong:
+            raise RecipientFailed(TEXT_TOO_LONG) from None
+        except Exception as exc:  # noqa: BLE001 — budget, sandbox SecurityError, undefined errors, bad values
+            raise RecipientFailed(RENDER_ERROR, f"message template: {exc}") from None
+        try:
             attachments = self.static_attachments
             if attachments is None:
-                attachments = self.attachments.render(context)
+                attachments = self.attachments.render(context, budget)
             custom = self.static_custom
             if custom is None:
-                custom = {**self.custom.render(context), "campaign_id": self.campaign_id}
+                custom = {**self.custom.render(context, budget), "campaign_id": self.campaign_id}
         except Exception as exc:  # noqa: BLE001
             raise RecipientFailed(RENDER_ERROR, f"message template: {exc}") from None
-        if len(text) > MAX_TEXT_CHARS:
+        if len(text) > MAX_TEXT_CHARS:  # the fast path's lookups are not cut short
             raise RecipientFailed(TEXT_TOO_LONG)
         return text, attachments, custom
+
+
+def _check_abandoned() -> None:
+    abandoned = _abandoned.get()
+    if abandoned is not None and abandoned.is_set():
+        raise RenderAbandoned()
 
 
 def _text(violations: Violations, source: str, field: str) -> Compiled:

@@ -108,7 +108,9 @@ class DeliveryRun:
 
     async def run(self) -> None:
         try:
-            templates = self.templates or CampaignTemplates(self.campaign)
+            templates = self.templates
+            if templates is None:  # compiling may take a while (20,000 characters a template): not on the loop
+                templates = await asyncio.to_thread(CampaignTemplates, self.campaign)
             sender = user_variables(await self._load_sender())
             await self._count_audience_unless_counted()
             await self._send_all(Addressing(self.campaign, templates, sender),

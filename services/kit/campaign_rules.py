@@ -2,7 +2,8 @@
 a campaign enters (Create/UpdateCampaign), delivery_svc where its snapshot enters
 (StartDelivery, so that a delivery never starts on what would fail it later). Fields are named
 `prefix` + their path: "" for a request, "campaign." for a snapshot. Templates are checked by
-compiling them (services.kit.templates), each service once, where it needs them."""
+compiling them (services.kit.templates), each service once, where it needs them; campaign_svc
+also renders them once under the render budget (check_render_budget)."""
 
 from __future__ import annotations
 
@@ -11,10 +12,13 @@ from collections.abc import Sequence
 from google.protobuf.internal.enum_type_wrapper import EnumTypeWrapper
 
 from herald.common.v1 import common_pb2
+from services.kit import reasons
 from services.kit.errors import Violations
 from services.kit.fields import check_channel_type, check_id, check_id_list, check_text
-from services.kit.limits import MAX_ATTACHMENTS, MAX_AUDIENCE_USERS, MAX_MEMBERS, MAX_SEGMENTS_PER_AUDIENCE, MAX_TEAM
-from services.kit.templates import is_template
+from services.kit.limits import (MAX_ATTACHMENTS, MAX_AUDIENCE_USERS, MAX_MEMBERS, MAX_RENDER_VALUE,
+                                 MAX_SEGMENTS_PER_AUDIENCE, MAX_TEAM)
+from services.kit.sandbox import RenderBudget, RenderBudgetExceeded, render
+from services.kit.templates import Tree, is_template
 
 
 def check_audience(v: Violations, segment_ids: Sequence[str], user_ids: Sequence[str], prefix: str = "") -> None:
@@ -76,3 +80,21 @@ def _check_fixed_id(v: Violations, value: str, field: str, *, required: bool = T
 
 def _check_enum(v: Violations, enum_type: EnumTypeWrapper, value: int, field: str) -> None:
     v.check(value in enum_type.values(), field, f"unknown value {value}; use one of {', '.join(enum_type.keys())}")
+
+
+def check_render_budget(v: Violations, trees: Sequence[Tree]) -> None:
+    """Renders templates once for a recipient without any data, under one budget (as one recipient's
+    message, or channel, renders at send time): a template whose constant parts already break the
+    budget breaks it for every recipient, so it is refused now, naming the field where it ran out.
+    Any other error is left to the recipients (real data renders differently)."""
+    budget = RenderBudget()
+    for tree in trees:
+        for field, template in tree.templates:
+            try:
+                render(template, {}, budget, MAX_RENDER_VALUE)
+            except RenderBudgetExceeded as exc:
+                v.add(field, f"the template cannot render within the budget for any recipient: {exc}",
+                      reasons.TEMPLATE_INVALID)
+                return
+            except Exception:  # noqa: BLE001, S112 — undefined variables, types: decided per recipient
+                continue

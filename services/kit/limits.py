@@ -25,6 +25,12 @@ MAX_SEGMENT_DESCRIPTION = 256  # characters of a segment's description
 MAX_TEXT_CHARS = 5000  # characters of a rendered message text; longer fails the recipient (text_too_long)
 MAX_REASON_CHARS = 64  # characters of a recipient's reason in the recipient log
 MAX_STOP_MESSAGE = 1000  # characters of a delivery's stop message (longer ones are cut)
+MAX_TEMPLATE_SOURCE = 20_000  # characters of one templated string (text, a custom or attachment value, an id)
+
+# --- one recipient's render (DESIGN §10.3; past any of these the recipient fails, render_error) -------
+MAX_RENDER_OPERATIONS = 100_000  # loop iterations and calls (and work on big values, see kit/templates)
+MAX_RENDER_VALUE = 64 * 1024  # characters (or items) of any string or list a render builds or handles
+MAX_RENDERED_CUSTOM = 64 * 1024  # characters the templated strings of one custom (or attachments) render to
 
 # --- lists in one call ---------------------------------------------------------------------------
 MAX_USERS_PER_CALL = 10_000  # users upserted, or ids asked for, in one directory call

@@ -11,6 +11,7 @@ from herald.segment.v1 import directory_pb2
 from services.delivery_svc.render import (RENDER_ERROR, TEXT_TOO_LONG, CampaignTemplates, LookupTemplate,
                                           RecipientFailed, compile_fast, render, struct_to_dict, user_to_dict)
 from services.kit.errors import InvalidArgument
+from services.kit.sandbox import RenderBudget
 from services.kit.templates import USER_TARGET_VARIABLES, compile_text, render_text, user_variables
 
 from delivery.helpers import struct
@@ -35,7 +36,7 @@ SOURCES = [
 def test_fast_path_renders_what_jinja_renders(source):
     fast = compile_fast(source, "text", USER_TARGET_VARIABLES)
     reference = compile_text(source, "text", USER_TARGET_VARIABLES)
-    assert render(fast, CONTEXT) == render_text(reference, CONTEXT)
+    assert render(fast, CONTEXT, RenderBudget()) == render_text(reference, CONTEXT, RenderBudget())
 
 
 def test_fast_path_is_taken_for_plain_lookups_only():
@@ -98,6 +99,42 @@ def test_a_rendering_exception_fails_with_render_error():
     with pytest.raises(RecipientFailed) as caught:
         sandboxed.message({})
     assert caught.value.reason == RENDER_ERROR
+
+
+def test_one_recipient_renders_its_message_under_one_budget():
+    # 60,000 iterations in the text and 60,000 in custom: each fits the budget, not both.
+    loop = "{% for i in range(60000) %}{% endfor %}"
+    templates = CampaignTemplates(_campaign(text=loop + "hi", custom=struct({"a": "{{ receiver.name }}" + loop})))
+    with pytest.raises(RecipientFailed) as caught:
+        templates.message({"receiver": {"name": "Ann"}})
+    assert caught.value.reason == RENDER_ERROR
+    alone = CampaignTemplates(_campaign(text=loop + "hi", custom=struct({"a": "{{ receiver.name }}"})))
+    assert alone.message({"receiver": {"name": "Ann"}})[0] == "hi"  # and the next recipient gets a new budget
+    assert alone.message({"receiver": {"name": "Bob"}})[2]["a"] == "Bob"
+
+
+def test_rendered_custom_over_64_KiB_fails_with_render_error():
+    value = "{{ receiver.custom.bio }}"
+    templates = CampaignTemplates(_campaign(text="hi", custom=struct({"a": value, "b": [value]})))
+    assert templates.message({"receiver": {"custom": {"bio": "x" * 32768}}})[2]["b"] == ["x" * 32768]
+    with pytest.raises(RecipientFailed) as caught:
+        templates.message({"receiver": {"custom": {"bio": "x" * 32769}}})
+    assert caught.value.reason == RENDER_ERROR
+
+
+def test_text_past_5000_characters_as_it_renders_is_text_too_long():
+    templates = CampaignTemplates(_campaign(text="{% for i in range(99999) %}{{ receiver.name }}{% endfor %}"))
+    with pytest.raises(RecipientFailed) as caught:
+        templates.message({"receiver": {"name": "Ann"}})
+    assert caught.value.reason == TEXT_TOO_LONG
+
+
+@pytest.mark.parametrize("text, runs_code", [("plain", False), ("Hi {{ receiver.name }}", False),
+                                             ("{{ receiver.name | upper }}", True),
+                                             ("{% if receiver.name %}hi{% endif %}", True)])
+def test_only_templates_running_jinja_code_render_off_the_event_loop(text, runs_code):
+    assert CampaignTemplates(_campaign(text=text)).runs_code is runs_code
+    assert CampaignTemplates(_campaign(text="hi", custom=struct({"a": text}))).runs_code is (text != "plain")
 
 
 def test_protos_become_template_variables():
