@@ -69,5 +69,9 @@ DEAD_LETTERS_PAGE = PageLimit(100, 1000)  # QueryDeadLetters
 WATCH_MIN_INTERVAL_S = 0.25  # at most four updates a second
 WATCH_MAX_INTERVAL_S = 1.0  # at least one a second while sending
 
+# --- values inside requests (DESIGN §10.3) ------------------------------------------------------
+MIN_TIMESTAMP_SECONDS = -62_135_596_800  # 0001-01-01T00:00:00Z, the earliest timestamp a request may give
+MAX_TIMESTAMP_SECONDS = 253_402_300_799  # 9999-12-31T23:59:59Z, the latest
+
 # --- messages on the wire ------------------------------------------------------------------------
 MAX_MESSAGE_BYTES = 16 * 2**20  # a gRPC message, sent or received, between Herald's services
