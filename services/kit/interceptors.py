@@ -27,6 +27,7 @@ from sqlalchemy.exc import DBAPIError
 from services.kit import reasons
 from services.kit.auth import verify_authorization
 from services.kit.errors import HeraldError, Internal, InvalidArgument, Unavailable, Unimplemented
+from services.kit.paging import cursor_key, key_for_cursors
 from services.kit.ratelimit import CallerLimiter
 from services.kit.request_values import check_request
 
@@ -53,6 +54,7 @@ UNSTORABLE_TEXT_SQLSTATES = {"22021", "22P05"}
 class HeraldServerInterceptor(grpc.aio.ServerInterceptor):
     def __init__(self, secret: str, *, domain: str, caller_rate: float = 0.0) -> None:
         self._secret = secret
+        self._cursor_key = key_for_cursors(secret)
         self._domain = domain
         self._limiter = CallerLimiter(caller_rate)
         self.shutdown = asyncio.Event()
@@ -68,9 +70,11 @@ class HeraldServerInterceptor(grpc.aio.ServerInterceptor):
         return _wrap(handler, method, lambda: self._admit(header), self.shutdown, self._domain)
 
     def _admit(self, header: str | None) -> dict:
-        """The caller's claims, once its token is valid and it is within its call rate."""
+        """The caller's claims, once its token is valid and it is within its call rate; the
+        call's cursors are signed with this deployment's key from here on."""
         claims = verify_authorization(header, self._secret)
         self._limiter.take(str(claims.get("sub") or "anonymous"))
+        cursor_key.set(self._cursor_key)
         return claims
 
 
