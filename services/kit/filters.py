@@ -605,7 +605,7 @@ def _json_list(values: Sequence[Any]) -> BindParameter[str]:
     return bindparam(None, json.dumps(items), type_=String())
 
 
-_ELEMENT = literal_column("value")  # the column jsonb_array_elements_text yields
+_ELEMENT: ColumnClause[str] = literal_column("value")  # the column jsonb_array_elements_text yields
 
 
 def _pg_element(values: Sequence[Any]) -> ColumnElement[Any]:

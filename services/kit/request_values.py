@@ -68,14 +68,15 @@ def _plan(descriptor: Descriptor, leaves: frozenset[str]) -> tuple[_Step, ...]:
 def _plan_of(descriptor: Descriptor, leaves: frozenset[str], visiting: frozenset[str]) -> list[_Step]:
     steps = []
     for field in descriptor.fields:
-        if field.type != FieldDescriptor.TYPE_MESSAGE:
+        message = field.message_type
+        if field.type != FieldDescriptor.TYPE_MESSAGE or message is None:
             continue
         repeated = field.is_repeated
-        kind = field.message_type.full_name
+        kind = message.full_name
         if kind in leaves:
             steps.append(_Step(field.name, kind, repeated))
-        elif kind not in _EVERYTHING and kind not in visiting and not field.message_type.GetOptions().map_entry:
-            inner = _plan_of(field.message_type, leaves, visiting | {descriptor.full_name})
+        elif kind not in _EVERYTHING and kind not in visiting and not message.GetOptions().map_entry:
+            inner = _plan_of(message, leaves, visiting | {descriptor.full_name})
             if inner:
                 steps.append(_Step(field.name, kind, repeated, tuple(inner)))
     return steps
