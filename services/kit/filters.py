@@ -213,12 +213,6 @@ def compile_filter(spec: FilterSpec, filter_dict: Mapping[str, Any] | None,
     return condition
 
 
-def in_list(expr: ColumnElement[Any], values: Sequence[Any]) -> ColumnElement[bool]:
-    """`expr IN values`, the list bound as one parameter however long it is (values of one
-    type: str, int, float, bool or aware datetime; `expr` compares with that type)."""
-    return json_in(expr, values)
-
-
 # ---------------------------------------------------------------------------------------------
 # Walking the filter
 
@@ -410,7 +404,7 @@ class _ColumnTarget:
 
     def condition(self, op: str, value: Any) -> ColumnElement[bool]:
         if op == "$in":
-            return json_in(self.column, [float(v) for v in value] if self.field.kind is Kind.NUMBER else value)
+            return in_list(self.column, [float(v) for v in value] if self.field.kind is Kind.NUMBER else value)
         if op == "$eq":
             return self.column == self._bound(value)
         return COMPARISONS[op](self.column, self._bound(value))
@@ -505,7 +499,7 @@ class _JsonKeyTarget:
         by_kind: dict[str, list[Any]] = {}
         for value in values:
             by_kind.setdefault(_json_kind_of(value), []).append(value)
-        return or_(false(), *(json_in(self._typed(kind), group) for kind, group in by_kind.items()))
+        return or_(false(), *(in_list(self._typed(kind), group) for kind, group in by_kind.items()))
 
     def _typed(self, kind: str) -> ColumnElement[Any]:
         """The value at the key when its JSON type is `kind`, else NULL (so nothing matches)."""
@@ -620,10 +614,11 @@ def _pg_element(values: Sequence[Any]) -> ColumnElement[Any]:
     return cast(_ELEMENT, Float()) if isinstance(sample, float) else _ELEMENT
 
 
-class json_in(FunctionElement[bool]):
-    """`expr IN (the values of one JSON array parameter)`: any number of values, one parameter."""
+class in_list(FunctionElement[bool]):
+    """`expr IN values`, the list bound as one parameter however long it is (a JSON array the
+    database unnests); values of one type: str, int, float, bool or aware datetime."""
 
-    name = "json_in"
+    name = "in_list"
     type = Boolean()
     inherit_cache = True
 
@@ -642,14 +637,14 @@ class json_array_overlaps(FunctionElement[bool]):
         super().__init__(document, _json_path(path), _json_list(values))
 
 
-@compiles(json_in, "sqlite")
-def _json_in_sqlite(element: json_in, compiler: Any, **kw: Any) -> str:
+@compiles(in_list, "sqlite")
+def _in_list_sqlite(element: in_list, compiler: Any, **kw: Any) -> str:
     expr, values, _element = element.clauses
     return f"({compiler.process(expr, **kw)} IN (SELECT value FROM json_each({compiler.process(values, **kw)})))"
 
 
-@compiles(json_in, "postgresql")
-def _json_in_postgresql(element: json_in, compiler: Any, **kw: Any) -> str:
+@compiles(in_list, "postgresql")
+def _in_list_postgresql(element: in_list, compiler: Any, **kw: Any) -> str:
     expr, values, item = element.clauses
     return (f"({compiler.process(expr, **kw)} IN (SELECT {compiler.process(item, **kw)}"
             f" FROM jsonb_array_elements_text(CAST({compiler.process(values, **kw)} AS JSONB))))")
