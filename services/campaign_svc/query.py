@@ -12,7 +12,7 @@ from sqlalchemy.sql import ColumnElement
 from herald.campaign.v1 import campaign_pb2, campaign_service_pb2
 from services.campaign_svc.store import campaign_segments, campaigns
 from services.kit.db import transaction
-from services.kit.filters import Field, FilterSpec, Kind, compile_filter, enum_aliases, request_filter
+from services.kit.filters import Field, FilterSpec, Kind, compile_filter, enum_aliases, in_list, request_filter
 from services.kit.limits import CAMPAIGNS_PAGE, MAX_MESSAGE_BYTES, QUERY_CAMPAIGN_USERS
 from services.kit.paging import Page, keyset_page, parse_sort, resolve_limit
 
@@ -27,7 +27,7 @@ def _segments_condition(op: str, value: Any) -> ColumnElement[bool]:
     if op == "$exists":
         return exists().where(linked)
     if op == "$in":
-        return exists().where(linked, campaign_segments.c.segment_id.in_(value))
+        return exists().where(linked, in_list(campaign_segments.c.segment_id, value))
     return exists().where(linked, campaign_segments.c.segment_id == value)
 
 

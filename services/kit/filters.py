@@ -38,12 +38,23 @@ SQLite (`json_type`, `json_extract`, `json_each`) and JSONB on PostgreSQL (`json
 Errors are `InvalidFilter` (INVALID_ARGUMENT, reason INVALID_FILTER) whose field is the
 offending path inside the request: `filter.status.$in[1]`, `filter.$and[1].name.$foo`,
 `filter.foo` (unknown field).
+
+Budgets (DESIGN §10.3, numbers in `services.kit.limits`), so that a filter accepted once can
+always run: at most 4 MiB serialized (`check_filter_size`, before a Struct is even converted),
+10 levels of `$and` / `$or`, 100 clauses per level (a combinator's list, an object's entries),
+10,000 values in a `$in` / `$nin`, and at most MAX_FILTER_PARAMETERS bound SQL parameters in
+all (a campaign's audience runs the filters of up to 25 segments in one statement, and SQLite
+allows 32,766 parameters per statement, asyncpg 32,767). A `$in` list binds as ONE parameter (a
+JSON array the database unnests), so its length does not count. `$and` / `$or` render as
+balanced trees of parenthesised halves: SQLite parses `a OR b OR …` as a chain as deep as it is
+long, and refuses expressions deeper than 1,000.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import enum
+import json
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -51,15 +62,19 @@ from typing import Any, Protocol
 
 from google.protobuf import json_format
 from google.protobuf.message import Message
-from sqlalchemy import (JSON, Boolean, Float, String, and_, bindparam, case, cast, false, func, literal, literal_column,
-                        or_, select, true)
+from google.protobuf.struct_pb2 import Struct
+from sqlalchemy import (JSON, BigInteger, Boolean, DateTime, Float, String, and_, bindparam, case, cast, false, func,
+                        literal, literal_column, or_, select, true)
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.sql.elements import ColumnClause, ColumnElement
+from sqlalchemy.sql.elements import BindParameter, ColumnClause, ColumnElement
 from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.types import TypeEngine
 
 from services.kit import reasons
 from services.kit.errors import InvalidArgument
+from services.kit.limits import (MAX_FILTER_BYTES, MAX_FILTER_CLAUSES, MAX_FILTER_DEPTH, MAX_FILTER_IN_VALUES,
+                                 MAX_FILTER_PARAMETERS)
 
 
 class InvalidFilter(InvalidArgument):
@@ -171,9 +186,19 @@ def enum_aliases(enum_type: Any, *, stored_as: str = "word") -> dict[Any, Any]:
     return aliases
 
 
+def check_filter_size(struct: Struct, field: str = "filter") -> None:
+    """INVALID_FILTER on `field` when the Struct filter is over MAX_FILTER_BYTES serialized;
+    checked before it is converted, which would take far more memory than its bytes."""
+    if struct.ByteSize() > MAX_FILTER_BYTES:
+        raise InvalidFilter(field, f"must be at most {MAX_FILTER_BYTES} bytes serialized")
+
+
 def request_filter(request: Message, field: str = "filter") -> dict[str, Any] | None:
     """A request's Struct filter as this module reads it (None when the request has none)."""
-    return json_format.MessageToDict(getattr(request, field)) if request.HasField(field) else None
+    if not request.HasField(field):
+        return None
+    check_filter_size(getattr(request, field), field)
+    return json_format.MessageToDict(getattr(request, field))
 
 
 def compile_filter(spec: FilterSpec, filter_dict: Mapping[str, Any] | None,
@@ -181,22 +206,27 @@ def compile_filter(spec: FilterSpec, filter_dict: Mapping[str, Any] | None,
     """The SQL condition of `filter_dict`; an empty or missing filter matches every row."""
     if filter_dict is None:
         return true()
-    return _compile_object(spec, filter_dict, field_prefix)
+    condition = _compile_object(spec, filter_dict, field_prefix, 0)
+    if _parameters(condition) > MAX_FILTER_PARAMETERS:
+        raise InvalidFilter(field_prefix, f"is too large: it would bind more than {MAX_FILTER_PARAMETERS} SQL "
+                                          "parameters; use fewer conditions ($in lists count once)")
+    return condition
 
 
 # ---------------------------------------------------------------------------------------------
 # Walking the filter
 
 
-def _compile_object(spec: FilterSpec, filter_: Any, path: str) -> ColumnElement[bool]:
+def _compile_object(spec: FilterSpec, filter_: Any, path: str, depth: int) -> ColumnElement[bool]:
     if not isinstance(filter_, Mapping):
         raise InvalidFilter(path, "must be an object")
-    return _all(_compile_entry(spec, key, value, f"{path}.{key}") for key, value in filter_.items())
+    _check_clauses(len(filter_), path, "entries")
+    return _all(_compile_entry(spec, key, value, f"{path}.{key}", depth) for key, value in filter_.items())
 
 
-def _compile_entry(spec: FilterSpec, key: str, value: Any, path: str) -> ColumnElement[bool]:
+def _compile_entry(spec: FilterSpec, key: str, value: Any, path: str, depth: int) -> ColumnElement[bool]:
     if key in COMBINATORS:
-        return _compile_combinator(spec, key, value, path)
+        return _compile_combinator(spec, key, value, path, depth + 1)
     if key.startswith("$"):
         raise InvalidFilter(path, f"unknown operator; combine filters with {' or '.join(COMBINATORS)}")
     target = _target(spec, key, path)
@@ -207,11 +237,38 @@ def _compile_entry(spec: FilterSpec, key: str, value: Any, path: str) -> ColumnE
     return _compile_operator(target, "$eq", value, path)
 
 
-def _compile_combinator(spec: FilterSpec, key: str, value: Any, path: str) -> ColumnElement[bool]:
+def _compile_combinator(spec: FilterSpec, key: str, value: Any, path: str, depth: int) -> ColumnElement[bool]:
+    if depth > MAX_FILTER_DEPTH:
+        raise InvalidFilter(path, f"nests {' / '.join(COMBINATORS)} more than {MAX_FILTER_DEPTH} levels deep")
     if not isinstance(value, list) or not value:
         raise InvalidFilter(path, "must be a non-empty list of filters")
-    parts = [_compile_object(spec, item, f"{path}[{i}]") for i, item in enumerate(value)]
-    return and_(*parts) if key == "$and" else or_(*parts)
+    _check_clauses(len(value), path, "filters")
+    parts = [_compile_object(spec, item, f"{path}[{i}]", depth) for i, item in enumerate(value)]
+    return _balanced(and_ if key == "$and" else or_, parts)
+
+
+def _check_clauses(count: int, path: str, what: str) -> None:
+    if count > MAX_FILTER_CLAUSES:
+        raise InvalidFilter(path, f"must hold at most {MAX_FILTER_CLAUSES} {what} (got {count})")
+
+
+def _balanced(combine: Callable[..., ColumnElement[bool]], parts: Sequence[ColumnElement[bool]]) -> ColumnElement[bool]:
+    """`combine(*parts)` as a tree of parenthesised halves, as deep as log2(len(parts)):
+    SQLite's parser makes `a OR b OR c …` a chain, and 10 levels of 100 would pass its limit."""
+    if len(parts) <= 2:
+        return combine(*parts)
+    middle = len(parts) // 2
+    return combine(parenthesised(_balanced(combine, parts[:middle])), parenthesised(_balanced(combine, parts[middle:])))
+
+
+_COUNTING_DIALECT = sqlite.dialect()  # positional parameters, and the most of them per condition
+
+
+def _parameters(condition: ColumnElement[bool]) -> int:
+    """The SQL parameters `condition` binds (a list bound to an expanding IN counts its values)."""
+    compiled = condition.compile(dialect=_COUNTING_DIALECT)
+    binds = compiled.binds
+    return sum(len(binds[name].value or ()) if binds[name].expanding else 1 for name in compiled.positiontup or ())
 
 
 def _compile_operator(target: _Target, op: str, operand: Any, path: str) -> ColumnElement[bool]:
@@ -234,6 +291,8 @@ def _positive(target: _Target, op: str, operand: Any, path: str) -> ColumnElemen
     if op == "$in":
         if not isinstance(operand, list):
             raise InvalidFilter(path, "must be a list")
+        if len(operand) > MAX_FILTER_IN_VALUES:
+            raise InvalidFilter(path, f"must list at most {MAX_FILTER_IN_VALUES} values (got {len(operand)})")
         return target.condition(op, [target.parse(v, f"{path}[{i}]", op) for i, v in enumerate(operand)])
     return target.condition(op, target.parse(operand, path, op))
 
@@ -258,7 +317,7 @@ _CUSTOM_KEY = re.compile(r"[\w-]+(\.[\w-]+)*")
 
 def _all(conditions: Iterable[ColumnElement[bool]]) -> ColumnElement[bool]:
     conditions = list(conditions)
-    return and_(*conditions) if conditions else true()
+    return _balanced(and_, conditions) if conditions else true()
 
 
 def _not(condition: ColumnElement[bool]) -> ColumnElement[bool]:
@@ -300,7 +359,12 @@ def _parse_datetime(value: Any, path: str) -> dt.datetime:
     except ValueError:
         raise InvalidFilter(path, f"is not an RFC 3339 timestamp: {value!r}") from None
     # Herald keeps every time in UTC, so a time without an offset is read as UTC.
-    return parsed.replace(tzinfo=dt.timezone.utc) if parsed.tzinfo is None else parsed
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=dt.timezone.utc)
+    try:
+        return parsed.astimezone(dt.timezone.utc)
+    except OverflowError:  # 0001-01-01T00:00+01:00 is in year 0 in UTC
+        raise InvalidFilter(path, "must lie within 0001-01-01T00:00:00Z .. 9999-12-31T23:59:59Z") from None
 
 
 def _parse_enum(value: Any, values: Mapping[Any, Any], path: str) -> Any:
@@ -340,7 +404,7 @@ class _ColumnTarget:
 
     def condition(self, op: str, value: Any) -> ColumnElement[bool]:
         if op == "$in":
-            return self.column.in_([self._bound(v) for v in value])
+            return in_list(self.column, [float(v) for v in value] if self.field.kind is Kind.NUMBER else value)
         if op == "$eq":
             return self.column == self._bound(value)
         return COMPARISONS[op](self.column, self._bound(value))
@@ -368,7 +432,7 @@ class _ArrayTarget:
 
     def condition(self, op: str, value: Any) -> ColumnElement[bool]:
         if op == "$in":
-            return or_(false(), *(json_array_contains(self.column, (), v) for v in value))
+            return json_array_overlaps(self.column, (), value)
         return json_array_contains(self.column, (), value)
 
     def exists(self) -> ColumnElement[bool]:
@@ -435,7 +499,7 @@ class _JsonKeyTarget:
         by_kind: dict[str, list[Any]] = {}
         for value in values:
             by_kind.setdefault(_json_kind_of(value), []).append(value)
-        return or_(false(), *(self._typed(kind).in_(group) for kind, group in by_kind.items()))
+        return or_(false(), *(in_list(self._typed(kind), group) for kind, group in by_kind.items()))
 
     def _typed(self, kind: str) -> ColumnElement[Any]:
         """The value at the key when its JSON type is `kind`, else NULL (so nothing matches)."""
@@ -525,3 +589,91 @@ def _json_array_contains_postgresql(element: json_array_contains, compiler: Any,
     # A non-array never contains an array, so `@>` also checks the value is a list.
     return (f"(({compiler.process(document, **kw)} #> {compiler.process(path, **kw)})"
             f" @> jsonb_build_array({compiler.process(value, **kw)}))")
+
+
+def _json_list(values: Sequence[Any]) -> BindParameter[str]:
+    """`values` as one JSON array parameter; datetimes in UTC as SQLAlchemy stores them on SQLite
+    ("YYYY-MM-DD HH:MM:SS.ffffff"), which PostgreSQL reads back as UTC (see `_pg_element`)."""
+    items = [v.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f") if isinstance(v, dt.datetime) else v
+             for v in values]
+    return bindparam(None, json.dumps(items), type_=String())
+
+
+_ELEMENT: ColumnClause[str] = literal_column("value")  # the column jsonb_array_elements_text yields
+
+
+def _pg_element(values: Sequence[Any]) -> ColumnElement[Any]:
+    """On PostgreSQL, a JSON array's text element as the type of `values` (one type for all)."""
+    sample = values[0] if values else ""
+    if isinstance(sample, dt.datetime):
+        return func.timezone(literal_column("'UTC'"), cast(_ELEMENT, DateTime()))
+    if isinstance(sample, bool):
+        return cast(_ELEMENT, Boolean())
+    if isinstance(sample, int):
+        return cast(_ELEMENT, BigInteger())
+    return cast(_ELEMENT, Float()) if isinstance(sample, float) else _ELEMENT
+
+
+class in_list(FunctionElement[bool]):
+    """`expr IN values`, the list bound as one parameter however long it is (a JSON array the
+    database unnests); values of one type: str, int, float, bool or aware datetime."""
+
+    name = "in_list"
+    type = Boolean()
+    inherit_cache = True
+
+    def __init__(self, expr: Any, values: Sequence[Any]):
+        super().__init__(expr, _json_list(values), _pg_element(values))
+
+
+class json_array_overlaps(FunctionElement[bool]):
+    """True when the value at `path` in `document` is a JSON array sharing a string with `values`."""
+
+    name = "json_array_overlaps"
+    type = Boolean()
+    inherit_cache = True
+
+    def __init__(self, document: Any, path: tuple[str, ...], values: Sequence[str]):
+        super().__init__(document, _json_path(path), _json_list(values))
+
+
+@compiles(in_list, "sqlite")
+def _in_list_sqlite(element: in_list, compiler: Any, **kw: Any) -> str:
+    expr, values, _element = element.clauses
+    return f"({compiler.process(expr, **kw)} IN (SELECT value FROM json_each({compiler.process(values, **kw)})))"
+
+
+@compiles(in_list, "postgresql")
+def _in_list_postgresql(element: in_list, compiler: Any, **kw: Any) -> str:
+    expr, values, item = element.clauses
+    return (f"({compiler.process(expr, **kw)} IN (SELECT {compiler.process(item, **kw)}"
+            f" FROM jsonb_array_elements_text(CAST({compiler.process(values, **kw)} AS JSONB))))")
+
+
+@compiles(json_array_overlaps, "sqlite")
+def _json_array_overlaps_sqlite(element: json_array_overlaps, compiler: Any, **kw: Any) -> str:
+    document, path, values = (compiler.process(clause, **kw) for clause in element.clauses)
+    return (f"(json_type({document}, {path}) = 'array' AND EXISTS (SELECT 1 FROM json_each({document}, {path}) AS item"
+            f" WHERE item.type = 'text' AND item.value IN (SELECT value FROM json_each({values}))))")
+
+
+@compiles(json_array_overlaps, "postgresql")
+def _json_array_overlaps_postgresql(element: json_array_overlaps, compiler: Any, **kw: Any) -> str:
+    document, path, values = (compiler.process(clause, **kw) for clause in element.clauses)
+    # `?|` also matches an object's keys: only arrays count.
+    return (f"(jsonb_typeof({document} #> {path}) = 'array' AND ({document} #> {path})"
+            f" ?| ARRAY(SELECT jsonb_array_elements_text(CAST({values} AS JSONB))))")
+
+
+class parenthesised(FunctionElement[bool]):
+    """`(condition)`, kept as a unit: `and_` / `or_` flatten nested ones, groupings included."""
+
+    name = "parenthesised"
+    type = Boolean()
+    inherit_cache = True
+
+
+@compiles(parenthesised)
+def _parenthesised(element: parenthesised, compiler: Any, **kw: Any) -> str:
+    [condition] = element.clauses
+    return f"({compiler.process(condition, **kw)})"

@@ -4,7 +4,8 @@ ending open streams with UNAVAILABLE on shutdown.
 - Every RPC needs `authorization: Bearer <JWT>`; health checks and reflection stay open.
 - Each caller (the token's `sub`) gets `HERALD_CALLER_RATE_LIMIT` calls a second, if set.
 - Requests are decoded once the caller is authenticated: bytes that are no request message are
-  INVALID_ARGUMENT (grpc would answer UNKNOWN).
+  INVALID_ARGUMENT (grpc would answer UNKNOWN); a decoded one must hold only finite numbers and
+  timestamps in range (`services.kit.request_values`).
 - Handlers raise `HeraldError`s; they become statuses with `google.rpc` details whose
   `ErrorInfo.domain` names this service. Any other exception is logged and becomes an opaque
   INTERNAL (never UNKNOWN with its text).
@@ -19,13 +20,16 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any, NoReturn, cast
 
 import grpc
+from google.protobuf.message import Message
 from grpc_status import rpc_status
 from sqlalchemy.exc import DBAPIError
 
 from services.kit import reasons
 from services.kit.auth import verify_authorization
 from services.kit.errors import HeraldError, Internal, InvalidArgument, Unavailable, Unimplemented
+from services.kit.paging import cursor_key, key_for_cursors
 from services.kit.ratelimit import CallerLimiter
+from services.kit.request_values import check_request
 
 log = logging.getLogger("herald.rpc")
 
@@ -50,6 +54,7 @@ UNSTORABLE_TEXT_SQLSTATES = {"22021", "22P05"}
 class HeraldServerInterceptor(grpc.aio.ServerInterceptor):
     def __init__(self, secret: str, *, domain: str, caller_rate: float = 0.0) -> None:
         self._secret = secret
+        self._cursor_key = key_for_cursors(secret)
         self._domain = domain
         self._limiter = CallerLimiter(caller_rate)
         self.shutdown = asyncio.Event()
@@ -65,9 +70,11 @@ class HeraldServerInterceptor(grpc.aio.ServerInterceptor):
         return _wrap(handler, method, lambda: self._admit(header), self.shutdown, self._domain)
 
     def _admit(self, header: str | None) -> dict:
-        """The caller's claims, once its token is valid and it is within its call rate."""
+        """The caller's claims, once its token is valid and it is within its call rate; the
+        call's cursors are signed with this deployment's key from here on."""
         claims = verify_authorization(header, self._secret)
         self._limiter.take(str(claims.get("sub") or "anonymous"))
+        cursor_key.set(self._cursor_key)
         return claims
 
 
@@ -119,10 +126,13 @@ def _decode(decode: Callable[[bytes], object] | None, raw: bytes) -> object:
     if decode is None:
         return raw
     try:
-        return decode(raw)
+        request = decode(raw)
     except Exception:  # noqa: BLE001 — DecodeError, or whatever a handler's own deserializer raises
         raise InvalidArgument("request", "cannot be decoded as this method's request message",
                               reason=reasons.REQUEST_UNDECODABLE) from None
+    if isinstance(request, Message):
+        check_request(request, raw)
+    return request
 
 
 async def _finish_even_if_cancelled(work: Awaitable[Any], method: str) -> Any:

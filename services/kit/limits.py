@@ -75,5 +75,18 @@ DEAD_LETTERS_PAGE = PageLimit(100, 1000)  # QueryDeadLetters
 WATCH_MIN_INTERVAL_S = 0.25  # at most four updates a second
 WATCH_MAX_INTERVAL_S = 1.0  # at least one a second while sending
 
+# --- filters (DESIGN §10.3) -----------------------------------------------------------------------
+MAX_FILTER_BYTES = 4 * 2**20  # a filter's Struct, serialized
+MAX_FILTER_DEPTH = 10  # levels of $and / $or nested in one filter
+MAX_FILTER_CLAUSES = 100  # filters in one $and / $or list, and entries in one filter object
+MAX_FILTER_IN_VALUES = 10_000  # values of one $in / $nin (bound as one SQL parameter)
+MAX_FILTER_PARAMETERS = 1200  # SQL parameters one filter binds; 25 segments' filters share a statement
+# SQLite allows 32,766 parameters a statement (asyncpg 32,767): an audience's filters, and the rest, fit.
+assert MAX_FILTER_PARAMETERS * MAX_SEGMENTS_PER_AUDIENCE + 1000 <= 32_766, "an audience's filters must fit one statement"
+
+# --- values inside requests (DESIGN §10.3) ------------------------------------------------------
+MIN_TIMESTAMP_SECONDS = -62_135_596_800  # 0001-01-01T00:00:00Z, the earliest timestamp a request may give
+MAX_TIMESTAMP_SECONDS = 253_402_300_799  # 9999-12-31T23:59:59Z, the latest
+
 # --- messages on the wire ------------------------------------------------------------------------
 MAX_MESSAGE_BYTES = 16 * 2**20  # a gRPC message, sent or received, between Herald's services

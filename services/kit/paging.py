@@ -5,8 +5,13 @@ order is total and a cursor names one exact position in it. Rows inserted or del
 two calls never make a page repeat or skip a row that was already on the other side of the
 cursor.
 
-Cursor format (opaque to clients): urlsafe base64, without padding, of the JSON object
-`{"k": [sort-key values of the boundary row], "d": "next" | "prev", "f": fingerprint}`.
+Cursor format (opaque to clients): `<payload>.<mac>`, both urlsafe base64 without padding; the
+payload is the JSON object `{"k": [sort-key values of the boundary row], "d": "next" | "prev",
+"f": fingerprint}`, the mac its HMAC-SHA256 (16 bytes) under a key derived from the API secret
+(`cursor_key`, set for each call by the server interceptor). Only cursors Herald made are read:
+one altered, truncated or forged is INVALID_ARGUMENT before its payload is even parsed (so a
+cursor cannot smuggle values the database cannot hold), as are cursors of the unsigned format
+used before.
 - `next` holds the page's last row: the following page is the rows after it.
 - `prev` holds the page's first row: the preceding page is the `limit` rows before it
   (fetched in reverse order and flipped back).
@@ -26,7 +31,9 @@ import base64
 import binascii
 import datetime as dt
 import hashlib
+import hmac
 import json
+from contextvars import ContextVar
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -41,6 +48,15 @@ from services.kit import reasons
 from services.kit.errors import InvalidArgument
 
 NEXT, PREV = "next", "prev"
+
+# The key that signs cursors in the current call (`key_for_cursors(api_secret)`).
+cursor_key: ContextVar[bytes] = ContextVar("cursor_key", default=b"")
+_MAC_BYTES = 16
+
+
+def key_for_cursors(api_secret: str) -> bytes:
+    """The cursor-signing key of a deployment: its own use of the API secret, not the secret."""
+    return hmac.new(api_secret.encode(), b"herald cursors v1", hashlib.sha256).digest()
 
 
 @dataclass(frozen=True)
@@ -196,8 +212,29 @@ def _fingerprint(keys: Sequence[SortKey], fingerprint_of: Any) -> str:
 
 def _encode(row: Row[Any], keys: Sequence[SortKey], direction: str, fingerprint: str) -> str:
     values = [_to_json(key, value) for key, value in zip(keys, _values(row, keys))]
-    payload = json.dumps({"k": values, "d": direction, "f": fingerprint}, separators=(",", ":"))
-    return base64.urlsafe_b64encode(payload.encode()).rstrip(b"=").decode()
+    payload = json.dumps({"k": values, "d": direction, "f": fingerprint}, separators=(",", ":")).encode()
+    return f"{_b64(payload)}.{_b64(_mac(payload))}"
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _mac(payload: bytes) -> bytes:
+    return hmac.new(cursor_key.get(), payload, hashlib.sha256).digest()[:_MAC_BYTES]
+
+
+def _signed_payload(cursor: str) -> bytes:
+    """The payload of a cursor this deployment signed; ValueError for any other string."""
+    encoded, _, mac = cursor.partition(".")
+    payload = _unb64(encoded)
+    if not hmac.compare_digest(_unb64(mac), _mac(payload)):
+        raise ValueError("not signed by this deployment")
+    return payload
 
 
 def _to_json(key: SortKey, value: Any) -> Any:
@@ -210,7 +247,7 @@ def _to_json(key: SortKey, value: Any) -> Any:
 
 def _decode(cursor: str, field: str, fingerprint: str, keys: Sequence[SortKey]) -> list[Any]:
     try:
-        payload = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        payload = json.loads(_signed_payload(cursor))
         values, direction, made_for = payload["k"], payload["d"], payload["f"]
         if direction not in (NEXT, PREV):
             raise ValueError(direction)

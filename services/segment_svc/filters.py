@@ -8,7 +8,7 @@ from sqlalchemy import exists, select
 from sqlalchemy.sql import ColumnElement
 
 from herald.segment.v1 import segment_pb2
-from services.kit.filters import Field, FilterSpec, Kind, compile_filter, enum_aliases
+from services.kit.filters import Field, FilterSpec, Kind, compile_filter, enum_aliases, in_list
 from services.segment_svc.store import channel_members, channels, segment_targets, segments, users
 
 USERS = FilterSpec(
@@ -28,7 +28,7 @@ def _has_member(op: str, value: Any) -> ColumnElement[bool]:
     """`members: "u"` / `{"$contains": "u"}` / `{"$in": [...]}`: has (any of) those members."""
     query = select(channel_members.c.user_id).where(channel_members.c.cid == channels.c.cid)
     if op == "$in":
-        return exists(query.where(channel_members.c.user_id.in_(value)))
+        return exists(query.where(in_list(channel_members.c.user_id, value)))
     if op in ("$eq", "$contains"):
         return exists(query.where(channel_members.c.user_id == value))
     return exists(query)  # ("$exists", True): has any member

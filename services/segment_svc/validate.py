@@ -18,6 +18,7 @@ from services.kit import reasons
 from services.kit.endpoints import EndpointRefused, default_port, parse_endpoint
 from services.kit.errors import InvalidArgument, Violations
 from services.kit.fields import check_channel_type, check_id, check_id_list, check_text, check_user_channel_spec
+from services.kit.filters import check_filter_size
 from services.kit.limits import (MAX_DEVICES_PER_CALL, MAX_DEVICES_PER_USER, MAX_ENDPOINT, DEFAULT_RECIPIENT_BATCH, MAX_CHANNELS_PER_CALL, MAX_CID, MAX_ENSURE_SPECS,
                                  MAX_RECIPIENT_BATCH, MAX_SEGMENT_DESCRIPTION, MAX_SEGMENT_NAME,
                                  MAX_SEGMENTS_PER_AUDIENCE, MAX_TARGETS_PER_CALL, MAX_TEAM, MAX_USERS_PER_CALL)
@@ -145,6 +146,7 @@ def filter_of(request: segment_service_pb2.CreateSegmentRequest | segment_servic
     """The request's filter as a dict, None when absent; an empty filter is rejected."""
     if not request.HasField("filter"):
         return None
+    check_filter_size(request.filter)
     value = struct_to_dict(request.filter)
     if not value:
         raise InvalidArgument("filter", "must not be empty (use all_users for every user; omit it for a "

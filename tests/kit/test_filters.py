@@ -330,3 +330,91 @@ def test_field_needs_a_column_or_a_compile_function():
         Field(people.c.name, operators={"$eq", "$contains"})
     with pytest.raises(ValueError):
         Field(people.c.status, Kind.ENUM)
+
+
+# ---------------------------------------------------------------------------------------------
+# Budgets (DESIGN §10.3): past each one the filter is refused naming where; at each one it runs.
+
+
+def _nested(depth: int, leaf: dict) -> dict:
+    """`depth` levels of $or, each a single-item list, around `leaf`."""
+    for _ in range(depth):
+        leaf = {"$or": [leaf]}
+    return leaf
+
+
+def _refused(filter_, field: str, spec: FilterSpec = WITH_CUSTOM) -> str:
+    with pytest.raises(InvalidArgument) as caught:
+        compile_filter(spec, filter_)
+    [violation] = caught.value.violations
+    assert (violation.field, violation.reason) == (field, "INVALID_FILTER"), violation
+    return violation.description
+
+
+def test_combinators_nest_at_most_10_levels():
+    _refused(_nested(11, {"name": "ann"}), "filter" + ".$or[0]" * 10 + ".$or")
+
+
+def test_a_level_holds_at_most_100_clauses():
+    _refused({"$and": [{"name": "ann"}] * 101}, "filter.$and")
+    _refused({f"k{i}": 1 for i in range(101)}, "filter")
+    _refused({"$or": [{"name": "ann"}, {f"k{i}": 1 for i in range(101)}]}, "filter.$or[1]")
+
+
+def test_in_and_nin_hold_at_most_10000_values():
+    _refused({"name": {"$in": ["a"] * 10_001}}, "filter.name.$in")
+    _refused({"$and": [{"score": {"$nin": [1] * 10_001}}]}, "filter.$and[0].score.$nin")
+
+
+def test_a_filter_binds_a_bounded_number_of_sql_parameters():
+    # 100 custom comparisons a level, three levels: each would run, all together could not.
+    level = [{f"k{i}": i} for i in range(99)]
+    description = _refused({"$or": [*level, {"$or": [*level, {"$or": level}]}]}, "filter")
+    assert "parameters" in description
+
+
+def test_a_struct_filter_is_at_most_4_mib_serialized():
+    from google.protobuf import struct_pb2
+
+    from herald.segment.v1 import directory_service_pb2 as ds
+    from services.kit.filters import request_filter
+
+    request = ds.QueryUsersRequest(filter=struct_pb2.Struct())
+    request.filter.update({"name": {"$in": ["x" * 1000] * 4200}})
+    with pytest.raises(InvalidArgument) as caught:
+        request_filter(request)
+    assert [v.field for v in caught.value.violations] == ["filter"]
+
+
+async def test_filters_at_every_budget_run(engine):
+    """Each budget at its limit, and all at once in one statement: the database accepts them
+    (SQLite's 1,000-deep expression limit, 32,766 parameters), and they still mean what they say."""
+    wide = [{"name": f"nobody{i}"} for i in range(99)]
+    deep = _nested(9, {"$or": [*wide, {"name": "ann"}]})  # 10 levels, 100 clauses in the last
+    nine = _nested(8, {"$or": [*wide, {"name": "ann"}]})
+    many = {"$and": [{"created_at": {"$gte": "2000-01-01T00:00:00Z"}}] * 99 + [nine]}  # 100 a level, 10 deep
+    long_in = {"name": {"$in": [f"n{i}" for i in range(9_999)] + ["bob"]}}
+    teams = {"teams": {"$in": [f"t{i}" for i in range(9_999)] + ["yellow"]}}
+    custom = {"score": {"$nin": list(range(10_000))}}
+    assert await matching(engine, WITH_CUSTOM, deep) == ["u01"]
+    assert await matching(engine, WITH_CUSTOM, many) == ["u01"]
+    assert await matching(engine, WITH_CUSTOM, long_in) == ["u02"]
+    assert await matching(engine, WITH_CUSTOM, teams) == ["u10"]
+    assert await matching(engine, WITH_CUSTOM, custom) == but("u01", "u06", "u08")
+    assert await matching(engine, WITH_CUSTOM, {"$or": [nine, long_in, teams, custom]}) == but("u06", "u08")
+
+
+async def test_the_largest_filters_of_a_whole_audience_fit_one_statement(engine):
+    """25 filters (a campaign's segments) each just within the parameter budget, OR-ed."""
+    level = [{f"k{i}": i} for i in range(99)]
+    largest = {"$or": [*level, {"$or": [*level, {"name": "ann"}]}]}
+    compile_filter(WITH_CUSTOM, largest)  # within budget
+    from sqlalchemy import or_
+    async with engine.connect() as conn:
+        stmt = select(people.c.id).where(or_(*(compile_filter(WITH_CUSTOM, largest) for _ in range(25))))
+        assert list((await conn.scalars(stmt)).all()) == ["u01"]
+
+
+@pytest.mark.parametrize("value", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"])
+def test_a_datetime_that_leaves_years_1_to_9999_in_utc_is_refused(value):
+    _refused({"created_at": {"$gt": value}}, "filter.created_at.$gt")

@@ -1,11 +1,14 @@
 """Keyset pages over a real database: walks forward with `next` to the end and back with
 `prev` to the start in several orders, stays exact when rows are inserted between calls, and
-rejects cursors that are garbage or were made for another filter or sort."""
+rejects cursors that are garbage, altered, unsigned, signed with another secret, or were made
+for another filter or sort."""
 
 from __future__ import annotations
 
 import base64
 import datetime as dt
+import hashlib
+import hmac
 import json
 
 import pytest
@@ -16,7 +19,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from services.kit.db import IdString, UtcDateTime, create_tables, make_engine, new_metadata
 from services.kit.errors import InvalidArgument
 from services.kit.filters import Field, FilterSpec, compile_filter
-from services.kit.paging import SortKey, keyset_page, parse_sort, resolve_limit
+from services.kit.paging import SortKey, cursor_key, key_for_cursors, keyset_page, parse_sort, resolve_limit
 
 metadata = new_metadata()
 entries = Table(
@@ -161,31 +164,46 @@ async def test_cursor_made_for_another_filter_or_sort_is_rejected(sessions):
         assert caught.value.violations[0].field == field, (keys, filter_, cursor)
 
 
-def forged(cursor: str, **changes) -> str:
-    payload = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    return base64.urlsafe_b64encode(json.dumps(payload | changes).encode()).decode()
+def payload_of(cursor: str) -> dict:
+    encoded = cursor.partition(".")[0]
+    return json.loads(base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)))
 
 
-def b64(text: str) -> str:
-    return base64.urlsafe_b64encode(text.encode()).decode()
+def b64(data: str | bytes) -> str:
+    return base64.urlsafe_b64encode(data.encode() if isinstance(data, str) else data).rstrip(b"=").decode()
+
+
+def signed(payload: str, key: bytes | None = None) -> str:
+    """A cursor signed as Herald signs them, with the current call's key unless another is given."""
+    key = cursor_key.get() if key is None else key
+    return f"{b64(payload)}.{b64(hmac.new(key, payload.encode(), hashlib.sha256).digest()[:16])}"
+
+
+def forged(cursor: str, *, sign: bool = True, **changes) -> str:
+    payload = json.dumps(payload_of(cursor) | changes)
+    return signed(payload) if sign else f"{b64(payload)}.{cursor.partition('.')[2]}"
 
 
 async def test_garbage_cursors_are_rejected(sessions):
     keys = parse_sort([{"field": "created_at", "direction": -1}], SORTABLE)
     real = (await page(sessions, keys)).next
-    for garbage in ["!!!", "abc", b64("not json"), b64("[1, 2]"), b64('{"k": 1}'), real[:-5],
+    for garbage in ["!!!", "abc", "é.é", ".", b64("not json"), signed("not json"), signed("[1, 2]"), signed('{"k": 1}'),
+                    real[:-5], real.partition(".")[0],  # truncated; the unsigned format of before
+                    forged(real, sign=False, k=[{"$dt": "2024-01-01T00:00:00Z"}, "e01"]),  # altered, old mac
+                    signed(json.dumps(payload_of(real)), key_for_cursors("another deployment's secret")),
                     forged(real, k=["yesterday", "e01"]), forged(real, k=[{"$dt": "2024-01-01T00:00:00"}, "e01"]),
                     forged(real, k=[{"$dt": "2024-01-01T00:00:00Z"}, 5]), forged(real, k=["e01"]),
-                    forged(real, d="sideways")]:
+                    forged(real, d="sideways"), forged(real, k=[{"$dt": "0001-01-01T00:00:00Z"}, 2 ** 70])]:
         with pytest.raises(InvalidArgument) as caught:
             await page(sessions, keys, next=garbage)
-        assert caught.value.violations[0].field == "next", garbage
+        assert [(v.field, v.reason) for v in caught.value.violations] == [("next", "CURSOR_INVALID")], garbage
+    assert payload_of(real)["d"] == "next" and forged(real) != real
 
 
 async def test_datetime_keys_round_trip_through_the_cursor(sessions):
     keys = parse_sort([{"field": "created_at", "direction": 1}], SORTABLE)
     first = await page(sessions, keys, limit=1)
-    payload = json.loads(base64.urlsafe_b64decode(first.next + "=" * (-len(first.next) % 4)))
+    payload = payload_of(first.next)
     assert payload["k"] == [{"$dt": ENTRIES[0]["created_at"].isoformat()}, "e01"]
     assert ids(await page(sessions, keys, limit=1, next=first.next)) == ["e02"]
 
