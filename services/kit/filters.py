@@ -106,14 +106,16 @@ COMBINATORS = ("$and", "$or")
 # $ne / $nin match exactly the rows their positive operator does not (NULLs included).
 NEGATIONS = {"$ne": "$eq", "$nin": "$in"}
 
-_ORDERED = frozenset({"$eq", "$ne", "$in", "$nin", "$exists", *COMPARISONS})
+_UNORDERED = frozenset({"$eq", "$ne", "$in", "$nin", "$exists"})
+_ORDERED = _UNORDERED | frozenset(COMPARISONS)
 DEFAULT_OPERATORS: dict[Kind, frozenset[str]] = {
     Kind.STRING: _ORDERED,
     Kind.NUMBER: _ORDERED,
-    Kind.BOOL: _ORDERED,
+    # Booleans have no order (SQL refuses `> true`, and a custom key's bool compares only by equality).
+    Kind.BOOL: _UNORDERED,
     Kind.DATETIME: _ORDERED,
     # Stored enum values have no meaningful order.
-    Kind.ENUM: frozenset({"$eq", "$ne", "$in", "$nin", "$exists"}),
+    Kind.ENUM: _UNORDERED,
     Kind.ARRAY_OF_STRINGS: frozenset({"$eq", "$ne", "$in", "$nin", "$exists", "$contains"}),
 }
 

@@ -23,6 +23,7 @@ import grpc
 from google.protobuf.message import Message
 from grpc_status import rpc_status
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from services.kit import reasons
 from services.kit.auth import verify_authorization
@@ -203,6 +204,9 @@ def _client_error(method: str, exc: Exception) -> HeraldError:
         return Unavailable(SHUTTING_DOWN, reason=reasons.SERVER_SHUTTING_DOWN)
     if isinstance(exc, NotImplementedError):
         return Unimplemented(f"{method} is not implemented yet", reason=reasons.METHOD_NOT_IMPLEMENTED)
+    if isinstance(exc, PoolTimeout):  # every pooled connection stayed taken: a load peak, not a bug
+        log.warning("database busy", extra={"method": method})
+        return Unavailable("the database is busy; retry", reason=reasons.DATABASE_BUSY)
     if isinstance(exc, grpc.aio.AioRpcError) and exc.code() in (
             grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
         log.warning("dependency unavailable", extra={"method": method, "upstream": str(exc.code())})

@@ -12,6 +12,8 @@ import sys
 
 import grpc
 from google.protobuf import struct_pb2, wrappers_pb2
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import AsyncAdaptedQueuePool
 
 from services.kit import errors
 from services.kit.config import Settings
@@ -23,6 +25,17 @@ SERVICE = "herald.test.v1.ProbeService"
 
 def method(name: str) -> str:
     return f"/{SERVICE}/{name}"
+
+
+async def _second_connection_of_a_pool_of_one() -> None:
+    """Raises the pool's own TimeoutError: one connection, held while a second is asked for."""
+    engine = create_async_engine("sqlite+aiosqlite://", poolclass=AsyncAdaptedQueuePool, pool_size=1,
+                                 max_overflow=0, pool_timeout=0.01)
+    try:
+        async with engine.connect(), engine.connect():
+            pass
+    finally:
+        await engine.dispose()
 
 
 class ProbeService(Service):
@@ -84,6 +97,8 @@ class ProbeService(Service):
             raise NotImplementedError
         if kind == "bug":
             raise ValueError("secret internals: /etc/passwd")
+        if kind == "pool_busy":
+            await _second_connection_of_a_pool_of_one()
         return struct_pb2.Value()
 
     async def flaky(self, request, context):

@@ -130,6 +130,13 @@ async def test_unexpected_exceptions_are_opaque_internal_not_unknown(probe, capl
     assert error_reason(unimplemented) == ("segment.herald", "METHOD_NOT_IMPLEMENTED")
 
 
+async def test_an_exhausted_connection_pool_is_unavailable_to_retry_not_internal(probe):
+    async with client_channel(probe.port) as channel:
+        exc = await _code_of(channel, "Fail", "pool_busy")
+    assert exc.code() == grpc.StatusCode.UNAVAILABLE
+    assert error_reason(exc) == ("segment.herald", "DATABASE_BUSY")
+
+
 async def test_health_and_reflection_need_no_token(probe):
     async with grpc.aio.insecure_channel(f"127.0.0.1:{probe.port}") as channel:
         health = health_pb2_grpc.HealthStub(channel)

@@ -276,6 +276,7 @@ MALFORMED = [
     (WITH_CUSTOM, {"id": {"$ne": "u01"}}, "filter.id.$ne"),  # operators restricted per field
     (WITH_CUSTOM, {"name": {"$contains": "a"}}, "filter.name.$contains"),
     (WITH_CUSTOM, {"flag": 1.0}, "filter.flag"),
+    (WITH_CUSTOM, {"flag": {"$gt": False}}, "filter.flag.$gt"),  # booleans have no order
     (WITH_CUSTOM, {"role": {"$exists": "yes"}}, "filter.role.$exists"),
     (WITH_CUSTOM, {"role": {"$gt": None}}, "filter.role.$gt"),
     (WITH_CUSTOM, {"teams": {"$contains": ["a"]}}, "filter.teams.$contains"),
