@@ -50,11 +50,11 @@ def compile_text(source: str, field: str, variables: frozenset[str]) -> jinja2.T
 
 def compile_using(source: str, field: str, variables: frozenset[str]) -> tuple[jinja2.Template | str, frozenset[str]]:
     """compile_text, and the variables the template uses (from the same parse)."""
-    if not is_template(source):
-        return source, frozenset()
-    if len(source) > MAX_TEMPLATE_SOURCE:
+    if len(source) > MAX_TEMPLATE_SOURCE:  # with markup or without: every templated string
         raise InvalidArgument(field, f"a template must be at most {MAX_TEMPLATE_SOURCE} characters "
                                      f"(got {len(source)})", reason=reasons.TEMPLATE_INVALID)
+    if not is_template(source):
+        return source, frozenset()
     env = environment()
     try:
         parsed = env.parse(source)

@@ -152,6 +152,12 @@ def test_a_source_over_the_limit_is_refused_before_compiling_naming_the_field():
     Tree({"x": "{{ sender.name }}".ljust(MAX_TEMPLATE_SOURCE)}, "message_template.custom", USER_TARGET_VARIABLES)
 
 
+def test_a_plain_string_over_the_limit_is_refused_too():
+    with pytest.raises(InvalidArgument) as caught:
+        Tree({"x": "no markup " * (MAX_TEMPLATE_SOURCE // 10 + 1)}, "message_template.custom", USER_TARGET_VARIABLES)
+    assert caught.value.violations[0].field == "message_template.custom.x"
+
+
 def test_recursive_loops_are_refused():
     with pytest.raises(InvalidArgument):
         compile_text("{% for x in [1] recursive %}{{ loop([]) }}{% endfor %}", "text", USER_TARGET_VARIABLES)
