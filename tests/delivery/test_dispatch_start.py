@@ -4,30 +4,19 @@ before the service serves, so a campaign begun at once is never mistaken for bac
 
 from __future__ import annotations
 
-import pytest
 
 from harness import TEST_SECRET, eventually
 from services.delivery_svc import store
 from services.delivery_svc.dispatcher import Dispatcher, DispatchSettings
-from services.delivery_svc.migrations import SCHEMA
 from services.delivery_svc.outbox import Outbox
 from services.delivery_svc.sequencer import Positions, Sequencer
 from services.delivery_svc.webhooks import WebhookDestination, webhook_id
 from services.kit.config import new_webhook_secret
-from services.kit.db import make_engine, make_sessionmaker, transaction, utcnow
-from services.kit.migrate import migrate
+from services.kit.db import transaction, utcnow
 from services.kit.webhook_signing import webhook_key
 
 from delivery.event_log import add_and_position, message_new
 from delivery.receiver import receiving
-
-
-@pytest.fixture
-async def sessions(db_url):
-    engine = make_engine(db_url)
-    await migrate(engine, SCHEMA)
-    yield make_sessionmaker(engine)
-    await engine.dispose()
 
 
 async def test_events_positioned_right_after_start_are_sent_and_the_backlog_is_not(sessions):

@@ -6,34 +6,23 @@ from __future__ import annotations
 
 import datetime as dt
 
-import pytest
 from sqlalchemy import func, select
 
 from harness import TEST_SECRET, eventually
 from services.delivery_svc import store
 from services.delivery_svc.dispatcher import EXPIRED, Dispatcher, DispatchSettings
-from services.delivery_svc.migrations import SCHEMA
 from services.delivery_svc.outbox import Outbox
 from services.delivery_svc.retention import Retention
 from services.delivery_svc.sequencer import Positions, Sequencer
 from services.delivery_svc.webhooks import WebhookDestination
 from services.kit.config import new_webhook_secret
-from services.kit.db import make_engine, make_sessionmaker, transaction, utcnow
-from services.kit.migrate import migrate
+from services.kit.db import transaction, utcnow
 from services.kit.webhook_signing import webhook_key
 
 from delivery.receiver import receiving
 
 NOW = utcnow()
 DAYS_AGO = NOW - dt.timedelta(days=2)
-
-
-@pytest.fixture
-async def sessions(db_url):
-    engine = make_engine(db_url)
-    await migrate(engine, SCHEMA)
-    yield make_sessionmaker(engine)
-    await engine.dispose()
 
 
 async def add_events(sessions, created_at: dt.datetime, *ids: str) -> int:

@@ -12,21 +12,11 @@ from sqlalchemy import delete, select
 
 from conftest import PG_ADMIN_URL
 from services.delivery_svc import store
-from services.delivery_svc.migrations import SCHEMA
 from services.delivery_svc.outbox import Outbox
 from services.delivery_svc.sequencer import Positions, Sequencer
-from services.kit.db import make_engine, make_sessionmaker, transaction
-from services.kit.migrate import migrate
+from services.kit.db import transaction
 
 T = dt.datetime(2026, 7, 1, tzinfo=dt.timezone.utc)
-
-
-@pytest.fixture
-async def sessions(db_url):
-    engine = make_engine(db_url)
-    await migrate(engine, SCHEMA)
-    yield make_sessionmaker(engine)
-    await engine.dispose()
 
 
 def event_row(event_id: str, *, type_: str = "campaign.started", user_ids=(), message_id: str = "") -> dict:
