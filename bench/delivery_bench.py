@@ -34,6 +34,7 @@ from herald.common.v1 import common_pb2
 from herald.delivery.v1 import delivery_service_pb2, delivery_service_pb2_grpc
 from herald.segment.v1 import (directory_pb2, directory_service_pb2, directory_service_pb2_grpc, segment_pb2,
                                segment_service_pb2, segment_service_pb2_grpc)
+from bench.processes import stop_all
 from services.kit.probes import free_port, wait_serving
 from services.kit.auth import make_token
 from services.kit.clients import open_channel
@@ -176,14 +177,7 @@ async def run(recipients: int, direct: bool, batch_size: int, profile: str = "")
             await channel.close()
         return figures
     finally:
-        for process in processes.values():
-            if process.returncode is None:
-                process.send_signal(signal.SIGINT if profile else signal.SIGTERM)
-        for process in processes.values():
-            try:
-                await asyncio.wait_for(process.wait(), 15)
-            except TimeoutError:
-                process.kill()
+        await stop_all(processes.values(), signal.SIGINT if profile else signal.SIGTERM)
 
 
 def main() -> None:

@@ -23,7 +23,6 @@ import itertools
 import json
 import math
 import os
-import signal
 import sys
 import tempfile
 import time
@@ -41,6 +40,7 @@ from herald.common.v1 import common_pb2
 from herald.delivery.v1 import delivery_pb2, delivery_service_pb2, delivery_service_pb2_grpc
 from herald.segment.v1 import (directory_pb2, directory_service_pb2, directory_service_pb2_grpc, segment_pb2,
                                segment_service_pb2, segment_service_pb2_grpc)
+from bench.processes import stop_all
 from services.kit.auth import make_token
 from services.kit.clients import open_channel
 from services.kit.limits import MAX_MESSAGE_BYTES
@@ -270,14 +270,7 @@ async def main_async(recipients: int, rounds: int, timeout_s: float) -> None:
                   f"check {health.worst.get(name, math.nan) * 1000:.0f} ms (target < 1000) over "
                   f"{health.checks[name]} checks, {health.failed[name]} failed" + ("" if alive else "; EXITED"))
     finally:
-        for process in processes.values():
-            if process.returncode is None:
-                process.send_signal(signal.SIGTERM)
-        for process in processes.values():
-            try:
-                await asyncio.wait_for(process.wait(), 15)
-            except TimeoutError:
-                process.kill()
+        await stop_all(processes.values())
 
 
 def main() -> None:

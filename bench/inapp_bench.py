@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import signal
 import sys
 import tempfile
 import time
@@ -34,6 +33,7 @@ from herald.delivery.v1 import (delivery_pb2, delivery_service_pb2, delivery_ser
                                 message_service_pb2_grpc)
 from herald.segment.v1 import (directory_pb2, directory_service_pb2, directory_service_pb2_grpc, segment_pb2,
                                segment_service_pb2, segment_service_pb2_grpc)
+from bench.processes import stop_all
 from services.delivery_svc import store
 from services.kit.auth import make_token
 from services.kit.clients import open_channel
@@ -78,14 +78,7 @@ class Services:
     async def __aexit__(self, *exc) -> None:
         for channel in self.channels:
             await channel.close()
-        for process in self.processes.values():
-            if process.returncode is None:
-                process.send_signal(signal.SIGTERM)
-        for process in self.processes.values():
-            try:
-                await asyncio.wait_for(process.wait(), 15)
-            except TimeoutError:
-                process.kill()
+        await stop_all(self.processes.values())
 
 
 async def setup(services: Services, recipients: int) -> str:

@@ -36,6 +36,7 @@ from herald.campaign.v1 import campaign_service_pb2, campaign_service_pb2_grpc
 from herald.common.v1 import common_pb2
 from herald.segment.v1 import (directory_pb2, directory_service_pb2, directory_service_pb2_grpc, segment_pb2,
                                segment_service_pb2, segment_service_pb2_grpc)
+from bench.processes import stop_all
 from services.delivery_svc import store
 from services.delivery_svc.payloads import webhook_body
 from services.delivery_svc.outbox import Outbox
@@ -108,14 +109,7 @@ async def one_run(recipients: int, receiver_url: str | None, concurrency: int) -
         for channel in channels.values():
             await channel.close()
     finally:
-        for process in processes.values():
-            if process.returncode is None:
-                process.send_signal(signal.SIGTERM)
-        for process in processes.values():
-            try:
-                await asyncio.wait_for(process.wait(), 15)
-            except TimeoutError:
-                process.kill()
+        await stop_all(processes.values())
     return run, data_dir
 
 
