@@ -28,6 +28,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from services.kit import reasons
 from services.kit.auth import verify_authorization
 from services.kit.errors import HeraldError, Internal, InvalidArgument, Unavailable, Unimplemented
+from services.kit.limits import MAX_DRAINED_BYTES
 from services.kit.paging import cursor_key, key_for_cursors
 from services.kit.ratelimit import CallerLimiter
 from services.kit.request_values import check_request
@@ -85,13 +86,15 @@ def _wrap(handler: _Handler, method: str, authenticate: Callable[[], dict],
     codec = dict(response_serializer=handler.response_serializer)
     decode = handler.request_deserializer
 
-    def unary(behavior: _Behavior,
-              requests: Callable[[Any], Any]) -> Callable[[Any, _Context], Coroutine[Any, Any, Any]]:
+    def unary(behavior: _Behavior, requests: Callable[[Any], Any],
+              client_streaming: bool = False) -> Callable[[Any, _Context], Coroutine[Any, Any, Any]]:
         async def call(raw: Any, context: _Context) -> Any:
             try:
                 current_claims.set(authenticate())
                 return await _finish_even_if_cancelled(behavior(requests(raw), context), method)
             except Exception as exc:  # noqa: BLE001 — mapped to a status below
+                if client_streaming:
+                    await _drain(raw)
                 await _abort(context, method, exc, domain)
         return call
 
@@ -116,7 +119,7 @@ def _wrap(handler: _Handler, method: str, authenticate: Callable[[], dict],
     if handler.unary_unary:
         return grpc.unary_unary_rpc_method_handler(unary(handler.unary_unary, one), **codec)
     if handler.stream_unary:
-        return grpc.stream_unary_rpc_method_handler(unary(handler.stream_unary, each), **codec)
+        return grpc.stream_unary_rpc_method_handler(unary(handler.stream_unary, each, client_streaming=True), **codec)
     if handler.unary_stream:
         return grpc.unary_stream_rpc_method_handler(streaming(handler.unary_stream, one), **codec)
     assert handler.stream_stream is not None  # a method handler has exactly one behavior
@@ -134,6 +137,21 @@ def _decode(decode: Callable[[bytes], object] | None, raw: bytes) -> object:
     if isinstance(request, Message):
         check_request(request, raw)
     return request
+
+
+async def _drain(raw_requests: AsyncIterator[bytes]) -> None:
+    """Reads (and drops) what the client still sends, up to MAX_DRAINED_BYTES, before an error
+    answers a client-streaming call. Answered while its writes are in flight, grpc's asyncio
+    client fails the pending write and reports INTERNAL "Internal error from Core" instead of
+    the status sent (grpc/grpc#36066): the client would not learn which field was bad."""
+    budget = MAX_DRAINED_BYTES
+    try:
+        async for raw in raw_requests:
+            budget -= len(raw)
+            if budget <= 0:
+                return
+    except Exception:  # noqa: BLE001 — the stream broke (cancelled, deadline): answer anyway
+        return
 
 
 async def _finish_even_if_cancelled(work: Awaitable[Any], method: str) -> Any:

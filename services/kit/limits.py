@@ -90,3 +90,6 @@ MAX_TIMESTAMP_SECONDS = 253_402_300_799  # 9999-12-31T23:59:59Z, the latest
 
 # --- messages on the wire ------------------------------------------------------------------------
 MAX_MESSAGE_BYTES = 16 * 2**20  # a gRPC message, sent or received, between Herald's services
+# What a client-streaming call still reads from the client after a bad request, before its error
+# (services.kit.interceptors._drain); past it, the call is answered at once.
+MAX_DRAINED_BYTES = 64 * 2**20
