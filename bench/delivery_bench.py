@@ -103,14 +103,8 @@ async def run(recipients: int, direct: bool, batch_size: int, profile: str = "")
     processes: dict[str, asyncio.subprocess.Process] = {}
     try:
         for name in SERVICES:
-            command = [sys.executable, "-m", f"services.{name}_svc"]
-            if name == profile:
-                # py-spy (pip install py-spy) samples the service; its flame data goes to the data dir.
-                out = data_dir / f"{name}.pyspy.txt"
-                command = ["py-spy", "record", "--format", "raw", "--rate", "200", "-o", str(out), "--", *command]
-                print(f"profiling {name} into {out}")
             processes[name] = await asyncio.create_subprocess_exec(
-                *command, env=env, stderr=open(data_dir / f"{name}.log", "wb"))
+                sys.executable, "-m", f"services.{name}_svc", env=env, stderr=open(data_dir / f"{name}.log", "wb"))
         for name in SERVICES:
             await wait_serving(ports[name])
         token = make_token(SECRET, "bench")
@@ -143,6 +137,7 @@ async def run(recipients: int, direct: bool, batch_size: int, profile: str = "")
                 use_campaigns = False
         rss = PeakRss({name: psutil.Process(p.pid) for name, p in processes.items()})
         before, cpu_before = rss.now(), rss.cpu()
+        profiler = await start_profiler(processes[profile].pid, data_dir / f"{profile}.pyspy.txt") if profile else None
         with rss:
             t0 = time.perf_counter()
             if use_campaigns:
@@ -162,6 +157,8 @@ async def run(recipients: int, direct: bool, batch_size: int, profile: str = "")
                 status = campaign_pb2.CampaignStatus.Name(final.status)
             seconds = time.perf_counter() - t0
         cpu = {name: spent - cpu_before[name] for name, spent in rss.cpu().items()}
+        if profiler is not None:
+            await stop_all([profiler], signal.SIGINT)
         path = "StartCampaign → WatchCampaign completed" if use_campaigns else \
             "StartDelivery → WatchDelivery completed (campaign_svc not used)"
         print(f"path: {path}")
@@ -177,7 +174,18 @@ async def run(recipients: int, direct: bool, batch_size: int, profile: str = "")
             await channel.close()
         return figures
     finally:
-        await stop_all(processes.values(), signal.SIGINT if profile else signal.SIGTERM)
+        await stop_all(processes.values())
+
+
+async def start_profiler(pid: int, out: Path) -> asyncio.subprocess.Process:
+    """py-spy (pip install py-spy) sampling a service during the campaign only, its collapsed
+    stacks written to `out` when stopped."""
+    print(f"profiling pid {pid} into {out}")
+    profiler = await asyncio.create_subprocess_exec(
+        "py-spy", "record", "--format", "raw", "--rate", "250", "--pid", str(pid), "-o", str(out),
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+    await asyncio.sleep(1.0)  # py-spy attaches
+    return profiler
 
 
 def main() -> None:
