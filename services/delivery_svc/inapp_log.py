@@ -38,6 +38,6 @@ async def read_page(sessions: async_sessionmaker[AsyncSession], user_ids: Sequen
     if len(positions) == limit:
         through = positions[-1]
     # A position without its event: the event was pruned after the index row was read (or its row
-    # outlived it for a while, see store.index_in_app_events).
+    # outlived it until retention's next round, see store.forget_in_app_rows).
     pruned = after < bounds.resumable or len(rows) < len(positions)
     return Page([convert.event(row) for row in rows], through, bounds.resumable, pruned)

@@ -40,6 +40,8 @@ class Retention:
             passed = min(positions.values()) if positions else None
             events = await self._in_batches(lambda s: store.prune_events(s, passed, now - self.event_retention,
                                                                          PRUNE_BATCH))
+        # The in-app rows of the events pruned (now, or before a restart).
+        await self._in_batches(lambda s: store.forget_in_app_rows(s, PRUNE_BATCH))
         letters = await self._in_batches(lambda s: store.prune_dead_letters(s, now - self.dead_letter_retention,
                                                                             PRUNE_BATCH))
         if events or letters:

@@ -12,6 +12,9 @@ later; gaps are allowed. Within a campaign, campaign.completed / stopped are ins
 the delivery's last batch committed, so they are positioned after its message.new and
 channel.created.
 
+On SQLite, which has one writer at a time, the writers position their events as they write them
+(store.insert_events), so this task only positions the rare events written without one there.
+
 Replicas (PostgreSQL): every round holds a transaction advisory lock (`pg_try_advisory_xact_lock`);
 a replica that does not get it skips the round, so two never position at once. The last
 position lives in its own row (`event_sequencer`), so positions never restart, even once every
@@ -93,6 +96,8 @@ class Sequencer:
         """Positions up to one batch of committed events; returns how many."""
         async with transaction(self.sessions) as session:
             if not await store.any_unpositioned(session):
+                # On SQLite the writers position their events themselves (store.insert_events).
+                self.positions.advance(await store.last_position(session))
                 return 0
         async with transaction(self.sessions) as session:
             if not await _take_lock(session):

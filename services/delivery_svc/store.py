@@ -11,13 +11,13 @@
 - `events`: the outbox. `payload` holds the `herald.delivery.v1.Event` proto bytes minus what
   columns hold (sequence; for message.new the message, which is the `messages` row
   `message_id`), so writing a batch's events costs one serialisation per channel. `sequence` is
-  the insertion order; `position`, set by the sequencer after the event committed, is the order
-  readers follow (`Event.sequence` as clients see it; see sequencer.py for why they differ).
+  the insertion order; `position` is the order readers follow (`Event.sequence` as clients see
+  it), set by the sequencer after the event committed on PostgreSQL (see sequencer.py for why
+  they differ) and as it is written on SQLite (insert_events).
 - `event_sequencer`: one row, the last position given out (positions never restart, even once
   every event is pruned).
 - `event_users`: who each in-app event (channel.created, message.new) is for: one row per
-  (user, position), written by the sequencer with the positions, forgotten once the event is
-  pruned.
+  (user, position), written with the positions, forgotten once the event is pruned.
 - `monthly_usage`: messages written per calendar month (UTC), for the monthly capacity.
 
 The engine's hot path writes rows as the named tuples below (`RecipientLogRow`, `MessageRow`,
@@ -290,8 +290,26 @@ async def insert_messages(session: AsyncSession, values: DriverValues, rows: Seq
 
 
 async def insert_events(session: AsyncSession, values: DriverValues, rows: Sequence[EventRow]) -> None:
-    """Adds events to the outbox; an event id already there is left as it is."""
-    await write_tuples(session, values, events, EventRow._fields, rows)
+    """Adds events to the outbox; an event id already there is left as it is.
+
+    On PostgreSQL the sequencer positions them once committed. On SQLite they are positioned
+    here, with their in-app rows, in the writer's own transaction: SQLite has one writer at a
+    time, so transactions commit in the order they take positions, and the sequencer's second
+    pass over every row (an UPDATE per event, the in-app rows read back out of user_ids) is saved.
+    """
+    if not rows:
+        return
+    if not values.sqlite:
+        await write_tuples(session, values, events, EventRow._fields, rows)
+        return
+    last = await claim_sequencer(session)
+    await write_tuples(session, values, events, (*EventRow._fields, "position"),
+                       [(*row, last + i) for i, row in enumerate(rows, 1)])
+    through = last + len(rows)
+    # Read back out of user_ids by SQLite itself, off the event loop's thread.
+    await index_in_app_events(session, last, through)
+    await session.execute(update(event_sequencer).where(event_sequencer.c.id == SEQUENCER_ROW)
+                          .values(last_position=through))
 
 
 async def write_rows(session: AsyncSession, table: Table, rows: list[dict[str, Any]]) -> None:
@@ -549,9 +567,10 @@ IN_APP_TYPES = event_types.PER_RECIPIENT
 
 # One row per user an in-app event is for (its `user_ids`), so that a subscriber finds its users'
 # events through an index instead of reading every event's user_ids. The sequencer writes them
-# in the transaction that positions the events: a position is never visible without them. No
+# in the transaction that positions the events (on SQLite, the batch's: insert_events): a
+# position is never visible without them. No
 # foreign key to events: on PostgreSQL its check per row tripled the cost of writing them; the
-# rows of pruned events go a little later instead (see index_in_app_events), and a subscriber
+# rows of pruned events go a little later instead (retention's forget_in_app_rows), and a subscriber
 # reading one before then finds its event gone (which it reports as pruned).
 event_users = Table(
     "event_users", metadata,
@@ -561,8 +580,6 @@ event_users = Table(
 )
 # Where the rows of pruned events are found.
 Index("ix_event_users_position", event_users.c.position)
-# Rows of pruned events removed per sequencer round at most (bounds how long it holds the writer).
-FORGET_BATCH = 20_000
 
 
 def _one_of(session: AsyncSession, column: ColumnElement[str], values: Sequence[str]) -> ColumnElement[bool]:
@@ -575,8 +592,7 @@ def _one_of(session: AsyncSession, column: ColumnElement[str], values: Sequence[
 
 
 async def index_in_app_events(session: AsyncSession, after: int, through: int) -> None:
-    """Records who the in-app events positioned in (`after`, `through`] are for, and forgets (up to
-    FORGET_BATCH) rows of events pruned since: those below the oldest position kept."""
+    """Records who the in-app events positioned in (`after`, `through`] are for."""
     if session.get_bind().dialect.name == "postgresql":
         user_ids = func.jsonb_array_elements_text(events.c.user_ids).table_valued("value")
     else:
@@ -585,10 +601,15 @@ async def index_in_app_events(session: AsyncSession, after: int, through: int) -
     pairs = (select(user_ids.c.value, events.c.position).distinct().select_from(events).join(user_ids, literal(True))
              .where(events.c.position > after, events.c.position <= through, events.c.type.in_(IN_APP_TYPES)))
     await session.execute(insert(event_users).from_select(["user_id", "position"], pairs))
-    oldest_kept = select(func.coalesce(func.min(events.c.position), through + 1)).scalar_subquery()
-    pruned = (select(event_users.c.position).where(event_users.c.position < oldest_kept)
-              .order_by(event_users.c.position).limit(FORGET_BATCH))
-    await session.execute(delete(event_users).where(event_users.c.position.in_(pruned)))
+
+
+async def forget_in_app_rows(session: AsyncSession, limit: int) -> int:
+    """Deletes up to `limit` in-app rows of pruned events (below the oldest position kept, or
+    all when no event is kept); how many went."""
+    oldest_kept = select(func.min(events.c.position)).scalar_subquery()
+    pruned = select(event_users.c.position).order_by(event_users.c.position).limit(limit)
+    pruned = pruned.where((event_users.c.position < oldest_kept) | oldest_kept.is_(None))
+    return rows_changed(await session.execute(delete(event_users).where(event_users.c.position.in_(pruned))))
 
 
 class LogBounds(NamedTuple):

@@ -29,7 +29,6 @@ NESTED_LOOPS = ("{% for i in range(1000) %}{% for j in range(1000) %}{% for k in
                 "{% endfor %}{% endfor %}{% endfor %}")
 # About 96,000 of the 100,000 operations, whoever the recipient is: the costliest kind (weighing and
 # sorting a list) repeated; it renders (it stays within the budget), taking a noticeable time.
-ROUNDS = 5
 COSTLIEST_ALLOWED = ("{% set x = range(1000) | list %}{% for i in range(170) %}{% set y = x | sort %}{% endfor %}"
                      "Hi {{ receiver.name }}")
 
@@ -171,10 +170,10 @@ async def test_health_is_answered_while_the_costliest_allowed_template_renders(m
                      what="the first batch written")
 
     health = health_pb2_grpc.HealthStub(system.raw.channel("delivery"))
-    for _ in range(ROUNDS):  # on the event loop, no round would fit between two batches' writes
-        answer = await health.Check(health_pb2.HealthCheckRequest(), timeout=30)
-        delivery = await get(system.stubs, campaign_id)
-        assert answer.status == health_pb2.HealthCheckResponse.SERVING
-        assert (delivery.status, delivery.stats.stats_messages_sent) == (
-            campaign_pb2.CAMPAIGN_STATUS_IN_PROGRESS, 10)
+    # One check: on the event loop, it would wait for a whole batch's render; more checks would
+    # only make the test depend on how many round trips a loaded machine fits into one render.
+    answer = await health.Check(health_pb2.HealthCheckRequest(), timeout=30)
+    delivery = await get(system.stubs, campaign_id)
+    assert answer.status == health_pb2.HealthCheckResponse.SERVING
+    assert (delivery.status, delivery.stats.stats_messages_sent) == (campaign_pb2.CAMPAIGN_STATUS_IN_PROGRESS, 10)
     assert (await system.finish(campaign_id)).stats.stats_messages_sent == 30
