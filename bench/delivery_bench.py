@@ -43,7 +43,7 @@ from herald.common.v1 import common_pb2
 from herald.delivery.v1 import delivery_service_pb2, delivery_service_pb2_grpc
 from herald.segment.v1 import (directory_pb2, directory_service_pb2_grpc, segment_pb2, segment_service_pb2,
                                segment_service_pb2_grpc)
-from bench.processes import SERVICES, PeakRss, Services, stop_all, upsert_users
+from bench.processes import SERVICES, Services, Usage, stop_all, upsert_users
 
 TEXT = "Hi {{ receiver.name }}, {{ sender.name }} has news for you!"
 RAW_RECIPIENTS = 200_000
@@ -171,11 +171,9 @@ async def run(recipients: int, direct: bool, batch_size: int, profile: str = "",
                 print(f"campaign service did not create the campaign ({exc.code().name}: {exc.details()}); "
                       "driving DeliveryService.StartDelivery directly")
                 use_campaigns = False
-        rss = PeakRss(services.watched())
-        before, cpu_before, db_cpu_before = rss.now(), rss.cpu(), services.database_cpu()
         profiler = await start_profiler(services.processes[profile].pid, services.data_dir / f"{profile}.pyspy.txt") \
             if profile else None
-        with rss:
+        with Usage(services) as usage:
             t0 = time.perf_counter()
             if use_campaigns:
                 campaign_id = created.campaign.id
@@ -193,9 +191,6 @@ async def run(recipients: int, direct: bool, batch_size: int, profile: str = "",
                 stats = final.stats
                 status = campaign_pb2.CampaignStatus.Name(final.status)
             seconds = time.perf_counter() - t0
-        cpu = {name: spent - cpu_before[name] for name, spent in rss.cpu().items()}
-        if db_cpu_before is not None:
-            cpu["postgres"] = services.database_cpu() - db_cpu_before
         if profiler is not None:
             await stop_all([profiler], signal.SIGINT)
     path = "StartCampaign → WatchCampaign completed" if use_campaigns else \
@@ -204,16 +199,17 @@ async def run(recipients: int, direct: bool, batch_size: int, profile: str = "",
     print(f"status: {status}; messages sent {stats.stats_messages_sent}, channels created "
           f"{stats.stats_channels_created}, skipped {stats.recipients_skipped}, failed {stats.recipients_failed}")
     print(f"recipients: {recipients}  seconds: {seconds:.2f}  recipients/s: {recipients / seconds:,.0f}")
+    cpu = usage.spent
     for name in SERVICES:
-        print(f"peak RSS {name:8s}: {rss.peak[name] / 2**20:7.1f} MiB  (before the campaign: "
-              f"{before[name] / 2**20:.1f} MiB); CPU {cpu[name]:.2f} s")
+        print(f"peak RSS {name:8s}: {usage.peak[name] / 2**20:7.1f} MiB  (before the campaign: "
+              f"{usage.before[name] / 2**20:.1f} MiB); CPU {cpu[name]:.2f} s")
     if "postgres" in cpu:
         print(f"PostgreSQL server CPU: {cpu['postgres']:.2f} s")
     # The services are stopped: the raw limit has the machine to itself, right after the campaign.
     raw_rate, raw_seconds = raw_sqlite_limit()
     print(f"raw limit (sqlite3, {RAW_RECIPIENTS:,} recipients of a channel, 2 members and a message): "
           f"{raw_rate:,.0f} recipients/s ({raw_seconds:.2f} s)")
-    figures = Figures(recipients, seconds, cpu, dict(rss.peak), raw_rate, recipients / seconds / raw_rate)
+    figures = Figures(recipients, seconds, cpu, dict(usage.peak), raw_rate, recipients / seconds / raw_rate)
     print(f"this run: {figures.line()}", flush=True)
     return figures
 

@@ -66,6 +66,33 @@ class PeakRss:
         self._task.cancel()
 
 
+class Usage(PeakRss):
+    """PeakRss of the services over one phase (`with Usage(services):` in a running loop), with
+    their RSS before it (`before`) and the CPU-seconds each spent in it (`spent`), the PostgreSQL
+    server's too ("postgres") when they run on PostgreSQL."""
+
+    def __init__(self, services: Services) -> None:
+        super().__init__(services.watched())
+        self.services = services
+        self.before: dict[str, int] = {}
+        self.spent: dict[str, float] = {}
+
+    def __enter__(self):
+        self.before, self._cpu, self._database = self.now(), self.cpu(), self.services.database_cpu()
+        return super().__enter__()
+
+    def __exit__(self, *exc):
+        super().__exit__(*exc)
+        self.spent = {name: spent - self._cpu[name] for name, spent in self.cpu().items()}
+        if self._database is not None:
+            self.spent["postgres"] = self.services.database_cpu() - self._database
+
+    def summary(self) -> str:
+        cpu = "  ".join(f"{name} {spent:.2f}" for name, spent in self.spent.items())
+        peak = "  ".join(f"{name} {rss / 2**20:.0f}" for name, rss in self.peak.items())
+        return f"CPU s: {cpu}; peak RSS MiB: {peak}"
+
+
 def _dsn(url: str) -> str:
     """asyncpg's form of a SQLAlchemy URL."""
     return url.replace("postgresql+asyncpg://", "postgresql://", 1)
@@ -154,8 +181,11 @@ class Services:
         for name in SERVICES:
             process = self.processes[name]
             await wait_serving(self.ports[name], alive=lambda: process.returncode is None)
-        token = make_token(SECRET, "bench")
-        self.channels = {name: open_channel(f"127.0.0.1:{port}", token=token) for name, port in self.ports.items()}
+        self.token = make_token(SECRET, "bench")
+        self.channels = {name: open_channel(self.addr(name), token=self.token) for name in SERVICES}
+
+    def addr(self, name: str) -> str:
+        return f"127.0.0.1:{self.ports[name]}"
 
     def watched(self) -> dict[str, psutil.Process]:
         return {name: psutil.Process(p.pid) for name, p in self.processes.items()}
