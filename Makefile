@@ -58,6 +58,9 @@ breaking: $(BUF)
 baseline: $(BUF)
 	$(BUF) build -o proto/baseline.binpb
 
+## Every benchmark with its defaults, then delivery_bench --recipients 1000000 (bench/__main__.py
+## EXTRA_RUNS); long, on SQLite; CI never runs it. PostgreSQL: run delivery_bench or many_campaigns_bench
+## alone with --postgres URL (scripts/pg_test_server.sh start prints one).
 bench: $(STAMP)
 	$(PY) -m bench
 

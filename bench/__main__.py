@@ -1,6 +1,8 @@
 """`python -m bench` (or `make bench`) runs every benchmark in turn and prints their figures.
 
 Each benchmark is also runnable alone: `python -m bench.segment_bench`, `python -m bench.delivery_bench`.
+Every *_bench runs once with its defaults, then once with each argument set in EXTRA_RUNS
+(issue 11: "A `--recipients 1000000` run is part of `make bench`").
 """
 
 from __future__ import annotations
@@ -10,13 +12,19 @@ import pkgutil
 import sys
 from pathlib import Path
 
+# Runs beyond each benchmark's defaults: (benchmark, its arguments).
+EXTRA_RUNS = [
+    ("delivery_bench", ["--recipients", "1000000"]),
+]
+
 
 def main() -> int:
     names = sorted(m.name for m in pkgutil.iter_modules([str(Path(__file__).parent)]) if m.name.endswith("_bench"))
-    for name in names:
-        print(f"== bench.{name}", flush=True)
+    runs = [(name, []) for name in names] + EXTRA_RUNS
+    for name, arguments in runs:
+        print(f"== bench.{name} {' '.join(arguments)}".rstrip(), flush=True)
         module = importlib.import_module(f"bench.{name}")
-        sys.argv = [f"bench.{name}"]  # each benchmark parses its own options; run it with defaults
+        sys.argv = [f"bench.{name}", *arguments]  # each benchmark parses its own options
         module.main()
     return 0
 

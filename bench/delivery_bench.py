@@ -1,127 +1,163 @@
-"""A 60,000-recipient campaign through the three real services on SQLite.
+"""A 60,000-recipient campaign through the three real services, on SQLite or PostgreSQL, against the machine's raw limit.
 
     .venv/bin/python -m bench.delivery_bench [--recipients 60000] [--direct] [--runs 5]
+        [--postgres postgresql+asyncpg://herald@127.0.0.1:55499/postgres [--compare]]
 
-Starts segment_svc, delivery_svc and campaign_svc as subprocesses on SQLite in a temp dir,
-upserts the users and a sender, makes an all_users segment, creates a campaign with
-create_channels, a 1-1 channel template and templated text, and times StartCampaign →
-completed (WatchCampaign). `--direct` (or a campaign service that does not answer yet) drives
-DeliveryService.StartDelivery / WatchDelivery instead, and says so. Prints seconds,
-recipients/s and each service's peak RSS (sampled every 20 ms with psutil), plus the RSS
-before the campaign, to show memory stays flat, and each service's CPU-seconds (user + system)
-spent between StartCampaign and completion, with their sum per 1,000 recipients. `--runs N`
-repeats the whole thing on fresh services and prints each run's figures, then their median.
+Starts segment_svc, delivery_svc and campaign_svc as subprocesses (bench.processes.Services) on
+SQLite in a temp dir, upserts the users and a sender, makes an all_users segment, creates a
+campaign with create_channels, a 1-1 channel template and templated text, and times
+StartCampaign → completed (WatchCampaign). `--direct` (or a campaign service that does not
+answer yet) drives DeliveryService.StartDelivery / WatchDelivery instead, and says so. Prints
+seconds, recipients/s and each service's peak RSS (sampled every 20 ms with psutil), plus the
+RSS before the campaign, to show memory stays flat, and each service's CPU-seconds (user +
+system) spent between StartCampaign and completion, per 1,000 recipients and their sum.
+Right after each campaign, with the services stopped, it measures the machine's raw limit
+(raw_sqlite_limit: Python's sqlite3 writing a channel, two members and a message for each of
+200,000 recipients) and prints Herald's ratio to it. `--runs N` repeats the whole thing on
+fresh services and prints each run's figures, then their median (the ratio: the median of the
+runs' ratios). `--postgres URL` runs the services on new databases of that PostgreSQL server
+(created per run, dropped after) and adds the server's own CPU-seconds during the campaign;
+`--compare` runs the SQLite runs, then the PostgreSQL runs, and prints both medians side by
+side with the PG/SQLite speed ratio (issue 11's target: ≥ 0.5). `--profile SERVICE` records
+that service with py-spy during the campaign.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import os
+import datetime as dt
 import signal
+import sqlite3
 import statistics
-import sys
 import tempfile
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
-import psutil
 
 from herald.campaign.v1 import campaign_pb2, campaign_service_pb2, campaign_service_pb2_grpc
 from herald.common.v1 import common_pb2
 from herald.delivery.v1 import delivery_service_pb2, delivery_service_pb2_grpc
-from herald.segment.v1 import (directory_pb2, directory_service_pb2, directory_service_pb2_grpc, segment_pb2,
-                               segment_service_pb2, segment_service_pb2_grpc)
-from bench.processes import stop_all
-from services.kit.probes import free_port, wait_serving
-from services.kit.auth import make_token
-from services.kit.clients import open_channel
+from herald.segment.v1 import (directory_pb2, directory_service_pb2_grpc, segment_pb2, segment_service_pb2,
+                               segment_service_pb2_grpc)
+from bench.processes import SERVICES, Services, Usage, stop_all, upsert_users
 
-SECRET = "bench-secret-0123456789abcdef0123456789abcdef"
-SERVICES = ("segment", "delivery", "campaign")
 TEXT = "Hi {{ receiver.name }}, {{ sender.name }} has news for you!"
+RAW_RECIPIENTS = 200_000
+RAW_PER_TRANSACTION = 1000
+RAW_SCHEMA = """
+CREATE TABLE channels(cid TEXT PRIMARY KEY, type, id, created_by_id, custom, created_at);
+CREATE TABLE members(cid, user_id, channel_role, created_at, PRIMARY KEY (cid, user_id));
+CREATE TABLE messages(id TEXT PRIMARY KEY, cid, user_id, text, custom, created_at);
+"""
 
 
-class PeakRss:
-    """Samples the RSS of each service process in the background."""
-
-    def __init__(self, processes: dict[str, psutil.Process]) -> None:
-        self.processes = processes
-        self.peak = {name: 0 for name in processes}
-        self._task: asyncio.Task | None = None
-
-    def cpu(self) -> dict[str, float]:
-        return {name: sum(p.cpu_times()[:2]) for name, p in self.processes.items()}
-
-    def now(self) -> dict[str, int]:
-        return {name: p.memory_info().rss for name, p in self.processes.items()}
-
-    async def _sample(self) -> None:
-        while True:
-            for name, rss in self.now().items():
-                self.peak[name] = max(self.peak[name], rss)
-            await asyncio.sleep(0.02)
-
-    def __enter__(self):
-        self._task = asyncio.create_task(self._sample())
-        return self
-
-    def __exit__(self, *exc):
-        self._task.cancel()
+def raw_sqlite_limit(recipients: int = RAW_RECIPIENTS) -> tuple[float, float]:
+    """The machine's raw limit: Python's sqlite3 writing what one recipient of the campaign is at
+    the least (one channel, two members, one message) to a fresh WAL database with
+    synchronous=NORMAL, executemany, RAW_PER_TRANSACTION recipients a transaction. The rows are
+    built in the timed loop, as any writer builds them. Returns (recipients/s, seconds)."""
+    with tempfile.TemporaryDirectory(prefix="herald-raw-") as tmp:
+        db = sqlite3.connect(Path(tmp) / "raw.db", isolation_level=None)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.executescript(RAW_SCHEMA)
+        t0 = time.perf_counter()
+        for start in range(0, recipients, RAW_PER_TRANSACTION):
+            now = dt.datetime.now(dt.timezone.utc).isoformat()
+            numbers = range(start, min(start + RAW_PER_TRANSACTION, recipients))
+            cids = [(f"messaging:user-{i:07d}-sender", f"user-{i:07d}", i) for i in numbers]
+            db.execute("BEGIN")
+            db.executemany("INSERT INTO channels VALUES (?, ?, ?, ?, ?, ?)",
+                           [(cid, "messaging", cid[10:], "sender", "{}", now) for cid, _, _ in cids])
+            db.executemany("INSERT INTO members VALUES (?, ?, ?, ?)",
+                           [row for cid, user, _ in cids
+                            for row in ((cid, user, "channel_member", now), (cid, "sender", "owner", now))])
+            db.executemany("INSERT INTO messages VALUES (?, ?, ?, ?, ?, ?)",
+                           [(uuid.uuid4().hex, cid, "sender", f"Hi User {i}, The Sender has news for you!", "{}", now)
+                            for cid, _, i in cids])
+            db.execute("COMMIT")
+        seconds = time.perf_counter() - t0
+        db.close()
+    return recipients / seconds, seconds
 
 
 @dataclass
 class Figures:
-    """One run's figures: wall time and the CPU each service spent on the campaign."""
+    """One run's figures (or their median): wall time, the CPU each service (and, on PostgreSQL,
+    the server) spent on the campaign, each service's peak RSS, the raw limit measured after it
+    and Herald's ratio to that limit."""
     recipients: int
     seconds: float
-    cpu: dict[str, float]
+    cpu: dict[str, float]  # per service; "postgres" too on PostgreSQL
+    peak_rss: dict[str, float]  # bytes
+    raw_rate: float  # raw_sqlite_limit's recipients/s
+    ratio: float  # recipients/s ÷ raw_rate
+
+    @property
+    def rate(self) -> float:
+        return self.recipients / self.seconds
+
+    def per_thousand(self, name: str) -> float:
+        return self.cpu[name] / self.recipients * 1000
 
     @property
     def cpu_per_thousand(self) -> float:
-        return sum(self.cpu.values()) / self.recipients * 1000
+        """The three services' CPU-seconds per 1,000 recipients."""
+        return sum(self.per_thousand(name) for name in SERVICES)
+
+    def fields(self) -> list[tuple[str, str]]:
+        """(label, value) of every figure, in the order they print."""
+        fields = [("seconds", f"{self.seconds:.2f}"), ("recipients/s", f"{self.rate:,.0f}")]
+        fields += [(f"CPU s/1,000 {name}", f"{self.per_thousand(name):.3f}") for name in SERVICES]
+        fields.append(("CPU s/1,000 total", f"{self.cpu_per_thousand:.3f}"))
+        if "postgres" in self.cpu:
+            fields.append(("CPU s/1,000 postgres", f"{self.per_thousand('postgres'):.3f}"))
+            fields.append(("CPU s/1,000 with postgres", f"{self.cpu_per_thousand + self.per_thousand('postgres'):.3f}"))
+        fields += [(f"peak RSS MiB {name}", f"{self.peak_rss[name] / 2**20:.0f}") for name in SERVICES]
+        fields += [("raw recipients/s", f"{self.raw_rate:,.0f}"), ("ratio to raw", f"{self.ratio:.3f}")]
+        return fields
 
     def line(self) -> str:
-        per_service = "  ".join(f"{name} {self.cpu[name]:.2f}" for name in SERVICES)
-        return (f"seconds {self.seconds:6.2f}  recipients/s {self.recipients / self.seconds:7,.0f}  "
-                f"CPU s: {per_service}  CPU s per 1,000 recipients: {self.cpu_per_thousand:.3f}")
+        return "  ".join(f"{label} {value}" for label, value in self.fields())
 
 
 def median(runs: list[Figures]) -> Figures:
     return Figures(runs[0].recipients, statistics.median(r.seconds for r in runs),
-                   {name: statistics.median(r.cpu[name] for r in runs) for name in SERVICES})
+                   {name: statistics.median(r.cpu[name] for r in runs) for name in runs[0].cpu},
+                   {name: statistics.median(r.peak_rss[name] for r in runs) for name in SERVICES},
+                   statistics.median(r.raw_rate for r in runs), statistics.median(r.ratio for r in runs))
 
 
-async def run(recipients: int, direct: bool, batch_size: int, profile: str = "") -> Figures:
-    data_dir = Path(tempfile.mkdtemp(prefix="herald-bench-"))
-    ports = {name: free_port() for name in SERVICES}
-    env = dict(os.environ, HERALD_DATA_DIR=str(data_dir), HERALD_API_SECRET=SECRET, HERALD_LOG_LEVEL="WARNING",
-               HERALD_DELIVERY_BATCH_SIZE=str(batch_size),
-               **{f"HERALD_{name.upper()}_ADDR": f"127.0.0.1:{port}" for name, port in ports.items()})
-    processes: dict[str, asyncio.subprocess.Process] = {}
-    try:
-        for name in SERVICES:
-            processes[name] = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", f"services.{name}_svc", env=env, stderr=open(data_dir / f"{name}.log", "wb"))
-        for name in SERVICES:
-            await wait_serving(ports[name])
-        token = make_token(SECRET, "bench")
-        channels = {name: open_channel(f"127.0.0.1:{port}", token=token) for name, port in ports.items()}
-        directory = directory_service_pb2_grpc.DirectoryServiceStub(channels["segment"])
-        segments = segment_service_pb2_grpc.SegmentServiceStub(channels["segment"])
-        campaigns = campaign_service_pb2_grpc.CampaignServiceStub(channels["campaign"])
-        deliveries = delivery_service_pb2_grpc.DeliveryServiceStub(channels["delivery"])
+def side_by_side(sqlite: Figures, postgres: Figures) -> str:
+    """Both medians as a table, then PostgreSQL's speed as a share of SQLite's."""
+    left, right = dict(sqlite.fields()), dict(postgres.fields())
+    rows = [f"{'':28s} {'SQLite':>12s} {'PostgreSQL':>12s}"]
+    rows += [f"{label:28s} {left.get(label, '-'):>12s} {right[label]:>12s}" for label in right]
+    rows.append(f"PG/SQLite speed (recipients/s): {postgres.rate / sqlite.rate:.2f} (issue 11's target: ≥ 0.5)")
+    return "\n".join(rows)
+
+
+async def run(recipients: int, direct: bool, batch_size: int, profile: str = "", postgres: str = "") -> Figures:
+    services = Services(postgres=postgres, env={"HERALD_DELIVERY_BATCH_SIZE": str(batch_size)})
+    async with services:
+        directory = directory_service_pb2_grpc.DirectoryServiceStub(services.channels["segment"])
+        segments = segment_service_pb2_grpc.SegmentServiceStub(services.channels["segment"])
+        campaigns = campaign_service_pb2_grpc.CampaignServiceStub(services.channels["campaign"])
+        deliveries = delivery_service_pb2_grpc.DeliveryServiceStub(services.channels["delivery"])
 
         t0 = time.perf_counter()
-        users = [directory_pb2.User(id="sender", name="The Sender")]
-        users += [directory_pb2.User(id=f"user-{i:07d}", name=f"User {i}") for i in range(recipients)]
-        for start in range(0, len(users), 10_000):
-            await directory.UpsertUsers(directory_service_pb2.UpsertUsersRequest(users=users[start:start + 10_000]))
+        await upsert_users(directory, [directory_pb2.User(id="sender", name="The Sender")])
+        await upsert_users(directory, (directory_pb2.User(id=f"user-{i:07d}", name=f"User {i}")
+                                       for i in range(recipients)))
         segment = (await segments.CreateSegment(segment_service_pb2.CreateSegmentRequest(
             type=segment_pb2.SEGMENT_TYPE_USER, name="everyone", all_users=True))).segment
-        print(f"setup: {recipients + 1} users upserted, segment {segment.id} in {time.perf_counter() - t0:.1f} s")
+        where = f"PostgreSQL ({postgres.rsplit('@', 1)[-1].rsplit('/', 1)[0]})" if postgres else "SQLite"
+        print(f"setup on {where}: {recipients + 1} users upserted, segment {segment.id} in "
+              f"{time.perf_counter() - t0:.1f} s")
 
         fields = dict(name="bench", sender_id="sender", segment_ids=[segment.id], create_channels=True,
                       channel_template=common_pb2.ChannelTemplate(type="messaging",
@@ -135,10 +171,9 @@ async def run(recipients: int, direct: bool, batch_size: int, profile: str = "")
                 print(f"campaign service did not create the campaign ({exc.code().name}: {exc.details()}); "
                       "driving DeliveryService.StartDelivery directly")
                 use_campaigns = False
-        rss = PeakRss({name: psutil.Process(p.pid) for name, p in processes.items()})
-        before, cpu_before = rss.now(), rss.cpu()
-        profiler = await start_profiler(processes[profile].pid, data_dir / f"{profile}.pyspy.txt") if profile else None
-        with rss:
+        profiler = await start_profiler(services.processes[profile].pid, services.data_dir / f"{profile}.pyspy.txt") \
+            if profile else None
+        with Usage(services) as usage:
             t0 = time.perf_counter()
             if use_campaigns:
                 campaign_id = created.campaign.id
@@ -156,25 +191,27 @@ async def run(recipients: int, direct: bool, batch_size: int, profile: str = "")
                 stats = final.stats
                 status = campaign_pb2.CampaignStatus.Name(final.status)
             seconds = time.perf_counter() - t0
-        cpu = {name: spent - cpu_before[name] for name, spent in rss.cpu().items()}
         if profiler is not None:
             await stop_all([profiler], signal.SIGINT)
-        path = "StartCampaign → WatchCampaign completed" if use_campaigns else \
-            "StartDelivery → WatchDelivery completed (campaign_svc not used)"
-        print(f"path: {path}")
-        print(f"status: {status}; messages sent {stats.stats_messages_sent}, channels created "
-              f"{stats.stats_channels_created}, skipped {stats.recipients_skipped}, failed {stats.recipients_failed}")
-        print(f"recipients: {recipients}  seconds: {seconds:.2f}  recipients/s: {recipients / seconds:,.0f}")
-        for name in SERVICES:
-            print(f"peak RSS {name:8s}: {rss.peak[name] / 2**20:7.1f} MiB  (before the campaign: "
-                  f"{before[name] / 2**20:.1f} MiB); CPU {cpu[name]:.2f} s")
-        figures = Figures(recipients, seconds, cpu)
-        print(f"CPU s per 1,000 recipients (all three services): {figures.cpu_per_thousand:.3f}")
-        for channel in channels.values():
-            await channel.close()
-        return figures
-    finally:
-        await stop_all(processes.values())
+    path = "StartCampaign → WatchCampaign completed" if use_campaigns else \
+        "StartDelivery → WatchDelivery completed (campaign_svc not used)"
+    print(f"path: {path}")
+    print(f"status: {status}; messages sent {stats.stats_messages_sent}, channels created "
+          f"{stats.stats_channels_created}, skipped {stats.recipients_skipped}, failed {stats.recipients_failed}")
+    print(f"recipients: {recipients}  seconds: {seconds:.2f}  recipients/s: {recipients / seconds:,.0f}")
+    cpu = usage.spent
+    for name in SERVICES:
+        print(f"peak RSS {name:8s}: {usage.peak[name] / 2**20:7.1f} MiB  (before the campaign: "
+              f"{usage.before[name] / 2**20:.1f} MiB); CPU {cpu[name]:.2f} s")
+    if "postgres" in cpu:
+        print(f"PostgreSQL server CPU: {cpu['postgres']:.2f} s")
+    # The services are stopped: the raw limit has the machine to itself, right after the campaign.
+    raw_rate, raw_seconds = raw_sqlite_limit()
+    print(f"raw limit (sqlite3, {RAW_RECIPIENTS:,} recipients of a channel, 2 members and a message): "
+          f"{raw_rate:,.0f} recipients/s ({raw_seconds:.2f} s)")
+    figures = Figures(recipients, seconds, cpu, dict(usage.peak), raw_rate, recipients / seconds / raw_rate)
+    print(f"this run: {figures.line()}", flush=True)
+    return figures
 
 
 async def start_profiler(pid: int, out: Path) -> asyncio.subprocess.Process:
@@ -188,6 +225,21 @@ async def start_profiler(pid: int, out: Path) -> asyncio.subprocess.Process:
     return profiler
 
 
+def series(args: argparse.Namespace, postgres: str) -> Figures:
+    """`--runs` runs on fresh services; prints each run's figures and their median when more than one."""
+    runs = []
+    for i in range(1, args.runs + 1):
+        if args.runs > 1:
+            print(f"-- run {i} of {args.runs}", flush=True)
+        runs.append(asyncio.run(run(args.recipients, args.direct, args.batch_size, args.profile, postgres)))
+    if args.runs > 1:
+        print(f"== {args.runs} runs of {args.recipients} recipients on {'PostgreSQL' if postgres else 'SQLite'}")
+        for i, figures in enumerate(runs, 1):
+            print(f"run {i}:  {figures.line()}")
+        print(f"median: {median(runs).line()}", flush=True)
+    return median(runs)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--recipients", type=int, default=60_000)
@@ -195,17 +247,22 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=1000, help="HERALD_DELIVERY_BATCH_SIZE")
     parser.add_argument("--profile", choices=SERVICES, default="", help="run one service under py-spy record")
     parser.add_argument("--runs", type=int, default=1, help="repeat on fresh services; print each run and the median")
+    parser.add_argument("--postgres", default="", metavar="URL",
+                        help="run the services on new databases of this PostgreSQL server "
+                             "(postgresql+asyncpg://USER@HOST:PORT/postgres)")
+    parser.add_argument("--compare", action="store_true", help="the runs on SQLite, then on --postgres, side by side")
     args = parser.parse_args()
-    runs = []
-    for i in range(1, args.runs + 1):
-        if args.runs > 1:
-            print(f"-- run {i} of {args.runs}", flush=True)
-        runs.append(asyncio.run(run(args.recipients, args.direct, args.batch_size, args.profile)))
-    if args.runs > 1:
-        print(f"== {args.runs} runs of {args.recipients} recipients")
-        for i, figures in enumerate(runs, 1):
-            print(f"run {i}:  {figures.line()}")
-        print(f"median: {median(runs).line()}")
+    if args.compare and not args.postgres:
+        parser.error("--compare needs --postgres URL")
+    if not args.compare:
+        series(args, args.postgres)
+        return
+    print("== SQLite", flush=True)
+    sqlite = series(args, "")
+    print("== PostgreSQL", flush=True)
+    postgres = series(args, args.postgres)
+    print(f"== medians of {args.runs} run(s) of {args.recipients} recipients")
+    print(side_by_side(sqlite, postgres))
 
 
 if __name__ == "__main__":

@@ -26,14 +26,14 @@ from pathlib import Path
 
 import psutil
 
-from bench.delivery_bench import SECRET, TEXT, PeakRss
+from bench.delivery_bench import TEXT
 from herald.campaign.v1 import campaign_pb2
 from herald.common.v1 import common_pb2
 from herald.delivery.v1 import (delivery_pb2, delivery_service_pb2, delivery_service_pb2_grpc, message_service_pb2,
                                 message_service_pb2_grpc)
 from herald.segment.v1 import (directory_pb2, directory_service_pb2, directory_service_pb2_grpc, segment_pb2,
                                segment_service_pb2, segment_service_pb2_grpc)
-from bench.processes import stop_all
+from bench.processes import SECRET, PeakRss, stop_all
 from services.delivery_svc import store
 from services.kit.auth import make_token
 from services.kit.clients import open_channel
