@@ -199,6 +199,5 @@ async def _channel_batch(session: AsyncSession, rows: list) -> segment_service_p
             response.skipped_ids.append(row.target_id)
             continue
         recipient = response.recipients.add(target_id=row.cid)
-        recipient.channel.CopyFrom(channel_message(row._mapping, (m._mapping for m in members[row.cid]),
-                                                   full=False))
+        channel_message(row._mapping, (m._mapping for m in members[row.cid]), full=False, into=recipient.channel)
     return response

@@ -54,10 +54,12 @@ def member_row(cid: str, member: directory_pb2.ChannelMember, now: dt.datetime) 
 
 
 # Rows are Mapping[Any, Any]: a RowMapping's keys are column names or Column objects.
-def channel_message(row: Mapping[Any, Any], members: Iterable[Mapping[Any, Any]],
-                    *, full: bool = True) -> directory_pb2.Channel:
-    """A channel with its members; `full=False` leaves out what recipients do not need."""
-    channel = directory_pb2.Channel(cid=row["cid"], type=row["type"], id=row["id"], team=row["team"])
+def channel_message(row: Mapping[Any, Any], members: Iterable[Mapping[Any, Any]], *, full: bool = True,
+                    into: directory_pb2.Channel | None = None) -> directory_pb2.Channel:
+    """A channel with its members; `full=False` leaves out what recipients do not need. Filled
+    `into` a message of a response (an empty one), it is not copied there afterwards."""
+    channel = directory_pb2.Channel() if into is None else into
+    channel.cid, channel.type, channel.id, channel.team = row["cid"], row["type"], row["id"], row["team"]
     fill_struct(channel.custom, row["custom"])
     for member in members:
         item = channel.members.add(user_id=member["user_id"], channel_role=member["channel_role"],
@@ -80,9 +82,9 @@ def ensured_message(recipient_id: str, cid: str, created: bool, skip_reason: str
     item = directory_service_pb2.EnsuredChannel(recipient_id=recipient_id, cid=cid, created=created,
                                                 skip_reason=skip_reason)
     if row is not None:
-        ordered = [members[user_id] for user_id in sorted(members)]
-        item.member_ids.extend(m["user_id"] for m in ordered)
-        item.channel.CopyFrom(channel_message(row, ordered))
+        ordered = sorted(members)
+        item.member_ids.extend(ordered)
+        channel_message(row, [members[user_id] for user_id in ordered], into=item.channel)
     return item
 
 

@@ -176,8 +176,7 @@ async def _load(session: AsyncSession, batch: _Batch, cids: set[str]) -> None:
 async def _write(session: AsyncSession, batch: _Batch, fresh: list[Outcome], campaign_id: str) -> bool:
     """Writes the batch's changes; True when channels or memberships changed."""
     writes = batch.writes
-    inserted = await store.insert_channels(session, writes.channels)
-    if len(inserted) != len(writes.channels):
+    if await store.insert_channels(session, writes.channels) != len(writes.channels):
         # Another campaign created one of these channels since we looked; the retry will find it.
         raise Unavailable("a channel was created concurrently; retry the batch",
                           reason=reasons.CHANNEL_CREATED_CONCURRENTLY)

@@ -213,13 +213,23 @@ async def replace_members(session: AsyncSession, cids: Sequence[str], rows: list
         await session.execute(channel_members.insert(), rows)
 
 
-async def insert_channels(session: AsyncSession, rows: list[dict[str, Any]]) -> set[str]:
-    """Inserts new channels, skipping cids that exist; returns the cids actually inserted."""
+CHANNEL_ROW = ("cid", "type", "id", "team", "custom", "created_by_id", "created_at", "updated_at")
+
+
+async def insert_channels(session: AsyncSession, rows: list[dict[str, Any]]) -> int:
+    """Inserts new channels, skipping cids that exist; returns how many were inserted
+    (EnsureChannels' hot path: on SQLite one executemany, which counts them)."""
     if not rows:
-        return set()
-    stmt = dialect_insert(session, channels).on_conflict_do_nothing(index_elements=[channels.c.cid])
-    result = await session.execute(stmt.returning(channels.c.cid), rows)
-    return {row.cid for row in result}
+        return 0
+    values = DriverValues.of(session)
+    if not values.sqlite:  # asyncpg's executemany does not count rows: RETURNING does
+        stmt = dialect_insert(session, channels).on_conflict_do_nothing(index_elements=[channels.c.cid])
+        return len((await session.execute(stmt.returning(channels.c.cid), rows)).all())
+    connection = await session.connection()
+    result = await connection.exec_driver_sql(values.insert_sql(channels, CHANNEL_ROW), [
+        (r["cid"], r["type"], r["id"], r["team"], values.json(r["custom"]), r["created_by_id"],
+         values.time(r["created_at"]), values.time(r["updated_at"])) for r in rows])
+    return result.rowcount
 
 
 MEMBER_COLUMNS = ("cid", "user_id", "channel_role", "hidden", "archived_at", "custom", "created_at")
