@@ -606,9 +606,10 @@ async def index_in_app_events(session: AsyncSession, after: int, through: int) -
 async def forget_in_app_rows(session: AsyncSession, limit: int) -> int:
     """Deletes up to `limit` in-app rows of pruned events (below the oldest position kept, or
     all when no event is kept); how many went."""
-    oldest_kept = select(func.min(events.c.position)).scalar_subquery()
-    pruned = select(event_users.c.position).order_by(event_users.c.position).limit(limit)
-    pruned = pruned.where((event_users.c.position < oldest_kept) | oldest_kept.is_(None))
+    last_given = select(event_sequencer.c.last_position).where(event_sequencer.c.id == SEQUENCER_ROW)
+    oldest_kept = select(func.coalesce(func.min(events.c.position), last_given.scalar_subquery() + 1, 0))
+    pruned = (select(event_users.c.position).where(event_users.c.position < oldest_kept.scalar_subquery())
+              .order_by(event_users.c.position).limit(limit))
     return rows_changed(await session.execute(delete(event_users).where(event_users.c.position.in_(pruned))))
 
 

@@ -38,6 +38,10 @@ async def test_event_users_hold_who_each_in_app_event_is_for_until_it_is_pruned(
     async with transaction(sessions) as session:  # retention's round, after pruning
         assert await store.forget_in_app_rows(session, 100) == 2
     assert await indexed() == [("bob", "c1"), ("boss", "c1"), ("cat", "m2")]
+    async with transaction(sessions) as session:  # every event pruned: every row goes
+        await session.execute(delete(store.events))
+        assert await store.forget_in_app_rows(session, 100) == 3
+    assert await indexed() == []
 
 
 async def test_events_written_in_a_batch_are_positioned_there_on_sqlite_and_by_the_sequencer_otherwise(sessions):
