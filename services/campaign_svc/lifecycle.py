@@ -22,7 +22,7 @@ from services.campaign_svc.feeds import Feeds
 from services.campaign_svc.sending import DeliveryRefused, Sending
 from services.campaign_svc.store import Status
 from services.campaign_svc.upstream import Upstream
-from services.kit.db import transaction
+from services.kit.db import transaction, write_transaction
 from services.kit.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, Violations
 from services.kit.fields import check_id
 from services.kit.protos import from_timestamp
@@ -164,7 +164,7 @@ class Campaigns:
         `values`, not read again). Every write of a campaign sets updated_at: matching it, the
         move is refused when anything changed since the read (an update landing meanwhile must
         not be sent with the audience counted and the snapshot taken before it)."""
-        async with transaction(self.sessions) as session:
+        async with write_transaction(self.sessions) as session:
             moved = await store.transition(session, row["id"], row["status"], values,
                                            store.campaigns.c.updated_at == row["updated_at"])
             current = None if moved else await store.get_campaign(session, row["id"])

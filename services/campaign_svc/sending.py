@@ -31,7 +31,7 @@ from services.campaign_svc.feeds import Feeds
 from services.campaign_svc.store import Status
 from services.campaign_svc.upstream import Upstream, is_outage
 from services.kit import reasons as kit_reasons
-from services.kit.db import transaction
+from services.kit.db import transaction, write_transaction
 from services.kit.errors import FailedPrecondition, HeraldError, ResourceExhausted, Unavailable
 
 log = logging.getLogger("herald.campaign.sending")
@@ -213,7 +213,7 @@ class Sending:
                 await self.finish(campaign_id, Status.STOPPED, reason=refused.reason,
                                   message=refused.error.message)
             else:
-                async with transaction(self.sessions) as session:
+                async with write_transaction(self.sessions) as session:
                     await store.transition(session, campaign_id, Status.IN_PROGRESS, undo)
             raise refused from None
 
@@ -223,7 +223,7 @@ class Sending:
         stopped too)."""
         campaign_id = row["id"]
         values = {"delivery_started": True, **convert.stats_values(delivery.stats)}
-        async with transaction(self.sessions) as session:
+        async with write_transaction(self.sessions) as session:
             marked = await store.transition(session, campaign_id, Status.IN_PROGRESS, values)
             if marked:
                 row = {**row, **values}
@@ -251,7 +251,7 @@ class Sending:
             await self.finish(campaign_id, ending, reason=delivery.stop_reason, message=delivery.stop_message,
                               stats=delivery.stats)
             return True
-        async with transaction(self.sessions) as session:
+        async with write_transaction(self.sessions) as session:
             changed = await store.transition(session, campaign_id, Status.IN_PROGRESS,
                                              {"delivery_started": True, **convert.stats_values(delivery.stats)})
             row = await store.get_campaign(session, campaign_id)
@@ -271,7 +271,7 @@ class Sending:
             values.update(convert.stats_values(stats, completed=completed))
         if completed:
             values["progress"] = 1.0
-        async with transaction(self.sessions) as session:
+        async with write_transaction(self.sessions) as session:
             ended = await store.transition(session, campaign_id, expected, values)
             if not ended and stats is not None:
                 # Already ended (e.g. by StopCampaign): the delivery's last word on the counters
@@ -317,7 +317,7 @@ class Sending:
             return await store.get_campaign(session, campaign_id)
 
     async def _mark(self, campaign_id: str, values: dict) -> None:
-        async with transaction(self.sessions) as session:
+        async with write_transaction(self.sessions) as session:
             await store.update_fields(session, campaign_id, values)
 
 

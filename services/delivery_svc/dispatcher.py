@@ -44,7 +44,7 @@ from services.delivery_svc.destinations import Attempt, Destination, Handoff, Ou
 from services.delivery_svc.letter_sink import LetterSink
 from services.delivery_svc.outbox import Outbox
 from services.kit.config import Settings
-from services.kit.db import transaction, utcnow
+from services.kit.db import transaction, utcnow, write_transaction
 
 log = logging.getLogger("herald.delivery.dispatch")
 
@@ -371,7 +371,7 @@ class DestinationRunner:
     async def save_position(self) -> None:
         passed = self.progress.passed
         if passed > self.committed:
-            async with transaction(self.sessions) as session:
+            async with write_transaction(self.sessions) as session:
                 await store.move_dispatch_position(session, self.name, passed, utcnow())
             self.committed = passed
 

@@ -31,7 +31,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.delivery_svc import store
-from services.kit.db import transaction
+from services.kit.db import transaction, write_transaction
 
 log = logging.getLogger("herald.delivery.sequencer")
 
@@ -99,7 +99,7 @@ class Sequencer:
                 # On SQLite the writers position their events themselves (store.insert_events).
                 self.positions.advance(await store.last_position(session))
                 return 0
-        async with transaction(self.sessions) as session:
+        async with write_transaction(self.sessions) as session:
             if not await _take_lock(session):
                 return 0
             before = await store.claim_sequencer(session)

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from services.delivery_svc import store
 from services.delivery_svc.outcomes import FAILED, SKIPPED, CreatedChannel, Outcome, PreparedBatch
 from services.kit.bulk import DriverValues
-from services.kit.db import transaction, utcnow
+from services.kit.db import transaction, utcnow, write_transaction
 from services.kit.limits import MAX_STOP_MESSAGE
 
 
@@ -45,7 +45,7 @@ class BatchWriter:
         """Writes one batch and its checkpoint, or nothing at all; None when the delivery is no
         longer in progress (stopped meanwhile)."""
         campaign_id = self.campaign_id
-        async with transaction(self.sessions) as session:
+        async with write_transaction(self.sessions) as session:
             now = utcnow()
             if not await store.claim_in_progress(session, campaign_id, now):
                 return None
@@ -90,7 +90,7 @@ class BatchWriter:
         """Stops the delivery (unless it is no longer in progress) and, in the same transaction,
         writes the channel.created events and stats_channels_created of the channels created for
         batches that were not written."""
-        async with transaction(self.sessions) as session:
+        async with write_transaction(self.sessions) as session:
             now = utcnow()
             await store.stop_delivery(session, self.campaign_id, reason, message[:MAX_STOP_MESSAGE], now)
             if created:
@@ -102,7 +102,7 @@ class BatchWriter:
                 await store.add_progress(session, self.campaign_id, {"channels_created": len(created)}, None, now)
 
     async def complete(self) -> None:
-        async with transaction(self.sessions) as session:
+        async with write_transaction(self.sessions) as session:
             await store.complete_delivery(session, self.campaign_id, utcnow())
 
 

@@ -7,7 +7,9 @@ SQLite's default BINARY collation, and `COLLATE "C"` on PostgreSQL (see `IdStrin
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, cast
@@ -116,4 +118,26 @@ async def create_tables(engine: AsyncEngine, metadata: MetaData) -> None:
 async def transaction(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
     """One RPC, one transaction: commits on success, rolls back on any exception."""
     async with sessions() as session, session.begin():
+        yield session
+
+
+_writers: weakref.WeakKeyDictionary[AsyncEngine, asyncio.Lock] = weakref.WeakKeyDictionary()
+
+
+@asynccontextmanager
+async def write_transaction(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
+    """A transaction that writes, on the paths where writers meet (a campaign's progress, a
+    delivery's batches). SQLite has one writer at a time, and a connection that finds it taken
+    sleeps in SQLite's busy handler — 1, 2, 5, 10, … up to 100 ms — however soon it is free
+    again: this process's writers take turns on an asyncio lock instead, each woken as the one
+    before commits. Never nest one in another (the lock is not reentrant)."""
+    engine = sessions.kw["bind"]
+    if engine.dialect.name != "sqlite":
+        async with transaction(sessions) as session:
+            yield session
+        return
+    lock = _writers.get(engine)
+    if lock is None:
+        lock = _writers[engine] = asyncio.Lock()
+    async with lock, transaction(sessions) as session:
         yield session
