@@ -10,6 +10,7 @@ stops the service's background work and disposes its engine.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 import sys
@@ -166,10 +167,27 @@ async def _serve_until_signal(name: str, build: Callable[[Settings], Service], s
             raise
         raise StartupError(_one_line(exc)) from exc
     log.info("serving", extra={"service": name, "addr": addr, "port": running.port})
+    tune_garbage_collector()
     await stop.wait()
     log.info("shutting down", extra={"service": name, "grace_s": settings.shutdown_grace_s})
     await running.stop()
     log.info("stopped", extra={"service": name})
+
+
+# The young generation's size: a batch's thousands of short-lived objects (protos, rows, dicts)
+# die before it fills, instead of surviving a collection into the older generations, whose
+# full passes are the costly ones.
+GC_YOUNG_OBJECTS = 50_000
+
+
+def tune_garbage_collector() -> None:
+    """Once serving: what start-up made (the imports of grpc, SQLAlchemy, Jinja …, about 100,000
+    objects) lives as long as the process, so it is frozen out of every later collection. With
+    Python's defaults each full pass scanned it all: about a second of CPU per service in a
+    60,000-recipient campaign."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(GC_YOUNG_OBJECTS, *gc.get_threshold()[1:])
 
 
 def _one_line(exc: BaseException) -> str:
