@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from services.delivery_svc import store
 from services.delivery_svc.outcomes import FAILED, SKIPPED, CreatedChannel, Outcome, PreparedBatch
 from services.kit.bulk import DriverValues
-from services.kit.db import transaction, utcnow, write_transaction
+from services.kit.db import utcnow, write_transaction
 from services.kit.limits import MAX_STOP_MESSAGE
 
 
