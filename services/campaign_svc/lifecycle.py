@@ -76,7 +76,7 @@ class Campaigns:
         values = {**fields.values(), "instance": str(uuid.uuid4()), "status": Status.DRAFT,
                   "created_at": now, "updated_at": now}
         try:
-            async with transaction(self.sessions) as session:
+            async with write_transaction(self.sessions, urgent=True) as session:
                 await store.insert_campaign(session, values)
                 row = await store.get_campaign(session, fields.id)
         except IntegrityError:
@@ -88,7 +88,7 @@ class Campaigns:
         fields = await asyncio.to_thread(rules.check_locally, request, id_required=True)
         await self._editable(await self.get(fields.id))
         await rules.check_remotely(fields, request, self.upstream)
-        async with transaction(self.sessions) as session:
+        async with write_transaction(self.sessions, urgent=True) as session:
             changed = await store.replace_campaign(session, fields.id, {**fields.values(),
                                                                        "updated_at": self.clock.now()}, EDITABLE)
             row = await store.get_campaign(session, fields.id)
@@ -108,7 +108,7 @@ class Campaigns:
 
     async def delete(self, campaign_id: str) -> None:
         row = await self.get(campaign_id)
-        async with transaction(self.sessions) as session:
+        async with write_transaction(self.sessions, urgent=True) as session:
             deleted = await store.delete_campaign(session, campaign_id, unless_status=Status.IN_PROGRESS)
             if not deleted:
                 row = await store.get_campaign(session, campaign_id)
@@ -164,7 +164,7 @@ class Campaigns:
         `values`, not read again). Every write of a campaign sets updated_at: matching it, the
         move is refused when anything changed since the read (an update landing meanwhile must
         not be sent with the audience counted and the snapshot taken before it)."""
-        async with write_transaction(self.sessions) as session:
+        async with write_transaction(self.sessions, urgent=True) as session:
             moved = await store.transition(session, row["id"], row["status"], values,
                                            store.campaigns.c.updated_at == row["updated_at"])
             current = None if moved else await store.get_campaign(session, row["id"])

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import heapq
+import itertools
 import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -121,23 +123,64 @@ async def transaction(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterat
         yield session
 
 
-_writers: weakref.WeakKeyDictionary[AsyncEngine, asyncio.Lock] = weakref.WeakKeyDictionary()
+class WriterTurns:
+    """SQLite's one writer, taken in turns by this process's writers: in the order they came,
+    except that an urgent writer (a caller is waiting on its answer, e.g. StartCampaign) goes
+    before the queued background ones (a campaign's progress, a delivery's batches)."""
+
+    def __init__(self) -> None:
+        self._held = False
+        self._queue: list[tuple[int, int, asyncio.Future[None]]] = []  # (lane, arrival, waiter)
+        self._arrivals = itertools.count()
+
+    @asynccontextmanager
+    async def turn(self, *, urgent: bool = False) -> AsyncIterator[None]:
+        await self._acquire(urgent)
+        try:
+            yield
+        finally:
+            self._release()
+
+    async def _acquire(self, urgent: bool) -> None:
+        if not self._held:  # free: nobody is queued either (a release hands over or empties the queue)
+            self._held = True
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._queue, (0 if urgent else 1, next(self._arrivals), waiter))
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self._release()  # the turn came as this writer was cancelled: pass it on
+            raise
+
+    def _release(self) -> None:
+        while self._queue:
+            _, _, waiter = heapq.heappop(self._queue)
+            if not waiter.done():  # a cancelled waiter stays queued until here
+                waiter.set_result(None)
+                return
+        self._held = False
+
+
+_writers: weakref.WeakKeyDictionary[AsyncEngine, WriterTurns] = weakref.WeakKeyDictionary()
 
 
 @asynccontextmanager
-async def write_transaction(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
-    """A transaction that writes, on the paths where writers meet (a campaign's progress, a
-    delivery's batches). SQLite has one writer at a time, and a connection that finds it taken
-    sleeps in SQLite's busy handler — 1, 2, 5, 10, … up to 100 ms — however soon it is free
-    again: this process's writers take turns on an asyncio lock instead, each woken as the one
-    before commits. Never nest one in another (the lock is not reentrant)."""
+async def write_transaction(sessions: async_sessionmaker[AsyncSession], *,
+                            urgent: bool = False) -> AsyncIterator[AsyncSession]:
+    """A transaction that writes. SQLite has one writer at a time, and a connection that finds
+    it taken sleeps in SQLite's busy handler — 1, 2, 5, 10, … up to 100 ms — however soon it is
+    free again, so a writer meeting a stream of others may wait for seconds: this process's
+    writers take turns instead (WriterTurns), each woken as the one before commits, `urgent`
+    ones first. Never nest one in another (a turn is not reentrant)."""
     engine = sessions.kw["bind"]
     if engine.dialect.name != "sqlite":
         async with transaction(sessions) as session:
             yield session
         return
-    lock = _writers.get(engine)
-    if lock is None:
-        lock = _writers[engine] = asyncio.Lock()
-    async with lock, transaction(sessions) as session:
+    turns = _writers.get(engine)
+    if turns is None:
+        turns = _writers[engine] = WriterTurns()
+    async with turns.turn(urgent=urgent), transaction(sessions) as session:
         yield session
