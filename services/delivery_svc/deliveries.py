@@ -19,7 +19,7 @@ from services.delivery_svc.engine import Engine
 from services.delivery_svc.notifier import Notifier
 from services.delivery_svc.render import CampaignTemplates
 from services.kit import campaign_rules, event_types
-from services.kit.db import transaction, utcnow
+from services.kit.db import transaction, utcnow, write_transaction
 from services.kit.errors import InvalidArgument, NotFound, ResourceExhausted, Violations
 from services.kit.fields import check_id
 from services.kit.limits import (MAX_DELIVERIES_PER_CALL, MAX_STOP_MESSAGE, RECIPIENTS_PAGE, WATCH_MAX_INTERVAL_S,
@@ -72,7 +72,7 @@ class Deliveries:
     async def start(self, campaign: campaign_pb2.Campaign) -> delivery_pb2.Delivery:
         """Creates the delivery and launches it; a retried start returns the existing one."""
         templates = await asyncio.to_thread(check_snapshot, campaign)  # compiling may take a while
-        async with transaction(self.sessions) as session:
+        async with write_transaction(self.sessions, urgent=True) as session:
             if await store.get_delivery(session, campaign.id) is None:
                 await self._check_capacity(session)
             # The count campaign_svc took as the campaign started; a snapshot without one (0,
@@ -113,7 +113,7 @@ class Deliveries:
             # but will not write. Without a run here, or when it does not end in time, the stop
             # is committed directly (a run still going settles on its own just after).
             await self.engine.stop(campaign_id, reason, message, STOP_WAIT_S)
-            async with transaction(self.sessions) as session:
+            async with write_transaction(self.sessions, urgent=True) as session:
                 stopped = await store.stop_delivery(session, campaign_id, reason, message, utcnow())
             if stopped:
                 self.engine.request_stop(campaign_id, reason, message)
@@ -123,10 +123,9 @@ class Deliveries:
     async def get(self, campaign_id: str) -> delivery_pb2.Delivery:
         _require_id(campaign_id, "campaign_id")
         async with transaction(self.sessions) as session:
-            row = await store.get_delivery(session, campaign_id)
-            if row is None:
-                raise NotFound(f"no delivery for campaign {campaign_id!r}", reason=reasons.DELIVERY_NOT_FOUND)
-            users_read = (await store.users_read_counts(session, [campaign_id])).get(campaign_id, 0)
+            row, users_read = await store.get_delivery_read(session, campaign_id)
+        if row is None:
+            raise NotFound(f"no delivery for campaign {campaign_id!r}", reason=reasons.DELIVERY_NOT_FOUND)
         return convert.delivery(row, users_read, self._rate(row))
 
     async def batch_get(self, campaign_ids: list[str]) -> list[delivery_pb2.Delivery]:

@@ -15,6 +15,7 @@ from google.protobuf import timestamp_pb2
 
 from herald.campaign.v1 import campaign_pb2
 from herald.delivery.v1 import delivery_pb2, delivery_service_pb2 as pb, delivery_service_pb2_grpc
+from services.kit.limits import WATCH_MAX_INTERVAL_S
 
 IN_PROGRESS = campaign_pb2.CAMPAIGN_STATUS_IN_PROGRESS
 COMPLETED = campaign_pb2.CAMPAIGN_STATUS_COMPLETED
@@ -146,7 +147,10 @@ class FakeDelivery(delivery_service_pb2_grpc.DeliveryServiceServicer):
             yield pb.WatchDeliveryResponse(delivery=delivery)
             if delivery.status != IN_PROGRESS:
                 return
-            await changed.wait()
+            try:  # the contract's cadence: at least one update a second while in progress
+                await asyncio.wait_for(changed.wait(), WATCH_MAX_INTERVAL_S)
+            except TimeoutError:
+                pass
             if generation != self._break_generation:
                 await context.abort(grpc.StatusCode.UNAVAILABLE, "delivery restarting")
 
