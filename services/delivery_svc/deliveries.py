@@ -41,6 +41,8 @@ EVENT_TYPES_FROM_CAMPAIGNS = frozenset(event_types.CAMPAIGN_EVENTS)
 CAMPAIGN_ENDS = frozenset({"campaign.completed", "campaign.stopped"})
 # How long PublishEvent of a campaign's end waits for its delivery's run to end (see publish_event).
 RUN_END_WAIT_S = 30.0
+# WatchDelivery reads the stored delivery again at least this often without a notice.
+WATCH_REREAD_S = 5.0
 SNAPSHOT = "campaign."  # the prefix of a snapshot's fields in violations
 
 
@@ -147,9 +149,13 @@ class Deliveries:
         return self.engine.rate(row.campaign_id) if row.status == store.IN_PROGRESS else None
 
     async def watch(self, campaign_id: str) -> AsyncIterator[delivery_pb2.Delivery]:
-        """The state at once, then changes (≤4/s, ≥1/s while in progress), the terminal state last."""
+        """The state at once, then changes (≤4/s, ≥1/s while in progress), the terminal state last.
+        This process's writes notify; a heartbeat after none repeats the last state read with the
+        current rate, and the stored state is read again at least each WATCH_REREAD_S (a write
+        of another process). Reading at each heartbeat cost a hundred campaigns sending at once
+        a hundred reads a second."""
         changed = self.notifier.changed(campaign_id)
-        current = await self.get(campaign_id)
+        read_at, current = time.monotonic(), await self.get(campaign_id)
         sent_at = 0.0
         while True:
             # A stopped delivery's run may still be settling its counters: the terminal state
@@ -167,8 +173,20 @@ class Deliveries:
             pause = WATCH_MIN_INTERVAL_S - (time.monotonic() - sent_at)
             if pause > 0:
                 await asyncio.sleep(pause)
+            if not changed.is_set() and time.monotonic() - read_at < WATCH_REREAD_S:
+                current = self._with_current_rate(current)
+                continue
             changed = self.notifier.changed(campaign_id)
-            current = await self.get(campaign_id)
+            read_at, current = time.monotonic(), await self.get(campaign_id)
+
+    def _with_current_rate(self, delivery: delivery_pb2.Delivery) -> delivery_pb2.Delivery:
+        rate = self.engine.rate(delivery.campaign_id) if delivery.status == store.IN_PROGRESS else None
+        if rate is None or rate == delivery.recipients_per_second:
+            return delivery
+        updated = delivery_pb2.Delivery()
+        updated.CopyFrom(delivery)
+        updated.recipients_per_second = rate
+        return updated
 
     async def query_recipients(self, filter_: dict[str, Any] | None, sort: list[Any], limit: int, next_: str,
                                prev: str) -> tuple[list[delivery_pb2.RecipientOutcome], str, str]:

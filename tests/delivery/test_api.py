@@ -7,6 +7,7 @@ import asyncio
 
 import grpc
 import pytest
+import sqlalchemy
 
 from herald.campaign.v1 import campaign_pb2
 from herald.common.v1 import common_pb2
@@ -15,6 +16,8 @@ from herald.delivery.v1 import delivery_pb2, delivery_service_pb2, message_servi
 from delivery.helpers import (TERMINAL, all_messages, all_recipients, campaign, channels, get, start, struct,
                               upsert_users, wait_done)
 from harness import error_reason, eventually, violations
+from services.delivery_svc import deliveries, store
+from services.kit.db import make_engine
 
 
 async def _fails(call, code=grpc.StatusCode.INVALID_ARGUMENT, reason: str | None = None) -> list[str]:
@@ -206,6 +209,34 @@ async def test_watch_streams_progress_at_the_design_cadence_and_ends_with_the_te
     progress = [u.stats.progress for u in updates]
     assert progress == sorted(progress) and len(updates) >= 4
     assert any(0 < u.recipients_per_second for u in updates[1:-1])
+
+
+async def test_watch_heartbeats_repeat_the_state_and_still_see_another_process_write(make_system, monkeypatch):
+    # This process's writes notify the watchers; a write of another process (a replica on
+    # PostgreSQL) has no notice and shows when the stored delivery is read again, not only at the
+    # next batch.
+    monkeypatch.setattr(deliveries, "WATCH_REREAD_S", 2.0)
+    # One recipient, then none for 100 s:
+    system, stubs = await make_system(delivery_batch_size=1, max_send_rate=0.01)
+    await upsert_users(stubs.directory, ["sender", *[f"u{i}" for i in range(60)]])
+    await start(stubs, campaign("c1", user_ids=[f"u{i}" for i in range(60)]))
+    watch = stubs.deliveries.WatchDelivery(delivery_service_pb2.WatchDeliveryRequest(campaign_id="c1"))
+    seen = []
+
+    async def next_total():
+        seen.append((await watch.read()).delivery)
+        return seen[-1].stats.recipients_total
+
+    await eventually(next_total, lambda total: total == 60, what="the audience counted")
+    engine = make_engine(system.settings.delivery_db_url)
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(sqlalchemy.update(store.deliveries).values(recipients_total=600))
+    finally:
+        await engine.dispose()
+    await eventually(next_total, lambda total: total == 600, what="the total written by another process")
+    watch.cancel()
+    assert all(d.status == campaign_pb2.CAMPAIGN_STATUS_IN_PROGRESS for d in seen), seen[-1]
 
 
 async def test_publish_event_is_idempotent_by_id(stubs):
