@@ -15,6 +15,8 @@ from services.kit.limits import MAX_MESSAGE_BYTES
 CHANNEL_OPTIONS = [
     ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
     ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+    # A target naming several replicas (`dns:///…`, `ipv4:a:p,b:p`) spreads calls over all of them.
+    ("grpc.lb_policy_name", "round_robin"),
 ]
 
 
@@ -89,5 +91,5 @@ def open_channel(addr: str, *, token: str | None, ca_file: str = "") -> grpc.aio
 
 def service_channel(settings: Settings, caller: str, target: str) -> grpc.aio.Channel:
     """The channel service `caller` uses to reach service `target` ("segment", "campaign", ...)."""
-    return open_channel(settings.addr(target), token=service_token(settings.api_secret, caller),
+    return open_channel(settings.target(target), token=service_token(settings.api_secret, caller),
                         ca_file=settings.tls_ca_file)

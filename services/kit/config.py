@@ -24,6 +24,10 @@ class Settings:
     segment_addr: str = "127.0.0.1:50051"
     campaign_addr: str = "127.0.0.1:50052"
     delivery_addr: str = "127.0.0.1:50053"
+    # What callers dial (any gRPC target: `dns:///host:port`, `ipv4:a:p,b:p`); empty = the address.
+    segment_target: str = ""
+    campaign_target: str = ""
+    delivery_target: str = ""
     data_dir: Path = Path("var")
     segment_db_url: str = ""
     campaign_db_url: str = ""
@@ -62,6 +66,10 @@ class Settings:
 
     def addr(self, service: str) -> str:
         return getattr(self, f"{service}_addr")
+
+    def target(self, service: str) -> str:
+        """What a caller dials to reach `service`: its target, else its address."""
+        return getattr(self, f"{service}_target") or self.addr(service)
 
     def with_secret(self) -> "Settings":
         """Returns settings whose api_secret is set, generating it into the data dir if needed."""
@@ -118,6 +126,9 @@ _VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "HERALD_SEGMENT_ADDR": ("segment_addr", str),
     "HERALD_CAMPAIGN_ADDR": ("campaign_addr", str),
     "HERALD_DELIVERY_ADDR": ("delivery_addr", str),
+    "HERALD_SEGMENT_TARGET": ("segment_target", str),
+    "HERALD_CAMPAIGN_TARGET": ("campaign_target", str),
+    "HERALD_DELIVERY_TARGET": ("delivery_target", str),
     "HERALD_DATA_DIR": ("data_dir", Path),
     "HERALD_SEGMENT_DB_URL": ("segment_db_url", str),
     "HERALD_CAMPAIGN_DB_URL": ("campaign_db_url", str),
