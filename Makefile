@@ -59,10 +59,17 @@ baseline: $(BUF)
 	$(BUF) build -o proto/baseline.binpb
 
 ## Every benchmark with its defaults, then delivery_bench --recipients 1000000 (bench/__main__.py
-## EXTRA_RUNS); long, on SQLite; CI never runs it. PostgreSQL: run delivery_bench or many_campaigns_bench
-## alone with --postgres URL (scripts/pg_test_server.sh start prints one).
+## EXTRA_RUNS); long, on SQLite; CI never runs it. One benchmark with its options:
+## make bench BENCH=delivery_bench BENCH_ARGS="--recipients 10000" (python -m bench.<BENCH> <BENCH_ARGS>).
+## PostgreSQL: BENCH=delivery_bench or many_campaigns_bench with BENCH_ARGS="--postgres URL"
+## (scripts/pg_test_server.sh start prints one).
 bench: $(STAMP)
+ifdef BENCH
+	$(PY) -m bench.$(BENCH) $(BENCH_ARGS)
+else
+	$(if $(BENCH_ARGS),$(error BENCH_ARGS needs BENCH: make bench BENCH=delivery_bench BENCH_ARGS="--recipients 10000"))
 	$(PY) -m bench
+endif
 
 clean:
 	rm -rf $(VENV) node_modules var .pytest_cache .mypy_cache

@@ -142,7 +142,8 @@ def side_by_side(sqlite: Figures, postgres: Figures) -> str:
 
 
 async def run(recipients: int, direct: bool, batch_size: int, profile: str = "", postgres: str = "") -> Figures:
-    services = Services(postgres=postgres, env={"HERALD_DELIVERY_BATCH_SIZE": str(batch_size)})
+    # A profile is written into the data dir: keep it then.
+    services = Services(postgres=postgres, env={"HERALD_DELIVERY_BATCH_SIZE": str(batch_size)}, keep=bool(profile))
     async with services:
         directory = directory_service_pb2_grpc.DirectoryServiceStub(services.channels["segment"])
         segments = segment_service_pb2_grpc.SegmentServiceStub(services.channels["segment"])

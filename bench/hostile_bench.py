@@ -23,6 +23,7 @@ import itertools
 import json
 import math
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -250,7 +251,7 @@ async def main_async(recipients: int, rounds: int, timeout_s: float) -> None:
         channels = {name: open_channel(f"127.0.0.1:{port}", token=token) for name, port in ports.items()}
         stubs = Stubs(channels)
         user_ids = await seed(stubs, recipients)
-        print(f"services started; {recipients} recipients; logs in {data_dir}", flush=True)
+        print(f"services started; {recipients} recipients; logs in {data_dir} (removed at the end)", flush=True)
         for kind, text in HOSTILE_TEMPLATES.items():
             print(f"template, {kind}: {await hostile_campaign(stubs, kind, text, user_ids, timeout_s)}; "
                   f"{_peaks(processes, health)}", flush=True)
@@ -271,6 +272,7 @@ async def main_async(recipients: int, rounds: int, timeout_s: float) -> None:
                   f"{health.checks[name]} checks, {health.failed[name]} failed" + ("" if alive else "; EXITED"))
     finally:
         await stop_all(processes.values())
+        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 def main() -> None:

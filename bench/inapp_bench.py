@@ -49,10 +49,10 @@ def user_id(i: int) -> str:
 
 
 class Services:
-    """segment_svc and delivery_svc as subprocesses on SQLite in a fresh data dir."""
+    """segment_svc and delivery_svc as subprocesses on SQLite in `data_dir` (fresh, empty)."""
 
-    def __init__(self) -> None:
-        self.data_dir = Path(tempfile.mkdtemp(prefix="herald-inapp-bench-"))
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
         self.ports = {name: free_port() for name in SERVICES}
         self.processes: dict[str, asyncio.subprocess.Process] = {}
         self.channels: list = []
@@ -118,8 +118,8 @@ async def follow(stub, users: list[str], after: int, expected: int, arrivals: li
     return count
 
 
-async def campaign_run(recipients: int, subscribers: int) -> dict:
-    async with Services() as services:
+async def campaign_run(recipients: int, subscribers: int, data_dir: Path) -> dict:
+    async with Services(data_dir) as services:
         segment_id = await setup(services, recipients)
         deliveries = delivery_service_pb2_grpc.DeliveryServiceStub(services.channel("delivery"))
         message_stubs = [message_service_pb2_grpc.MessageServiceStub(services.channel("delivery"))
@@ -150,7 +150,6 @@ async def campaign_run(recipients: int, subscribers: int) -> dict:
                   "lag": (max(arrivals) - completed) if arrivals else None, "complete": counts.get(2, 0)}
         if subscribers:
             result["catch_up"] = {n: await catch_up(message_stubs[0], n, step, after) for n in (1, subscribers)}
-        result["data_dir"] = services.data_dir
         return result
 
 
@@ -176,18 +175,20 @@ async def scan_without_index(data_dir: Path, user: str, after: int) -> tuple[flo
 
 async def run(recipients: int, subscribers: int) -> None:
     for count in (0, subscribers):
-        result = await campaign_run(recipients, count)
-        print(f"{count:5d} subscribers: sent {result['sent']} in {result['seconds']:.2f} s; delivery_svc CPU "
-              f"{result['cpu']:.2f} s, peak RSS {result['peak_rss'] / 2**20:.1f} MiB")
-        if count:
-            print(f"      {result['complete']} of {count} subscribers had both their events, the last one "
-                  f"{result['lag']:+.2f} s from the campaign's completion")
-            for users, seconds in result["catch_up"].items():
-                print(f"      catch-up from before the campaign for {users} users ({2 * users} events): "
-                      f"{seconds * 1000:.0f} ms")
-            seconds, found = await scan_without_index(result["data_dir"], user_id(0), 0)
-            print(f"      the same for 1 user without the index (JSON scan of the outbox): {seconds * 1000:.0f} ms "
-                  f"for {found} events")
+        # The data dir outlives the services (the scan without the index reads it), then goes.
+        with tempfile.TemporaryDirectory(prefix="herald-inapp-bench-") as data_dir:
+            result = await campaign_run(recipients, count, Path(data_dir))
+            print(f"{count:5d} subscribers: sent {result['sent']} in {result['seconds']:.2f} s; delivery_svc CPU "
+                  f"{result['cpu']:.2f} s, peak RSS {result['peak_rss'] / 2**20:.1f} MiB")
+            if count:
+                print(f"      {result['complete']} of {count} subscribers had both their events, the last one "
+                      f"{result['lag']:+.2f} s from the campaign's completion")
+                for users, seconds in result["catch_up"].items():
+                    print(f"      catch-up from before the campaign for {users} users ({2 * users} events): "
+                          f"{seconds * 1000:.0f} ms")
+                seconds, found = await scan_without_index(Path(data_dir), user_id(0), 0)
+                print(f"      the same for 1 user without the index (JSON scan of the outbox): "
+                      f"{seconds * 1000:.0f} ms for {found} events")
 
 
 def main() -> None:

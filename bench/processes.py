@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
 import sys
 import tempfile
@@ -149,10 +150,13 @@ class Postgres:
 class Services:
     """segment_svc, delivery_svc and campaign_svc as subprocesses on fresh databases: SQLite in a
     temp data dir, or, given `postgres` (an admin URL), one new database each on that server
-    (HERALD_<SERVICE>_DB_URL), dropped on exit. `channels` carry a bench token."""
+    (HERALD_<SERVICE>_DB_URL), dropped on exit. `channels` carry a bench token. The data dir (the
+    services' logs, SQLite files) is removed on exit unless `keep` (a profile written there)."""
 
-    def __init__(self, *, postgres: str = "", env: dict[str, str] | None = None, prefix: str = "herald-bench-") -> None:
+    def __init__(self, *, postgres: str = "", env: dict[str, str] | None = None, prefix: str = "herald-bench-",
+                 keep: bool = False) -> None:
         self.data_dir = Path(tempfile.mkdtemp(prefix=prefix))
+        self.keep = keep
         self.ports = {name: free_port() for name in SERVICES}
         self.postgres = Postgres(postgres) if postgres else None
         self.extra_env = env or {}
@@ -197,9 +201,13 @@ class Services:
     async def __aexit__(self, *exc) -> None:
         for channel in self.channels.values():
             await channel.close()
-        await stop_all(self.processes.values())
-        if self.postgres is not None:
-            await self.postgres.drop_all()
+        try:
+            await stop_all(self.processes.values())
+            if self.postgres is not None:
+                await self.postgres.drop_all()
+        finally:
+            if not self.keep:
+                shutil.rmtree(self.data_dir, ignore_errors=True)
 
 
 async def upsert_users(directory, users: Iterable) -> int:

@@ -65,8 +65,8 @@ async def _stats(client: httpx.AsyncClient, url: str) -> dict:
     return (await client.get(f"{url}/stats")).json()
 
 
-async def one_run(recipients: int, receiver_url: str | None, concurrency: int) -> tuple[Run, Path]:
-    data_dir = Path(tempfile.mkdtemp(prefix="herald-webhook-bench-"))
+async def one_run(recipients: int, receiver_url: str | None, concurrency: int, data_dir: Path) -> Run:
+    """A campaign on fresh services whose data lives in `data_dir` (empty)."""
     ports = {name: free_port() for name in SERVICES}
     env = dict(os.environ, HERALD_DATA_DIR=str(data_dir), HERALD_API_SECRET=SECRET, HERALD_LOG_LEVEL="WARNING",
                HERALD_WEBHOOK_CONCURRENCY=str(concurrency),
@@ -110,7 +110,7 @@ async def one_run(recipients: int, receiver_url: str | None, concurrency: int) -
             await channel.close()
     finally:
         await stop_all(processes.values())
-    return run, data_dir
+    return run
 
 
 async def _wait_dispatched(run: Run, receiver_url: str, data_dir: Path, delivery: psutil.Process,
@@ -180,13 +180,15 @@ async def main_async(recipients: int, runs: int, concurrency: int) -> None:
         await _wait_answering(receiver_url)
         without, with_, bare = [], [], []
         for i in range(runs):
-            without.append((await one_run(recipients, None, concurrency))[0])
+            with tempfile.TemporaryDirectory(prefix="herald-webhook-bench-") as data_dir:
+                without.append(await one_run(recipients, None, concurrency, Path(data_dir)))
             async with httpx.AsyncClient() as client:
                 await client.delete(f"{receiver_url}/stats")
-            run, data_dir = await one_run(recipients, receiver_url, concurrency)
-            with_.append(run)
-            # Right after the dispatch it is compared with: the machine's load changes over a run.
-            posted, bare_s = await bare_loop(receiver_url, data_dir, concurrency)
+            with tempfile.TemporaryDirectory(prefix="herald-webhook-bench-") as data_dir:
+                run = await one_run(recipients, receiver_url, concurrency, Path(data_dir))
+                with_.append(run)
+                # Right after the dispatch it is compared with: the machine's load changes over a run.
+                posted, bare_s = await bare_loop(receiver_url, Path(data_dir), concurrency)
             bare.append(posted / bare_s)
             print(f"run {i + 1}: sending without webhooks {without[-1].send_wall:.2f} s wall "
                   f"{without[-1].send_cpu:.1f} s CPU; with {run.send_wall:.2f} s wall {run.send_cpu:.1f} s CPU; "
