@@ -44,6 +44,7 @@ class ProbeService(Service):
     def __init__(self, settings: Settings | None = None) -> None:
         self.unavailable_left = 0
         self.holding = 0  # Hold calls in flight
+        self.echoed = 0  # Echo calls answered
 
     def service_names(self) -> list[str]:
         return [SERVICE]
@@ -62,6 +63,7 @@ class ProbeService(Service):
         server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
 
     async def echo(self, request, context):
+        self.echoed += 1
         return wrappers_pb2.StringValue(value=f"{request.value}|{current_claims.get().get('sub', '')}")
 
     async def hold(self, request, context):

@@ -84,3 +84,9 @@ def test_webhook_event_types_is_a_comma_separated_list_and_empty_means_all():
 def test_a_webhook_event_type_that_does_not_exist_is_refused_with_the_list_of_those_that_do():
     with pytest.raises(ConfigError, match="campaign.complete'.*campaign.completed"):
         settings_from_env({"HERALD_WEBHOOK_EVENT_TYPES": "campaign.complete"})
+
+
+def test_a_service_is_dialled_at_its_target_else_at_its_address():
+    settings = settings_from_env({"HERALD_SEGMENT_TARGET": "dns:///segment.internal:50051"})
+    assert settings.target("segment") == "dns:///segment.internal:50051"
+    assert settings.target("campaign") == settings.campaign_addr == "127.0.0.1:50052"

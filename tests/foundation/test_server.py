@@ -13,7 +13,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from grpc_status import rpc_status
 
-from harness import TEST_SECRET, client_channel, error_reason, serving, test_settings
+from harness import TEST_SECRET, client_channel, error_reason, eventually, serving, test_settings
 from probe import ProbeService, method
 from services.kit.auth import make_token
 from services.kit.clients import open_channel
@@ -183,3 +183,17 @@ async def test_each_caller_is_held_to_its_call_rate_with_retry_info(tmp_path):
             assert (await _call(quiet, "Echo")(wrappers_pb2.StringValue(value="q"))).value == "q|quiet"
             for _ in range(10):
                 await _call(service, "Echo")(wrappers_pb2.StringValue(value="s"))
+
+
+async def test_a_target_naming_two_replicas_spreads_calls_over_both(tmp_path):
+    first, second = ProbeService(), ProbeService()
+    async with serving(first, test_settings(tmp_path)) as a, serving(second, test_settings(tmp_path)) as b:
+        settings = replace(test_settings(tmp_path), segment_target=f"ipv4:127.0.0.1:{a.port},127.0.0.1:{b.port}")
+        channel = open_channel(settings.target("segment"), token=make_token(TEST_SECRET, "t"))
+        try:
+            async def both_served():
+                await _call(channel, "Echo")(wrappers_pb2.StringValue(value="x"))
+                return first.echoed, second.echoed
+            await eventually(both_served, lambda counts: min(counts) > 0, what="calls reaching each replica")
+        finally:
+            await channel.close()
