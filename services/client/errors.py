@@ -40,7 +40,15 @@ class HeraldError(Exception):
         named = [v.field for v in self.field_violations if v.field and v.field not in self.message]
         if named:
             line += f" [fields: {', '.join(named)}]"
-        return line
+        return _one_line(line)
+
+
+def _one_line(text: str) -> str:
+    """Line breaks and other control characters escaped (`\\n`): services echo ids as given
+    (`campaign a\\nb does not exist`), and a log or a terminal must still get one line."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
 
 
 class InvalidArgument(HeraldError):
