@@ -12,12 +12,15 @@ from services.kit.auth import service_token
 from services.kit.config import Settings
 from services.kit.limits import MAX_MESSAGE_BYTES
 
-CHANNEL_OPTIONS = [
+CHANNEL_OPTIONS: list[tuple[str, object]] = [
     ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
     ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-    # A target naming several replicas (`dns:///…`, `ipv4:a:p,b:p`) spreads calls over all of them.
-    ("grpc.lb_policy_name", "round_robin"),
 ]
+# A target naming replicas (`dns:///…`, `ipv4:a:p,b:p`) spreads calls over all of them. A plain
+# `host:port` keeps pick_first: after a restart its channel reconnects on the next call, where
+# round_robin fails calls fast for its reconnect backoff (a second or more).
+BALANCED: list[tuple[str, object]] = [("grpc.lb_policy_name", "round_robin")]
+REPLICA_SCHEMES = ("dns:", "ipv4:", "ipv6:")
 
 
 class _BearerAuth(grpc.AuthMetadataPlugin):
@@ -83,10 +86,14 @@ def open_channel(addr: str, *, token: str | None, ca_file: str = "") -> grpc.aio
             creds = grpc.ssl_channel_credentials(root_certificates=f.read())
         if token:
             creds = grpc.composite_channel_credentials(creds, grpc.metadata_call_credentials(_BearerAuth(token)))
-        return grpc.aio.secure_channel(addr, creds, options=CHANNEL_OPTIONS)
+        return grpc.aio.secure_channel(addr, creds, options=_options(addr))
     kinds = (_BearerUnaryUnary, _BearerUnaryStream, _BearerStreamUnary, _BearerStreamStream)
     interceptors = [kind(token) for kind in kinds] if token else []
-    return grpc.aio.insecure_channel(addr, options=CHANNEL_OPTIONS, interceptors=interceptors)
+    return grpc.aio.insecure_channel(addr, options=_options(addr), interceptors=interceptors)
+
+
+def _options(target: str) -> list[tuple[str, object]]:
+    return CHANNEL_OPTIONS + BALANCED if target.startswith(REPLICA_SCHEMES) else CHANNEL_OPTIONS
 
 
 def service_channel(settings: Settings, caller: str, target: str) -> grpc.aio.Channel:
