@@ -220,11 +220,8 @@ async def follow(herald: HeraldClient, id: str, *, mode: str = "auto") -> int:
             last = campaign
     if last is None:  # the stream ended before the first update: not seen since
         raise CliError(f"campaign {id}: the watch ended before any update")
-    if mode == "auto" and console().is_terminal:
-        s = last.stats
-        console().print(f"{status(last)}: sent {s.stats_messages_sent:,}, skipped {s.recipients_skipped:,}, "
-                        f"failed {s.recipients_failed:,} of {s.recipients_total:,}"
-                        + (f" ({last.stop_message})" if last.stop_message else ""))
+    if mode == "auto" and console().is_terminal:  # under the bar, the end as a pipe sees it last
+        print(_line(last), flush=True)
     return EXIT_STOPPED if last.status == campaign_pb2.CAMPAIGN_STATUS_STOPPED else EXIT_OK
 
 
