@@ -29,6 +29,7 @@ app = typer.Typer(name="campaigns", no_args_is_help=True,
                   help="Create campaigns from JSON files, start, stop and watch them.")
 
 COLUMNS = ("ID", "NAME", "STATUS", "SENDER", "AUDIENCE", "PROGRESS", "SENT", "SKIPPED", "FAILED", "TOTAL", "CREATED")
+CampaignId = Annotated[str, typer.Argument(metavar="ID", help="The campaign's id.")]
 WATCH_EXITS = "Exit status: 0 completed, 3 stopped, 1 a call failed, 2 a usage mistake."
 
 
@@ -80,7 +81,8 @@ def show(campaign: campaign_pb2.Campaign, as_json: bool) -> None:
 
 @app.command("create")
 def create(file: Annotated[Path, typer.Argument(
-               metavar="FILE", dir_okay=False, allow_dash=True, help="A JSON object of CreateCampaignRequest's fields ('-': stdin).")],
+               metavar="FILE", dir_okay=False, allow_dash=True,
+               help="A JSON object of CreateCampaignRequest's fields ('-': stdin).")],
            as_json: JsonOption = False, data_dir: DataDirOption = None) -> None:
     """Create a draft campaign from a JSON file: id, name, sender_id, segment_ids or user_ids,
     message_template {"text": …}, channel_template {"type": …, "id": …}, create_channels, …"""
@@ -94,7 +96,7 @@ def create(file: Annotated[Path, typer.Argument(
 
 
 @app.command("get")
-def get(id: Annotated[str, typer.Argument(metavar="ID", help="The campaign's id.")], as_json: JsonOption = False,
+def get(id: CampaignId, as_json: JsonOption = False,
         data_dir: DataDirOption = None) -> None:
     """Show a campaign, its status and progress."""
 
@@ -127,7 +129,7 @@ def list_(status: Annotated[list[str] | None, typer.Option(
 
 
 @app.command("start")
-def start(id: Annotated[str, typer.Argument(metavar="ID", help="The campaign's id.")],
+def start(id: CampaignId,
           at: Annotated[str | None, typer.Option(
               "--at", metavar="TIME", show_default=False,
               help="Start then instead of now: RFC 3339, e.g. 2030-01-01T09:00:00Z (no zone: UTC).")] = None,
@@ -152,7 +154,7 @@ def start(id: Annotated[str, typer.Argument(metavar="ID", help="The campaign's i
 
 
 @app.command("stop")
-def stop(id: Annotated[str, typer.Argument(metavar="ID", help="The campaign's id.")], as_json: JsonOption = False,
+def stop(id: CampaignId, as_json: JsonOption = False,
          data_dir: DataDirOption = None) -> None:
     """Stop a scheduled or sending campaign."""
 
@@ -183,7 +185,7 @@ LinesOption = Annotated[bool, typer.Option("--lines", help="One line per update,
 
 
 @app.command("watch", epilog=WATCH_EXITS)
-def watch(id: Annotated[str, typer.Argument(metavar="ID", help="The campaign's id.")], lines: LinesOption = False,
+def watch(id: CampaignId, lines: LinesOption = False,
           as_json: JsonOption = False, data_dir: DataDirOption = None) -> None:
     """Follow a campaign until it completes or stops: a live progress bar with sent, skipped,
     failed, rate and ETA on a terminal; one line per update in a pipe or with --lines; one
@@ -195,7 +197,7 @@ def watch(id: Annotated[str, typer.Argument(metavar="ID", help="The campaign's i
     run(data_dir, body)
 
 
-def watch_alias(id: Annotated[str, typer.Argument(metavar="ID", help="The campaign's id.")], data_dir: DataDirOption = None) -> None:
+def watch_alias(id: CampaignId, data_dir: DataDirOption = None) -> None:
     """Follow a campaign until it ends, one line per update (herald campaigns watch ID --lines)."""
     watch(id, lines=True, as_json=False, data_dir=data_dir)
 
@@ -328,5 +330,6 @@ def _moment(text: str | None, option: str) -> datetime | None:
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
-        raise typer.BadParameter(f"{text!r} is not a time like 2030-01-01T09:00:00Z", param_hint=f"'{option}'") from None
+        raise typer.BadParameter(f"{text!r} is not a time like 2030-01-01T09:00:00Z",
+                                 param_hint=f"'{option}'") from None
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)

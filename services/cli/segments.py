@@ -25,6 +25,7 @@ app = typer.Typer(name="segments", no_args_is_help=True,
                   help="Make audiences: filters, all users, all of a sender's channels, or lists of targets.")
 
 COLUMNS = ("ID", "TYPE", "NAME", "AUDIENCE", "SIZE", "CREATED")
+SegmentId = Annotated[str, typer.Argument(metavar="ID", help="The segment's id.")]
 TargetsArgument = Annotated[list[str] | None, typer.Argument(
     metavar="TARGET", show_default=False, help="User ids (user segments) or channel cids type:id.")]
 TargetsFileOption = Annotated[Path | None, typer.Option(
@@ -83,7 +84,7 @@ def create(
 
 
 @app.command("get")
-def get(id: Annotated[str, typer.Argument(metavar="ID", help="The segment's id.")], as_json: JsonOption = False,
+def get(id: SegmentId, as_json: JsonOption = False,
         data_dir: DataDirOption = None) -> None:
     """Show a segment."""
 
@@ -109,14 +110,14 @@ def list_(filter: FilterOption = None, sort: SortOption = None, limit: LimitOpti
 
 
 @app.command("add-targets")
-def add_targets(id: Annotated[str, typer.Argument(metavar="ID", help="The segment's id.")], targets: TargetsArgument = None,
+def add_targets(id: SegmentId, targets: TargetsArgument = None,
                 file: TargetsFileOption = None, as_json: JsonOption = False, data_dir: DataDirOption = None) -> None:
     """Add targets to a segment: those named, and/or those of a file (one per line)."""
     _change_targets(id, targets, file, as_json, data_dir, remove=False)
 
 
 @app.command("remove-targets")
-def remove_targets(id: Annotated[str, typer.Argument(metavar="ID", help="The segment's id.")], targets: TargetsArgument = None,
+def remove_targets(id: SegmentId, targets: TargetsArgument = None,
                    file: TargetsFileOption = None, as_json: JsonOption = False,
                    data_dir: DataDirOption = None) -> None:
     """Remove targets from a segment: those named, and/or those of a file (one per line)."""
@@ -124,7 +125,7 @@ def remove_targets(id: Annotated[str, typer.Argument(metavar="ID", help="The seg
 
 
 @app.command("targets")
-def targets(id: Annotated[str, typer.Argument(metavar="ID", help="The segment's id.")], limit: LimitOption = 1000,
+def targets(id: SegmentId, limit: LimitOption = 1000,
             as_json: JsonOption = False, data_dir: DataDirOption = None) -> None:
     """List a segment's targets (added by add-targets), in order."""
 

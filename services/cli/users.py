@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
 app = typer.Typer(name="users", no_args_is_help=True, help="Import users from a file, list them, show them.")
 
-USER_FIELDS = ("id", "name", "role", "teams", "custom")
+KNOWN_KEYS = ("id", "name", "role", "teams", "custom", "created_at", "updated_at")  # a User's fields
 COLUMNS = ("ID", "NAME", "ROLE", "TEAMS", "CUSTOM", "CREATED")
 
 
@@ -191,7 +191,7 @@ class UserReader:
                 raise _BadLine(number, f"not JSON ({exc.msg} at column {exc.colno})") from None
             if not isinstance(value, dict):
                 raise _BadLine(number, "not a JSON object")
-            extra = {key: value.pop(key) for key in list(value) if key not in USER_FIELDS + ("created_at", "updated_at")}
+            extra = {key: value.pop(key) for key in list(value) if key not in KNOWN_KEYS}
             if extra:
                 custom = value.get("custom") or {}
                 if not isinstance(custom, dict):

@@ -19,7 +19,8 @@ WELCOME = {
 
 
 async def test_a_campaign_from_a_file_to_completed(system, herald, tmp_path):
-    await herald.upsert_users([{"id": "boss", "name": "Boss"}, {"id": "ann", "name": "Ann", "custom": {"country": "NL"}},
+    await herald.upsert_users([{"id": "boss", "name": "Boss"},
+                               {"id": "ann", "name": "Ann", "custom": {"country": "NL"}},
                                {"id": "bob", "name": "Bob", "custom": {"country": "NL"}}])
     await herald.create_segment("user", id="dutch", filter={"country": "NL"})
     file = tmp_path / "welcome.json"

@@ -35,7 +35,8 @@ async def test_segments_from_create_to_delete(system, herald, tmp_path):
     assert (removed.code, removed.out) == (0, "removed 1 target from segment vip (size 3)\n")
 
     targets = await run_herald(system, "segments", "targets", "vip")
-    assert targets.code == 0 and [line.split()[0] for line in targets.out.splitlines()] == ["TARGET", "ann", "bob", "cat"]
+    assert targets.code == 0
+    assert [line.split()[0] for line in targets.out.splitlines()] == ["TARGET", "ann", "bob", "cat"]
     targets = await run_herald(system, "segments", "targets", "vip", "--limit", "1", "--json")
     assert [t["target_id"] for t in targets.json()] == ["ann"] and "the first 1 targets" in targets.err
 
