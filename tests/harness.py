@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import json
+import os
+import signal
+import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -20,6 +24,7 @@ from services.kit.config import Settings
 from services.kit.server import RunningServer, Service, start_server
 
 TEST_SECRET = "test-secret-please-ignore-0123456789abcdef"
+REPO = Path(__file__).resolve().parents[1]
 # The RPCs of the protos not built yet: the one list of them. Tests expect UNIMPLEMENTED from these
 # and from no other, so an RPC that is built must leave this list, and one that answers
 # UNIMPLEMENTED by mistake fails.
@@ -139,3 +144,63 @@ def error_reason(exc: grpc.aio.AioRpcError) -> tuple[str, str]:
             detail.Unpack(info)
             return info.domain, info.reason
     return "", ""
+
+
+# What would make a `herald` command think it draws on a terminal, or find another secret.
+_CLI_ENV_DROPPED = ("COLUMNS", "LINES", "FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE", "HERALD_DATA_DIR")
+
+
+def cli_env(system: System, **extra: str) -> dict[str, str]:
+    """The environment of a `herald` command run against `system`: its addresses and secret."""
+    settings = system.settings
+    env = {name: value for name, value in os.environ.items() if name not in _CLI_ENV_DROPPED}
+    env.update(HERALD_API_SECRET=TEST_SECRET, HERALD_SEGMENT_ADDR=settings.segment_addr,
+               HERALD_CAMPAIGN_ADDR=settings.campaign_addr, HERALD_DELIVERY_ADDR=settings.delivery_addr, **extra)
+    return env
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+async def start_herald(system: System, *args: str, env: dict[str, str] | None = None,
+                       **options) -> asyncio.subprocess.Process:
+    """Starts `python -m services.cli ARGS` (the `herald` command) against `system`, from the
+    repository root, stdout and stderr piped unless `options` say otherwise. SIGINT is at its
+    default in the child, so a test can press Ctrl-C even where pytest runs with it ignored."""
+    options.setdefault("stdout", asyncio.subprocess.PIPE)
+    options.setdefault("stderr", asyncio.subprocess.PIPE)
+    options.setdefault("stdin", asyncio.subprocess.DEVNULL)
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:  # a child inherits that; a handler it does not
+        options.setdefault("preexec_fn", _default_sigint)
+    return await asyncio.create_subprocess_exec(sys.executable, "-m", "services.cli", *args,
+                                                env=cli_env(system) if env is None else env, cwd=REPO, **options)
+
+
+@dataclass
+class Ran:
+    """A finished `herald` command: its exit status and what it printed."""
+
+    code: int
+    out: str
+    err: str
+
+    def json(self) -> list:
+        """stdout's JSON lines."""
+        return [json.loads(line) for line in self.out.splitlines() if line.strip()]
+
+
+async def run_herald(system: System, *args: str, input: str | None = None, env: dict[str, str] | None = None,
+                     timeout_s: float = DEADLINE_S) -> Ran:
+    """Runs `herald ARGS` against `system` to its end; past `timeout_s`, kills it and fails with
+    what it printed."""
+    process = await start_herald(system, *args, env=env,
+                                 stdin=asyncio.subprocess.PIPE if input is not None else asyncio.subprocess.DEVNULL)
+    try:
+        out, err = await asyncio.wait_for(process.communicate(None if input is None else input.encode()), timeout_s)
+    except TimeoutError:
+        process.kill()
+        out, err = await process.communicate()
+        raise AssertionError(f"herald {' '.join(args)}: still running after {timeout_s:g} s; "
+                             f"printed {out.decode()!r}, {err.decode()!r}") from None
+    return Ran(process.returncode, out.decode(), err.decode())

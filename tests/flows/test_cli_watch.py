@@ -4,24 +4,11 @@ id ends with the service's status."""
 from __future__ import annotations
 
 import asyncio
-import os
-import sys
 
-from harness import TEST_SECRET, serve_system
+from harness import serve_system, start_herald
 from herald.campaign.v1 import campaign_service_pb2 as cs, campaign_service_pb2_grpc
 from herald.common.v1 import common_pb2
 from herald.segment.v1 import directory_pb2, directory_service_pb2 as ds, directory_service_pb2_grpc
-
-
-def _cli_env(system) -> dict[str, str]:
-    settings = system.settings
-    return dict(os.environ, HERALD_API_SECRET=TEST_SECRET, HERALD_SEGMENT_ADDR=settings.segment_addr,
-                HERALD_CAMPAIGN_ADDR=settings.campaign_addr, HERALD_DELIVERY_ADDR=settings.delivery_addr)
-
-
-async def _herald(system, *args: str) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(sys.executable, "-m", "services.cli", *args, env=_cli_env(system),
-                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
 
 
 async def test_watch_prints_progress_until_the_campaign_completes(new_db_url, tmp_path):
@@ -35,7 +22,7 @@ async def test_watch_prints_progress_until_the_campaign_completes(new_db_url, tm
             message_template=common_pb2.MessageTemplate(text="Hi {{ receiver.name }}"),
             channel_template=common_pb2.ChannelTemplate(type="messaging"), create_channels=True))
 
-        watch = await _herald(system, "watch", "hello")
+        watch = await start_herald(system, "watch", "hello")
         assert watch.stdout is not None
         first = (await asyncio.wait_for(watch.stdout.readline(), 60)).decode()
         assert first.startswith("draft"), first  # the watcher saw the draft; now it runs
@@ -46,6 +33,6 @@ async def test_watch_prints_progress_until_the_campaign_completes(new_db_url, tm
         assert lines[-1].startswith("completed") and "100.0%" in lines[-1]
         assert "sent 1" in lines[-1] and "skipped 1" in lines[-1] and "of 2" in lines[-1]
 
-        missing = await _herald(system, "watch", "nope")
+        missing = await start_herald(system, "watch", "nope")
         _, err = await asyncio.wait_for(missing.communicate(), 30)
         assert missing.returncode == 1 and "NOT_FOUND" in err.decode()

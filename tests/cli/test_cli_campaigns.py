@@ -1,0 +1,126 @@
+"""`herald campaigns create|get|list|start|stop|delete|watch`: a campaign from a JSON file to its
+end, watched as lines and as JSON (exit 0 completed, 3 stopped), and every kind of failure as one
+line with a non-zero exit."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+
+from harness import DEADLINE_S, TEST_SECRET, cli_env, run_herald, start_herald
+
+WELCOME = {
+    "id": "welcome", "name": "Welcome", "sender_id": "boss", "segment_ids": ["dutch"],
+    "message_template": {"text": "Hi {{ receiver.name }}, {{ sender.name }} here!"},
+    "channel_template": {"type": "messaging", "id": "{{ receiver.id }}-{{ sender.id }}"},
+    "create_channels": True,
+}
+
+
+async def test_a_campaign_from_a_file_to_completed(system, herald, tmp_path):
+    await herald.upsert_users([{"id": "boss", "name": "Boss"},
+                               {"id": "ann", "name": "Ann", "custom": {"country": "NL"}},
+                               {"id": "bob", "name": "Bob", "custom": {"country": "NL"}}])
+    await herald.create_segment("user", id="dutch", filter={"country": "NL"})
+    file = tmp_path / "welcome.json"
+    file.write_text(json.dumps(WELCOME, indent=2))
+
+    created = await run_herald(system, "campaigns", "create", str(file))
+    details = {line.split(None, 1)[0]: line.split(None, 1)[1].strip() for line in created.out.splitlines()}
+    assert created.code == 0, created.err
+    assert details["id"] == "welcome" and details["status"] == "draft" and details["sender"] == "boss"
+    assert details["audience"] == "segments dutch" and details["message"] == WELCOME["message_template"]["text"]
+
+    drafts = await run_herald(system, "campaigns", "list", "--status", "draft", "--json")
+    assert drafts.code == 0 and [c["id"] for c in drafts.json()] == ["welcome"]
+    assert drafts.json()[0]["status"] == "CAMPAIGN_STATUS_DRAFT"
+
+    started = await run_herald(system, "campaigns", "start", "welcome")
+    assert (started.code, started.out) == (0, "started campaign welcome (follow it: herald campaigns watch welcome)\n")
+    watched = await run_herald(system, "campaigns", "watch", "welcome", "--json")
+    updates = watched.json()
+    assert watched.code == 0 and updates[-1]["status"] == "CAMPAIGN_STATUS_COMPLETED", watched
+    assert updates[-1]["stats"]["stats_messages_sent"] == 2 and updates[-1]["stats"]["progress"] == 1.0
+    # In a pipe (not a terminal) the watch prints lines, as `herald watch` always has.
+    lines = await run_herald(system, "campaigns", "watch", "welcome")
+    assert lines.code == 0 and lines.out.splitlines() == [
+        "completed   100.0%  sent 2  skipped 0  failed 0  of 2  channels created 2  read 0"]
+
+    got = await run_herald(system, "campaigns", "get", "welcome")
+    assert got.code == 0 and "progress          100.0%: sent 2, skipped 0, failed 0 of 2" in got.out
+    table = await run_herald(system, "campaigns", "list")
+    header, row = table.out.splitlines()
+    assert header.split() == ["ID", "NAME", "STATUS", "SENDER", "AUDIENCE", "PROGRESS", "SENT", "SKIPPED", "FAILED",
+                              "TOTAL", "CREATED"]
+    assert row.split()[:10] == ["welcome", "Welcome", "completed", "boss", "segments", "dutch", "100.0%", "2", "0", "0"]
+
+    # What the service refuses: one line on stderr, the field or the state named, exit 1.
+    again = await run_herald(system, "campaigns", "start", "welcome")
+    assert again.code == 1 and again.err.startswith("herald: FAILED_PRECONDITION: campaign welcome is completed")
+    bad_template = tmp_path / "bad.json"
+    bad_template.write_text(json.dumps({**WELCOME, "id": "bad", "message_template": {"text": "Hi {{ receiver.name "}}))
+    unknown_field = tmp_path / "typo.json"
+    unknown_field.write_text(json.dumps({"id": "typo", "sender": "boss"}))
+    not_json = tmp_path / "broken.json"
+    not_json.write_text('{"id": "broken",\n')
+    refused, typo, broken, missing = await asyncio.gather(
+        run_herald(system, "campaigns", "create", str(bad_template)),
+        run_herald(system, "campaigns", "create", str(unknown_field)),
+        run_herald(system, "campaigns", "create", str(not_json)),
+        run_herald(system, "campaigns", "get", "nope"))
+    assert refused.code == 1 and refused.out == "" and len(refused.err.splitlines()) == 1
+    assert refused.err.startswith("herald: INVALID_ARGUMENT: message_template.text: template syntax error")
+    assert refused.err.rstrip().endswith("(TEMPLATE_INVALID)")
+    assert (typo.code, typo.err) == (1, "herald: typo.json: CreateCampaignRequest has no field 'sender'\n")
+    assert (broken.code, broken.err) == (
+        1, "herald: broken.json: not JSON (Expecting property name enclosed in double quotes at line 2 column 1)\n")
+    assert (missing.code, missing.err) == (1, "herald: NOT_FOUND: campaign nope does not exist (CAMPAIGN_NOT_FOUND)\n")
+
+    # From stdin, and deleted twice.
+    from_stdin = await run_herald(system, "campaigns", "create", "-", "--json",
+                                  input=json.dumps({**WELCOME, "id": "spare"}))
+    assert from_stdin.code == 0 and from_stdin.json()[0]["id"] == "spare"
+    deleted = await run_herald(system, "campaigns", "delete", "spare")
+    assert (deleted.code, deleted.out) == (0, "deleted campaign spare\n")
+    deleted = await run_herald(system, "campaigns", "delete", "spare")
+    assert deleted.code == 1 and deleted.err.startswith("herald: NOT_FOUND: ")
+
+
+async def test_a_scheduled_campaign_stopped_while_watched_exits_3(system, herald):
+    await herald.upsert_users([{"id": "boss", "name": "Boss"}, {"id": "ann", "name": "Ann"}])
+    await herald.create_campaign(id="later", sender_id="boss", user_ids=["ann"], message_template={"text": "Later"})
+
+    scheduled = await run_herald(system, "campaigns", "start", "later", "--at", "2030-01-01T09:00:00Z",
+                                 "--stop-at", "2030-01-01T10:00")  # no zone: UTC
+    assert (scheduled.code, scheduled.out) == (0, "scheduled campaign later for 2030-01-01 09:00:00Z\n")
+    assert (await herald.get_campaign("later")).stop_at.ToJsonString() == "2030-01-01T10:00:00Z"
+
+    watch = await start_herald(system, "campaigns", "watch", "later", "--lines")
+    first = (await asyncio.wait_for(watch.stdout.readline(), DEADLINE_S)).decode()
+    assert first.startswith("scheduled     0.0%"), first
+    stopped = await run_herald(system, "campaigns", "stop", "later")
+    assert (stopped.code, stopped.out) == (0, "stopped campaign later (0.0% sent)\n")
+    out, err = await asyncio.wait_for(watch.communicate(), DEADLINE_S)
+    assert watch.returncode == 3, (out, err)
+    assert out.decode().splitlines()[-1].startswith("stopped       0.0%")
+    as_json = await run_herald(system, "campaigns", "watch", "later", "--json")
+    assert as_json.code == 3 and as_json.json()[-1]["stop_reason"] == "STOP_REASON_REQUESTED"
+    alias = await run_herald(system, "watch", "later")  # `herald watch` is `campaigns watch --lines`
+    assert alias.code == 3 and alias.out.startswith("stopped ")
+
+    # Usage mistakes exit 2; so does a missing API secret, saying where it looked.
+    bad_time, no_id, unknown = await asyncio.gather(
+        run_herald(system, "campaigns", "start", "later", "--at", "tomorrow"),
+        run_herald(system, "campaigns", "watch"),
+        run_herald(system, "campaigns", "watch", "later", "--follow"))
+    for done in (bad_time, no_id, unknown):
+        assert done.code == 2 and done.out == "", done
+    assert "'tomorrow' is not a time" in bad_time.err
+    env = {k: v for k, v in cli_env(system).items() if k != "HERALD_API_SECRET"}
+    no_secret = await run_herald(system, "campaigns", "list", "--data-dir", "/nonexistent/herald", env=env)
+    assert no_secret.code == 2 and no_secret.out == ""
+    assert no_secret.err.startswith("herald: no API secret: HERALD_API_SECRET is unset and "
+                                    f"{os.path.join('/nonexistent/herald', 'api_secret')} does not exist")
+    wrong_secret = await run_herald(system, "campaigns", "list", env={**env, "HERALD_API_SECRET": TEST_SECRET[::-1]})
+    assert wrong_secret.code == 1 and wrong_secret.err.startswith("herald: UNAUTHENTICATED: ")
