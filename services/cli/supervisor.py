@@ -146,13 +146,22 @@ def _stop_all(children: list[Child], grace_s: float) -> int:
     return code
 
 
+def _bin(command: str) -> str:
+    """The command in this environment's bin dir (`.venv/bin/herald`), as the reader can paste it."""
+    path = Path(sys.prefix) / "bin" / command
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
 def _announce(settings: Settings, data_dir: Path) -> None:
     token = make_token(settings.api_secret, "cli")
     lines = [f"herald: data dir {data_dir}"]
     lines += [f"herald: {name:8} {settings.addr(name)}" for name in SERVICES]
     lines += [
         f"herald: token   {token}",
-        f"herald: try     grpcurl -plaintext -H 'authorization: Bearer {token}' "
-        f"{settings.campaign_addr} list",
+        f"herald: try     {_bin('herald')} demo",
+        f"herald: or      {_bin('grpcurl')} -plaintext {settings.campaign_addr} list",
     ]
     print("\n".join(lines), flush=True)
