@@ -110,24 +110,27 @@ class ServerMetricsInterceptor(grpc.aio.ServerInterceptor):
         if handler.stream_unary:
             return grpc.stream_unary_rpc_method_handler(_measured(handler.stream_unary, method), **codec)
         if handler.unary_stream:
-            return grpc.unary_stream_rpc_method_handler(_measured(handler.unary_stream, method), **codec)
+            return grpc.unary_stream_rpc_method_handler(_measured_responses(handler.unary_stream, method), **codec)
         assert handler.stream_stream is not None  # a method handler has exactly one behavior
-        return grpc.stream_stream_rpc_method_handler(_measured(handler.stream_stream, method), **codec)
+        return grpc.stream_stream_rpc_method_handler(_measured_responses(handler.stream_stream, method), **codec)
+
+
+def _measured_responses(behavior: _Behavior, method: MethodMetrics) -> _Behavior:
+    """A response-streaming behavior is an async generator, or (the reader/writer API, e.g. the
+    health service's Watch) a coroutine function that writes with context.write: grpc tells them
+    apart by the function, so the wrapper must be of the same kind."""
+    return _measured(behavior, method) if inspect.iscoroutinefunction(behavior) else _measured_stream(behavior, method)
 
 
 def _measured(behavior: _Behavior, method: MethodMetrics) -> _Behavior:
-    # A streaming behavior is an async generator, or (the reader/writer API, e.g. the health
-    # service's Watch) a coroutine function that writes with context.write: grpc tells them
-    # apart by the function, so the wrapper must be of the same kind.
-    if inspect.isasyncgenfunction(behavior) or not inspect.iscoroutinefunction(behavior):
-        return _measured_stream(behavior, method)
-
     async def call(request: Any, context: _Context) -> Any:
         method.started.inc()
         started = time.perf_counter()
         code = _OK
         try:
-            result = await behavior(request, context)
+            result = behavior(request, context)
+            if inspect.isawaitable(result):  # an aio handler (a sync one returns its response)
+                result = await result
             code = _code(context, _OK)
             return result
         except asyncio.CancelledError:

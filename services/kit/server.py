@@ -2,10 +2,11 @@
 
 `start_server` runs a `Service` on a `grpc.aio` server with the Herald interceptor, the health
 service and reflection, and serves the service's metrics (`HERALD_<SERVICE>_METRICS_ADDR`);
-its telemetry's interceptors trace and count every call. `run_service` is each service's `__main__`: it installs SIGTERM/SIGINT
+its telemetry's interceptors trace and count every call. `run_service` is each service's
+`__main__`: it sets up tracing when the OTEL_* variables ask for it, installs SIGTERM/SIGINT
 handlers before announcing readiness and, on a signal, flips health to NOT_SERVING, ends open
 streams with UNAVAILABLE, lets in-flight calls drain for `HERALD_SHUTDOWN_GRACE_S`, then
-stops the service's background work and disposes its engine.
+stops the service's background work and disposes its engine, and sends the spans still buffered.
 """
 
 from __future__ import annotations
@@ -167,7 +168,8 @@ def _serve_metrics(telemetry: Telemetry, addr: str | None) -> MetricsEndpoint | 
     try:
         return MetricsEndpoint.start(addr, telemetry.registry)
     except (OSError, ValueError) as exc:
-        raise StartupError(f"cannot serve metrics on {addr}: {exc.strerror if isinstance(exc, OSError) else exc} "
+        cause = (exc.strerror or exc) if isinstance(exc, OSError) else exc
+        raise StartupError(f"cannot serve metrics on {addr}: {cause} "
                            f"(HERALD_{telemetry.service.upper()}_METRICS_ADDR=off turns them off)") from None
 
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import grpc
 from opentelemetry import trace
-from prometheus_client import CollectorRegistry
+from prometheus_client import GC_COLLECTOR, PLATFORM_COLLECTOR, PROCESS_COLLECTOR, CollectorRegistry
 
 from services.kit.config import Settings
 from services.kit.rpc_metrics import RpcMetrics, ServerMetricsInterceptor, client_metrics_interceptors
@@ -52,7 +52,13 @@ class Telemetry:
                     tracer_provider: TracerProvider | None = None) -> Telemetry:
         """Metrics unless `HERALD_<SERVICE>_METRICS_ADDR` is off; traces to `tracer_provider`, else
         to the process's (set up from OTEL_* by `run_service`), else none."""
-        registry = CollectorRegistry() if settings.metrics_addr(service) is not None else None
+        registry = None
+        if settings.metrics_addr(service) is not None:
+            registry = CollectorRegistry()
+            # prometheus_client's standard process_* (CPU, memory, open fds) and python_* (GC,
+            # version) metrics, read at scrape time; the collectors are stateless, so shared.
+            for standard in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
+                registry.register(standard)
         return cls(service, registry=registry, tracer_provider=tracer_provider or process_tracer_provider())
 
     def server_interceptors(self) -> list[grpc.aio.ServerInterceptor]:
