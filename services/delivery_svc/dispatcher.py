@@ -351,7 +351,8 @@ class DestinationRunner:
 
     def _dead_letter(self, job: Job, error: str | None = None) -> None:
         self.counters.dead_lettered += 1
-        log.warning("dead letter", extra={"destination": self.name, "webhook_id": job.handoff.webhook_id,
+        log.warning("dead letter", extra={"destination": self.name, "campaign_id": job.campaign_id,
+                                          "webhook_id": job.handoff.webhook_id,
                                           "type": job.handoff.event.type, "attempts": job.attempts,
                                           "error": error or (job.last.error if job.last else "")})
         self.letters.add(dead_letter(self.name, job, error), job.replay_id, lambda: self._dead_letter_committed(job))
