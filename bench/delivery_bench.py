@@ -1,7 +1,7 @@
 """A 60,000-recipient campaign through the three real services, on SQLite or PostgreSQL, against the machine's raw limit.
 
     .venv/bin/python -m bench.delivery_bench [--recipients 60000] [--direct] [--runs 5]
-        [--postgres postgresql+asyncpg://herald@127.0.0.1:55499/postgres [--compare]]
+        [--metrics both|on|off] [--postgres postgresql+asyncpg://herald@127.0.0.1:55499/postgres [--compare]]
 
 Starts segment_svc, delivery_svc and campaign_svc as subprocesses (bench.processes.Services) on
 SQLite in a temp dir, upserts the users and a sender, makes an all_users segment, creates a
@@ -20,6 +20,13 @@ runs' ratios). `--postgres URL` runs the services on new databases of that Postg
 `--compare` runs the SQLite runs, then the PostgreSQL runs, and prints both medians side by
 side with the PG/SQLite speed ratio (issue 11's target: ≥ 0.5). `--profile SERVICE` records
 that service with py-spy during the campaign.
+
+Metrics (`--metrics`, default `both`): `on` runs the services with their /metrics endpoints (the
+default of a deployment) and scrapes each every SCRAPE_INTERVAL_S during the campaign, as a
+Prometheus would (its default is 15 s), then checks the delivery counters against the stats;
+`off` turns them off; `both` interleaves on and off runs (on/off, then off/on, …: drift on a
+shared machine falls on both alike) and prints both medians and what metrics cost in CPU-seconds
+(issue 14's budget: ≤ 3 %).
 """
 
 from __future__ import annotations
@@ -37,6 +44,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from herald.campaign.v1 import campaign_pb2, campaign_service_pb2, campaign_service_pb2_grpc
 from herald.common.v1 import common_pb2
@@ -48,6 +57,8 @@ from bench.processes import SERVICES, Services, Usage, stop_all, upsert_users
 TEXT = "Hi {{ receiver.name }}, {{ sender.name }} has news for you!"
 RAW_RECIPIENTS = 200_000
 RAW_PER_TRANSACTION = 1000
+SCRAPE_INTERVAL_S = 5.0
+METRICS_BUDGET = 0.03  # issue 14: metrics cost at most 3 % of the CPU-seconds
 RAW_SCHEMA = """
 CREATE TABLE channels(cid TEXT PRIMARY KEY, type, id, created_by_id, custom, created_at);
 CREATE TABLE members(cid, user_id, channel_role, created_at, PRIMARY KEY (cid, user_id));
@@ -141,9 +152,27 @@ def side_by_side(sqlite: Figures, postgres: Figures) -> str:
     return "\n".join(rows)
 
 
-async def run(recipients: int, direct: bool, batch_size: int, profile: str = "", postgres: str = "") -> Figures:
+async def scrape(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """One scrape of a /metrics endpoint: {(sample name, sorted labels): value}."""
+    async with httpx.AsyncClient() as http:
+        text = (await http.get(url, timeout=10)).text
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
+
+
+async def scrape_every(services: Services, interval_s: float) -> None:
+    """What a Prometheus does: each service's /metrics, every `interval_s`, until cancelled."""
+    while True:
+        await asyncio.sleep(interval_s)
+        for name in SERVICES:
+            await scrape(services.metrics_url(name))
+
+
+async def run(recipients: int, direct: bool, batch_size: int, profile: str = "", postgres: str = "",
+              metrics: bool = True) -> Figures:
     # A profile is written into the data dir: keep it then.
-    services = Services(postgres=postgres, env={"HERALD_DELIVERY_BATCH_SIZE": str(batch_size)}, keep=bool(profile))
+    services = Services(postgres=postgres, env={"HERALD_DELIVERY_BATCH_SIZE": str(batch_size)}, keep=bool(profile),
+                        metrics=metrics)
     async with services:
         directory = directory_service_pb2_grpc.DirectoryServiceStub(services.channels["segment"])
         segments = segment_service_pb2_grpc.SegmentServiceStub(services.channels["segment"])
@@ -174,6 +203,7 @@ async def run(recipients: int, direct: bool, batch_size: int, profile: str = "",
                 use_campaigns = False
         profiler = await start_profiler(services.processes[profile].pid, services.data_dir / f"{profile}.pyspy.txt") \
             if profile else None
+        scraper = asyncio.create_task(scrape_every(services, SCRAPE_INTERVAL_S)) if metrics else None
         with Usage(services) as usage:
             t0 = time.perf_counter()
             if use_campaigns:
@@ -192,8 +222,19 @@ async def run(recipients: int, direct: bool, batch_size: int, profile: str = "",
                 stats = final.stats
                 status = campaign_pb2.CampaignStatus.Name(final.status)
             seconds = time.perf_counter() - t0
+            if scraper is not None:
+                scraper.cancel()
+                await asyncio.gather(scraper, return_exceptions=True)
         if profiler is not None:
             await stop_all([profiler], signal.SIGINT)
+        if metrics:
+            counted = await scrape(services.metrics_url("delivery"))
+            outcomes = {o: counted.get(("herald_delivery_recipients_total", (("outcome", o),)), 0.0)
+                        for o in ("sent", "skipped", "failed")}
+            print(f"metrics: delivery_svc counted sent {outcomes['sent']:.0f}, skipped {outcomes['skipped']:.0f}, "
+                  f"failed {outcomes['failed']:.0f}")
+            assert (outcomes["sent"], outcomes["skipped"], outcomes["failed"]) == (
+                stats.stats_messages_sent, stats.recipients_skipped, stats.recipients_failed), "metrics ≠ stats"
     path = "StartCampaign → WatchCampaign completed" if use_campaigns else \
         "StartDelivery → WatchDelivery completed (campaign_svc not used)"
     print(f"path: {path}")
@@ -226,19 +267,31 @@ async def start_profiler(pid: int, out: Path) -> asyncio.subprocess.Process:
     return profiler
 
 
-def series(args: argparse.Namespace, postgres: str) -> Figures:
-    """`--runs` runs on fresh services; prints each run's figures and their median when more than one."""
-    runs = []
+def series(args: argparse.Namespace, postgres: str, metrics: str = "on") -> Figures:
+    """`--runs` runs on fresh services; prints each run's figures and their median when more than
+    one. `metrics` "both": each run with metrics on and off, in alternating order; prints both
+    medians and the share of CPU-seconds metrics cost; returns the median with metrics on."""
+    modes = ["on", "off"] if metrics == "both" else [metrics]
+    runs: dict[str, list[Figures]] = {mode: [] for mode in modes}
     for i in range(1, args.runs + 1):
-        if args.runs > 1:
-            print(f"-- run {i} of {args.runs}", flush=True)
-        runs.append(asyncio.run(run(args.recipients, args.direct, args.batch_size, args.profile, postgres)))
-    if args.runs > 1:
-        print(f"== {args.runs} runs of {args.recipients} recipients on {'PostgreSQL' if postgres else 'SQLite'}")
-        for i, figures in enumerate(runs, 1):
-            print(f"run {i}:  {figures.line()}")
-        print(f"median: {median(runs).line()}", flush=True)
-    return median(runs)
+        for mode in modes if i % 2 else modes[::-1]:
+            print(f"-- run {i} of {args.runs}" + (f", metrics {mode}" if len(modes) > 1 else ""), flush=True)
+            runs[mode].append(asyncio.run(run(args.recipients, args.direct, args.batch_size, args.profile, postgres,
+                                              metrics=mode == "on")))
+    where = "PostgreSQL" if postgres else "SQLite"
+    if args.runs > 1 or len(modes) > 1:
+        for mode in modes:
+            print(f"== {args.runs} runs of {args.recipients} recipients on {where}, metrics {mode}")
+            for i, figures in enumerate(runs[mode], 1):
+                print(f"run {i}:  {figures.line()}")
+            print(f"median: {median(runs[mode]).line()}", flush=True)
+    if len(modes) > 1:
+        on, off = median(runs["on"]), median(runs["off"])
+        cost = on.cpu_per_thousand / off.cpu_per_thousand - 1
+        print(f"== metrics on vs off (medians of {args.runs}): CPU s/1,000 total {on.cpu_per_thousand:.3f} on, "
+              f"{off.cpu_per_thousand:.3f} off: metrics cost {cost:+.1%} (budget: ≤ {METRICS_BUDGET:.0%}); "
+              f"recipients/s {on.rate:,.0f} on, {off.rate:,.0f} off", flush=True)
+    return median(runs[modes[0]])
 
 
 def main() -> None:
@@ -252,16 +305,21 @@ def main() -> None:
                         help="run the services on new databases of this PostgreSQL server "
                              "(postgresql+asyncpg://USER@HOST:PORT/postgres)")
     parser.add_argument("--compare", action="store_true", help="the runs on SQLite, then on --postgres, side by side")
+    parser.add_argument("--metrics", choices=("both", "on", "off"), default="both",
+                        help="the services' /metrics on (scraped every 5 s), off, or both interleaved with "
+                             "what they cost (default: both)")
     args = parser.parse_args()
     if args.compare and not args.postgres:
         parser.error("--compare needs --postgres URL")
     if not args.compare:
-        series(args, args.postgres)
+        series(args, args.postgres, args.metrics)
         return
+    if args.metrics == "both":
+        parser.error("--compare takes --metrics on or off")
     print("== SQLite", flush=True)
-    sqlite = series(args, "")
+    sqlite = series(args, "", args.metrics)
     print("== PostgreSQL", flush=True)
-    postgres = series(args, args.postgres)
+    postgres = series(args, args.postgres, args.metrics)
     print(f"== medians of {args.runs} run(s) of {args.recipients} recipients")
     print(side_by_side(sqlite, postgres))
 

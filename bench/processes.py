@@ -151,13 +151,16 @@ class Services:
     """segment_svc, delivery_svc and campaign_svc as subprocesses on fresh databases: SQLite in a
     temp data dir, or, given `postgres` (an admin URL), one new database each on that server
     (HERALD_<SERVICE>_DB_URL), dropped on exit. `channels` carry a bench token. The data dir (the
-    services' logs, SQLite files) is removed on exit unless `keep` (a profile written there)."""
+    services' logs, SQLite files) is removed on exit unless `keep` (a profile written there).
+    Metrics are on, as by default, each service's on a free port (`metrics_url`), unless
+    `metrics` is False."""
 
     def __init__(self, *, postgres: str = "", env: dict[str, str] | None = None, prefix: str = "herald-bench-",
-                 keep: bool = False) -> None:
+                 keep: bool = False, metrics: bool = True) -> None:
         self.data_dir = Path(tempfile.mkdtemp(prefix=prefix))
         self.keep = keep
         self.ports = {name: free_port() for name in SERVICES}
+        self.metrics_ports = {name: free_port() for name in SERVICES} if metrics else {}
         self.postgres = Postgres(postgres) if postgres else None
         self.extra_env = env or {}
         self.processes: dict[str, asyncio.subprocess.Process] = {}
@@ -174,7 +177,9 @@ class Services:
     async def _start(self) -> None:
         env = dict(os.environ, HERALD_DATA_DIR=str(self.data_dir), HERALD_API_SECRET=SECRET,
                    HERALD_LOG_LEVEL="WARNING", **self.extra_env,
-                   **{f"HERALD_{name.upper()}_ADDR": f"127.0.0.1:{port}" for name, port in self.ports.items()})
+                   **{f"HERALD_{name.upper()}_ADDR": f"127.0.0.1:{port}" for name, port in self.ports.items()},
+                   **{f"HERALD_{name.upper()}_METRICS_ADDR": f"127.0.0.1:{self.metrics_ports[name]}"
+                      if name in self.metrics_ports else "off" for name in SERVICES})
         if self.postgres is not None:
             for name in SERVICES:
                 env[f"HERALD_{name.upper()}_DB_URL"] = await self.postgres.create(name)
@@ -190,6 +195,9 @@ class Services:
 
     def addr(self, name: str) -> str:
         return f"127.0.0.1:{self.ports[name]}"
+
+    def metrics_url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.metrics_ports[name]}/metrics"
 
     def watched(self) -> dict[str, psutil.Process]:
         return {name: psutil.Process(p.pid) for name, p in self.processes.items()}

@@ -10,6 +10,12 @@ import pytest
 
 PG_ADMIN_URL = os.environ.get("HERALD_TEST_DATABASE_URL", "")
 
+# The services tests start as processes (`herald serve`, `python -m services.<name>_svc`) inherit
+# this: their metrics would take the default loopback ports, which another run of the suite or a
+# `make run` may hold. Tests that look at metrics give ports of their own.
+for _service in ("SEGMENT", "CAMPAIGN", "DELIVERY"):
+    os.environ.setdefault(f"HERALD_{_service}_METRICS_ADDR", "off")
+
 
 async def _pg_admin(sql: str) -> None:
     import asyncpg

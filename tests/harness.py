@@ -50,9 +50,16 @@ async def eventually(observe: Callable, until: Callable = bool, *, what: str = "
         await asyncio.sleep(interval_s)
 
 
+# What a test that serves metrics sets (`metrics_on()`): each service on a free port.
+METRICS_ON = {f"{name}_metrics_addr": "127.0.0.1:0" for name in ("segment", "campaign", "delivery")}
+
+
 def test_settings(data_dir: Path, **overrides) -> Settings:
+    """Services on free ports with the test secret; metrics off (the default ports would be taken
+    by the first service of a process full of them), unless a test passes METRICS_ON."""
     values = dict(data_dir=Path(data_dir), api_secret=TEST_SECRET, shutdown_grace_s=2.0,
-                  segment_addr="127.0.0.1:0", campaign_addr="127.0.0.1:0", delivery_addr="127.0.0.1:0")
+                  segment_addr="127.0.0.1:0", campaign_addr="127.0.0.1:0", delivery_addr="127.0.0.1:0",
+                  segment_metrics_addr="off", campaign_metrics_addr="off", delivery_metrics_addr="off")
     values.update(overrides)
     return Settings(**values)
 
@@ -93,6 +100,12 @@ class System:
     settings: Settings
     servers: dict[str, RunningServer] = field(default_factory=dict)
     channels: dict[str, grpc.aio.Channel] = field(default_factory=dict)
+    tracer_provider: object = None
+
+    def metrics_url(self, name: str) -> str:
+        port = self.servers[name].metrics_port
+        assert port is not None, f"{name} serves no metrics: start the system with **METRICS_ON"
+        return f"http://127.0.0.1:{port}/metrics"
 
     def channel(self, name: str) -> grpc.aio.Channel:
         if name not in self.channels:
@@ -102,29 +115,31 @@ class System:
     async def restart(self, name: str) -> None:
         """Stops one service and starts it again on the same port and database."""
         await self.servers[name].stop(0.5)
-        self.servers[name] = await _start(name, self.settings)
+        self.servers[name] = await _start(name, self.settings, self.tracer_provider)
 
 
-async def _start(name: str, settings: Settings) -> RunningServer:
+async def _start(name: str, settings: Settings, tracer_provider=None) -> RunningServer:
     from importlib import import_module
 
     build = import_module(f"services.{name}_svc.app").build
     addr = settings.addr(name)
-    running = await start_server(build(settings), settings, addr)
+    running = await start_server(build(settings, tracer_provider=tracer_provider), settings, addr)
     return running
 
 
 @asynccontextmanager
 async def serve_system(new_db_url, data_dir: Path, names=("segment", "delivery", "campaign"),
-                       **overrides) -> AsyncIterator[System]:
-    """Starts the named services (in dependency order) with fresh databases on free ports."""
+                       tracer_provider=None, **overrides) -> AsyncIterator[System]:
+    """Starts the named services (in dependency order) with fresh databases on free ports; with
+    `tracer_provider` (an OpenTelemetry SDK one) they trace into it."""
     settings = test_settings(data_dir, **overrides)
     for name in names:
         settings = replace(settings, **{f"{name}_db_url": await new_db_url(name)})
-    system = System(settings)
+    system = System(settings, tracer_provider=tracer_provider)
     try:
         for name in names:
-            running = await _start(name, replace(system.settings, **{f"{name}_addr": "127.0.0.1:0"}))
+            running = await _start(name, replace(system.settings, **{f"{name}_addr": "127.0.0.1:0"}),
+                                   tracer_provider)
             system.servers[name] = running
             system.settings = replace(system.settings, **{f"{name}_addr": f"127.0.0.1:{running.port}"})
         yield system

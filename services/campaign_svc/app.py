@@ -6,15 +6,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
+from typing import TYPE_CHECKING
 
 import grpc
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import TracerProvider
 
 from herald.campaign.v1 import campaign_pb2, campaign_service_pb2, campaign_service_pb2_grpc
 from services.campaign_svc.clock import Clock, SystemClock
 from services.campaign_svc.events import Publisher
 from services.campaign_svc.feeds import Feeds
 from services.campaign_svc.lifecycle import Campaigns
+from services.campaign_svc.metrics import CampaignMetrics
 from services.campaign_svc.migrations import SCHEMA
 from services.campaign_svc.scheduler import Scheduler
 from services.campaign_svc.sending import Sending
@@ -26,15 +31,19 @@ from services.kit.config import Settings
 from services.kit.db import make_engine, make_sessionmaker
 from services.kit.migrate import migrate
 from services.kit.server import Service
+from services.kit.telemetry import Telemetry
 
 
 class CampaignApp(Service):
     name = "campaign"
+    telemetry: Telemetry
 
     def __init__(self, settings: Settings, engine: AsyncEngine, segment_channel: grpc.aio.Channel | None,
-                 delivery_channel: grpc.aio.Channel | None, clock: Clock) -> None:
+                 delivery_channel: grpc.aio.Channel | None, clock: Clock, telemetry: Telemetry | None = None) -> None:
         self.settings = settings
         self.engine = engine
+        self.telemetry = telemetry = telemetry or Telemetry.for_service(self.name, settings)
+        metrics = CampaignMetrics(telemetry.registry) if telemetry.registry is not None else None
         self.clock = clock
         self._channels = (segment_channel, delivery_channel)
         self._owned_channels: list[grpc.aio.Channel] = []
@@ -46,7 +55,7 @@ class CampaignApp(Service):
         self.sending = Sending(sessions, self.upstream, clock, self.feeds, self.publisher,
                                owner=f"campaign-{uuid.uuid4().hex[:12]}")
         self.campaigns = Campaigns(sessions, self.upstream, clock, self.feeds, self.sending)
-        self.scheduler = Scheduler(sessions, self.sending, clock)
+        self.scheduler = Scheduler(sessions, self.sending, clock, metrics=metrics, tracer=telemetry.tracer)
         self.sessions = sessions
         self._tasks: list[asyncio.Task] = []
 
@@ -68,10 +77,10 @@ class CampaignApp(Service):
         # before that loop exists, and a grpc.aio channel is bound to the loop that made it).
         segment_channel, delivery_channel = self._channels
         if segment_channel is None:
-            segment_channel = service_channel(self.settings, "campaign", "segment")
+            segment_channel = service_channel(self.settings, "campaign", "segment", self.telemetry)
             self._owned_channels.append(segment_channel)
         if delivery_channel is None:
-            delivery_channel = service_channel(self.settings, "campaign", "delivery")
+            delivery_channel = service_channel(self.settings, "campaign", "delivery", self.telemetry)
             self._owned_channels.append(delivery_channel)
         self.upstream.connect(segment_channel, delivery_channel)
         await migrate(self.engine, SCHEMA)
@@ -92,7 +101,11 @@ class CampaignApp(Service):
 
 
 def build(settings: Settings, *, engine: AsyncEngine | None = None, segment_channel: grpc.aio.Channel | None = None,
-          delivery_channel: grpc.aio.Channel | None = None, clock: Clock | None = None) -> CampaignApp:
-    """The campaign service; channels default to the configured segment and delivery addresses."""
+          delivery_channel: grpc.aio.Channel | None = None, clock: Clock | None = None,
+          tracer_provider: TracerProvider | None = None) -> CampaignApp:
+    """The campaign service; channels default to the configured segment and delivery addresses
+    (traced and counted; given ones are used as they are); `tracer_provider` (tests) replaces the
+    process's (OTEL_* variables)."""
     return CampaignApp(settings, engine or make_engine(settings.db_url("campaign")), segment_channel,
-                       delivery_channel, clock or SystemClock())
+                       delivery_channel, clock or SystemClock(),
+                       Telemetry.for_service("campaign", settings, tracer_provider=tracer_provider))

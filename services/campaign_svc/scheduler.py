@@ -4,6 +4,9 @@ at `stop_at`, and keeps every in-progress campaign followed.
 It keeps no state of its own: each tick reads the due rows, so a time that passed while the
 service was down fires on the first tick after start-up, and claims are conditional UPDATEs,
 so two instances sharing a database never start the same campaign twice.
+
+A scheduled start is a trace of its own (`campaign.scheduled_start`, with `campaign_id`), which
+the delivery it starts joins; how late it started is observed in herald_scheduler_lateness_seconds.
 """
 
 from __future__ import annotations
@@ -12,27 +15,34 @@ import datetime as dt
 import logging
 from collections.abc import Mapping
 
+from opentelemetry import trace
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from herald.campaign.v1 import campaign_pb2
 from services.campaign_svc import convert, store
 from services.campaign_svc.clock import Clock
+from services.campaign_svc.metrics import CampaignMetrics
 from services.campaign_svc.sending import Sending
 from services.campaign_svc.store import Status
 from services.kit.db import transaction
 from services.kit.errors import FailedPrecondition, HeraldError, Unavailable
+from services.kit.tracing import CAMPAIGN_ID, campaign_scope
 
 log = logging.getLogger("herald.campaign.scheduler")
 
 TICK_S = 0.25
 REATTACH_EVERY_TICKS = 8  # ~2 s: pick up campaigns another (dead) instance was following
+SCHEDULED_START_SPAN = "campaign.scheduled_start"
 
 
 class Scheduler:
-    def __init__(self, sessions: async_sessionmaker, sending: Sending, clock: Clock) -> None:
+    def __init__(self, sessions: async_sessionmaker, sending: Sending, clock: Clock, *,
+                 metrics: CampaignMetrics | None = None, tracer: trace.Tracer | None = None) -> None:
         self.sessions = sessions
         self.sending = sending
         self.clock = clock
+        self.metrics = metrics
+        self.tracer = tracer or trace.NoOpTracer()
 
     async def run(self) -> None:
         ticks = 0
@@ -59,7 +69,10 @@ class Scheduler:
             due = await store.due_scheduled(session, now)
             expired = await store.expired_running(session, now)
         for item in due:
-            if not await self._start_due(item, now):
+            with self.tracer.start_as_current_span(SCHEDULED_START_SPAN, attributes={CAMPAIGN_ID: item["id"]}), \
+                    campaign_scope(item["id"]):
+                started = await self._start_due(item, now)
+            if not started:
                 break  # the segment service cannot count now: the next tick tries again
         for campaign_id in expired:
             await self._stop_expired(campaign_id)
@@ -94,8 +107,10 @@ class Scheduler:
             row = await store.get_campaign(session, campaign_id) if claimed else None
         if row is None:
             return True
-        log.info("scheduled campaign starts", extra={"campaign_id": campaign_id,
-                                                     "late_s": (now - item["scheduled_for"]).total_seconds()})
+        late_s = (now - item["scheduled_for"]).total_seconds()
+        if self.metrics is not None:
+            self.metrics.scheduler_lateness.observe(max(0.0, late_s))
+        log.info("scheduled campaign starts", extra={"campaign_id": campaign_id, "late_s": late_s})
         self.sending.feeds.publish(convert.campaign(row))
         self.sending.ensure_follower(campaign_id)  # the follower starts the delivery
         return True

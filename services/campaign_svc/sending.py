@@ -34,6 +34,7 @@ from services.campaign_svc.upstream import Upstream, is_outage
 from services.kit import reasons as kit_reasons
 from services.kit.db import transaction, write_transaction
 from services.kit.errors import FailedPrecondition, HeraldError, ResourceExhausted, Unavailable
+from services.kit.tracing import bind_campaign
 
 log = logging.getLogger("herald.campaign.sending")
 
@@ -124,6 +125,7 @@ class Sending:
         await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _follow(self, campaign_id: str) -> None:
+        bind_campaign(campaign_id)  # the follower's own task
         backoff = Backoff()
         while True:
             row = await self._load(campaign_id)

@@ -13,6 +13,7 @@ from services.campaign_svc.feeds import Feeds
 from services.campaign_svc.lifecycle import Campaigns
 from services.campaign_svc.query import query_campaigns
 from services.campaign_svc.views import Views
+from services.kit.tracing import bind_campaign
 
 
 class CampaignServiceServicer(campaign_service_pb2_grpc.CampaignServiceServicer):
@@ -32,17 +33,20 @@ class CampaignServiceServicer(campaign_service_pb2_grpc.CampaignServiceServicer)
 
     async def GetCampaign(self, request: pb.GetCampaignRequest,
                           context: grpc.aio.ServicerContext) -> pb.GetCampaignResponse:
+        bind_campaign(request.id)
         row = await self.campaigns.get(request.id)
         campaign, users = await self.views.one(row, limit=request.limit, next=request.next, prev=request.prev)
         return pb.GetCampaignResponse(campaign=campaign, users=users)
 
     async def UpdateCampaign(self, request: pb.UpdateCampaignRequest,
                              context: grpc.aio.ServicerContext) -> pb.UpdateCampaignResponse:
+        bind_campaign(request.id)
         campaign, users = await self.views.one(await self.campaigns.update(request), best_effort=True)
         return pb.UpdateCampaignResponse(campaign=campaign, users=users)
 
     async def DeleteCampaign(self, request: pb.DeleteCampaignRequest,
                              context: grpc.aio.ServicerContext) -> pb.DeleteCampaignResponse:
+        bind_campaign(request.id)
         await self.campaigns.delete(request.id)
         return pb.DeleteCampaignResponse()
 
@@ -54,16 +58,19 @@ class CampaignServiceServicer(campaign_service_pb2_grpc.CampaignServiceServicer)
 
     async def StartCampaign(self, request: pb.StartCampaignRequest,
                             context: grpc.aio.ServicerContext) -> pb.StartCampaignResponse:
+        bind_campaign(request.id)  # its span, logs and the calls it makes (StartDelivery …) say the campaign
         campaign, users = await self.views.one(await self.campaigns.start(request), best_effort=True)
         return pb.StartCampaignResponse(campaign=campaign, users=users)
 
     async def StopCampaign(self, request: pb.StopCampaignRequest,
                            context: grpc.aio.ServicerContext) -> pb.StopCampaignResponse:
+        bind_campaign(request.id)
         campaign, _ = await self.views.one(await self.campaigns.stop(request.id), best_effort=True)
         return pb.StopCampaignResponse(campaign=campaign)
 
     async def WatchCampaign(self, request: pb.WatchCampaignRequest,
                             context: grpc.aio.ServicerContext) -> AsyncIterator[pb.WatchCampaignResponse]:
+        bind_campaign(request.id)
         await self.campaigns.get(request.id)
         async for campaign in self.feeds.watch(request.id):
             yield pb.WatchCampaignResponse(campaign=campaign)

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from typing import TYPE_CHECKING
 
 import grpc
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import TracerProvider
 
 from herald.delivery.v1 import delivery_service_pb2, delivery_service_pb2_grpc
 from herald.delivery.v1 import message_service_pb2, message_service_pb2_grpc
@@ -15,6 +19,7 @@ from services.delivery_svc.destinations import Destination
 from services.delivery_svc.dispatcher import Dispatcher, DispatchSettings
 from services.delivery_svc.engine import Engine
 from services.delivery_svc.fanout import Fanout
+from services.delivery_svc.metrics import DeliveryMetrics
 from services.delivery_svc.messages import Messages
 from services.delivery_svc.migrations import SCHEMA
 from services.delivery_svc.notifier import Notifier
@@ -33,14 +38,19 @@ from services.kit.config import Settings
 from services.kit.db import make_engine, make_sessionmaker
 from services.kit.migrate import migrate
 from services.kit.server import Service
+from services.kit.telemetry import Telemetry
 
 
 class DeliveryApp(Service):
     name = "delivery"
+    telemetry: Telemetry
 
-    def __init__(self, settings: Settings, engine: AsyncEngine, segment_channel: grpc.aio.Channel | None) -> None:
+    def __init__(self, settings: Settings, engine: AsyncEngine, segment_channel: grpc.aio.Channel | None,
+                 telemetry: Telemetry | None = None) -> None:
         self.settings = settings
         self.engine = engine
+        self.telemetry = telemetry = telemetry or Telemetry.for_service(self.name, settings)
+        self.metrics = DeliveryMetrics(telemetry.registry) if telemetry.registry is not None else None
         self._segment_channel = segment_channel
         self.sessions = make_sessionmaker(engine)
         self.sequencer = Sequencer(self.sessions, Positions())
@@ -66,9 +76,9 @@ class DeliveryApp(Service):
         opened inside the running loop, not at build time."""
         if self.sending is None or self.deliveries is None or self.push is None or self.dispatcher is None:
             if self._segment_channel is None:
-                self._segment_channel = service_channel(self.settings, "delivery", "segment")
+                self._segment_channel = service_channel(self.settings, "delivery", "segment", self.telemetry)
             segments = SegmentClient(self._segment_channel)
-            deps = EngineDeps(self.sessions, self.settings, segments, self.notifier)
+            deps = EngineDeps(self.sessions, self.settings, segments, self.notifier, self.metrics, self.telemetry.tracer)
             sending = self.sending = Engine(deps)
             self.deliveries = Deliveries(self.sessions, self.sending, self.notifier,
                                          monthly_capacity=self.settings.monthly_message_capacity)
@@ -78,7 +88,7 @@ class DeliveryApp(Service):
                 destinations.append(WebhookDestination.from_settings(self.settings))
             self.dispatcher = Dispatcher(self.sessions, self.outbox, destinations,
                                          DispatchSettings.from_settings(self.settings),
-                                         sending=lambda: bool(sending.runs))
+                                         sending=lambda: bool(sending.runs), metrics=self.metrics)
         return self.sending, self.deliveries, self.push, self.dispatcher
 
     def _replays_queued(self) -> None:
@@ -118,6 +128,8 @@ class DeliveryApp(Service):
         await self.engine.dispose()
 
 
-def build(settings: Settings, *, engine: AsyncEngine | None = None,
-          segment_channel: grpc.aio.Channel | None = None) -> DeliveryApp:
-    return DeliveryApp(settings, engine or make_engine(settings.db_url("delivery")), segment_channel)
+def build(settings: Settings, *, engine: AsyncEngine | None = None, segment_channel: grpc.aio.Channel | None = None,
+          tracer_provider: TracerProvider | None = None) -> DeliveryApp:
+    """The delivery service; `tracer_provider` (tests) replaces the process's (OTEL_* variables)."""
+    return DeliveryApp(settings, engine or make_engine(settings.db_url("delivery")), segment_channel,
+                       Telemetry.for_service("delivery", settings, tracer_provider=tracer_provider))

@@ -42,6 +42,7 @@ from herald.delivery.v1 import delivery_pb2
 from services.delivery_svc import convert, store
 from services.delivery_svc.destinations import Attempt, Destination, Handoff, OutboxEvent, Result
 from services.delivery_svc.letter_sink import LetterSink
+from services.delivery_svc.metrics import DeliveryMetrics
 from services.delivery_svc.outbox import Outbox
 from services.kit.config import Settings
 from services.kit.db import transaction, utcnow, write_transaction
@@ -205,7 +206,8 @@ class DestinationRunner:
     """Dispatches the event log to one destination."""
 
     def __init__(self, destination: Destination, sessions: async_sessionmaker[AsyncSession], outbox: Outbox,
-                 flags: SkipFlags, letters: LetterSink, settings: DispatchSettings, yielding: YieldToSending) -> None:
+                 flags: SkipFlags, letters: LetterSink, settings: DispatchSettings, yielding: YieldToSending,
+                 metrics: DeliveryMetrics | None = None) -> None:
         self.destination = destination
         self.yielding = yielding
         self.name = destination.name
@@ -217,6 +219,9 @@ class DestinationRunner:
         self.counters = Counters()
         self.progress = Progress(0)  # replaced by the stored position in run()
         self.committed = 0
+        self.head = 0  # the last position of the log this runner has seen
+        self._attempted = metrics.attempts(self.name) if metrics is not None else None
+        self._dead_lettered = metrics.dead_letters(self.name) if metrics is not None else None
         self._read_to = 0  # the last position read (kept across a restart of the reading loop)
         self._jobs: asyncio.Queue[Job] = asyncio.Queue()
         self._progressed = asyncio.Event()
@@ -235,7 +240,7 @@ class DestinationRunner:
             start = await store.last_position(session)
             self.committed = await store.dispatch_position(session, self.name, start, utcnow())
         self.progress = Progress(self.committed)
-        self._read_to = self.committed
+        self._read_to = self.head = self.committed
 
     async def run(self) -> None:
         loops: list[Callable[[], Any]] = [self._read, self._commit, self._feed_replays]
@@ -267,6 +272,7 @@ class DestinationRunner:
                     last = await store.last_position(session)
                     rows = await store.events_after(session, read_to, READ_BATCH,
                                                     types=sorted(self.destination.types or ()))
+                self.head = max(self.head, last)
                 if rows:
                     events = await self._outbox_events(rows)
                     await self._open(events)
@@ -324,6 +330,8 @@ class DestinationRunner:
             job.last = attempt
             counters = self.counters
             counters.attempts += 1
+            if self._attempted is not None:
+                self._attempted[attempt.result].inc()
             if attempt.result in (Result.DELIVERED, Result.GONE):
                 counters.delivered += 1
                 self._finish(job)
@@ -343,16 +351,26 @@ class DestinationRunner:
 
     def _dead_letter(self, job: Job, error: str | None = None) -> None:
         self.counters.dead_lettered += 1
-        log.warning("dead letter", extra={"destination": self.name, "webhook_id": job.handoff.webhook_id,
+        log.warning("dead letter", extra={"destination": self.name, "campaign_id": job.campaign_id,
+                                          "webhook_id": job.handoff.webhook_id,
                                           "type": job.handoff.event.type, "attempts": job.attempts,
                                           "error": error or (job.last.error if job.last else "")})
-        self.letters.add(dead_letter(self.name, job, error), job.replay_id, lambda: self._done(job))
+        self.letters.add(dead_letter(self.name, job, error), job.replay_id, lambda: self._dead_letter_committed(job))
+
+    def _dead_letter_committed(self, job: Job) -> None:
+        if self._dead_lettered is not None:
+            self._dead_lettered.inc()
+        self._done(job)
 
     def _finish(self, job: Job) -> None:
         if job.replay_id:
             self.letters.add(None, job.replay_id, lambda: self._done(job))
         else:
             self._done(job)
+
+    def backlog(self, head: int) -> int:
+        """Events (positions, gaps included) between the log's head and this destination's position."""
+        return max(0, max(head, self.head) - self.progress.passed)
 
     def _done(self, job: Job) -> None:
         if job.position is not None:
@@ -426,13 +444,16 @@ class Dispatcher:
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession], outbox: Outbox,
                  destinations: Sequence[Destination], settings: DispatchSettings, *,
-                 sending: Callable[[], bool] = lambda: False) -> None:
+                 sending: Callable[[], bool] = lambda: False, metrics: DeliveryMetrics | None = None) -> None:
         self.sessions = sessions
+        self.outbox = outbox
         self.letters = LetterSink(sessions)
         flags = SkipFlags(sessions)
         yielding = YieldToSending(sending)
-        self.runners = {d.name: DestinationRunner(d, sessions, outbox, flags, self.letters, settings, yielding)
+        self.runners = {d.name: DestinationRunner(d, sessions, outbox, flags, self.letters, settings, yielding, metrics)
                         for d in destinations}
+        if metrics is not None:
+            metrics.watch_backlog(self.backlog)
         self._tasks: list[asyncio.Task[None]] = []
 
     @property
@@ -449,6 +470,12 @@ class Dispatcher:
     def wake_replays(self) -> None:
         for runner in self.runners.values():
             runner.wake_replays()
+
+    def backlog(self) -> dict[str, int]:
+        """Each destination's backlog, from what this process knows (no query: it is read at
+        every scrape, from the metrics endpoint's thread)."""
+        head = self.outbox.positions.last
+        return {name: runner.backlog(head) for name, runner in self.runners.items()}
 
     async def close(self) -> None:
         for task in self._tasks:

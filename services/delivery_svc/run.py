@@ -27,16 +27,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
+from opentelemetry import trace
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from herald.campaign.v1 import campaign_pb2
 from services.delivery_svc import store
 from services.delivery_svc.addressing import Addressing
 from services.delivery_svc.compose import Composer
+from services.delivery_svc.metrics import DeliveryMetrics
 from services.delivery_svc.notifier import Notifier
 from services.delivery_svc.outcomes import CreatedChannel, PreparedBatch, created_channels
 from services.delivery_svc.pacing import Pacer, batch_size
@@ -50,6 +52,7 @@ from services.kit.db import transaction, utcnow
 from services.kit.limits import DEFAULT_RECIPIENT_BATCH, MAX_RECIPIENT_BATCH
 from services.kit.retry import is_unavailable, retrying
 from services.kit.templates import user_variables
+from services.kit.tracing import bind_campaign
 
 log = logging.getLogger("herald.delivery")
 
@@ -66,6 +69,8 @@ class EngineDeps:
     settings: Settings
     segments: SegmentClient
     notifier: Notifier
+    metrics: DeliveryMetrics | None = None  # None: metrics off
+    tracer: trace.Tracer = field(default_factory=trace.NoOpTracer)
 
     @property
     def dialect_name(self) -> str:
@@ -99,7 +104,7 @@ class DeliveryRun:
         self.stop_reason, self.stop_message = campaign_pb2.STOP_REASON_REQUESTED, ""
         self.pacer = Pacer(deps.settings.max_send_rate)
         self.writer = BatchWriter(deps.sessions, DriverValues(deps.dialect_name), campaign.id,
-                                  deps.settings.monthly_message_capacity)
+                                  deps.settings.monthly_message_capacity, metrics=deps.metrics, tracer=deps.tracer)
         # Channels created for batches that will not be written, settled when the run ends.
         self._unsettled: list[CreatedChannel] = []
         self._pipeline: Pipeline | None = None
@@ -107,6 +112,7 @@ class DeliveryRun:
     # --- lifecycle ---
 
     async def run(self) -> None:
+        bind_campaign(self.campaign_id)  # the run's own task: its logs (and spans) say the campaign
         try:
             templates = self.templates
             if templates is None:  # compiling may take a while (20,000 characters a template): not on the loop

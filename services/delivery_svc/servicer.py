@@ -16,6 +16,7 @@ from services.delivery_svc.messages import Messages
 from services.delivery_svc.outbox import Outbox
 from services.delivery_svc.subscriptions import AFTER_SEQUENCE_HEADER, Subscriptions
 from services.kit.filters import request_filter
+from services.kit.tracing import bind_campaign
 
 
 class DeliveryServiceServicer(delivery_service_pb2_grpc.DeliveryServiceServicer):
@@ -27,16 +28,19 @@ class DeliveryServiceServicer(delivery_service_pb2_grpc.DeliveryServiceServicer)
 
     async def StartDelivery(self, request: ds.StartDeliveryRequest,
                             context: grpc.aio.ServicerContext) -> ds.StartDeliveryResponse:
+        bind_campaign(request.campaign.id)  # the run it launches inherits it
         delivery = await self.deliveries.start(request.campaign)
         return ds.StartDeliveryResponse(delivery=delivery)
 
     async def StopDelivery(self, request: ds.StopDeliveryRequest,
                            context: grpc.aio.ServicerContext) -> ds.StopDeliveryResponse:
+        bind_campaign(request.campaign_id)
         delivery = await self.deliveries.stop(request.campaign_id, request.reason, request.message)
         return ds.StopDeliveryResponse(delivery=delivery)
 
     async def GetDelivery(self, request: ds.GetDeliveryRequest,
                           context: grpc.aio.ServicerContext) -> ds.GetDeliveryResponse:
+        bind_campaign(request.campaign_id)
         return ds.GetDeliveryResponse(delivery=await self.deliveries.get(request.campaign_id))
 
     async def BatchGetDeliveries(self, request: ds.BatchGetDeliveriesRequest,
@@ -46,6 +50,7 @@ class DeliveryServiceServicer(delivery_service_pb2_grpc.DeliveryServiceServicer)
 
     async def WatchDelivery(self, request: ds.WatchDeliveryRequest,
                             context: grpc.aio.ServicerContext) -> AsyncIterator[ds.WatchDeliveryResponse]:
+        bind_campaign(request.campaign_id)
         async for delivery in self.deliveries.watch(request.campaign_id):
             yield ds.WatchDeliveryResponse(delivery=delivery)
 

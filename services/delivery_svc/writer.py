@@ -7,19 +7,30 @@ equal a clean run's. Past the monthly message capacity only the messages that fi
 and the checkpoint stays before the batch: the stop and the settling of its unsent rest follow
 in the run's last transaction (`stop`); a crash in between replays the batch, whose written part
 is then filtered out as logged.
+
+Each batch's transaction is a span (`delivery.write_batch`, with `campaign_id` and the batch's
+size) and, once committed, counts its recipients and its duration (delivery_svc.metrics).
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
+from opentelemetry import trace
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.delivery_svc import store
+from services.delivery_svc.metrics import DeliveryMetrics
 from services.delivery_svc.outcomes import FAILED, SKIPPED, CreatedChannel, Outcome, PreparedBatch
 from services.kit.bulk import DriverValues
 from services.kit.db import utcnow, write_transaction
 from services.kit.limits import MAX_STOP_MESSAGE
+from services.kit.tracing import CAMPAIGN_ID
+
+BATCH_SPAN = "delivery.write_batch"
+BATCH_SIZE = "herald.batch.size"  # span attributes: recipients in the batch, and those it logged
+BATCH_WRITTEN = "herald.batch.written"
 
 
 @dataclass(slots=True)
@@ -29,21 +40,39 @@ class Written:
     handled: int  # recipients logged
     capacity_reached: bool = False
     unwritten: list[Outcome] = field(default_factory=list)  # past the capacity: not sent, not logged
+    sent: int = 0  # of the handled: their outcomes
+    skipped: int = 0
+    failed: int = 0
 
 
 class BatchWriter:
     """Writes the batches of one delivery."""
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession], values: DriverValues, campaign_id: str,
-                 monthly_capacity: int) -> None:
+                 monthly_capacity: int, *, metrics: DeliveryMetrics | None = None,
+                 tracer: trace.Tracer | None = None) -> None:
         self.sessions = sessions
         self.values = values
         self.campaign_id = campaign_id
         self.capacity = monthly_capacity  # 0 = unlimited
+        self.metrics = metrics
+        self.tracer = tracer or trace.NoOpTracer()
 
     async def write(self, batch: PreparedBatch) -> Written | None:
         """Writes one batch and its checkpoint, or nothing at all; None when the delivery is no
         longer in progress (stopped meanwhile)."""
+        attributes: dict[str, str | int] = {CAMPAIGN_ID: self.campaign_id, BATCH_SIZE: len(batch.outcomes)}
+        with self.tracer.start_as_current_span(BATCH_SPAN, attributes=attributes) as span:
+            started = time.perf_counter()
+            written = await self._write(batch)
+            if written is not None:  # committed: a rolled-back batch raised instead
+                seconds = time.perf_counter() - started
+                span.set_attribute(BATCH_WRITTEN, written.handled)
+                if self.metrics is not None:
+                    self.metrics.batch_written(written.sent, written.skipped, written.failed, seconds)
+            return written
+
+    async def _write(self, batch: PreparedBatch) -> Written | None:
         campaign_id = self.campaign_id
         async with write_transaction(self.sessions) as session:
             now = utcnow()
@@ -76,6 +105,7 @@ class BatchWriter:
             }
             cursor = None if written.capacity_reached else batch.cursor
             await store.add_progress(session, campaign_id, deltas, cursor, now)
+            written.sent, written.skipped, written.failed = deltas["sent"], deltas["skipped"], deltas["failed"]
         return written
 
     async def _not_logged(self, session: AsyncSession, outcomes: list[Outcome]) -> list[Outcome]:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, Awaitable, Callable, Iterable
-from typing import TypeVar
+from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, TypeVar
 
 import grpc
 from grpc.aio import ClientCallDetails, StreamStreamCall, StreamUnaryCall, UnaryStreamCall, UnaryUnaryCall
@@ -11,6 +11,9 @@ from grpc.aio import ClientCallDetails, StreamStreamCall, StreamUnaryCall, Unary
 from services.kit.auth import service_token
 from services.kit.config import Settings
 from services.kit.limits import MAX_MESSAGE_BYTES
+
+if TYPE_CHECKING:
+    from services.kit.telemetry import Telemetry
 
 CHANNEL_OPTIONS: list[tuple[str, object]] = [
     ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
@@ -79,24 +82,28 @@ class _BearerStreamStream(_Bearer, grpc.aio.StreamStreamClientInterceptor):
         return await continuation(self._with_token(details), request_iterator)
 
 
-def open_channel(addr: str, *, token: str | None, ca_file: str = "") -> grpc.aio.Channel:
-    """A channel to `addr` sending `token` on every call (TLS when a CA file is given)."""
+def open_channel(addr: str, *, token: str | None, ca_file: str = "",
+                 interceptors: Sequence[grpc.aio.ClientInterceptor] = ()) -> grpc.aio.Channel:
+    """A channel to `addr` sending `token` on every call (TLS when a CA file is given), through
+    `interceptors` (outermost first) before the token is added."""
     if ca_file:
         with open(ca_file, "rb") as f:
             creds = grpc.ssl_channel_credentials(root_certificates=f.read())
         if token:
             creds = grpc.composite_channel_credentials(creds, grpc.metadata_call_credentials(_BearerAuth(token)))
-        return grpc.aio.secure_channel(addr, creds, options=_options(addr))
+        return grpc.aio.secure_channel(addr, creds, options=_options(addr), interceptors=list(interceptors) or None)
     kinds = (_BearerUnaryUnary, _BearerUnaryStream, _BearerStreamUnary, _BearerStreamStream)
-    interceptors = [kind(token) for kind in kinds] if token else []
-    return grpc.aio.insecure_channel(addr, options=_options(addr), interceptors=interceptors)
+    bearer: list[grpc.aio.ClientInterceptor] = [kind(token) for kind in kinds] if token else []
+    return grpc.aio.insecure_channel(addr, options=_options(addr), interceptors=[*interceptors, *bearer])
 
 
 def _options(target: str) -> list[tuple[str, object]]:
     return CHANNEL_OPTIONS + BALANCED if target.startswith(REPLICA_SCHEMES) else CHANNEL_OPTIONS
 
 
-def service_channel(settings: Settings, caller: str, target: str) -> grpc.aio.Channel:
-    """The channel service `caller` uses to reach service `target` ("segment", "campaign", ...)."""
+def service_channel(settings: Settings, caller: str, target: str, telemetry: Telemetry | None = None) -> grpc.aio.Channel:
+    """The channel service `caller` uses to reach service `target` ("segment", "campaign", ...),
+    its calls traced and counted by the caller's `telemetry`."""
     return open_channel(settings.target(target), token=service_token(settings.api_secret, caller),
-                        ca_file=settings.tls_ca_file)
+                        ca_file=settings.tls_ca_file,
+                        interceptors=telemetry.client_interceptors() if telemetry is not None else ())

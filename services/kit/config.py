@@ -28,6 +28,10 @@ class Settings:
     segment_target: str = ""
     campaign_target: str = ""
     delivery_target: str = ""
+    # Where each service serves Prometheus metrics (`/metrics`): host:port, or "off".
+    segment_metrics_addr: str = "127.0.0.1:9451"
+    campaign_metrics_addr: str = "127.0.0.1:9452"
+    delivery_metrics_addr: str = "127.0.0.1:9453"
     data_dir: Path = Path("var")
     segment_db_url: str = ""
     campaign_db_url: str = ""
@@ -66,6 +70,11 @@ class Settings:
 
     def addr(self, service: str) -> str:
         return getattr(self, f"{service}_addr")
+
+    def metrics_addr(self, service: str) -> str | None:
+        """Where `service` serves its metrics; None when they are off."""
+        addr: str = getattr(self, f"{service}_metrics_addr")
+        return None if addr == METRICS_OFF else addr
 
     def target(self, service: str) -> str:
         """What a caller dials to reach `service`: its target, else its address."""
@@ -113,6 +122,19 @@ def _flag(raw: str) -> bool:
     raise ValueError(raw)
 
 
+METRICS_OFF = "off"
+
+
+def _metrics_addr(raw: str) -> str:
+    """`host:port` (port 0: any free port) or `off`."""
+    if raw.strip().lower() == METRICS_OFF:
+        return METRICS_OFF
+    host, _, port = raw.strip().rpartition(":")
+    if not host or not port.isdigit() or int(port) > 65535:
+        raise ValueError(raw)
+    return raw.strip()
+
+
 def _event_types(raw: str) -> tuple[str, ...]:
     """A comma-separated list of event types ("campaign.completed, message.new"); a name that is
     not an event type is refused (a typo would otherwise silently filter everything out)."""
@@ -129,6 +151,9 @@ _VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "HERALD_SEGMENT_TARGET": ("segment_target", str),
     "HERALD_CAMPAIGN_TARGET": ("campaign_target", str),
     "HERALD_DELIVERY_TARGET": ("delivery_target", str),
+    "HERALD_SEGMENT_METRICS_ADDR": ("segment_metrics_addr", _metrics_addr),
+    "HERALD_CAMPAIGN_METRICS_ADDR": ("campaign_metrics_addr", _metrics_addr),
+    "HERALD_DELIVERY_METRICS_ADDR": ("delivery_metrics_addr", _metrics_addr),
     "HERALD_DATA_DIR": ("data_dir", Path),
     "HERALD_SEGMENT_DB_URL": ("segment_db_url", str),
     "HERALD_CAMPAIGN_DB_URL": ("campaign_db_url", str),
@@ -159,6 +184,7 @@ _VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "HERALD_PUSH_ALLOW_PRIVATE": ("push_allow_private", _flag),
 }
 _KIND_NAMES: dict[Callable[[str], Any], str] = {_flag: "flag (1/0, true/false, yes/no, on/off)",
+                                                 _metrics_addr: "host:port, or off",
                                                  _event_types: "comma-separated list of event types ("
                                                  + ", ".join(event_types.ALL) + ")"}
 

@@ -9,6 +9,8 @@ ending open streams with UNAVAILABLE on shutdown.
 - Handlers raise `HeraldError`s; they become statuses with `google.rpc` details whose
   `ErrorInfo.domain` names this service. Any other exception is logged and becomes an opaque
   INTERNAL (never UNKNOWN with its text).
+- A call made for a campaign (the caller's trace baggage names it) is handled for that campaign:
+  its logs and span carry `campaign_id` (services.kit.tracing).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from services.kit.limits import MAX_DRAINED_BYTES
 from services.kit.paging import cursor_key, key_for_cursors
 from services.kit.ratelimit import CallerLimiter
 from services.kit.request_values import check_request
+from services.kit.tracing import adopt_campaign
 
 log = logging.getLogger("herald.rpc")
 
@@ -91,6 +94,7 @@ def _wrap(handler: _Handler, method: str, authenticate: Callable[[], dict],
         async def call(raw: Any, context: _Context) -> Any:
             try:
                 current_claims.set(authenticate())
+                adopt_campaign()
                 return await _finish_even_if_cancelled(behavior(requests(raw), context), method)
             except Exception as exc:  # noqa: BLE001 — mapped to a status below
                 if client_streaming:
@@ -103,6 +107,7 @@ def _wrap(handler: _Handler, method: str, authenticate: Callable[[], dict],
         async def call(raw: Any, context: _Context) -> AsyncIterator[Any]:
             try:
                 current_claims.set(authenticate())
+                adopt_campaign()
                 async for item in _until_shutdown(behavior(requests(raw), context), shutdown):
                     yield item
             except Exception as exc:  # noqa: BLE001
@@ -209,7 +214,9 @@ async def _abort(context: _Context, method: str, exc: Exception, domain: str) ->
     if isinstance(exc, grpc.aio.AbortError):
         raise exc
     error = _client_error(method, exc)
-    await context.abort_with_status(rpc_status.to_status(error.to_status(domain)))
+    status = rpc_status.to_status(error.to_status(domain))
+    # abort, not abort_with_status (which is the same): a tracing interceptor outside sees abort.
+    await context.abort(status.code, status.details, status.trailing_metadata)
 
 
 def _client_error(method: str, exc: Exception) -> HeraldError:

@@ -1,4 +1,6 @@
-"""Structured logs: one JSON object per line on stderr."""
+"""Structured logs: one JSON object per line on stderr. A line written while a campaign is being
+handled carries its `campaign_id`, and while a span is being recorded its `trace_id` and
+`span_id`, so a log line leads to its trace (services.kit.tracing)."""
 
 from __future__ import annotations
 
@@ -6,6 +8,8 @@ import json
 import logging
 import sys
 import time
+
+from services.kit.tracing import log_fields
 
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 
@@ -18,6 +22,7 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
+        entry.update(log_fields())  # the context's; what the call names itself wins
         entry.update({k: v for k, v in vars(record).items() if k not in _STANDARD})
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)

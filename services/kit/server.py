@@ -1,10 +1,12 @@
 """Server lifecycle shared by the three services.
 
 `start_server` runs a `Service` on a `grpc.aio` server with the Herald interceptor, the health
-service and reflection. `run_service` is each service's `__main__`: it installs SIGTERM/SIGINT
+service and reflection, and serves the service's metrics (`HERALD_<SERVICE>_METRICS_ADDR`);
+its telemetry's interceptors trace and count every call. `run_service` is each service's
+`__main__`: it sets up tracing when the OTEL_* variables ask for it, installs SIGTERM/SIGINT
 handlers before announcing readiness and, on a signal, flips health to NOT_SERVING, ends open
 streams with UNAVAILABLE, lets in-flight calls drain for `HERALD_SHUTDOWN_GRACE_S`, then
-stops the service's background work and disposes its engine.
+stops the service's background work and disposes its engine, and sends the spans still buffered.
 """
 
 from __future__ import annotations
@@ -22,10 +24,13 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from services.kit.clients import CHANNEL_OPTIONS
-from services.kit.config import Settings, settings_from_env
+from services.kit.config import ConfigError, Settings, settings_from_env
 from services.kit.errors import service_domain
 from services.kit.interceptors import SHUTTING_DOWN, HeraldServerInterceptor
 from services.kit.logs import setup_logging
+from services.kit.metrics_endpoint import MetricsEndpoint
+from services.kit.telemetry import Telemetry
+from services.kit.tracing import setup_tracing, shutdown_tracing
 
 log = logging.getLogger("herald.server")
 
@@ -44,6 +49,8 @@ class Service:
     """What a composition root (`build(settings, ...)`) returns: servicers plus background work."""
 
     name: str = "service"  # segment, campaign or delivery: its address setting and error domain
+    # Its metrics and tracer, made by its composition root; None: neither (a test's probe service).
+    telemetry: Telemetry | None = None
 
     def service_names(self) -> list[str]:
         """Full names of the gRPC services served (for health and reflection)."""
@@ -89,6 +96,11 @@ class RunningServer:
     health: health.aio.HealthServicer
     port: int
     grace_s: float
+    metrics: MetricsEndpoint | None = None  # None: metrics off
+
+    @property
+    def metrics_port(self) -> int | None:
+        return self.metrics.port if self.metrics is not None else None
 
     async def stop(self, grace_s: float | None = None) -> None:
         grace = self.grace_s if grace_s is None else grace_s
@@ -97,6 +109,8 @@ class RunningServer:
         self.interceptor.shutdown.set()
         await self.server.stop(grace)
         await self.service.stop()
+        if self.metrics is not None:  # last: a scrape still sees the drain
+            await self.metrics.stop()
 
     async def _set_health(self, status: int) -> None:
         for name in ["", *self.service.service_names()]:
@@ -107,7 +121,8 @@ async def start_server(service: Service, settings: Settings, addr: str) -> Runni
     """Starts `service` listening on `addr` ("127.0.0.1:0" picks a free port)."""
     interceptor = HeraldServerInterceptor(settings.api_secret, domain=service_domain(service.name),
                                           caller_rate=settings.caller_rate_limit)
-    server = grpc.aio.server(interceptors=[interceptor], options=SERVER_OPTIONS)
+    telemetry = service.telemetry or Telemetry(service.name)
+    server = grpc.aio.server(interceptors=[*telemetry.server_interceptors(), interceptor], options=SERVER_OPTIONS)
     service.register(server)
     health_servicer = _HealthServicer(interceptor.shutdown)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -115,9 +130,15 @@ async def start_server(service: Service, settings: Settings, addr: str) -> Runni
     reflection.enable_server_reflection(
         [*names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME], server)
     port = _listen(server, settings, addr)
-    await service.start()
-    await server.start()
-    running = RunningServer(service, server, interceptor, health_servicer, port, settings.shutdown_grace_s)
+    metrics = _serve_metrics(telemetry, settings.metrics_addr(service.name))
+    try:
+        await service.start()
+        await server.start()
+    except BaseException:
+        if metrics is not None:
+            await metrics.stop()
+        raise
+    running = RunningServer(service, server, interceptor, health_servicer, port, settings.shutdown_grace_s, metrics)
     await running._set_health(health_pb2.HealthCheckResponse.SERVING)
     return running
 
@@ -141,15 +162,30 @@ def _listen(server: grpc.aio.Server, settings: Settings, addr: str) -> int:
     return port
 
 
+def _serve_metrics(telemetry: Telemetry, addr: str | None) -> MetricsEndpoint | None:
+    if telemetry.registry is None or addr is None:
+        return None
+    try:
+        return MetricsEndpoint.start(addr, telemetry.registry)
+    except (OSError, ValueError) as exc:
+        cause = (exc.strerror or exc) if isinstance(exc, OSError) else exc
+        raise StartupError(f"cannot serve metrics on {addr}: {cause} "
+                           f"(HERALD_{telemetry.service.upper()}_METRICS_ADDR=off turns them off)") from None
+
+
 def run_service(name: str, build: Callable[[Settings], Service]) -> None:
     """The body of `python -m services.<name>_svc`: serve until SIGTERM/SIGINT, exit 0."""
     settings = settings_from_env().with_secret()
     setup_logging(settings.log_level)
+    tracer_provider = None
     try:
+        tracer_provider = setup_tracing(name)  # before build: the service's telemetry uses it
         asyncio.run(_serve_until_signal(name, build, settings))
-    except StartupError as exc:
+    except (StartupError, ConfigError) as exc:
         log.error("cannot start", extra={"service": name, "cause": str(exc)})
         sys.exit(EXIT_CANNOT_START)
+    finally:
+        shutdown_tracing(tracer_provider)
 
 
 async def _serve_until_signal(name: str, build: Callable[[Settings], Service], settings: Settings) -> None:
@@ -166,7 +202,8 @@ async def _serve_until_signal(name: str, build: Callable[[Settings], Service], s
         if isinstance(exc, StartupError):
             raise
         raise StartupError(_one_line(exc)) from exc
-    log.info("serving", extra={"service": name, "addr": addr, "port": running.port})
+    log.info("serving", extra={"service": name, "addr": addr, "port": running.port,
+                               "metrics_port": running.metrics_port})
     tune_garbage_collector()
     await stop.wait()
     log.info("shutting down", extra={"service": name, "grace_s": settings.shutdown_grace_s})

@@ -3,6 +3,8 @@ the background size worker."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import grpc
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -12,19 +14,25 @@ from services.kit.config import Settings
 from services.kit.db import make_engine, make_sessionmaker, transaction
 from services.kit.migrate import migrate
 from services.kit.server import Service
+from services.kit.telemetry import Telemetry
 from services.segment_svc import store
 from services.segment_svc.migrations import SCHEMA
 from services.segment_svc.servicer import DirectoryServiceServicer, SegmentServiceServicer
 from services.segment_svc.sizes import SizeWorker
 
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import TracerProvider
+
 
 class SegmentApp(Service):
     name = "segment"
+    telemetry: Telemetry
 
     def __init__(self, settings: Settings, engine: AsyncEngine, *, size_debounce_s: float = 0.2,
-                 size_rest_s: float = 0.5) -> None:
+                 size_rest_s: float = 0.5, telemetry: Telemetry | None = None) -> None:
         self.settings = settings
         self.engine = engine
+        self.telemetry = telemetry or Telemetry.for_service(self.name, settings)
         self.sessions = make_sessionmaker(engine)
         self.sizes = SizeWorker(self.sessions, debounce_s=size_debounce_s, min_rest_s=size_rest_s)
 
@@ -53,5 +61,8 @@ class SegmentApp(Service):
         await self.engine.dispose()
 
 
-def build(settings: Settings, *, engine: AsyncEngine | None = None) -> SegmentApp:
-    return SegmentApp(settings, engine or make_engine(settings.db_url("segment")))
+def build(settings: Settings, *, engine: AsyncEngine | None = None,
+          tracer_provider: TracerProvider | None = None) -> SegmentApp:
+    """The segment service; `tracer_provider` (tests) replaces the process's (OTEL_* variables)."""
+    return SegmentApp(settings, engine or make_engine(settings.db_url("segment")),
+                      telemetry=Telemetry.for_service("segment", settings, tracer_provider=tracer_provider))

@@ -16,6 +16,7 @@ from services.kit.limits import MAX_CID, MAX_DEVICE_IDS, MAX_DEVICE_USERS, MAX_U
 from services.segment_svc import audience, devices, directory, ensure, queries, segments, validate
 from services.segment_svc.convert import ensured_message, segment_message
 from services.segment_svc.sizes import SizeWorker
+from services.kit.tracing import bind_campaign
 
 Sessions = async_sessionmaker[AsyncSession]
 
@@ -103,6 +104,7 @@ class DirectoryServiceServicer(directory_service_pb2_grpc.DirectoryServiceServic
 
     async def EnsureChannels(self, request: directory_service_pb2.EnsureChannelsRequest,
                              context: grpc.aio.ServicerContext) -> directory_service_pb2.EnsureChannelsResponse:
+        bind_campaign(request.campaign_id)
         validate.check_ensure(request)
         async with transaction(self.sessions) as session:
             ensured = await ensure.ensure_channels(session, request)

@@ -90,3 +90,16 @@ def test_a_service_is_dialled_at_its_target_else_at_its_address():
     settings = settings_from_env({"HERALD_SEGMENT_TARGET": "dns:///segment.internal:50051"})
     assert settings.target("segment") == "dns:///segment.internal:50051"
     assert settings.target("campaign") == settings.campaign_addr == "127.0.0.1:50052"
+
+
+def test_metrics_serve_on_the_loopback_ports_of_the_design_unless_off():
+    settings = settings_from_env({})
+    assert [settings.metrics_addr(name) for name in ("segment", "campaign", "delivery")] == [
+        "127.0.0.1:9451", "127.0.0.1:9452", "127.0.0.1:9453"]
+    settings = settings_from_env({"HERALD_DELIVERY_METRICS_ADDR": "OFF", "HERALD_SEGMENT_METRICS_ADDR": "0.0.0.0:0",
+                                  "HERALD_CAMPAIGN_METRICS_ADDR": "[::1]:9999"})
+    assert settings.metrics_addr("delivery") is None
+    assert (settings.metrics_addr("segment"), settings.metrics_addr("campaign")) == ("0.0.0.0:0", "[::1]:9999")
+    for wrong in ("9452", "localhost", "127.0.0.1:http", "127.0.0.1:70000"):
+        with pytest.raises(ConfigError, match="HERALD_CAMPAIGN_METRICS_ADDR.*host:port, or off"):
+            settings_from_env({"HERALD_CAMPAIGN_METRICS_ADDR": wrong})

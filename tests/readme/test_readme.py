@@ -6,14 +6,14 @@ bottom into one terminal at the repository root while `make run` serves.
   run: it serves forever, needs a server of yours…) or `<!-- readme-test: exit N — why -->` (the
   block must end with status N: a stream that `-max-time` ends).
 - Services: `herald serve --data-dir <tmp>` of this checkout, as a subprocess on free ports.
-  The README's addresses 127.0.0.1:50051/50052/50053 are replaced by those in each block's text
-  before it runs. Always on SQLite in the temp data dir, also when the suite runs on PostgreSQL
+  The README's addresses 127.0.0.1:50051/50052/50053, and those of the services' metrics
+  127.0.0.1:9451/9452/9453, are replaced by those in each block's text before it runs. Always on SQLite in the temp data dir, also when the suite runs on PostgreSQL
   (`HERALD_TEST_DATABASE_URL`): the README's walkthrough is the SQLite one of `make run`.
 - One bash (`set -euo pipefail`), cwd the repository root (so `.venv/bin/...` resolves), runs
   the blocks one after another with `source`: what a block sets (`TOKEN`) holds for the next
   ones, as in one terminal, and the data a block makes is there for the next. A python block
   runs in that shell as `.venv/bin/python <the block as a file>`. The environment holds
-  HERALD_DATA_DIR and the three addresses and no other `HERALD_` variable, so `.venv/bin/herald
+  HERALD_DATA_DIR, the three addresses and the three metrics addresses, and no other `HERALD_` variable, so `.venv/bin/herald
   token` finds the secret the services generated; PYTHONPATH names this checkout (and its gen/),
   so `.venv/bin/herald` and `.venv/bin/python` run it even where `.venv` belongs to another
   checkout (a git worktree).
@@ -44,6 +44,7 @@ ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
 SERVICES = ("segment", "campaign", "delivery")
 README_ADDRS = {"segment": "127.0.0.1:50051", "campaign": "127.0.0.1:50052", "delivery": "127.0.0.1:50053"}
+README_METRICS_ADDRS = {"segment": "127.0.0.1:9451", "campaign": "127.0.0.1:9452", "delivery": "127.0.0.1:9453"}
 RUN_INFO = ("sh", "python")
 FENCE = re.compile(r"^```(\S*)$")
 MARKER = re.compile(r"^<!-- readme-test: (?:(skip)|exit (\d+)) [—-] (\S.*?) -->$")
@@ -129,10 +130,11 @@ def _in_order(pieces: list[str], line: str) -> bool:
     return True
 
 
-def readme_env(data_dir: Path, addrs: dict[str, str]) -> dict[str, str]:
+def readme_env(data_dir: Path, addrs: dict[str, str], metrics_addrs: dict[str, str]) -> dict[str, str]:
     env = {name: value for name, value in os.environ.items() if not name.startswith("HERALD_")}
     env["HERALD_DATA_DIR"] = str(data_dir)
     env.update({f"HERALD_{name.upper()}_ADDR": addr for name, addr in addrs.items()})
+    env.update({f"HERALD_{name.upper()}_METRICS_ADDR": addr for name, addr in metrics_addrs.items()})
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(ROOT / "gen"), *filter(None, [env.get("PYTHONPATH")])])
     return env
 
@@ -148,7 +150,8 @@ async def herald_serve(tmp_path: Path) -> AsyncIterator[dict[str, str]]:
     the environment that reaches it. Stopped with SIGTERM (its process group killed if that fails)."""
     data_dir = tmp_path / "var"
     addrs = {name: f"127.0.0.1:{free_port()}" for name in SERVICES}
-    env = readme_env(data_dir, addrs)
+    metrics_addrs = {name: f"127.0.0.1:{free_port()}" for name in SERVICES}
+    env = readme_env(data_dir, addrs, metrics_addrs)
     log = tmp_path / "serve.log"
     with open(log, "wb") as stderr:
         serve = await asyncio.create_subprocess_exec(
@@ -263,6 +266,8 @@ async def test_the_readme_examples_run_as_written(tmp_path):
                 text = block.text
                 for name, addr in README_ADDRS.items():
                     text = text.replace(addr, env[f"HERALD_{name.upper()}_ADDR"])
+                for name, addr in README_METRICS_ADDRS.items():
+                    text = text.replace(addr, env[f"HERALD_{name.upper()}_METRICS_ADDR"])
                 status, output = await terminal.run(block, text)
                 shown = "\n".join(output.splitlines()[-60:])
                 assert status is not None, f"{block} did not end within {DEADLINE_S:g} s; its output:\n{shown}"
