@@ -83,49 +83,71 @@ async def serving(service: Service, settings: Settings) -> AsyncIterator[Running
 
 @dataclass
 class System:
-    """The three services running together, with a channel to each."""
+    """The three services running together, with a channel to each; more replicas of a service
+    (`start_replica`) share its database."""
 
     settings: Settings
     servers: dict[str, RunningServer] = field(default_factory=dict)
     channels: dict[str, grpc.aio.Channel] = field(default_factory=dict)
+    build_kwargs: dict[str, dict] = field(default_factory=dict)  # per service, e.g. {"campaign": {"clock": c}}
+    replicas: list[RunningServer] = field(default_factory=list)
 
     def channel(self, name: str) -> grpc.aio.Channel:
         if name not in self.channels:
             self.channels[name] = client_channel(self.servers[name].port)
         return self.channels[name]
 
+    def channel_to(self, running: RunningServer) -> grpc.aio.Channel:
+        """A channel to one server (a replica), kept with the others."""
+        key = f"port:{running.port}"
+        if key not in self.channels:
+            self.channels[key] = client_channel(running.port)
+        return self.channels[key]
+
     async def restart(self, name: str) -> None:
         """Stops one service and starts it again on the same port and database."""
         await self.servers[name].stop(0.5)
-        self.servers[name] = await _start(name, self.settings)
+        self.servers[name] = await _start(name, self.settings, **self.build_kwargs.get(name, {}))
+
+    async def start_replica(self, name: str, **build_kwargs) -> RunningServer:
+        """Starts another replica of a service on its database (and the system's settings), on a
+        port of its own; stopped with the system."""
+        kwargs = {**self.build_kwargs.get(name, {}), **build_kwargs}
+        running = await _start(name, replace(self.settings, **{f"{name}_addr": "127.0.0.1:0"}), **kwargs)
+        self.replicas.append(running)
+        return running
 
 
-async def _start(name: str, settings: Settings) -> RunningServer:
+async def _start(name: str, settings: Settings, **build_kwargs) -> RunningServer:
     from importlib import import_module
 
     build = import_module(f"services.{name}_svc.app").build
     addr = settings.addr(name)
-    running = await start_server(build(settings), settings, addr)
+    running = await start_server(build(settings, **build_kwargs), settings, addr)
     return running
 
 
 @asynccontextmanager
 async def serve_system(new_db_url, data_dir: Path, names=("segment", "delivery", "campaign"),
-                       **overrides) -> AsyncIterator[System]:
-    """Starts the named services (in dependency order) with fresh databases on free ports."""
+                       build_kwargs: dict[str, dict] | None = None, **overrides) -> AsyncIterator[System]:
+    """Starts the named services (in dependency order) with fresh databases on free ports;
+    `build_kwargs` go to a service's `build` (e.g. a campaign clock)."""
     settings = test_settings(data_dir, **overrides)
     for name in names:
         settings = replace(settings, **{f"{name}_db_url": await new_db_url(name)})
-    system = System(settings)
+    system = System(settings, build_kwargs=dict(build_kwargs or {}))
     try:
         for name in names:
-            running = await _start(name, replace(system.settings, **{f"{name}_addr": "127.0.0.1:0"}))
+            running = await _start(name, replace(system.settings, **{f"{name}_addr": "127.0.0.1:0"}),
+                                   **system.build_kwargs.get(name, {}))
             system.servers[name] = running
             system.settings = replace(system.settings, **{f"{name}_addr": f"127.0.0.1:{running.port}"})
         yield system
     finally:
         for channel in system.channels.values():
             await channel.close()
+        for running in reversed(system.replicas):
+            await running.stop(0.5)
         for running in reversed(list(system.servers.values())):
             await running.stop(0.5)
 
