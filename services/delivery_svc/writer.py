@@ -7,6 +7,13 @@ equal a clean run's. Past the monthly message capacity only the messages that fi
 and the checkpoint stays before the batch: the stop and the settling of its unsent rest follow
 in the run's last transaction (`stop`); a crash in between replays the batch, whose written part
 is then filtered out as logged.
+
+The monthly capacity is taken atomically (store.take_monthly_usage), at the end of the batch so
+that the month's row is locked only for the commit, as before. What fits is read first: exact
+on SQLite, whose writers take turns; on PostgreSQL another writer (another campaign, another
+replica) may take part of it in between. Then the take falls short, the transaction is rolled
+back, and the batch is written again taking its share first (holding the month's row from the
+start), so the capacity is never exceeded and the batch stays all-or-nothing.
 """
 
 from __future__ import annotations
@@ -44,6 +51,12 @@ class BatchWriter:
     async def write(self, batch: PreparedBatch) -> Written | None:
         """Writes one batch and its checkpoint, or nothing at all; None when the delivery is no
         longer in progress (stopped meanwhile)."""
+        try:
+            return await self._write(batch, take_first=False)
+        except _CapacityTakenMeanwhile:
+            return await self._write(batch, take_first=True)
+
+    async def _write(self, batch: PreparedBatch, *, take_first: bool) -> Written | None:
         campaign_id = self.campaign_id
         async with write_transaction(self.sessions) as session:
             now = utcnow()
@@ -53,19 +66,23 @@ class BatchWriter:
             written = Written(len(outcomes))
             sent = sum(1 for o in outcomes if o.message is not None)
             if self.capacity > 0:
-                remaining = max(0, self.capacity - await store.messages_this_month(session, now))
-                if sent > remaining:
-                    kept = _within(outcomes, remaining)
+                if take_first:
+                    fits = await store.take_monthly_usage(session, now, sent, self.capacity)
+                else:
+                    fits = max(0, self.capacity - await store.messages_this_month(session, now))
+                if sent > fits:
+                    kept = _within(outcomes, fits)
                     kept_ids = {o.target_id for o in kept}
                     written = Written(len(kept), True, [o for o in outcomes if o.target_id not in kept_ids])
-                    outcomes, sent = kept, remaining
+                    outcomes, sent = kept, fits
             values, stamp = self.values, self.values.time(now)
             await store.insert_recipient_log(session, values, [
                 store.RecipientLogRow(campaign_id, o.target_id, o.status, o.reason, o.cid,
                                       o.message.id if o.message is not None else "", stamp) for o in outcomes])
             await store.insert_messages(session, values, [o.message for o in outcomes if o.message is not None])
             await store.insert_events(session, values, [e for o in outcomes for e in o.events])
-            await store.add_monthly_usage(session, now, sent)
+            if not take_first and await store.take_monthly_usage(session, now, sent, self.capacity) < sent:
+                raise _CapacityTakenMeanwhile  # rolls the batch back; written again, taking first
             deltas = {
                 "sent": sent,
                 "skipped": sum(1 for o in outcomes if o.status == SKIPPED),
@@ -104,6 +121,10 @@ class BatchWriter:
     async def complete(self) -> None:
         async with write_transaction(self.sessions) as session:
             await store.complete_delivery(session, self.campaign_id, utcnow())
+
+
+class _CapacityTakenMeanwhile(Exception):
+    """Another writer took part of the capacity this batch read as free (PostgreSQL)."""
 
 
 def _within(outcomes: list[Outcome], messages: int) -> list[Outcome]:
