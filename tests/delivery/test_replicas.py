@@ -1,14 +1,20 @@
 """Two delivery replicas on one database (DESIGN §10.4): the monthly capacity is taken atomically
-across them."""
+across them, and retention prunes on one replica at a time."""
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 
+import pytest
 import sqlalchemy as sa
 
+from conftest import PG_ADMIN_URL
 from herald.campaign.v1 import campaign_pb2
-from services.kit.db import make_engine
+from services.delivery_svc import retention, store
+from services.delivery_svc.retention import Retention
+from services.kit.advisory import one_replica_at_a_time
+from services.kit.db import make_engine, make_sessionmaker, transaction, utcnow
 
 from delivery.helpers import Stubs, all_messages, campaign, start, upsert_users, wait_done
 
@@ -41,3 +47,37 @@ async def test_two_replicas_sending_at_once_never_exceed_the_monthly_capacity(ma
     finally:
         await engine.dispose()
     assert messages == usage == CAPACITY
+
+
+async def _old_rows(sessions) -> None:
+    """Events every destination passed and dead letters, all past their retention."""
+    long_ago = utcnow() - dt.timedelta(days=30)
+    async with transaction(sessions) as session:
+        await store.write_rows(session, store.events, [
+            {"id": f"e{i}", "type": "campaign.started", "campaign_id": "k1", "cid": "", "message_id": "",
+             "user_ids": [], "payload": b"", "created_at": long_ago, "position": i + 1} for i in range(3)])
+        await store.write_rows(session, store.dead_letters, [
+            {"id": f"d{i}", "destination": "webhook", "webhook_id": f"w{i}", "event_id": f"gone{i}",
+             "type": "campaign.started", "campaign_id": "k1", "device_id": "", "url": "", "attempts": 1,
+             "last_http_status": 0, "last_error": "", "event": b"", "created_at": long_ago} for i in range(2)])
+
+
+@pytest.mark.skipif(not PG_ADMIN_URL, reason="replicas share a PostgreSQL database (SQLite: one replica)")
+async def test_retention_prunes_on_one_replica_at_a_time(sessions):
+    await _old_rows(sessions)
+    engines = [make_engine(sessions.kw["bind"].url.render_as_string(hide_password=False)) for _ in range(2)]
+    try:
+        replicas = [Retention(make_sessionmaker(engine), [], event_retention_h=24, dead_letter_retention_h=168)
+                    for engine in engines]
+        # While one replica holds the turn (mid-pass), the other's pass is skipped: nothing pruned.
+        async with one_replica_at_a_time(make_sessionmaker(engines[0]), retention.LOCK_KEY) as turn:
+            assert turn
+            assert await replicas[1].prune_once() is None
+            async with transaction(sessions) as session:
+                assert await session.scalar(sa.select(sa.func.count()).select_from(store.events)) == 3
+        # Then it is its turn: everything due goes, once.
+        assert await replicas[1].prune_once() == (3, 2)
+        assert await replicas[0].prune_once() == (0, 0)
+    finally:
+        for engine in engines:
+            await engine.dispose()
