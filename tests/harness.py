@@ -20,6 +20,8 @@ from services.kit.config import Settings
 from services.kit.server import RunningServer, Service, start_server
 
 TEST_SECRET = "test-secret-please-ignore-0123456789abcdef"
+# Given, as on PostgreSQL they must be (replicas cannot share a generated one): base64 of 32 bytes.
+TEST_WEBHOOK_SECRET = "whsec_dGVzdC13ZWJob29rLXNlY3JldC1wbGVhc2UtaWdub3Jl"
 # The RPCs of the protos not built yet: the one list of them. Tests expect UNIMPLEMENTED from these
 # and from no other, so an RPC that is built must leave this list, and one that answers
 # UNIMPLEMENTED by mistake fails.
@@ -46,7 +48,8 @@ async def eventually(observe: Callable, until: Callable = bool, *, what: str = "
 
 
 def test_settings(data_dir: Path, **overrides) -> Settings:
-    values = dict(data_dir=Path(data_dir), api_secret=TEST_SECRET, shutdown_grace_s=2.0,
+    values = dict(data_dir=Path(data_dir), api_secret=TEST_SECRET, webhook_secret=TEST_WEBHOOK_SECRET,
+                  shutdown_grace_s=2.0,
                   segment_addr="127.0.0.1:0", campaign_addr="127.0.0.1:0", delivery_addr="127.0.0.1:0")
     values.update(overrides)
     return Settings(**values)

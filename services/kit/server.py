@@ -22,7 +22,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from services.kit.clients import CHANNEL_OPTIONS
-from services.kit.config import Settings, settings_from_env
+from services.kit.config import ConfigError, Settings, settings_from_env
 from services.kit.errors import service_domain
 from services.kit.interceptors import SHUTTING_DOWN, HeraldServerInterceptor
 from services.kit.logs import setup_logging
@@ -143,7 +143,12 @@ def _listen(server: grpc.aio.Server, settings: Settings, addr: str) -> int:
 
 def run_service(name: str, build: Callable[[Settings], Service]) -> None:
     """The body of `python -m services.<name>_svc`: serve until SIGTERM/SIGINT, exit 0."""
-    settings = settings_from_env().with_secret()
+    try:
+        settings = settings_from_env().require_shared_secrets().with_secret()
+    except ConfigError as exc:  # a bad or missing variable: said in one line, before anything starts
+        setup_logging()
+        log.error("cannot start", extra={"service": name, "cause": str(exc)})
+        sys.exit(EXIT_CANNOT_START)
     setup_logging(settings.log_level)
     try:
         asyncio.run(_serve_until_signal(name, build, settings))
