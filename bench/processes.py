@@ -23,6 +23,7 @@ from services.kit.limits import MAX_USERS_PER_CALL
 from services.kit.probes import free_port, wait_serving
 
 SECRET = "bench-secret-0123456789abcdef0123456789abcdef"
+WEBHOOK_SECRET = "whsec_YmVuY2gtd2ViaG9vay1zZWNyZXQtMDEyMzQ1Njc4OWFi"  # given: PostgreSQL requires both
 SERVICES = ("segment", "delivery", "campaign")
 
 
@@ -176,6 +177,7 @@ class Services:
 
     async def _start(self) -> None:
         env = dict(os.environ, HERALD_DATA_DIR=str(self.data_dir), HERALD_API_SECRET=SECRET,
+                   HERALD_WEBHOOK_SECRET=WEBHOOK_SECRET,
                    HERALD_LOG_LEVEL="WARNING", **self.extra_env,
                    **{f"HERALD_{name.upper()}_ADDR": f"127.0.0.1:{port}" for name, port in self.ports.items()},
                    **{f"HERALD_{name.upper()}_METRICS_ADDR": f"127.0.0.1:{self.metrics_ports[name]}"

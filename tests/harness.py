@@ -25,6 +25,8 @@ from services.kit.server import RunningServer, Service, start_server
 
 TEST_SECRET = "test-secret-please-ignore-0123456789abcdef"
 REPO = Path(__file__).resolve().parents[1]
+# Given, as on PostgreSQL they must be (replicas cannot share a generated one): base64 of 32 bytes.
+TEST_WEBHOOK_SECRET = "whsec_dGVzdC13ZWJob29rLXNlY3JldC1wbGVhc2UtaWdub3Jl"
 # The RPCs of the protos not built yet: the one list of them. Tests expect UNIMPLEMENTED from these
 # and from no other, so an RPC that is built must leave this list, and one that answers
 # UNIMPLEMENTED by mistake fails.
@@ -55,9 +57,10 @@ METRICS_ON = {f"{name}_metrics_addr": "127.0.0.1:0" for name in ("segment", "cam
 
 
 def test_settings(data_dir: Path, **overrides) -> Settings:
-    """Services on free ports with the test secret; metrics off (the default ports would be taken
+    """Services on free ports with the test secrets; metrics off (the default ports would be taken
     by the first service of a process full of them), unless a test passes METRICS_ON."""
-    values = dict(data_dir=Path(data_dir), api_secret=TEST_SECRET, shutdown_grace_s=2.0,
+    values = dict(data_dir=Path(data_dir), api_secret=TEST_SECRET, webhook_secret=TEST_WEBHOOK_SECRET,
+                  shutdown_grace_s=2.0,
                   segment_addr="127.0.0.1:0", campaign_addr="127.0.0.1:0", delivery_addr="127.0.0.1:0",
                   segment_metrics_addr="off", campaign_metrics_addr="off", delivery_metrics_addr="off")
     values.update(overrides)
@@ -95,12 +98,15 @@ async def serving(service: Service, settings: Settings) -> AsyncIterator[Running
 
 @dataclass
 class System:
-    """The three services running together, with a channel to each."""
+    """The three services running together, with a channel to each; more replicas of a service
+    (`start_replica`) share its database."""
 
     settings: Settings
     servers: dict[str, RunningServer] = field(default_factory=dict)
     channels: dict[str, grpc.aio.Channel] = field(default_factory=dict)
     tracer_provider: object = None
+    build_kwargs: dict[str, dict] = field(default_factory=dict)  # per service, e.g. {"campaign": {"clock": c}}
+    replicas: list[RunningServer] = field(default_factory=list)
 
     def metrics_url(self, name: str) -> str:
         port = self.servers[name].metrics_port
@@ -112,40 +118,60 @@ class System:
             self.channels[name] = client_channel(self.servers[name].port)
         return self.channels[name]
 
+    def channel_to(self, running: RunningServer) -> grpc.aio.Channel:
+        """A channel to one server (a replica), kept with the others."""
+        key = f"port:{running.port}"
+        if key not in self.channels:
+            self.channels[key] = client_channel(running.port)
+        return self.channels[key]
+
     async def restart(self, name: str) -> None:
         """Stops one service and starts it again on the same port and database."""
         await self.servers[name].stop(0.5)
-        self.servers[name] = await _start(name, self.settings, self.tracer_provider)
+        self.servers[name] = await _start(name, self.settings, self.tracer_provider, **self.build_kwargs.get(name, {}))
+
+    async def start_replica(self, name: str, **build_kwargs) -> RunningServer:
+        """Starts another replica of a service on its database (and the system's settings), on a
+        port of its own; stopped with the system."""
+        kwargs = {**self.build_kwargs.get(name, {}), **build_kwargs}
+        running = await _start(name, replace(self.settings, **{f"{name}_addr": "127.0.0.1:0"}),
+                               self.tracer_provider, **kwargs)
+        self.replicas.append(running)
+        return running
 
 
-async def _start(name: str, settings: Settings, tracer_provider=None) -> RunningServer:
+async def _start(name: str, settings: Settings, tracer_provider=None, **build_kwargs) -> RunningServer:
     from importlib import import_module
 
     build = import_module(f"services.{name}_svc.app").build
     addr = settings.addr(name)
-    running = await start_server(build(settings, tracer_provider=tracer_provider), settings, addr)
+    running = await start_server(build(settings, tracer_provider=tracer_provider, **build_kwargs), settings, addr)
     return running
 
 
 @asynccontextmanager
 async def serve_system(new_db_url, data_dir: Path, names=("segment", "delivery", "campaign"),
-                       tracer_provider=None, **overrides) -> AsyncIterator[System]:
+                       tracer_provider=None, build_kwargs: dict[str, dict] | None = None,
+                       **overrides) -> AsyncIterator[System]:
     """Starts the named services (in dependency order) with fresh databases on free ports; with
-    `tracer_provider` (an OpenTelemetry SDK one) they trace into it."""
+    `tracer_provider` (an OpenTelemetry SDK one) they trace into it; `build_kwargs` go to a
+    service's `build` (e.g. a campaign clock)."""
     settings = test_settings(data_dir, **overrides)
     for name in names:
         settings = replace(settings, **{f"{name}_db_url": await new_db_url(name)})
-    system = System(settings, tracer_provider=tracer_provider)
+    system = System(settings, tracer_provider=tracer_provider, build_kwargs=dict(build_kwargs or {}))
     try:
         for name in names:
             running = await _start(name, replace(system.settings, **{f"{name}_addr": "127.0.0.1:0"}),
-                                   tracer_provider)
+                                   tracer_provider, **system.build_kwargs.get(name, {}))
             system.servers[name] = running
             system.settings = replace(system.settings, **{f"{name}_addr": f"127.0.0.1:{running.port}"})
         yield system
     finally:
         for channel in system.channels.values():
             await channel.close()
+        for running in reversed(system.replicas):
+            await running.stop(0.5)
         for running in reversed(list(system.servers.values())):
             await running.stop(0.5)
 

@@ -2,7 +2,10 @@
 handed to the delivery service's PublishEvent by a background loop.
 
 Each event's id is fixed by the campaign and the event type, and PublishEvent is idempotent
-by id, so a crash between publishing and marking it published never doubles an event.
+by id, so a crash between publishing and marking it published never doubles an event. Replicas
+(PostgreSQL) publish one at a time (an advisory lock per pass), so each event is handed over
+once rather than once per replica; a replica that finds the turn taken leaves its events to
+the holder's pass, which reads until none is pending, or to the next poll.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from services.campaign_svc.clock import Clock
 from services.campaign_svc.upstream import Upstream, is_outage
 from services.campaign_svc.views import Views
 from services.kit import event_types
+from services.kit.advisory import lock_key, one_replica_at_a_time
 from services.kit.db import transaction
 from services.kit.limits import CAMPAIGN_USERS_PAGE
 from services.kit.protos import timestamp
@@ -32,6 +36,7 @@ COMPLETED = event_types.CAMPAIGN_COMPLETED
 STOPPED = event_types.CAMPAIGN_STOPPED
 
 IDLE_POLL_S = 1.0
+LOCK_KEY = lock_key("ce")  # a publishing pass's turn among replicas
 RETRY_MAX_S = 5.0
 EVENT_USERS = CAMPAIGN_USERS_PAGE.default  # targeted users carried by an event's campaign, as GetCampaign's
 
@@ -80,6 +85,11 @@ class Publisher:
                 log.exception("publishing campaign events failed")
 
     async def publish_pending(self) -> int:
+        """Hands over the pending events; returns how many (none when another replica is)."""
+        async with one_replica_at_a_time(self._sessions, LOCK_KEY) as turn:
+            return await self._publish_pending() if turn else 0
+
+    async def _publish_pending(self) -> int:
         published = 0
         while True:
             async with transaction(self._sessions) as session:

@@ -3,7 +3,9 @@ at `stop_at`, and keeps every in-progress campaign followed.
 
 It keeps no state of its own: each tick reads the due rows, so a time that passed while the
 service was down fires on the first tick after start-up, and claims are conditional UPDATEs,
-so two instances sharing a database never start the same campaign twice.
+so two instances sharing a database never start the same campaign twice. Replicas (PostgreSQL)
+also tick one at a time (an advisory lock per tick), so a due campaign's audience is counted
+and an expired one's delivery stopped by one replica, not by each.
 
 A scheduled start is a trace of its own (`campaign.scheduled_start`, with `campaign_id`), which
 the delivery it starts joins; how late it started is observed in herald_scheduler_lateness_seconds.
@@ -24,6 +26,7 @@ from services.campaign_svc.clock import Clock
 from services.campaign_svc.metrics import CampaignMetrics
 from services.campaign_svc.sending import Sending
 from services.campaign_svc.store import Status
+from services.kit.advisory import lock_key, one_replica_at_a_time
 from services.kit.db import transaction
 from services.kit.errors import FailedPrecondition, HeraldError, Unavailable
 from services.kit.tracing import CAMPAIGN_ID, campaign_scope
@@ -33,6 +36,7 @@ log = logging.getLogger("herald.campaign.scheduler")
 TICK_S = 0.25
 REATTACH_EVERY_TICKS = 8  # ~2 s: pick up campaigns another (dead) instance was following
 SCHEDULED_START_SPAN = "campaign.scheduled_start"
+LOCK_KEY = lock_key("sc")  # a tick's turn among replicas
 
 
 class Scheduler:
@@ -64,6 +68,12 @@ class Scheduler:
             self.sending.ensure_follower(campaign_id)
 
     async def tick(self) -> None:
+        """Starts what is due and stops what expired, unless another replica is ticking."""
+        async with one_replica_at_a_time(self.sessions, LOCK_KEY) as turn:
+            if turn:
+                await self._tick()
+
+    async def _tick(self) -> None:
         now = self.clock.now()
         async with transaction(self.sessions) as session:
             due = await store.due_scheduled(session, now)

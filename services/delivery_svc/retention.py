@@ -1,7 +1,8 @@
 """Retention of the event log and the dead letters (DESIGN §10.1), in the background, in bounded
 batches: an event goes once older than HERALD_EVENT_RETENTION_H and passed by every destination
 (the dispatcher dead-letters what is still undelivered by then, so nothing is dropped
-silently); a dead letter goes once older than HERALD_DEAD_LETTER_RETENTION_H."""
+silently); a dead letter goes once older than HERALD_DEAD_LETTER_RETENTION_H. Replicas (PostgreSQL) prune one
+at a time (an advisory lock per pass); one that finds the turn taken skips its pass."""
 
 from __future__ import annotations
 
@@ -13,12 +14,14 @@ from collections.abc import Awaitable, Callable, Sequence
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.delivery_svc import store
+from services.kit.advisory import lock_key, one_replica_at_a_time
 from services.kit.db import transaction, utcnow
 
 log = logging.getLogger("herald.delivery.retention")
 
 PRUNE_BATCH = 5000  # rows deleted per transaction (bounds how long it holds SQLite's writer)
 INTERVAL_S = 60.0
+LOCK_KEY = lock_key("rt")  # a pass's turn among replicas
 
 
 class Retention:
@@ -30,8 +33,13 @@ class Retention:
         self.dead_letter_retention = dt.timedelta(hours=dead_letter_retention_h)
         self.interval_s = interval_s
 
-    async def prune_once(self) -> tuple[int, int]:
-        """Prunes what is due; returns (events, dead letters) deleted."""
+    async def prune_once(self) -> tuple[int, int] | None:
+        """Prunes what is due; returns (events, dead letters) deleted, or None when another
+        replica is pruning."""
+        async with one_replica_at_a_time(self.sessions, LOCK_KEY) as turn:
+            return await self._prune() if turn else None
+
+    async def _prune(self) -> tuple[int, int]:
         now = utcnow()
         async with transaction(self.sessions) as session:
             positions = await store.dispatch_positions_of(session, self.destinations)

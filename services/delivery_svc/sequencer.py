@@ -27,10 +27,10 @@ import asyncio
 import logging
 import time
 
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.delivery_svc import store
+from services.kit.advisory import lock_key, try_transaction_lock
 from services.kit.db import transaction, write_transaction
 
 log = logging.getLogger("herald.delivery.sequencer")
@@ -40,8 +40,7 @@ BUSY_POLL_S = 0.05  # how often to look for new events while events keep coming
 IDLE_POLL_S = 0.5  # and once none came for IDLE_AFTER_S (a writer in this process wakes it at once)
 IDLE_AFTER_S = 5.0
 ERROR_BACKOFF_S = 1.0
-# pg_try_advisory_xact_lock key: "herald" in ASCII, then "sq".
-LOCK_KEY = 0x6865_7261_6C64_7371
+LOCK_KEY = lock_key("sq")  # 0x6865_7261_6C64_7371, as before
 
 
 class Positions:
@@ -73,13 +72,6 @@ class Positions:
         return True
 
 
-async def _take_lock(session: AsyncSession) -> bool:
-    """PostgreSQL: this replica's turn, for the transaction. SQLite has one replica."""
-    if session.get_bind().dialect.name != "postgresql":
-        return True
-    return bool(await session.scalar(select(func.pg_try_advisory_xact_lock(LOCK_KEY))))
-
-
 class Sequencer:
     def __init__(self, sessions: async_sessionmaker[AsyncSession], positions: Positions, *,
                  batch: int = SEQUENCE_BATCH) -> None:
@@ -100,7 +92,7 @@ class Sequencer:
                 self.positions.advance(await store.last_position(session))
                 return 0
         async with write_transaction(self.sessions) as session:
-            if not await _take_lock(session):
+            if not await try_transaction_lock(session, LOCK_KEY):
                 return 0
             before = await store.claim_sequencer(session)
             count, last = await store.position_events(session, before, self.batch)

@@ -336,13 +336,26 @@ async def messages_this_month(session: AsyncSession, now: dt.datetime) -> int:
     return value or 0
 
 
-async def add_monthly_usage(session: AsyncSession, now: dt.datetime, count: int) -> None:
+async def take_monthly_usage(session: AsyncSession, now: dt.datetime, count: int, capacity: int) -> int:
+    """Adds up to `count` messages to the month's usage, no more than fit within `capacity` (0 =
+    unlimited), in one atomic step: returns how many it took. The month's row stays locked to
+    the end of the transaction, so a concurrent writer (another campaign or replica, on
+    PostgreSQL) takes from what this one left, never from the same remainder."""
     if count <= 0:
-        return
-    stmt = dialect_insert(session, monthly_usage).values(month=month_of(now), messages=count)
+        return 0
+    month = month_of(now)
+    stmt = dialect_insert(session, monthly_usage).values(month=month, messages=count)
     stmt = stmt.on_conflict_do_update(index_elements=[monthly_usage.c.month],
                                       set_={"messages": monthly_usage.c.messages + count})
-    await session.execute(stmt)
+    after = (await session.execute(stmt.returning(monthly_usage.c.messages))).scalar_one()
+    if capacity <= 0:
+        return count
+    before = after - count
+    taken = max(0, min(count, capacity - before))
+    if taken < count:  # past the capacity: give back what does not fit
+        await session.execute(update(monthly_usage).where(monthly_usage.c.month == month)
+                              .values(messages=before + taken))
+    return taken
 
 
 # --- events ----------------------------------------------------------------------------------

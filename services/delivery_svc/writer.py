@@ -8,6 +8,13 @@ and the checkpoint stays before the batch: the stop and the settling of its unse
 in the run's last transaction (`stop`); a crash in between replays the batch, whose written part
 is then filtered out as logged.
 
+The monthly capacity is taken atomically (store.take_monthly_usage), at the end of the batch so
+that the month's row is locked only for the commit, as before. What fits is read first: exact
+on SQLite, whose writers take turns; on PostgreSQL another writer (another campaign, another
+replica) may take part of it in between. Then the take falls short, the transaction is rolled
+back, and the batch is written again taking its share first (holding the month's row from the
+start), so the capacity is never exceeded and the batch stays all-or-nothing.
+
 Each batch's transaction is a span (`delivery.write_batch`, with `campaign_id` and the batch's
 size) and, once committed, counts its recipients and its duration (delivery_svc.metrics).
 """
@@ -64,7 +71,10 @@ class BatchWriter:
         attributes: dict[str, str | int] = {CAMPAIGN_ID: self.campaign_id, BATCH_SIZE: len(batch.outcomes)}
         with self.tracer.start_as_current_span(BATCH_SPAN, attributes=attributes) as span:
             started = time.perf_counter()
-            written = await self._write(batch)
+            try:
+                written = await self._write(batch, take_first=False)
+            except _CapacityTakenMeanwhile:
+                written = await self._write(batch, take_first=True)
             if written is not None:  # committed: a rolled-back batch raised instead
                 seconds = time.perf_counter() - started
                 span.set_attribute(BATCH_WRITTEN, written.handled)
@@ -72,7 +82,7 @@ class BatchWriter:
                     self.metrics.batch_written(written.sent, written.skipped, written.failed, seconds)
             return written
 
-    async def _write(self, batch: PreparedBatch) -> Written | None:
+    async def _write(self, batch: PreparedBatch, *, take_first: bool) -> Written | None:
         campaign_id = self.campaign_id
         async with write_transaction(self.sessions) as session:
             now = utcnow()
@@ -82,19 +92,23 @@ class BatchWriter:
             written = Written(len(outcomes))
             sent = sum(1 for o in outcomes if o.message is not None)
             if self.capacity > 0:
-                remaining = max(0, self.capacity - await store.messages_this_month(session, now))
-                if sent > remaining:
-                    kept = _within(outcomes, remaining)
+                if take_first:
+                    fits = await store.take_monthly_usage(session, now, sent, self.capacity)
+                else:
+                    fits = max(0, self.capacity - await store.messages_this_month(session, now))
+                if sent > fits:
+                    kept = _within(outcomes, fits)
                     kept_ids = {o.target_id for o in kept}
                     written = Written(len(kept), True, [o for o in outcomes if o.target_id not in kept_ids])
-                    outcomes, sent = kept, remaining
+                    outcomes, sent = kept, fits
             values, stamp = self.values, self.values.time(now)
             await store.insert_recipient_log(session, values, [
                 store.RecipientLogRow(campaign_id, o.target_id, o.status, o.reason, o.cid,
                                       o.message.id if o.message is not None else "", stamp) for o in outcomes])
             await store.insert_messages(session, values, [o.message for o in outcomes if o.message is not None])
             await store.insert_events(session, values, [e for o in outcomes for e in o.events])
-            await store.add_monthly_usage(session, now, sent)
+            if not take_first and await store.take_monthly_usage(session, now, sent, self.capacity) < sent:
+                raise _CapacityTakenMeanwhile  # rolls the batch back; written again, taking first
             deltas = {
                 "sent": sent,
                 "skipped": sum(1 for o in outcomes if o.status == SKIPPED),
@@ -134,6 +148,10 @@ class BatchWriter:
     async def complete(self) -> None:
         async with write_transaction(self.sessions) as session:
             await store.complete_delivery(session, self.campaign_id, utcnow())
+
+
+class _CapacityTakenMeanwhile(Exception):
+    """Another writer took part of the capacity this batch read as free (PostgreSQL)."""
 
 
 def _within(outcomes: list[Outcome], messages: int) -> list[Outcome]:

@@ -3,6 +3,9 @@
 The API secret, when `HERALD_API_SECRET` is unset, is generated into `<data dir>/api_secret`
 on first use, so services that share a data dir share the secret. The webhook signing secret
 (`webhook_secret`) and the VAPID key of web push (`vapid_private_key`) follow the same rule.
+With a PostgreSQL database (any service's), the API and webhook secrets are never generated:
+replicas on different hosts share the database but not a data dir, so each would generate its
+own and refuse the others' tokens and signatures (DESIGN §10.4); they must be set.
 """
 
 from __future__ import annotations
@@ -17,6 +20,10 @@ from pathlib import Path
 
 from services.kit import event_types
 from services.kit.limits import DEFAULT_RECIPIENT_BATCH
+
+SERVICES = ("segment", "campaign", "delivery")
+# The secrets every replica must hold the same of: variable → setting.
+SHARED_SECRETS = {"HERALD_API_SECRET": "api_secret", "HERALD_WEBHOOK_SECRET": "webhook_secret"}
 
 
 @dataclass(frozen=True)
@@ -80,10 +87,26 @@ class Settings:
         """What a caller dials to reach `service`: its target, else its address."""
         return getattr(self, f"{service}_target") or self.addr(service)
 
+    def shares_database(self) -> bool:
+        """Whether a service's database is one that replicas on several hosts may share (any but
+        SQLite: PostgreSQL)."""
+        return any(not self.db_url(service).startswith("sqlite") for service in SERVICES)
+
+    def require_shared_secrets(self) -> "Settings":
+        """Returns these settings, or raises ConfigError naming the secrets that replicas must
+        share and that are unset, when the database is shared (PostgreSQL)."""
+        missing = [name for name, attr in SHARED_SECRETS.items() if not getattr(self, attr)]
+        if missing and self.shares_database():
+            raise ConfigError(f"{' and '.join(missing)} must be set with a PostgreSQL database: replicas on "
+                              "different hosts cannot share a generated secret")
+        return self
+
     def with_secret(self) -> "Settings":
-        """Returns settings whose api_secret is set, generating it into the data dir if needed."""
+        """Returns settings whose api_secret is set, generating it into the data dir if needed
+        (never with a PostgreSQL database: ConfigError)."""
         if self.api_secret:
             return self
+        self.require_shared_secrets()
         return replace(self, api_secret=load_or_create_secret(self.data_dir))
 
     def with_existing_secret(self) -> "Settings":
@@ -99,9 +122,11 @@ class Settings:
         return replace(self, api_secret=_read_secret(path))
 
     def with_webhook_secret(self) -> "Settings":
-        """Returns settings whose webhook_secret is set, generating it into the data dir if needed."""
+        """Returns settings whose webhook_secret is set, generating it into the data dir if needed
+        (never with a PostgreSQL database: ConfigError)."""
         if self.webhook_secret:
             return self
+        self.require_shared_secrets()
         return replace(self, webhook_secret=load_or_create_secret(self.data_dir, WEBHOOK_SECRET_FILE,
                                                                   new_webhook_secret))
 

@@ -175,7 +175,12 @@ def _serve_metrics(telemetry: Telemetry, addr: str | None) -> MetricsEndpoint | 
 
 def run_service(name: str, build: Callable[[Settings], Service]) -> None:
     """The body of `python -m services.<name>_svc`: serve until SIGTERM/SIGINT, exit 0."""
-    settings = settings_from_env().with_secret()
+    try:
+        settings = settings_from_env().require_shared_secrets().with_secret()
+    except ConfigError as exc:  # a bad or missing variable: said in one line, before anything starts
+        setup_logging()
+        log.error("cannot start", extra={"service": name, "cause": str(exc)})
+        sys.exit(EXIT_CANNOT_START)
     setup_logging(settings.log_level)
     tracer_provider = None
     try:

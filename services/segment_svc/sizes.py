@@ -10,6 +10,11 @@ something else changes. (Clearing the flag in the transaction that writes the si
 also do, but on SQLite it would hold the write lock for the whole count and stall writers.)
 After each round it rests in proportion to the round's cost, so a long import is not slowed
 down by recounting a million users after every chunk.
+
+Replicas (PostgreSQL) recount one at a time (an advisory lock per round): two counting one
+segment at once could write the older count last and leave it stale. A replica that finds the
+turn taken tries again after its rest, so the segments its own writes flagged are counted even
+when the other replica's round had already read the flags.
 """
 
 from __future__ import annotations
@@ -22,12 +27,15 @@ from typing import Any
 from sqlalchemy import Row, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from services.kit.advisory import lock_key, one_replica_at_a_time
 from services.kit.db import transaction
 from services.kit.errors import InvalidArgument
 from services.segment_svc import store
 from services.segment_svc.filters import audience_condition
 
 log = logging.getLogger("herald.segment.sizes")
+
+LOCK_KEY = lock_key("sz")  # the recount's turn among replicas
 
 
 class SizeWorker:
@@ -72,7 +80,12 @@ class SizeWorker:
             await asyncio.sleep(max(self._min_rest_s, loop.time() - started))
 
     async def recount_dirty(self) -> bool:
-        """Recounts the flagged segments; False when some recount failed (they stay flagged)."""
+        """Recounts the flagged segments; False when some recount failed (they stay flagged) or
+        another replica is recounting (this one looks again after its rest)."""
+        async with one_replica_at_a_time(self._sessions, LOCK_KEY) as turn:
+            return turn and await self._recount_dirty()
+
+    async def _recount_dirty(self) -> bool:
         await self._flag_again(set(self._unflagged))
         async with transaction(self._sessions) as session:
             dirty = await store.dirty_segments(session)

@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from herald.campaign.v1 import campaign_pb2
 from herald.delivery.v1 import delivery_pb2
 from herald.segment.v1 import directory_pb2, directory_service_pb2
-from harness import TEST_SECRET, client_channel, serve_system
+from harness import TEST_SECRET, TEST_WEBHOOK_SECRET, client_channel, serve_system
 from services.kit.probes import free_port, wait_serving
 from services.kit.db import make_engine
 
@@ -55,6 +55,7 @@ async def _crash_loop(new_db_url, tmp_path, recipients: int, rounds: int) -> Non
     async with serve_system(new_db_url, tmp_path, names=("segment",)) as system:
         env = dict(os.environ, HERALD_DELIVERY_ADDR=f"127.0.0.1:{port}", HERALD_SEGMENT_ADDR=system.settings.segment_addr,
                    HERALD_DELIVERY_DB_URL=delivery_url, HERALD_API_SECRET=TEST_SECRET, HERALD_DATA_DIR=str(tmp_path),
+                   HERALD_WEBHOOK_SECRET=TEST_WEBHOOK_SECRET,
                    HERALD_DELIVERY_BATCH_SIZE=str(rng.choice([100, 250, 500])), HERALD_LOG_LEVEL="WARNING",
                    HERALD_SHUTDOWN_GRACE_S="1")
         users = [f"user-{i:06d}" for i in range(recipients)]

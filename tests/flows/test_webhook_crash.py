@@ -15,7 +15,7 @@ import signal
 import sys
 import time
 
-from harness import TEST_SECRET, client_channel, eventually, serve_system
+from harness import TEST_SECRET, TEST_WEBHOOK_SECRET, client_channel, eventually, serve_system
 from services.kit.probes import free_port, wait_serving
 
 from delivery.helpers import Stubs, campaign, start, upsert_users, wait_done
@@ -47,6 +47,7 @@ async def test_webhook_dispatch_survives_kill_9_without_losing_an_event(new_db_u
         env = dict(os.environ, HERALD_DELIVERY_ADDR=f"127.0.0.1:{port}",
                    HERALD_SEGMENT_ADDR=system.settings.segment_addr,
                    HERALD_DELIVERY_DB_URL=await new_db_url("delivery"), HERALD_API_SECRET=TEST_SECRET,
+                   HERALD_WEBHOOK_SECRET=TEST_WEBHOOK_SECRET,
                    HERALD_DATA_DIR=str(tmp_path), HERALD_WEBHOOK_URL=f"{receiver.url}{HOOK}",
                    HERALD_WEBHOOK_CONCURRENCY=str(rng.choice([1, 4, 16])), HERALD_DELIVERY_BATCH_SIZE="100",
                    HERALD_LOG_LEVEL="WARNING", HERALD_SHUTDOWN_GRACE_S="1")

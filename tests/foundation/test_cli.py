@@ -12,6 +12,7 @@ import sys
 
 import psutil
 
+from harness import TEST_SECRET, TEST_WEBHOOK_SECRET
 from services.kit.auth import verify_authorization
 from services.kit.config import load_or_create_secret
 from services.cli.supervisor import MAX_FAILED_STARTS
@@ -25,9 +26,12 @@ def grpcurl() -> str:
     return shutil.which("grpcurl") or os.path.join(os.path.dirname(sys.executable), "grpcurl")
 
 
-def _herald(*args: str, env: dict[str, str] | None = None, cwd: str | None = None) -> subprocess.CompletedProcess:
+def _herald(*args: str, env: dict[str, str] | None = None, cwd: str | None = None,
+            api_secret: str = "") -> subprocess.CompletedProcess:
     env = dict(env or os.environ)
     env.pop("HERALD_API_SECRET", None)
+    if api_secret:
+        env["HERALD_API_SECRET"] = api_secret
     return subprocess.run([sys.executable, "-m", "services.cli", *args], capture_output=True, text=True,
                           env=env, cwd=cwd, timeout=60)
 
@@ -80,8 +84,8 @@ def test_serve_gives_up_on_a_service_that_cannot_start(tmp_path):
     ports = {name: free_port() for name in SERVICES}
     env = dict(os.environ, **{f"HERALD_{n.upper()}_ADDR": f"127.0.0.1:{p}" for n, p in ports.items()},
                HERALD_SEGMENT_DB_URL=f"postgresql+asyncpg://herald:herald@127.0.0.1:{free_port()}/herald",
-               HERALD_SHUTDOWN_GRACE_S="3")
-    done = _herald("serve", "--data-dir", str(tmp_path), env=env)
+               HERALD_WEBHOOK_SECRET=TEST_WEBHOOK_SECRET, HERALD_SHUTDOWN_GRACE_S="3")
+    done = _herald("serve", "--data-dir", str(tmp_path), env=env, api_secret=TEST_SECRET)  # PostgreSQL: required
     assert done.returncode == 1, done.stderr
     assert "data dir" not in done.stdout
     causes = [line for line in done.stderr.splitlines() if '"cannot start"' in line]
