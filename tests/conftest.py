@@ -8,6 +8,11 @@ import uuid
 
 import pytest
 
+# grpcio ≥ 1.81 runs its fork handlers when a process with live channels or servers starts a
+# subprocess, and the forked child can abort on its closed epoll fd before it execs
+# (grpc/grpc#43055). Herald's children always exec, so they need none: off, before grpc loads.
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
+
 PG_ADMIN_URL = os.environ.get("HERALD_TEST_DATABASE_URL", "")
 
 # The services tests start as processes (`herald serve`, `python -m services.<name>_svc`) inherit

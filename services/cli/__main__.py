@@ -8,7 +8,13 @@ common.py and output.py.
 
 from __future__ import annotations
 
+import os
 import sys
+
+# grpcio ≥ 1.81 runs its fork handlers when a process with live channels or servers starts a
+# subprocess, and the forked child can abort on its closed epoll fd before it execs
+# (grpc/grpc#43055). `herald serve`'s children always exec, so they need none: off, before grpc loads.
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
 
 import typer
 

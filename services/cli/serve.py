@@ -23,12 +23,15 @@ ServeDataDir = Annotated[Path | None, typer.Option(
     help="Where the SQLite databases and the generated API secret live (default: $HERALD_DATA_DIR or ./var).")]
 
 
-def _settings(data_dir: Path | None) -> Settings:
+def _settings(data_dir: Path | None, *, with_secret: bool = False) -> Settings:
+    """The HERALD_* settings (with the API secret in force, generated if need be); a bad value, or
+    a PostgreSQL database without the shared secrets, is one line and exit 2."""
     from services.kit.config import ConfigError, settings_from_env
 
     overrides: dict[str, Any] = {"data_dir": data_dir.resolve()} if data_dir else {}
     try:
-        return settings_from_env(**overrides)
+        found = settings_from_env(**overrides)
+        return found.with_secret() if with_secret else found
     except ConfigError as exc:
         fail(str(exc), 2)
 
@@ -38,7 +41,7 @@ def serve(data_dir: ServeDataDir = None) -> None:
     SIGTERM or Ctrl-C stops them together."""
     from services.cli.supervisor import supervise
 
-    raise typer.Exit(supervise(_settings(data_dir).with_secret()))
+    raise typer.Exit(supervise(_settings(data_dir, with_secret=True)))
 
 
 def token(

@@ -78,6 +78,17 @@ async def test_a_second_service_on_a_taken_address_refuses_to_start(tmp_path):
             await first.wait()
 
 
+def test_serve_on_postgresql_without_the_shared_secrets_says_so_in_one_line(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "HERALD_WEBHOOK_SECRET"}
+    env["HERALD_SEGMENT_DB_URL"] = f"postgresql+asyncpg://herald@127.0.0.1:{free_port()}/herald"
+    done = _herald("serve", "--data-dir", str(tmp_path), env=env)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.strip().splitlines() == [
+        "herald: HERALD_API_SECRET and HERALD_WEBHOOK_SECRET must be set with a PostgreSQL database: "
+        "replicas on different hosts cannot share a generated secret"]
+    assert not (tmp_path / "api_secret").exists()
+
+
 def test_serve_gives_up_on_a_service_that_cannot_start(tmp_path):
     """An unreachable database: the cause in one line per attempt, restarts with backoff, then a
     non-zero exit, and no banner claiming the services run."""
