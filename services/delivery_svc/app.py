@@ -88,7 +88,8 @@ class DeliveryApp(Service):
                 destinations.append(WebhookDestination.from_settings(self.settings))
             self.dispatcher = Dispatcher(self.sessions, self.outbox, destinations,
                                          DispatchSettings.from_settings(self.settings),
-                                         sending=lambda: bool(sending.runs), metrics=self.metrics)
+                                         sending=lambda: bool(sending.runs), metrics=self.metrics,
+                                         lease_s=self.settings.lease_s)
         return self.sending, self.deliveries, self.push, self.dispatcher
 
     def _replays_queued(self) -> None:
