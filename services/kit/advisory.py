@@ -29,6 +29,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 
 log = logging.getLogger("herald.advisory")
 
+# How long a holder's connection check may take before the connection counts as lost: generous,
+# as giving the turn up while alive makes two replicas do the work for a moment.
+CHECK_TIMEOUT_S = 30.0
+
 
 def lock_key(tag: str) -> int:
     """The advisory lock key of a job: "herald" in ASCII, then a two-letter tag ("sq" →
@@ -101,7 +105,7 @@ async def _work_while_connected(connection: AsyncConnection, work: Callable[[], 
             if task.done():
                 task.result()  # work ended (it runs forever unless it failed): raise its error
                 return
-            await asyncio.wait_for(connection.scalar(select(1)), check_s)
+            await asyncio.wait_for(connection.scalar(select(1)), CHECK_TIMEOUT_S)
             await connection.commit()
     finally:
         task.cancel()
