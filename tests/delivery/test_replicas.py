@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from conftest import PG_ADMIN_URL
 from harness import eventually
 from herald.campaign.v1 import campaign_pb2
+from herald.delivery.v1 import delivery_service_pb2
 from services.delivery_svc import retention, store
 from services.delivery_svc.retention import Retention
 from services.kit.advisory import lock_key, one_replica_at_a_time, while_holding
@@ -131,3 +132,27 @@ async def test_a_session_lock_turn_passes_when_its_holder_s_connection_ends(sess
     finally:
         second.cancel()
         await asyncio.gather(second, return_exceptions=True)
+
+
+@pytest.mark.skipif(not PG_ADMIN_URL, reason="replicas share a PostgreSQL database (SQLite: one replica)")
+async def test_the_replica_not_running_a_delivery_watches_it_and_stops_it(make_system):
+    system, first = await make_system(delivery_batch_size=20, max_send_rate=150)  # 1,200 recipients: ~8 s
+    second = Stubs(system.channel("segment"), system.channel_to(await system.start_replica("delivery")))
+    users = [f"u{i:04d}" for i in range(1200)]
+    await upsert_users(first.directory, ["sender", *users])
+    await start(first, campaign("far", user_ids=users))  # runs on the first replica: it holds the lease
+    seen: list[int] = []
+    async for update in second.deliveries.WatchDelivery(delivery_service_pb2.WatchDeliveryRequest(campaign_id="far")):
+        seen.append(update.delivery.stats.stats_messages_sent)
+        if len(set(seen)) >= 3:  # progress from the other replica's writes arrives here
+            break
+    stopped = await second.deliveries.StopDelivery(delivery_service_pb2.StopDeliveryRequest(campaign_id="far"))
+    assert stopped.delivery.status == STOPPED
+    done = await wait_done(second, "far")
+    assert (done.status, done.stop_reason) == (STOPPED, campaign_pb2.STOP_REASON_REQUESTED)
+    # The run on the first replica sees the stop at its next batch (its claim of the row fails):
+    # no message is written after the stop committed.
+    final = await wait_done(first, "far")
+    assert 0 < final.stats.stats_messages_sent < len(users)
+    messages = await all_messages(first, {"created_by_campaign_id": "far"})
+    assert len(messages) == final.stats.stats_messages_sent
