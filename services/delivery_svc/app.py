@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
+import uuid
 from typing import TYPE_CHECKING
 
 import grpc
@@ -13,6 +16,7 @@ if TYPE_CHECKING:
 
 from herald.delivery.v1 import delivery_service_pb2, delivery_service_pb2_grpc
 from herald.delivery.v1 import message_service_pb2, message_service_pb2_grpc
+from services.delivery_svc import store
 from services.delivery_svc.dead_letters import DeadLetters
 from services.delivery_svc.deliveries import Deliveries
 from services.delivery_svc.destinations import Destination
@@ -78,7 +82,10 @@ class DeliveryApp(Service):
             if self._segment_channel is None:
                 self._segment_channel = service_channel(self.settings, "delivery", "segment", self.telemetry)
             segments = SegmentClient(self._segment_channel)
-            deps = EngineDeps(self.sessions, self.settings, segments, self.notifier, self.metrics, self.telemetry.tracer)
+            lease = store.Lease(replica_name(), max(0.5, self.settings.lease_s)) if self.engine.dialect.name == "postgresql" \
+                else None
+            deps = EngineDeps(self.sessions, self.settings, segments, self.notifier, self.metrics, self.telemetry.tracer,
+                              lease)
             sending = self.sending = Engine(deps)
             self.deliveries = Deliveries(self.sessions, self.sending, self.notifier,
                                          monthly_capacity=self.settings.monthly_message_capacity)
@@ -88,7 +95,8 @@ class DeliveryApp(Service):
                 destinations.append(WebhookDestination.from_settings(self.settings))
             self.dispatcher = Dispatcher(self.sessions, self.outbox, destinations,
                                          DispatchSettings.from_settings(self.settings),
-                                         sending=lambda: bool(sending.runs), metrics=self.metrics)
+                                         sending=lambda: bool(sending.runs), metrics=self.metrics,
+                                         lease_s=self.settings.lease_s)
         return self.sending, self.deliveries, self.push, self.dispatcher
 
     def _replays_queued(self) -> None:
@@ -114,6 +122,8 @@ class DeliveryApp(Service):
                             asyncio.create_task(retention.run(), name="retention"),
                             asyncio.create_task(self.fanout.run(), name="in-app-fanout")]
         await sending.resume_all()
+        if sending.deps.lease is not None:
+            self._background.append(asyncio.create_task(sending.keep_leases(), name="delivery-leases"))
 
     async def stop(self) -> None:
         for task in self._background:
@@ -126,6 +136,11 @@ class DeliveryApp(Service):
         if self._segment_channel is not None:
             await self._segment_channel.close()
         await self.engine.dispose()
+
+
+def replica_name() -> str:
+    """Names this process among replicas (host, pid, and a random part: pids repeat across restarts)."""
+    return f"{socket.gethostname()[:200]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 def build(settings: Settings, *, engine: AsyncEngine | None = None, segment_channel: grpc.aio.Channel | None = None,

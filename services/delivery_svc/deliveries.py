@@ -41,7 +41,8 @@ EVENT_TYPES_FROM_CAMPAIGNS = frozenset(event_types.CAMPAIGN_EVENTS)
 CAMPAIGN_ENDS = frozenset({"campaign.completed", "campaign.stopped"})
 # How long PublishEvent of a campaign's end waits for its delivery's run to end (see publish_event).
 RUN_END_WAIT_S = 30.0
-# WatchDelivery reads the stored delivery again at least this often without a notice.
+# WatchDelivery reads the stored delivery again at least this often without a notice, while the
+# run is in this process (otherwise at each heartbeat: another replica's writes notify nobody here).
 WATCH_REREAD_S = 5.0
 SNAPSHOT = "campaign."  # the prefix of a snapshot's fields in violations
 
@@ -81,7 +82,7 @@ class Deliveries:
             # e.g. from an older campaign service) is counted by the engine.
             counted = campaign.stats.recipients_total or None
             created = await store.insert_delivery(session, campaign.id, campaign.SerializeToString(), counted,
-                                                  utcnow())
+                                                  utcnow(), self.engine.deps.lease)
         if created:
             self.engine.launch(campaign, templates)
         return await self.get(campaign.id)
@@ -173,7 +174,9 @@ class Deliveries:
             pause = WATCH_MIN_INTERVAL_S - (time.monotonic() - sent_at)
             if pause > 0:
                 await asyncio.sleep(pause)
-            if not changed.is_set() and time.monotonic() - read_at < WATCH_REREAD_S:
+            # A run in another replica (PostgreSQL) notifies nobody here: read at every heartbeat.
+            reread_s = WATCH_REREAD_S if self.engine.is_running(campaign_id) else WATCH_MAX_INTERVAL_S
+            if not changed.is_set() and time.monotonic() - read_at < reread_s:
                 current = self._with_current_rate(current)
                 continue
             changed = self.notifier.changed(campaign_id)

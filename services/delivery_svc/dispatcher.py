@@ -17,8 +17,10 @@ writer, a slow or dead receiver only fills its own window, and while a campaign 
 in this process dispatch keeps to a tenth of the event loop (YieldToSending). An event still
 undelivered once older than HERALD_EVENT_RETENTION_H becomes a dead letter when read, so
 retention can prune it.
-One replica dispatches (leases per destination, as the sending engine's partitions, are for
-later: DESIGN §10.4).
+Replicas on PostgreSQL take turns per destination (DESIGN §10.4): a destination is dispatched
+by the replica holding its session-level advisory lock (kit.advisory.while_holding), released by
+the server when that replica's connection dies; another replica, asking every HERALD_LEASE_S / 3,
+then takes over from the stored position (at least once: what was in flight is sent again).
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from services.delivery_svc.destinations import Attempt, Destination, Handoff, Ou
 from services.delivery_svc.letter_sink import LetterSink
 from services.delivery_svc.metrics import DeliveryMetrics
 from services.delivery_svc.outbox import Outbox
+from services.kit.advisory import lock_key, while_holding
 from services.kit.config import Settings
 from services.kit.db import transaction, utcnow, write_transaction
 
@@ -62,6 +65,8 @@ FLAGS_CACHED = 10_000  # campaigns whose skip flags are kept in memory
 # loop (it shares the process with the sending; a POST costs about a millisecond of CPU).
 SHARE_WHILE_SENDING = 0.1
 EXPIRED = "not delivered within HERALD_EVENT_RETENTION_H"
+# Each destination's turn among replicas (an advisory lock key per destination).
+LOCK_KEYS = {"webhook": lock_key("dw"), "push": lock_key("dp")}
 
 
 @dataclass(frozen=True)
@@ -241,6 +246,15 @@ class DestinationRunner:
             self.committed = await store.dispatch_position(session, self.name, start, utcnow())
         self.progress = Progress(self.committed)
         self._read_to = self.head = self.committed
+
+    async def take_turn(self) -> None:
+        """Dispatches from the stored position, after another replica's turn (or none): what this
+        replica held in memory from an earlier turn is dropped (the stored position covers it)."""
+        self._jobs = asyncio.Queue()
+        self._replaying.clear()
+        self._timers.clear()
+        await self.load()
+        await self.run()
 
     async def run(self) -> None:
         loops: list[Callable[[], Any]] = [self._read, self._commit, self._feed_replays]
@@ -444,8 +458,10 @@ class Dispatcher:
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession], outbox: Outbox,
                  destinations: Sequence[Destination], settings: DispatchSettings, *,
-                 sending: Callable[[], bool] = lambda: False, metrics: DeliveryMetrics | None = None) -> None:
+                 sending: Callable[[], bool] = lambda: False, metrics: DeliveryMetrics | None = None,
+                 lease_s: float = 10.0) -> None:
         self.sessions = sessions
+        self.lease_s = lease_s
         self.outbox = outbox
         self.letters = LetterSink(sessions)
         flags = SkipFlags(sessions)
@@ -464,8 +480,17 @@ class Dispatcher:
         for runner in self.runners.values():
             await runner.load()
         self._tasks = [asyncio.create_task(self.letters.run(), name="dead-letters")]
-        self._tasks += [asyncio.create_task(runner.run(), name=f"dispatch:{name}")
+        self._tasks += [asyncio.create_task(self._dispatch(runner), name=f"dispatch:{name}")
                         for name, runner in self.runners.items()]
+
+    async def _dispatch(self, runner: DestinationRunner) -> None:
+        """SQLite: the one replica dispatches. PostgreSQL: whichever replica has the destination's turn."""
+        engine = self.sessions.kw["bind"]
+        if engine.dialect.name != "postgresql":
+            await runner.run()
+            return
+        await while_holding(engine, LOCK_KEYS[runner.name], runner.take_turn, retry_s=max(0.1, self.lease_s / 3),
+                            what=f"{runner.name} dispatch")
 
     def wake_replays(self) -> None:
         for runner in self.runners.values():

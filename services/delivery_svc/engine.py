@@ -1,17 +1,28 @@
 """The sending engine: one asyncio task per in-progress delivery (run.py says what a run
-guarantees), launched, resumed after a restart, stopped and cancelled here."""
+guarantees), launched, resumed after a restart, stopped and cancelled here.
+
+PostgreSQL replicas (DESIGN §10.4): a delivery runs in the replica holding its lease
+(`deliveries.owner`, `lease_until`). StartDelivery takes it for the replica that starts it; a
+replica renews the leases of its runs every HERALD_LEASE_S / 3 (and with every batch, which is
+fenced by it: writer.py) and, every HERALD_LEASE_S / 2 and as it starts, takes the in-progress
+deliveries whose lease expired (their replica died) or that none holds, and runs them from their
+checkpoints. A run whose lease another replica took is cancelled. A replica stopping gives its
+leases up, so that another takes them at once. SQLite has one replica: no leases; every
+in-progress delivery is resumed as the service starts.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import functools
 import logging
+from collections.abc import Awaitable, Callable
 
 from herald.campaign.v1 import campaign_pb2
 from services.delivery_svc import store
 from services.delivery_svc.render import CampaignTemplates
 from services.delivery_svc.run import DeliveryRun, EngineDeps
-from services.kit.db import transaction
+from services.kit.db import transaction, write_transaction
 
 log = logging.getLogger("herald.delivery")
 
@@ -40,14 +51,42 @@ class Engine:
         self.deps.notifier.notify(campaign_id)  # watchers wait for the run's end (is_running)
 
     async def resume_all(self) -> None:
-        """Relaunches every in-progress delivery (after a restart or a crash)."""
-        async with transaction(self.deps.sessions) as session:
-            ids = await store.in_progress_campaign_ids(session)
-            rows = await store.get_deliveries(session, ids)
+        """Relaunches every in-progress delivery (after a restart or a crash); with leases, those
+        no live replica holds."""
+        lease = self.deps.lease
+        if lease is not None:
+            async with write_transaction(self.deps.sessions) as session:
+                rows = await store.claim_unheld(session, lease)
+        else:
+            async with transaction(self.deps.sessions) as session:
+                ids = await store.in_progress_campaign_ids(session)
+                rows = await store.get_deliveries(session, ids)
         for row in rows:
             self.launch(campaign_pb2.Campaign.FromString(row.snapshot))
         if rows:
-            log.info("resumed deliveries", extra={"count": len(rows)})
+            log.info("resumed deliveries", extra={"count": len(rows), "campaign_ids": [r.campaign_id for r in rows]})
+
+    async def keep_leases(self) -> None:
+        """PostgreSQL replicas: renews this replica's leases and takes over unheld deliveries,
+        until cancelled."""
+        lease = self.deps.lease
+        if lease is None:
+            return
+        await asyncio.gather(_every(lease.seconds / 3, self._renew, "renewing leases"),
+                             _every(lease.seconds / 2, self.resume_all, "taking over deliveries"))
+
+    async def _renew(self) -> None:
+        lease, running = self.deps.lease, list(self._tasks)
+        if lease is None or not running:
+            return
+        async with write_transaction(self.deps.sessions) as session:
+            held = await store.renew_leases(session, lease, running)
+        for campaign_id in running:
+            task = self._tasks.get(campaign_id)
+            if campaign_id not in held and task is not None:
+                # Taken over (this replica stalled past its lease): its writes are fenced anyway.
+                log.warning("delivery taken over by another replica", extra={"campaign_id": campaign_id})
+                task.cancel()
 
     async def wait_ended(self, campaign_id: str, timeout_s: float) -> None:
         """Waits (at most `timeout_s`) until the delivery's run, if one is going, has ended and
@@ -82,3 +121,22 @@ class Engine:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        lease = self.deps.lease
+        if lease is not None and tasks:
+            try:
+                async with write_transaction(self.deps.sessions) as session:
+                    await store.release_leases(session, lease)
+            except Exception:  # noqa: BLE001 — at shutdown: the leases then expire instead
+                log.exception("giving up the leases failed")
+
+
+async def _every(interval_s: float, job: Callable[[], Awaitable[None]], what: str) -> None:
+    """Runs `job` every `interval_s` until cancelled; a failed round (the database away) is logged."""
+    while True:
+        await asyncio.sleep(interval_s)
+        try:
+            await job()
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001 — the next round tries again
+            log.exception(f"{what} failed")

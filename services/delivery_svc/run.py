@@ -71,6 +71,7 @@ class EngineDeps:
     notifier: Notifier
     metrics: DeliveryMetrics | None = None  # None: metrics off
     tracer: trace.Tracer = field(default_factory=trace.NoOpTracer)
+    lease: store.Lease | None = None  # PostgreSQL replicas: this replica's hold on its deliveries
 
     @property
     def dialect_name(self) -> str:
@@ -104,7 +105,8 @@ class DeliveryRun:
         self.stop_reason, self.stop_message = campaign_pb2.STOP_REASON_REQUESTED, ""
         self.pacer = Pacer(deps.settings.max_send_rate)
         self.writer = BatchWriter(deps.sessions, DriverValues(deps.dialect_name), campaign.id,
-                                  deps.settings.monthly_message_capacity, metrics=deps.metrics, tracer=deps.tracer)
+                                  deps.settings.monthly_message_capacity, metrics=deps.metrics, tracer=deps.tracer,
+                                  lease=deps.lease)
         # Channels created for batches that will not be written, settled when the run ends.
         self._unsettled: list[CreatedChannel] = []
         self._pipeline: Pipeline | None = None

@@ -34,7 +34,7 @@ from typing import Any, NamedTuple, cast
 
 from sqlalchemy import (BigInteger, Boolean, Column, ColumnElement, CursorResult, Executable, Index, Integer,
                         LargeBinary, Row, Select, String, Table, Text, Update, any_, bindparam, delete, exists, func,
-                        insert, literal, select, tuple_, update)
+                        insert, literal, or_, select, tuple_, update)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -70,8 +70,24 @@ deliveries = Table(
     Column("completed_at", UtcDateTime, nullable=True),
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
+    # PostgreSQL replicas: the replica running the delivery, and until when (database time) it
+    # holds it unless renewed; NULL on SQLite (one replica) and for deliveries from before.
+    Column("owner", String(255), nullable=True),
+    Column("lease_until", UtcDateTime, nullable=True),
 )
 Index("ix_deliveries_status", deliveries.c.status)
+
+
+class Lease(NamedTuple):
+    """A replica's hold on the deliveries it runs (PostgreSQL): `owner` names the replica,
+    `seconds` is how long a hold lasts unless renewed (HERALD_LEASE_S)."""
+
+    owner: str
+    seconds: float
+
+    def until(self) -> ColumnElement[Any]:
+        """The end of a hold taken now, in database time (replicas' clocks may differ)."""
+        return func.now() + dt.timedelta(seconds=self.seconds)
 
 messages = Table(
     "messages", metadata,
@@ -149,13 +165,14 @@ async def _changed(session: AsyncSession, stmt: Executable) -> int:
 # --- deliveries --------------------------------------------------------------------------------
 
 async def insert_delivery(session: AsyncSession, campaign_id: str, snapshot: bytes, recipients_total: int | None,
-                          now: dt.datetime) -> bool:
-    """Creates the delivery (recipients_total None: not counted yet); False when the campaign
-    already has one."""
+                          now: dt.datetime, lease: Lease | None = None) -> bool:
+    """Creates the delivery (recipients_total None: not counted yet), held by `lease`'s replica
+    when given; False when the campaign already has one."""
+    held: dict[str, Any] = {"owner": lease.owner, "lease_until": lease.until()} if lease is not None else {}
     stmt = insert_ignoring_duplicates(session, deliveries).values(
         campaign_id=campaign_id, snapshot=snapshot, status=IN_PROGRESS, stop_reason=0, stop_message="",
         cursor="", recipients_total=recipients_total, **{name: 0 for name in COUNTERS},
-        started_at=now, created_at=now, updated_at=now)
+        started_at=now, created_at=now, updated_at=now, **held)
     return await _changed(session, stmt) == 1
 
 
@@ -187,10 +204,53 @@ def _update_in_progress(campaign_id: str) -> Update:
     return update(deliveries).where(deliveries.c.campaign_id == campaign_id, deliveries.c.status == IN_PROGRESS)
 
 
-async def claim_in_progress(session: AsyncSession, campaign_id: str, now: dt.datetime) -> bool:
+async def claim_in_progress(session: AsyncSession, campaign_id: str, now: dt.datetime,
+                            lease: Lease | None = None) -> bool:
     """Touches an in-progress delivery, taking its row lock first in the transaction; False when
-    it is no longer in progress (stopped meanwhile), so the caller writes nothing."""
-    return await _changed(session, _update_in_progress(campaign_id).values(updated_at=now)) == 1
+    it is no longer in progress (stopped meanwhile), so the caller writes nothing. With a lease,
+    also False when another replica holds the delivery now (fenced), and the hold is renewed."""
+    if lease is None:
+        return await _changed(session, _update_in_progress(campaign_id).values(updated_at=now)) == 1
+    held = _update_in_progress(campaign_id).where(deliveries.c.owner == lease.owner)
+    return await _changed(session, held.values(updated_at=now, lease_until=lease.until())) == 1
+
+
+async def claim_unheld(session: AsyncSession, lease: Lease, limit: int = 100) -> list[Row[Any]]:
+    """Takes the in-progress deliveries no replica holds (hold expired, or never taken) for the
+    lease's replica, skipping rows another transaction holds; their campaign ids and snapshots."""
+    unheld = (select(deliveries.c.campaign_id)
+              .where(deliveries.c.status == IN_PROGRESS,
+                     or_(deliveries.c.lease_until.is_(None), deliveries.c.lease_until < func.now()))
+              .limit(limit).with_for_update(skip_locked=True))
+    taken = (update(deliveries).where(deliveries.c.campaign_id.in_(unheld.scalar_subquery()))
+             .values(owner=lease.owner, lease_until=lease.until())
+             .returning(deliveries.c.campaign_id, deliveries.c.snapshot))
+    return list(await session.execute(taken))
+
+
+async def renew_leases(session: AsyncSession, lease: Lease, campaign_ids: Sequence[str]) -> set[str]:
+    """Renews the lease's replica's hold on these deliveries; those it no longer holds (taken
+    over meanwhile) are left out of the answer."""
+    renewed = (update(deliveries)
+               .where(deliveries.c.campaign_id.in_(list(campaign_ids)), deliveries.c.owner == lease.owner)
+               .values(lease_until=lease.until()).returning(deliveries.c.campaign_id))
+    return {row.campaign_id for row in await session.execute(renewed)}
+
+
+async def release_leases(session: AsyncSession, lease: Lease) -> None:
+    """Gives up the lease's replica's holds (a replica stopping): another takes them over at once."""
+    await session.execute(update(deliveries).where(deliveries.c.owner == lease.owner, deliveries.c.status == IN_PROGRESS)
+                          .values(lease_until=None))
+
+
+async def holds(session: AsyncSession, campaign_id: str, lease: Lease | None) -> bool:
+    """Locks the delivery's row and says whether the lease's replica still holds it (always
+    True without a lease: SQLite's one replica)."""
+    if lease is None:
+        return True
+    owner = await session.scalar(select(deliveries.c.owner).where(deliveries.c.campaign_id == campaign_id)
+                                 .with_for_update())
+    return owner == lease.owner
 
 
 async def set_recipients_total(session: AsyncSession, campaign_id: str, total: int, now: dt.datetime) -> None:
@@ -208,10 +268,15 @@ async def add_progress(session: AsyncSession, campaign_id: str, deltas: dict[str
     await session.execute(update(deliveries).where(deliveries.c.campaign_id == campaign_id).values(**values))
 
 
-async def complete_delivery(session: AsyncSession, campaign_id: str, now: dt.datetime) -> bool:
-    """Marks an in-progress delivery completed; recipients_total becomes what was handled."""
+async def complete_delivery(session: AsyncSession, campaign_id: str, now: dt.datetime,
+                            lease: Lease | None = None) -> bool:
+    """Marks an in-progress delivery completed (held by the lease's replica, when given);
+    recipients_total becomes what was handled."""
     handled = deliveries.c.sent + deliveries.c.skipped + deliveries.c.failed
-    completed = _update_in_progress(campaign_id).values(status=COMPLETED, recipients_total=handled,
+    in_progress = _update_in_progress(campaign_id)
+    if lease is not None:
+        in_progress = in_progress.where(deliveries.c.owner == lease.owner)
+    completed = in_progress.values(status=COMPLETED, recipients_total=handled,
                                                         completed_at=now, updated_at=now)
     return await _changed(session, completed) == 1
 

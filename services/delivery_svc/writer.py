@@ -17,6 +17,12 @@ start), so the capacity is never exceeded and the batch stays all-or-nothing.
 
 Each batch's transaction is a span (`delivery.write_batch`, with `campaign_id` and the batch's
 size) and, once committed, counts its recipients and its duration (delivery_svc.metrics).
+
+PostgreSQL replicas: a writer with a lease writes only while its replica holds the delivery.
+Each batch's first UPDATE checks the owner and renews the hold; the stop and the completion
+check it too. A replica that lost the delivery to another (it stalled past HERALD_LEASE_S)
+writes nothing more — not even the settling of its unwritten batches, which the new holder
+replays.
 """
 
 from __future__ import annotations
@@ -57,8 +63,9 @@ class BatchWriter:
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession], values: DriverValues, campaign_id: str,
                  monthly_capacity: int, *, metrics: DeliveryMetrics | None = None,
-                 tracer: trace.Tracer | None = None) -> None:
+                 tracer: trace.Tracer | None = None, lease: store.Lease | None = None) -> None:
         self.sessions = sessions
+        self.lease = lease  # PostgreSQL replicas: this replica's hold, checked by every write
         self.values = values
         self.campaign_id = campaign_id
         self.capacity = monthly_capacity  # 0 = unlimited
@@ -86,7 +93,7 @@ class BatchWriter:
         campaign_id = self.campaign_id
         async with write_transaction(self.sessions) as session:
             now = utcnow()
-            if not await store.claim_in_progress(session, campaign_id, now):
+            if not await store.claim_in_progress(session, campaign_id, now, self.lease):
                 return None
             outcomes = await self._not_logged(session, batch.outcomes)
             written = Written(len(outcomes))
@@ -136,6 +143,8 @@ class BatchWriter:
         batches that were not written."""
         async with write_transaction(self.sessions) as session:
             now = utcnow()
+            if not await store.holds(session, self.campaign_id, self.lease):
+                return  # another replica runs the delivery now: it stops and settles it
             await store.stop_delivery(session, self.campaign_id, reason, message[:MAX_STOP_MESSAGE], now)
             if created:
                 ids = [c.target_id for c in created]
@@ -147,7 +156,7 @@ class BatchWriter:
 
     async def complete(self) -> None:
         async with write_transaction(self.sessions) as session:
-            await store.complete_delivery(session, self.campaign_id, utcnow())
+            await store.complete_delivery(session, self.campaign_id, utcnow(), self.lease)
 
 
 class _CapacityTakenMeanwhile(Exception):

@@ -11,15 +11,27 @@ whose turn it always is.
 - `one_replica_at_a_time(sessions, key)`: the turn for a block that opens transactions of its
   own (a size recount, a retention pass): held by a transaction on a connection of its own,
   which does nothing else.
+- `while_holding(engine, key, work, retry_s=…)`: the turn for as long as the replica keeps it, for
+  work that runs without end (a destination's event dispatch): a session-level lock
+  (`pg_try_advisory_lock`) on a connection of its own, which the server releases when that
+  connection dies (the replica killed), so another replica, trying every `retry_s`, takes over.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
+
+log = logging.getLogger("herald.advisory")
+
+# How long a holder's connection check may take before the connection counts as lost: generous,
+# as giving the turn up while alive makes two replicas do the work for a moment.
+CHECK_TIMEOUT_S = 30.0
 
 
 def lock_key(tag: str) -> int:
@@ -49,3 +61,52 @@ async def one_replica_at_a_time(sessions: async_sessionmaker[AsyncSession], key:
         return
     async with engine.connect() as connection, connection.begin():
         yield bool(await connection.scalar(select(func.pg_try_advisory_xact_lock(key))))
+
+
+async def while_holding(engine: AsyncEngine, key: int, work: Callable[[], Awaitable[None]], *, retry_s: float,
+                        what: str) -> None:
+    """Runs `work` while this replica holds the session-level advisory lock `key`, until cancelled.
+    Without the lock it tries again every `retry_s`. Holding it, it checks its connection as
+    often: a connection lost (the database restarted) may have lost the lock, so `work` is
+    cancelled and the lock taken again before it runs again (from its durable state). On SQLite
+    (one replica) `work` simply runs."""
+    if engine.dialect.name != "postgresql":
+        await work()
+        return
+    while True:
+        try:
+            async with engine.connect() as connection:
+                try:
+                    if await _try_session_lock(connection, key):
+                        log.info("took the turn", extra={"job": what})
+                        await _work_while_connected(connection, work, retry_s)
+                finally:
+                    # Never back to the pool with the lock held: closing the session releases it.
+                    await connection.invalidate()
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001 — the database away: try again later
+            log.warning("the turn was lost or could not be asked for", extra={"job": what}, exc_info=True)
+        await asyncio.sleep(retry_s)
+
+
+async def _try_session_lock(connection: AsyncConnection, key: int) -> bool:
+    got = bool(await connection.scalar(select(func.pg_try_advisory_lock(key))))
+    await connection.commit()  # the lock outlives the transaction; the connection does not idle in one
+    return got
+
+
+async def _work_while_connected(connection: AsyncConnection, work: Callable[[], Awaitable[None]],
+                                check_s: float) -> None:
+    task = asyncio.ensure_future(work())
+    try:
+        while True:
+            await asyncio.wait([task], timeout=check_s)
+            if task.done():
+                task.result()  # work ended (it runs forever unless it failed): raise its error
+                return
+            await asyncio.wait_for(connection.scalar(select(1)), CHECK_TIMEOUT_S)
+            await connection.commit()
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)

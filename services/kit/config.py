@@ -61,6 +61,9 @@ class Settings:
     caller_rate_limit: float = 0.0  # calls per second per token `sub`; 0 = unlimited
     delivery_batch_size: int = DEFAULT_RECIPIENT_BATCH
     event_retention_h: float = 24.0
+    # PostgreSQL replicas: a delivery or a destination's dispatch held by a replica that stopped
+    # renewing it (killed) passes to another after this long (DESIGN §10.4).
+    lease_s: float = 10.0
     dead_letter_retention_h: float = 168.0
     log_level: str = "INFO"
     webhook_secret: str = ""  # "whsec_" + base64 key: Standard Webhooks signatures (webhooks, http push)
@@ -201,6 +204,7 @@ _VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "HERALD_CALLER_RATE_LIMIT": ("caller_rate_limit", float),
     "HERALD_DELIVERY_BATCH_SIZE": ("delivery_batch_size", int),
     "HERALD_EVENT_RETENTION_H": ("event_retention_h", float),
+    "HERALD_LEASE_S": ("lease_s", float),
     "HERALD_DEAD_LETTER_RETENTION_H": ("dead_letter_retention_h", float),
     "HERALD_LOG_LEVEL": ("log_level", str),
     "HERALD_WEBHOOK_SECRET": ("webhook_secret", str),

@@ -1,5 +1,7 @@
 """Two delivery replicas on one database (DESIGN §10.4): the monthly capacity is taken atomically
-across them, and retention prunes on one replica at a time."""
+across them, retention prunes on one replica at a time, a delivery's lease passes only once
+expired and fences the replica that lost it, and a session lock's turn passes when its holder's
+connection ends. (tests/flows/test_delivery_replicas.py runs replicas as processes.)"""
 
 from __future__ import annotations
 
@@ -10,10 +12,12 @@ import pytest
 import sqlalchemy as sa
 
 from conftest import PG_ADMIN_URL
+from harness import eventually
 from herald.campaign.v1 import campaign_pb2
+from herald.delivery.v1 import delivery_service_pb2
 from services.delivery_svc import retention, store
 from services.delivery_svc.retention import Retention
-from services.kit.advisory import one_replica_at_a_time
+from services.kit.advisory import lock_key, one_replica_at_a_time, while_holding
 from services.kit.db import make_engine, make_sessionmaker, transaction, utcnow
 
 from delivery.helpers import Stubs, all_messages, campaign, start, upsert_users, wait_done
@@ -81,3 +85,74 @@ async def test_retention_prunes_on_one_replica_at_a_time(sessions):
     finally:
         for engine in engines:
             await engine.dispose()
+
+
+@pytest.mark.skipif(not PG_ADMIN_URL, reason="leases are for PostgreSQL replicas (SQLite: one replica)")
+async def test_a_delivery_lease_is_taken_only_once_expired_and_fences_the_replica_that_lost_it(sessions):
+    first, second = store.Lease("replica-a", 30), store.Lease("replica-b", 30)
+    async with transaction(sessions) as session:
+        assert await store.insert_delivery(session, "held", campaign("held").SerializeToString(), 1, utcnow(), first)
+    async with transaction(sessions) as session:
+        assert await store.claim_unheld(session, second) == []  # alive: A's
+        assert await store.renew_leases(session, first, ["held"]) == {"held"}
+    async with transaction(sessions) as session:  # A stops renewing (killed): its lease runs out
+        await session.execute(sa.update(store.deliveries).values(lease_until=utcnow() - dt.timedelta(seconds=1)))
+    async with transaction(sessions) as session:
+        assert [row.campaign_id for row in await store.claim_unheld(session, second)] == ["held"]
+    async with transaction(sessions) as session:
+        assert await store.claim_unheld(session, first) == []  # B's now
+        assert not await store.claim_in_progress(session, "held", utcnow(), first)  # A's batches write nothing
+        assert not await store.holds(session, "held", first)  # nor its stop
+        assert not await store.complete_delivery(session, "held", utcnow(), first)
+        assert await store.renew_leases(session, first, ["held"]) == set()
+        assert await store.claim_in_progress(session, "held", utcnow(), second)
+
+
+@pytest.mark.skipif(not PG_ADMIN_URL, reason="advisory locks are PostgreSQL's")
+async def test_a_session_lock_turn_passes_when_its_holder_s_connection_ends(sessions):
+    engine = sessions.kw["bind"]
+    key = lock_key("zz")
+    running: list[str] = []
+
+    def work(name: str):
+        async def forever() -> None:
+            running.append(name)
+            await asyncio.Event().wait()
+        return forever
+
+    first = asyncio.create_task(while_holding(engine, key, work("first"), retry_s=0.1, what="test"))
+    await eventually(lambda: running, lambda r: r == ["first"], what="the first replica's turn")
+    second = asyncio.create_task(while_holding(engine, key, work("second"), retry_s=0.1, what="test"))
+    try:
+        await asyncio.sleep(0.5)  # the second asks five times meanwhile
+        assert running == ["first"]
+        first.cancel()  # its connection closes: the server releases the lock
+        await asyncio.gather(first, return_exceptions=True)
+        await eventually(lambda: running, lambda r: r == ["first", "second"], what="the second replica's turn")
+    finally:
+        second.cancel()
+        await asyncio.gather(second, return_exceptions=True)
+
+
+@pytest.mark.skipif(not PG_ADMIN_URL, reason="replicas share a PostgreSQL database (SQLite: one replica)")
+async def test_the_replica_not_running_a_delivery_watches_it_and_stops_it(make_system):
+    system, first = await make_system(delivery_batch_size=20, max_send_rate=150)  # 1,200 recipients: ~8 s
+    second = Stubs(system.channel("segment"), system.channel_to(await system.start_replica("delivery")))
+    users = [f"u{i:04d}" for i in range(1200)]
+    await upsert_users(first.directory, ["sender", *users])
+    await start(first, campaign("far", user_ids=users))  # runs on the first replica: it holds the lease
+    seen: list[int] = []
+    async for update in second.deliveries.WatchDelivery(delivery_service_pb2.WatchDeliveryRequest(campaign_id="far")):
+        seen.append(update.delivery.stats.stats_messages_sent)
+        if len(set(seen)) >= 3:  # progress from the other replica's writes arrives here
+            break
+    stopped = await second.deliveries.StopDelivery(delivery_service_pb2.StopDeliveryRequest(campaign_id="far"))
+    assert stopped.delivery.status == STOPPED
+    done = await wait_done(second, "far")
+    assert (done.status, done.stop_reason) == (STOPPED, campaign_pb2.STOP_REASON_REQUESTED)
+    # The run on the first replica sees the stop at its next batch (its claim of the row fails):
+    # no message is written after the stop committed.
+    final = await wait_done(first, "far")
+    assert 0 < final.stats.stats_messages_sent < len(users)
+    messages = await all_messages(first, {"created_by_campaign_id": "far"})
+    assert len(messages) == final.stats.stats_messages_sent

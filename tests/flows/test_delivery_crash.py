@@ -57,7 +57,9 @@ async def _crash_loop(new_db_url, tmp_path, recipients: int, rounds: int) -> Non
                    HERALD_DELIVERY_DB_URL=delivery_url, HERALD_API_SECRET=TEST_SECRET, HERALD_DATA_DIR=str(tmp_path),
                    HERALD_WEBHOOK_SECRET=TEST_WEBHOOK_SECRET,
                    HERALD_DELIVERY_BATCH_SIZE=str(rng.choice([100, 250, 500])), HERALD_LOG_LEVEL="WARNING",
-                   HERALD_SHUTDOWN_GRACE_S="1")
+                   HERALD_SHUTDOWN_GRACE_S="1",
+                   # PostgreSQL: the killed process's delivery lease runs out before the next one resumes it.
+                   HERALD_LEASE_S="2")
         users = [f"user-{i:06d}" for i in range(recipients)]
         directory_channel = system.channel("segment")
         async with client_channel(port) as delivery_channel:

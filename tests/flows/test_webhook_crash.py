@@ -50,7 +50,9 @@ async def test_webhook_dispatch_survives_kill_9_without_losing_an_event(new_db_u
                    HERALD_WEBHOOK_SECRET=TEST_WEBHOOK_SECRET,
                    HERALD_DATA_DIR=str(tmp_path), HERALD_WEBHOOK_URL=f"{receiver.url}{HOOK}",
                    HERALD_WEBHOOK_CONCURRENCY=str(rng.choice([1, 4, 16])), HERALD_DELIVERY_BATCH_SIZE="100",
-                   HERALD_LOG_LEVEL="WARNING", HERALD_SHUTDOWN_GRACE_S="1")
+                   HERALD_LOG_LEVEL="WARNING", HERALD_SHUTDOWN_GRACE_S="1",
+                   # PostgreSQL: the killed process's delivery lease runs out before the next one resumes it.
+                   HERALD_LEASE_S="2")
         users = [f"user-{i:04d}" for i in range(RECIPIENTS)]
         async with client_channel(port) as delivery_channel:
             stubs = Stubs(system.channel("segment"), delivery_channel)
