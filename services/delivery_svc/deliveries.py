@@ -21,9 +21,9 @@ from services.delivery_svc.render import CampaignTemplates
 from services.kit import campaign_rules, event_types
 from services.kit.db import transaction, utcnow, write_transaction
 from services.kit.errors import InvalidArgument, NotFound, ResourceExhausted, Violations
-from services.kit.fields import check_id
-from services.kit.limits import (MAX_DELIVERIES_PER_CALL, MAX_STOP_MESSAGE, RECIPIENTS_PAGE, WATCH_MAX_INTERVAL_S,
-                                 WATCH_MIN_INTERVAL_S)
+from services.kit.fields import check_id, check_id_list
+from services.kit.limits import (MAX_CID, MAX_DELIVERIES_PER_CALL, MAX_MEMBERS, MAX_STOP_MESSAGE, RECIPIENTS_PAGE,
+                                 WATCH_MAX_INTERVAL_S, WATCH_MIN_INTERVAL_S)
 from services.kit.filters import Field, FilterSpec, Kind, compile_filter, enum_aliases
 from services.kit.paging import SortKey, keyset_page, parse_sort, resolve_limit
 
@@ -211,7 +211,11 @@ class Deliveries:
         if v.check(bool(event.type), "event.type", "is required"):
             v.check(event.type in EVENT_TYPES_FROM_CAMPAIGNS, "event.type",
                     f"must be one of {', '.join(sorted(EVENT_TYPES_FROM_CAMPAIGNS))}")
-        v.check(event.HasField("campaign"), "event.campaign", "is required for campaign events")
+        if v.check(event.HasField("campaign"), "event.campaign", "is required for campaign events"):
+            check_id(v, event.campaign.id, "event.campaign.id")
+        # What the columns hold must fit them (PostgreSQL refuses a longer value: INTERNAL).
+        check_id(v, event.cid, "event.cid", required=False, limit=MAX_CID)
+        check_id_list(v, event.user_ids, "event.user_ids", required=False, limit=MAX_MEMBERS)
         v.raise_if_any()
         # What the columns do not hold: the campaign, and whatever else the event carries.
         payload = delivery_pb2.Event()

@@ -257,6 +257,9 @@ async def test_publish_event_is_idempotent_by_id(stubs):
     assert await _fails(publish(P())) == ["event.id", "event.type", "event.campaign"]
     assert await _fails(publish(P(event=delivery_pb2.Event(id="e", type="message.new", campaign=event.campaign)))) == [
         "event.type"]
+    too_long = delivery_pb2.Event(id="e", type="campaign.started", campaign=campaign_pb2.Campaign(id="c" * 256),
+                                  cid="x" * 2000, user_ids=["u", "v" * 256])
+    assert await _fails(publish(P(event=too_long))) == ["event.campaign.id", "event.cid", "event.user_ids[1]"]
 
 
 async def test_a_read_made_while_the_message_is_being_written_counts_once_it_is_there(make_system):
