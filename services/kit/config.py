@@ -153,13 +153,19 @@ def _flag(raw: str) -> bool:
 METRICS_OFF = "off"
 
 
+def split_host_port(addr: str) -> tuple[str, int]:
+    """`127.0.0.1:9451`, `[::1]:9451`, `0.0.0.0:0` → (host, port); ValueError otherwise."""
+    host, _, port = addr.rpartition(":")
+    if not host.strip("[]") or not port.isdigit() or int(port) > 65535:
+        raise ValueError(addr)
+    return host.strip("[]"), int(port)
+
+
 def _metrics_addr(raw: str) -> str:
     """`host:port` (port 0: any free port) or `off`."""
     if raw.strip().lower() == METRICS_OFF:
         return METRICS_OFF
-    host, _, port = raw.strip().rpartition(":")
-    if not host or not port.isdigit() or int(port) > 65535:
-        raise ValueError(raw)
+    split_host_port(raw.strip())
     return raw.strip()
 
 

@@ -15,11 +15,7 @@ from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, start_http_server
 
-
-def split_host_port(addr: str) -> tuple[str, int]:
-    """`127.0.0.1:9451`, `[::1]:9451`, `0.0.0.0:0` → (host, port)."""
-    host, _, port = addr.rpartition(":")
-    return host.strip("[]"), int(port)
+from services.kit.config import split_host_port
 
 
 @dataclass
