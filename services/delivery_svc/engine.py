@@ -1,14 +1,17 @@
 """The sending engine: one asyncio task per in-progress delivery (run.py says what a run
 guarantees), launched, resumed after a restart, stopped and cancelled here.
 
-PostgreSQL replicas (DESIGN §10.4): a delivery runs in the replica holding its lease
-(`deliveries.owner`, `lease_until`). StartDelivery takes it for the replica that starts it; a
-replica renews the leases of its runs every HERALD_LEASE_S / 3 (and with every batch, which is
-fenced by it: writer.py) and, every HERALD_LEASE_S / 2 and as it starts, takes the in-progress
-deliveries whose lease expired (their replica died) or that none holds, and runs them from their
-checkpoints. A run whose lease another replica took is cancelled. A replica stopping gives its
-leases up, so that another takes them at once. SQLite has one replica: no leases; every
-in-progress delivery is resumed as the service starts.
+PostgreSQL replicas (DESIGN §10.4) share a delivery by partitions: ranges of its audience's
+target ids (store.partitions), each with its own checkpoint and lease (`owner`, `lease_until`).
+The replica that starts a delivery holds the delivery itself until its run has cut it into
+partitions; every replica's run of the delivery then takes one unheld partition after another
+(`FOR UPDATE SKIP LOCKED`) and sends it. Every JOIN_INTERVAL_S a replica looks for partitions no
+replica holds (new deliveries, or a dead replica's whose lease expired) and deliveries never cut
+(their starter died first), and runs those deliveries too. A replica renews its holds every
+HERALD_LEASE_S / 3 (and with every batch, which is fenced by it: writer.py); a run whose
+partition another replica took over is cancelled. A replica stopping gives its holds up, so that
+another takes them at once. SQLite has one replica: no leases, no partitions; every in-progress
+delivery is resumed as the service starts.
 """
 
 from __future__ import annotations
@@ -25,6 +28,9 @@ from services.delivery_svc.run import DeliveryRun, EngineDeps
 from services.kit.db import transaction, write_transaction
 
 log = logging.getLogger("herald.delivery")
+
+# How often a PostgreSQL replica looks for partitions to send that no replica holds.
+JOIN_INTERVAL_S = 1.0
 
 
 class Engine:
@@ -52,19 +58,22 @@ class Engine:
 
     async def resume_all(self) -> None:
         """Relaunches every in-progress delivery (after a restart or a crash); with leases, those
-        no live replica holds."""
+        with work no live replica holds."""
         lease = self.deps.lease
         if lease is not None:
             async with write_transaction(self.deps.sessions) as session:
                 rows = await store.claim_unheld(session, lease)
+                joinable = [i for i in await store.claimable_campaign_ids(session) if i not in self._tasks]
+                rows += await store.get_deliveries(session, joinable) if joinable else []
         else:
             async with transaction(self.deps.sessions) as session:
                 ids = await store.in_progress_campaign_ids(session)
                 rows = await store.get_deliveries(session, ids)
+        rows = [row for row in rows if row.campaign_id not in self._tasks]
         for row in rows:
             self.launch(campaign_pb2.Campaign.FromString(row.snapshot))
         if rows:
-            log.info("resumed deliveries", extra={"count": len(rows), "campaign_ids": [r.campaign_id for r in rows]})
+            log.info("running deliveries", extra={"count": len(rows), "campaign_ids": [r.campaign_id for r in rows]})
 
     async def keep_leases(self) -> None:
         """PostgreSQL replicas: renews this replica's leases and takes over unheld deliveries,
@@ -73,19 +82,22 @@ class Engine:
         if lease is None:
             return
         await asyncio.gather(_every(lease.seconds / 3, self._renew, "renewing leases"),
-                             _every(lease.seconds / 2, self.resume_all, "taking over deliveries"))
+                             _every(min(JOIN_INTERVAL_S, lease.seconds / 2), self.resume_all, "joining deliveries"))
 
     async def _renew(self) -> None:
         lease, running = self.deps.lease, list(self._tasks)
         if lease is None or not running:
             return
+        sending = {i: self.runs[i].writer.partition for i in running if i in self.runs}
         async with write_transaction(self.deps.sessions) as session:
             held = await store.renew_leases(session, lease, running)
-        for campaign_id in running:
-            task = self._tasks.get(campaign_id)
-            if campaign_id not in held and task is not None:
+        for campaign_id, partition in sending.items():
+            run, task = self.runs.get(campaign_id), self._tasks.get(campaign_id)
+            # Only a run still on the partition it was sending (not one between partitions).
+            if campaign_id not in held and partition is not None and run is not None \
+                    and run.writer.partition is partition and task is not None:
                 # Taken over (this replica stalled past its lease): its writes are fenced anyway.
-                log.warning("delivery taken over by another replica", extra={"campaign_id": campaign_id})
+                log.warning("partition taken over by another replica", extra={"campaign_id": campaign_id})
                 task.cancel()
 
     async def wait_ended(self, campaign_id: str, timeout_s: float) -> None:

@@ -78,14 +78,15 @@ class Pipeline:
         self._ready.put_nowait(_WAKE)
 
     async def run(self, cursor: str, write: Callable[[PreparedBatch], Awaitable[None]], pacer: Pacer,
-                  stop_requested: asyncio.Event) -> None:
-        """Streams from `cursor` and writes batch after batch until the audience is done.
+                  stop_requested: asyncio.Event, last: str = "") -> None:
+        """Streams from `cursor` and writes batch after batch until the audience (through `last`,
+        when given: a partition's end) is done.
 
         Raises StopRequested once a stop is asked for, or whatever `write` or the segment service
         raised; the channels created for the batches it leaves unwritten are then in `unsettled`
         (but for an error the run resumes after: a later pass replays those batches).
         """
-        producer = asyncio.create_task(self._produce(cursor))
+        producer = asyncio.create_task(self._produce(cursor, last))
         pacer.begin_pass()
         try:
             while True:
@@ -120,9 +121,9 @@ class Pipeline:
                 call.cancel()
             await asyncio.gather(producer, *calls, return_exceptions=True)
 
-    async def _produce(self, cursor: str) -> None:
+    async def _produce(self, cursor: str, last: str) -> None:
         try:
-            async for response in self.segments.stream_recipients(self.campaign, cursor, self.batch_size):
+            async for response in self.segments.stream_recipients(self.campaign, cursor, self.batch_size, last):
                 await self._slots.acquire()
                 recipients = await self.addressing.templates.off_loop(self.addressing.address, response)
                 ensuring = asyncio.ensure_future(self.segments.ensure_channels(self.campaign, recipients.specs)) \

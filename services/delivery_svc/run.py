@@ -48,13 +48,19 @@ from services.delivery_svc.upstream import SegmentClient
 from services.delivery_svc.writer import BatchWriter
 from services.kit.bulk import DriverValues
 from services.kit.config import Settings
-from services.kit.db import transaction, utcnow
+from services.kit.db import transaction, utcnow, write_transaction
 from services.kit.limits import DEFAULT_RECIPIENT_BATCH, MAX_RECIPIENT_BATCH
 from services.kit.retry import is_unavailable, retrying
 from services.kit.templates import user_variables
 from services.kit.tracing import bind_campaign
 
 log = logging.getLogger("herald.delivery")
+
+# PostgreSQL replicas share a delivery by partitions of about this many recipients, at most
+# MAX_PARTITIONS of them: small enough that replicas share a 20,000-recipient campaign, few
+# enough that a partition's start (a stream call, the pipeline filling) is noise.
+PARTITION_RECIPIENTS = 5_000
+MAX_PARTITIONS = 64
 
 # Resumes after UNAVAILABLE without progress in between, before the delivery stops with ERROR.
 RESUME_ATTEMPTS = 40
@@ -121,9 +127,13 @@ class DeliveryRun:
                 templates = await asyncio.to_thread(CampaignTemplates, self.campaign)
             sender = user_variables(await self._load_sender())
             await self._count_audience_unless_counted()
-            await self._send_all(Addressing(self.campaign, templates, sender),
-                                 Composer(self.campaign, templates, self.writer.values))
-            await self.writer.complete()
+            addressing = Addressing(self.campaign, templates, sender)
+            composer = Composer(self.campaign, templates, self.writer.values)
+            if self.deps.lease is None:
+                await self._send_all(addressing, composer)
+                await self.writer.complete()
+            else:
+                await self._send_partitions(addressing, composer)
         except Stopped as stopped:
             await self._end(stopped.reason, stopped.message)
         except asyncio.CancelledError:
@@ -203,11 +213,53 @@ class DeliveryRun:
             except _Resume:
                 continue
 
-    async def _send_from_checkpoint(self, addressing: Addressing, composer: Composer) -> None:
+    async def _send_partitions(self, addressing: Addressing, composer: Composer) -> None:
+        """PostgreSQL replicas: cuts the delivery into partitions unless another replica did,
+        then sends one partition after another until none is left that no replica holds."""
+        await self._partition()
+        lease = self.deps.lease
+        assert lease is not None
+        while True:
+            async with write_transaction(self.deps.sessions) as session:
+                self.writer.partition = await store.claim_partition(session, self.campaign_id, lease)
+            if self.writer.partition is None:
+                return  # the rest is sent by other replicas; the last one to finish completes it
+            await self._send_all(addressing, composer)
+            await self.writer.finish_partition()
+
+    async def _partition(self) -> None:
+        """Cuts the audience into ranges of about PARTITION_RECIPIENTS recipients (at most
+        MAX_PARTITIONS), once: a replica that finds the delivery cut already takes its cuts."""
         async with transaction(self.deps.sessions) as session:
+            if await store.has_partitions(session, self.campaign_id):
+                return
             row = await store.get_delivery(session, self.campaign_id)
         if row is None or row.status != store.IN_PROGRESS:
             raise Stopped()
+        parts = min(MAX_PARTITIONS, max(1, -(-(row.recipients_total or 0) // PARTITION_RECIPIENTS)))
+        boundaries = await self.deps.segments.split_recipients(self.campaign, parts) if parts > 1 else []
+        async with write_transaction(self.deps.sessions) as session:
+            locked = await store.lock_delivery(session, self.campaign_id)
+            if locked is None or locked.status != store.IN_PROGRESS:
+                raise Stopped()
+            if not await store.has_partitions(session, self.campaign_id):
+                # From the delivery's own checkpoint: one started before partitions resumes there.
+                await store.insert_partitions(session, self.campaign_id, locked.cursor, boundaries)
+
+    async def _checkpoint(self) -> tuple[str, str]:
+        """Where the next pass starts and ends: the partition's checkpoint and end, or the
+        delivery's checkpoint and the audience's end."""
+        partition = self.writer.partition
+        async with transaction(self.deps.sessions) as session:
+            row = await store.get_delivery(session, self.campaign_id)
+            if row is None or row.status != store.IN_PROGRESS:
+                raise Stopped()
+            if partition is None:
+                return row.cursor, ""
+            return await store.partition_checkpoint(session, partition), partition.last_id
+
+    async def _send_from_checkpoint(self, addressing: Addressing, composer: Composer) -> None:
+        cursor, last = await self._checkpoint()
         if self.stop_requested.is_set():
             raise self._stopped()
         self._unsettled = []  # a resumed pass replays whatever an earlier one left unwritten
@@ -215,7 +267,7 @@ class DeliveryRun:
                             _batch_size(self.deps.settings), self._unsettled)
         self._pipeline = pipeline
         try:
-            await pipeline.run(row.cursor, self._write, self.pacer, self.stop_requested)
+            await pipeline.run(cursor, self._write, self.pacer, self.stop_requested, last)
         except StopRequested:
             raise self._stopped() from None
         finally:

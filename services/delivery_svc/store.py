@@ -89,6 +89,23 @@ class Lease(NamedTuple):
         """The end of a hold taken now, in database time (replicas' clocks may differ)."""
         return func.now() + dt.timedelta(seconds=self.seconds)
 
+# PostgreSQL replicas share a delivery by ranges of target ids (after_id, last_id]; last_id ""
+# runs to the end. Each has its own checkpoint (`cursor`) and lease; `done` once streamed to its
+# end. SQLite's one replica sends a delivery as a whole, from `deliveries.cursor`.
+partitions = Table(
+    "delivery_partitions", metadata,
+    Column("campaign_id", IdString(), primary_key=True),
+    Column("part", Integer, primary_key=True),
+    Column("after_id", IdString(MAX_CID), nullable=False),
+    Column("last_id", IdString(MAX_CID), nullable=False),
+    Column("cursor", IdString(MAX_CID), nullable=False),
+    Column("done", Boolean, nullable=False),
+    Column("owner", String(255), nullable=True),
+    Column("lease_until", UtcDateTime, nullable=True),
+)
+Index("ix_delivery_partitions_open", partitions.c.campaign_id,
+      postgresql_where=~partitions.c.done, sqlite_where=~partitions.c.done)
+
 messages = Table(
     "messages", metadata,
     Column("id", IdString(64), primary_key=True),
@@ -204,23 +221,23 @@ def _update_in_progress(campaign_id: str) -> Update:
     return update(deliveries).where(deliveries.c.campaign_id == campaign_id, deliveries.c.status == IN_PROGRESS)
 
 
-async def claim_in_progress(session: AsyncSession, campaign_id: str, now: dt.datetime,
-                            lease: Lease | None = None) -> bool:
+async def claim_in_progress(session: AsyncSession, campaign_id: str, now: dt.datetime) -> bool:
     """Touches an in-progress delivery, taking its row lock first in the transaction; False when
-    it is no longer in progress (stopped meanwhile), so the caller writes nothing. With a lease,
-    also False when another replica holds the delivery now (fenced), and the hold is renewed."""
-    if lease is None:
-        return await _changed(session, _update_in_progress(campaign_id).values(updated_at=now)) == 1
-    held = _update_in_progress(campaign_id).where(deliveries.c.owner == lease.owner)
-    return await _changed(session, held.values(updated_at=now, lease_until=lease.until())) == 1
+    it is no longer in progress (stopped meanwhile), so the caller writes nothing."""
+    return await _changed(session, _update_in_progress(campaign_id).values(updated_at=now)) == 1
+
+
+def _unheld(lease_until: Column[Any]) -> ColumnElement[bool]:
+    return or_(lease_until.is_(None), lease_until < func.now())
 
 
 async def claim_unheld(session: AsyncSession, lease: Lease, limit: int = 100) -> list[Row[Any]]:
-    """Takes the in-progress deliveries no replica holds (hold expired, or never taken) for the
-    lease's replica, skipping rows another transaction holds; their campaign ids and snapshots."""
+    """Takes the in-progress deliveries not cut into partitions yet that no replica holds (hold
+    expired: its replica died before cutting them), skipping rows another transaction holds;
+    their campaign ids and snapshots."""
     unheld = (select(deliveries.c.campaign_id)
-              .where(deliveries.c.status == IN_PROGRESS,
-                     or_(deliveries.c.lease_until.is_(None), deliveries.c.lease_until < func.now()))
+              .where(deliveries.c.status == IN_PROGRESS, _unheld(deliveries.c.lease_until),
+                     ~exists().where(partitions.c.campaign_id == deliveries.c.campaign_id))
               .limit(limit).with_for_update(skip_locked=True))
     taken = (update(deliveries).where(deliveries.c.campaign_id.in_(unheld.scalar_subquery()))
              .values(owner=lease.owner, lease_until=lease.until())
@@ -229,25 +246,124 @@ async def claim_unheld(session: AsyncSession, lease: Lease, limit: int = 100) ->
 
 
 async def renew_leases(session: AsyncSession, lease: Lease, campaign_ids: Sequence[str]) -> set[str]:
-    """Renews the lease's replica's hold on these deliveries; those it no longer holds (taken
-    over meanwhile) are left out of the answer."""
+    """Renews the lease's replica's holds on these deliveries (before they are cut) and on their
+    partitions; the deliveries of which it holds neither (taken over meanwhile) are left out."""
+    ids = list(campaign_ids)
     renewed = (update(deliveries)
-               .where(deliveries.c.campaign_id.in_(list(campaign_ids)), deliveries.c.owner == lease.owner)
+               .where(deliveries.c.campaign_id.in_(ids), deliveries.c.owner == lease.owner,
+                      ~exists().where(partitions.c.campaign_id == deliveries.c.campaign_id))
                .values(lease_until=lease.until()).returning(deliveries.c.campaign_id))
-    return {row.campaign_id for row in await session.execute(renewed)}
+    parts = (update(partitions)
+             .where(partitions.c.campaign_id.in_(ids), partitions.c.owner == lease.owner, ~partitions.c.done)
+             .values(lease_until=lease.until()).returning(partitions.c.campaign_id))
+    return {row.campaign_id for row in await session.execute(renewed)} | \
+        {row.campaign_id for row in await session.execute(parts)}
 
 
 async def release_leases(session: AsyncSession, lease: Lease) -> None:
     """Gives up the lease's replica's holds (a replica stopping): another takes them over at once."""
     await session.execute(update(deliveries).where(deliveries.c.owner == lease.owner, deliveries.c.status == IN_PROGRESS)
                           .values(lease_until=None))
+    await session.execute(update(partitions).where(partitions.c.owner == lease.owner, ~partitions.c.done)
+                          .values(lease_until=None))
 
 
-async def holds(session: AsyncSession, campaign_id: str, lease: Lease | None) -> bool:
-    """Locks the delivery's row and says whether the lease's replica still holds it (always
-    True without a lease: SQLite's one replica)."""
+# --- partitions (PostgreSQL replicas) ------------------------------------------------------------
+
+class Partition(NamedTuple):
+    """A range of a delivery's audience held by this replica: stream after `cursor` through
+    `last_id` ("" = to the end)."""
+
+    campaign_id: str
+    part: int
+    cursor: str
+    last_id: str
+
+
+async def lock_delivery(session: AsyncSession, campaign_id: str) -> Row[Any] | None:
+    """The delivery's status and checkpoint, its row locked until the transaction ends."""
+    query = select(deliveries.c.status, deliveries.c.cursor).where(deliveries.c.campaign_id == campaign_id)
+    return cast(Row[Any] | None, (await session.execute(query.with_for_update())).first())
+
+
+async def has_partitions(session: AsyncSession, campaign_id: str) -> bool:
+    return bool(await session.scalar(select(exists().where(partitions.c.campaign_id == campaign_id))))
+
+
+async def insert_partitions(session: AsyncSession, campaign_id: str, cursor: str, boundaries: Sequence[str]) -> None:
+    """Cuts the rest of the delivery (after `cursor`) at `boundaries`: one partition per range."""
+    ends = [b for b in boundaries if b > cursor] + [""]
+    starts = [cursor, *ends[:-1]]
+    await session.execute(insert(partitions), [
+        {"campaign_id": campaign_id, "part": i, "after_id": start, "last_id": end, "cursor": start, "done": False}
+        for i, (start, end) in enumerate(zip(starts, ends))])
+
+
+async def claim_partition(session: AsyncSession, campaign_id: str, lease: Lease) -> Partition | None:
+    """Takes one partition of an in-progress delivery that no replica holds, skipping rows
+    another transaction holds; None when there is none left to take."""
+    unheld = (select(partitions.c.part)
+              .where(partitions.c.campaign_id == campaign_id, ~partitions.c.done, _unheld(partitions.c.lease_until))
+              .order_by(partitions.c.part).limit(1).with_for_update(skip_locked=True))
+    taken = (update(partitions)
+             .where(partitions.c.campaign_id == campaign_id, partitions.c.part == unheld.scalar_subquery())
+             .values(owner=lease.owner, lease_until=lease.until())
+             .returning(partitions.c.part, partitions.c.cursor, partitions.c.last_id))
+    row = (await session.execute(taken)).first()
+    return Partition(campaign_id, row.part, row.cursor, row.last_id) if row is not None else None
+
+
+async def partition_checkpoint(session: AsyncSession, partition: Partition) -> str:
+    return await session.scalar(select(partitions.c.cursor).where(
+        partitions.c.campaign_id == partition.campaign_id, partitions.c.part == partition.part)) or ""
+
+
+def _held(partition: Partition, lease: Lease) -> Update:
+    """An UPDATE of the partition that changes it only while the lease's replica holds it."""
+    return update(partitions).where(partitions.c.campaign_id == partition.campaign_id,
+                                    partitions.c.part == partition.part, partitions.c.owner == lease.owner,
+                                    ~partitions.c.done)
+
+
+async def hold_partition(session: AsyncSession, partition: Partition, lease: Lease) -> bool:
+    """Renews the hold and locks the partition's row; False when another replica took it over."""
+    return await _changed(session, _held(partition, lease).values(lease_until=lease.until())) == 1
+
+
+async def move_partition_cursor(session: AsyncSession, partition: Partition, cursor: str) -> None:
+    await session.execute(update(partitions).where(partitions.c.campaign_id == partition.campaign_id,
+                                                   partitions.c.part == partition.part).values(cursor=cursor))
+
+
+async def finish_partition(session: AsyncSession, partition: Partition, lease: Lease) -> bool | None:
+    """Marks the partition streamed to its end; whether it was the delivery's last open one
+    (None: another replica holds it now). The delivery's row is locked first, so that of two
+    replicas finishing its last partitions at once the second sees the first's."""
+    await lock_delivery(session, partition.campaign_id)
+    if await _changed(session, _held(partition, lease).values(done=True, lease_until=None)) != 1:
+        return None
+    return not await session.scalar(select(exists().where(partitions.c.campaign_id == partition.campaign_id,
+                                                          ~partitions.c.done)))
+
+
+async def claimable_campaign_ids(session: AsyncSession, limit: int = 100) -> list[str]:
+    """In-progress deliveries with a partition no replica holds."""
+    rows = await session.execute(
+        select(partitions.c.campaign_id).distinct()
+        .join(deliveries, deliveries.c.campaign_id == partitions.c.campaign_id)
+        .where(~partitions.c.done, _unheld(partitions.c.lease_until), deliveries.c.status == IN_PROGRESS)
+        .limit(limit))
+    return [row.campaign_id for row in rows]
+
+
+async def holds(session: AsyncSession, campaign_id: str, lease: Lease | None,
+                partition: Partition | None = None) -> bool:
+    """Locks the delivery's row (the partition's, when given) and says whether the lease's
+    replica still holds it (always True without a lease: SQLite's one replica)."""
     if lease is None:
         return True
+    if partition is not None:
+        return await hold_partition(session, partition, lease)
     owner = await session.scalar(select(deliveries.c.owner).where(deliveries.c.campaign_id == campaign_id)
                                  .with_for_update())
     return owner == lease.owner
@@ -259,24 +375,22 @@ async def set_recipients_total(session: AsyncSession, campaign_id: str, total: i
 
 
 async def add_progress(session: AsyncSession, campaign_id: str, deltas: dict[str, int], cursor: str | None,
-                       now: dt.datetime) -> None:
-    """Adds a batch's counters and, when given, moves the checkpoint past it."""
+                       now: dt.datetime, *, in_progress: bool = False) -> bool:
+    """Adds a batch's counters and, when given, moves the checkpoint past it; only while the
+    delivery is in progress when `in_progress` is asked for (False then when it is not)."""
     values: dict[str, Any] = {name: deliveries.c[name] + deltas[name] for name in COUNTERS if deltas.get(name)}
     if cursor is not None:
         values["cursor"] = cursor
     values["updated_at"] = now
-    await session.execute(update(deliveries).where(deliveries.c.campaign_id == campaign_id).values(**values))
+    stmt = _update_in_progress(campaign_id) if in_progress else \
+        update(deliveries).where(deliveries.c.campaign_id == campaign_id)
+    return await _changed(session, stmt.values(**values)) == 1
 
 
-async def complete_delivery(session: AsyncSession, campaign_id: str, now: dt.datetime,
-                            lease: Lease | None = None) -> bool:
-    """Marks an in-progress delivery completed (held by the lease's replica, when given);
-    recipients_total becomes what was handled."""
+async def complete_delivery(session: AsyncSession, campaign_id: str, now: dt.datetime) -> bool:
+    """Marks an in-progress delivery completed; recipients_total becomes what was handled."""
     handled = deliveries.c.sent + deliveries.c.skipped + deliveries.c.failed
-    in_progress = _update_in_progress(campaign_id)
-    if lease is not None:
-        in_progress = in_progress.where(deliveries.c.owner == lease.owner)
-    completed = in_progress.values(status=COMPLETED, recipients_total=handled,
+    completed = _update_in_progress(campaign_id).values(status=COMPLETED, recipients_total=handled,
                                                         completed_at=now, updated_at=now)
     return await _changed(session, completed) == 1
 

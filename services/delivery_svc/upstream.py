@@ -50,13 +50,20 @@ class SegmentClient:
             timeout=CALL_DEADLINE_S)
         return response.count
 
-    def stream_recipients(self, campaign: campaign_pb2.Campaign, cursor: str,
-                          batch_size: int) -> AsyncIterator[segment_service_pb2.StreamRecipientsResponse]:
-        """The campaign's recipients after `cursor`, batch by batch (the call itself: cancelling
-        the task that reads it cancels it)."""
+    async def split_recipients(self, campaign: campaign_pb2.Campaign, parts: int) -> list[str]:
+        """Boundaries cutting the campaign's audience into at most `parts` ranges of target ids."""
+        response = await call_idempotent(self._segments.SplitRecipients, segment_service_pb2.SplitRecipientsRequest(
+            segment_ids=campaign.segment_ids, user_ids=campaign.user_ids, sender_id=campaign.sender_id, parts=parts),
+            timeout=CALL_DEADLINE_S)
+        return list(response.boundaries)
+
+    def stream_recipients(self, campaign: campaign_pb2.Campaign, cursor: str, batch_size: int,
+                          last: str = "") -> AsyncIterator[segment_service_pb2.StreamRecipientsResponse]:
+        """The campaign's recipients after `cursor` (through `last`, when given), batch by batch
+        (the call itself: cancelling the task that reads it cancels it)."""
         request = segment_service_pb2.StreamRecipientsRequest(
             segment_ids=campaign.segment_ids, user_ids=campaign.user_ids, sender_id=campaign.sender_id,
-            cursor=cursor, batch_size=batch_size)
+            cursor=cursor, batch_size=batch_size, last_target_id=last)
         return self._segments.StreamRecipients(request, timeout=STREAM_DEADLINE_S)
 
     async def ensure_channels(self, campaign: campaign_pb2.Campaign, specs: Sequence[directory_service_pb2.ChannelSpec]

@@ -18,15 +18,19 @@ start), so the capacity is never exceeded and the batch stays all-or-nothing.
 Each batch's transaction is a span (`delivery.write_batch`, with `campaign_id` and the batch's
 size) and, once committed, counts its recipients and its duration (delivery_svc.metrics).
 
-PostgreSQL replicas: a writer with a lease writes only while its replica holds the delivery.
-Each batch's first UPDATE checks the owner and renews the hold; the stop and the completion
-check it too. A replica that lost the delivery to another (it stalled past HERALD_LEASE_S)
-writes nothing more — not even the settling of its unwritten batches, which the new holder
-replays.
+PostgreSQL replicas write a partition of the delivery at a time (`partition`), and only while
+their replica holds it: each batch's first UPDATE checks the partition's owner, renews the hold
+and locks the row; the checkpoint moved is the partition's. Replicas' batches of one delivery
+do not wait for each other: the delivery's row is only updated at the batch's end, adding the
+counters if the delivery is still in progress — a stop committed meanwhile rolls the batch back.
+A replica that lost its partition to another (it stalled past HERALD_LEASE_S) writes nothing
+more in it — not even the settling of its unwritten batches, which the new holder replays. The
+transaction finishing a partition completes the delivery when it was the last one open.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from dataclasses import dataclass, field
 
@@ -71,6 +75,7 @@ class BatchWriter:
         self.capacity = monthly_capacity  # 0 = unlimited
         self.metrics = metrics
         self.tracer = tracer or trace.NoOpTracer()
+        self.partition: store.Partition | None = None  # PostgreSQL replicas: the range being sent
 
     async def write(self, batch: PreparedBatch) -> Written | None:
         """Writes one batch and its checkpoint, or nothing at all; None when the delivery is no
@@ -79,9 +84,12 @@ class BatchWriter:
         with self.tracer.start_as_current_span(BATCH_SPAN, attributes=attributes) as span:
             started = time.perf_counter()
             try:
-                written = await self._write(batch, take_first=False)
-            except _CapacityTakenMeanwhile:
-                written = await self._write(batch, take_first=True)
+                try:
+                    written = await self._write(batch, take_first=False)
+                except _CapacityTakenMeanwhile:
+                    written = await self._write(batch, take_first=True)
+            except _NoLongerInProgress:
+                written = None
             if written is not None:  # committed: a rolled-back batch raised instead
                 seconds = time.perf_counter() - started
                 span.set_attribute(BATCH_WRITTEN, written.handled)
@@ -93,7 +101,7 @@ class BatchWriter:
         campaign_id = self.campaign_id
         async with write_transaction(self.sessions) as session:
             now = utcnow()
-            if not await store.claim_in_progress(session, campaign_id, now, self.lease):
+            if not await self._hold(session, now):
                 return None
             outcomes = await self._not_logged(session, batch.outcomes)
             written = Written(len(outcomes))
@@ -125,9 +133,22 @@ class BatchWriter:
                 "users_sent": sum(o.users for o in outcomes if o.message is not None),
             }
             cursor = None if written.capacity_reached else batch.cursor
-            await store.add_progress(session, campaign_id, deltas, cursor, now)
+            if self.partition is None:
+                await store.add_progress(session, campaign_id, deltas, cursor, now)
+            else:
+                if not await store.add_progress(session, campaign_id, deltas, None, now, in_progress=True):
+                    raise _NoLongerInProgress  # stopped by another replica meanwhile: rolls the batch back
+                if cursor is not None:
+                    await store.move_partition_cursor(session, self.partition, cursor)
             written.sent, written.skipped, written.failed = deltas["sent"], deltas["skipped"], deltas["failed"]
         return written
+
+    async def _hold(self, session: AsyncSession, now: dt.datetime) -> bool:
+        """Takes the row lock the batch is written under: the partition's (held by this replica),
+        else the delivery's (in progress)."""
+        if self.partition is not None and self.lease is not None:
+            return await store.hold_partition(session, self.partition, self.lease)
+        return await store.claim_in_progress(session, self.campaign_id, now)
 
     async def _not_logged(self, session: AsyncSession, outcomes: list[Outcome]) -> list[Outcome]:
         """The outcomes whose recipients have none yet (all but those of a replayed batch)."""
@@ -143,7 +164,7 @@ class BatchWriter:
         batches that were not written."""
         async with write_transaction(self.sessions) as session:
             now = utcnow()
-            if not await store.holds(session, self.campaign_id, self.lease):
+            if not await store.holds(session, self.campaign_id, self.lease, self.partition):
                 return  # another replica runs the delivery now: it stops and settles it
             await store.stop_delivery(session, self.campaign_id, reason, message[:MAX_STOP_MESSAGE], now)
             if created:
@@ -156,7 +177,20 @@ class BatchWriter:
 
     async def complete(self) -> None:
         async with write_transaction(self.sessions) as session:
-            await store.complete_delivery(session, self.campaign_id, utcnow(), self.lease)
+            await store.complete_delivery(session, self.campaign_id, utcnow())
+
+    async def finish_partition(self) -> None:
+        """The partition is streamed to its end: marks it done, and completes the delivery when
+        it was the last one open (one transaction)."""
+        assert self.partition is not None and self.lease is not None
+        async with write_transaction(self.sessions) as session:
+            if await store.finish_partition(session, self.partition, self.lease):
+                await store.complete_delivery(session, self.campaign_id, utcnow())
+        self.partition = None
+
+
+class _NoLongerInProgress(Exception):
+    """The delivery was stopped while a partition's batch was being written."""
 
 
 class _CapacityTakenMeanwhile(Exception):

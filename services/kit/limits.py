@@ -55,6 +55,7 @@ MAX_SUBSCRIBED_USERS = 1000  # user_ids of one SubscribeEvents call
 # --- streaming and ensuring channels -------------------------------------------------------------
 DEFAULT_RECIPIENT_BATCH = 1000  # StreamRecipients batch_size 0; the delivery engine's default batch
 MAX_RECIPIENT_BATCH = 10_000  # StreamRecipients batch_size, and so the delivery engine's batch
+MAX_AUDIENCE_PARTS = 1_000  # SplitRecipients parts: ranges of an audience delivery replicas share
 MAX_ENSURE_SPECS = 10_000  # channel specs of one EnsureChannels call
 # The engine sends one EnsureChannels call per streamed batch.
 assert MAX_ENSURE_SPECS >= MAX_RECIPIENT_BATCH, "an engine batch must fit one EnsureChannels call"

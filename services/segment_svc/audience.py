@@ -93,9 +93,25 @@ async def count(session: AsyncSession, audience: Audience) -> int:
     return await store.count_rows(session, store.audience_ids(audience.sources, audience.exclude))
 
 
+async def split(session: AsyncSession, audience: Audience, parts: int) -> list[str]:
+    """Boundaries cutting the audience into `parts` near-equal ranges of ids: the last id of
+    each range but the last (fewer when the audience is smaller than `parts`)."""
+    if audience.user_ids is not None:
+        ids = audience.user_ids
+        step = -(-len(ids) // parts)
+        return ids[step - 1:-1:step] if step else []
+    total = await count(session, audience)
+    step = -(-total // parts)
+    if step == 0:
+        return []
+    ends = await store.every_nth_id(session, store.audience_ids(audience.sources, audience.exclude), step)
+    return ends[:parts - 1] if len(ends) * step < total else ends[:-1][:parts - 1]
+
+
 async def stream(sessions: async_sessionmaker[AsyncSession], audience: Audience, cursor: str,
-                 batch_size: int) -> AsyncIterator[segment_service_pb2.StreamRecipientsResponse]:
-    """Batches of recipients after `cursor`, each covering `batch_size` target ids.
+                 batch_size: int, last: str = "") -> AsyncIterator[segment_service_pb2.StreamRecipientsResponse]:
+    """Batches of recipients after `cursor` (through `last` when given), each covering
+    `batch_size` target ids.
 
     The next batch is read while the current one is being sent (SQLite works in its own
     thread), so at most two batches are in memory.
@@ -103,7 +119,7 @@ async def stream(sessions: async_sessionmaker[AsyncSession], audience: Audience,
 
     async def read(after: str) -> _Batch | None:
         async with transaction(sessions) as session:
-            return await _next_batch(session, audience, after, batch_size)
+            return await _next_batch(session, audience, after, batch_size, last)
 
     pending: asyncio.Task | None = asyncio.create_task(read(cursor))
     try:
@@ -127,16 +143,17 @@ class _Batch:
     covered: int  # target ids the batch covered, skipped ones included
 
 
-async def _next_batch(session: AsyncSession, audience: Audience, cursor: str, limit: int) -> _Batch | None:
+async def _next_batch(session: AsyncSession, audience: Audience, cursor: str, limit: int, last: str) -> _Batch | None:
     if audience.user_ids is not None:
         start = bisect.bisect_right(audience.user_ids, cursor) if cursor else 0
-        ids = audience.user_ids[start:start + limit]
+        end = bisect.bisect_right(audience.user_ids, last) if last else len(audience.user_ids)
+        ids = audience.user_ids[start:min(start + limit, end)]
         if not ids:
             return None
         docs = {row.id: row.doc for row in await store.users_by_ids(session, ids)}
         pairs = [(i, docs.get(i)) for i in ids]
         return _Batch(user_batch(pairs), len(pairs))
-    page = store.next_target_ids(audience.sources, cursor, limit, audience.exclude)
+    page = store.next_target_ids(audience.sources, cursor, limit, audience.exclude, last)
     if audience.kind == "user":
         pairs = [(row[0], row[1]) for row in await session.execute(store.user_docs_for(page))]
         return _Batch(user_batch(pairs), len(pairs)) if pairs else None

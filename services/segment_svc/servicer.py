@@ -12,7 +12,7 @@ from herald.segment.v1 import (directory_service_pb2, directory_service_pb2_grpc
 from services.kit.db import transaction, utcnow
 from services.kit.errors import InvalidArgument, Violations
 from services.kit.fields import check_id, check_id_list
-from services.kit.limits import MAX_CID, MAX_DEVICE_IDS, MAX_DEVICE_USERS, MAX_USERS_PER_CALL
+from services.kit.limits import MAX_AUDIENCE_PARTS, MAX_CID, MAX_DEVICE_IDS, MAX_DEVICE_USERS, MAX_USERS_PER_CALL
 from services.segment_svc import audience, devices, directory, ensure, queries, segments, validate
 from services.segment_svc.convert import ensured_message, segment_message
 from services.segment_svc.sizes import SizeWorker
@@ -233,9 +233,20 @@ class SegmentServiceServicer(segment_service_pb2_grpc.SegmentServiceServicer):
             context: grpc.aio.ServicerContext) -> AsyncIterator[segment_service_pb2.StreamRecipientsResponse]:
         v = validate.check_audience(request, raise_now=False)
         check_id(v, request.cursor, "cursor", required=False, limit=MAX_CID)
+        check_id(v, request.last_target_id, "last_target_id", required=False, limit=MAX_CID)
         size = validate.batch_size(v, request.batch_size)
         v.raise_if_any()
         async with transaction(self.sessions) as session:
             found = await audience.resolve(session, request.segment_ids, request.user_ids, request.sender_id)
-        async for batch in audience.stream(self.sessions, found, request.cursor, size):
+        async for batch in audience.stream(self.sessions, found, request.cursor, size, request.last_target_id):
             yield batch
+
+    async def SplitRecipients(self, request: segment_service_pb2.SplitRecipientsRequest,
+                              context: grpc.aio.ServicerContext) -> segment_service_pb2.SplitRecipientsResponse:
+        v = validate.check_audience(request, raise_now=False)
+        v.check(1 <= request.parts <= MAX_AUDIENCE_PARTS, "parts", f"must be between 1 and {MAX_AUDIENCE_PARTS}")
+        v.raise_if_any()
+        async with transaction(self.sessions) as session:
+            found = await audience.resolve(session, request.segment_ids, request.user_ids, request.sender_id)
+            boundaries = await audience.split(session, found, request.parts)
+        return segment_service_pb2.SplitRecipientsResponse(boundaries=boundaries)

@@ -457,18 +457,22 @@ def sender_channel_cids(sender_id: str) -> Select:
     return select(channel_members.c.cid.label("target_id")).where(channel_members.c.user_id == sender_id)
 
 
-def _after(source: Select, cursor: str, exclude: str | None) -> Select:
+def _after(source: Select, cursor: str, exclude: str | None, last: str = "") -> Select:
+    """The source's ids after `cursor`, through `last` (both when given), but `exclude`."""
     column = source.selected_columns[0]
     conditions = []
     if cursor:
         conditions.append(column > cursor)
+    if last:
+        conditions.append(column <= last)
     if exclude:
         conditions.append(column != exclude)
     return source.where(*conditions) if conditions else source
 
 
-def next_target_ids(sources: Sequence[Select], cursor: str, limit: int, exclude: str | None) -> Select:
-    """The `limit` smallest distinct target ids after `cursor` over all sources.
+def next_target_ids(sources: Sequence[Select], cursor: str, limit: int, exclude: str | None,
+                    last: str = "") -> Select:
+    """The `limit` smallest distinct target ids after `cursor` (through `last`) over all sources.
 
     Each source is cut to its own first `limit` ids (an index range scan on both backends);
     the smallest `limit` of their union are then exactly the union's next `limit`.
@@ -476,7 +480,7 @@ def next_target_ids(sources: Sequence[Select], cursor: str, limit: int, exclude:
     parts = []
     for source in sources:
         column = source.selected_columns[0]
-        limited = _after(source, cursor, exclude).order_by(column).limit(limit).subquery()
+        limited = _after(source, cursor, exclude, last).order_by(column).limit(limit).subquery()
         parts.append(select(limited.c.target_id))
     combined = parts[0] if len(parts) == 1 else union(*parts)
     sub = combined.subquery("audience")
@@ -487,6 +491,17 @@ def audience_ids(sources: Sequence[Select], exclude: str | None) -> Select[Any] 
     """The deduplicated audience (for counting)."""
     parts = [_after(source, "", exclude) for source in sources]
     return parts[0].distinct() if len(parts) == 1 else union(*parts)
+
+
+async def every_nth_id(session: AsyncSession, query: Select[Any] | CompoundSelect[Any], step: int) -> list[str]:
+    """The ids at positions step, 2·step, … of the audience `query` ordered by id: one pass,
+    numbered by a window function."""
+    audience = query.subquery("audience")
+    numbered = select(audience.c.target_id,
+                      func.row_number().over(order_by=audience.c.target_id).label("n")).subquery("numbered")
+    rows = await session.execute(select(numbered.c.target_id).where(numbered.c.n % step == 0)
+                                 .order_by(numbered.c.target_id))
+    return [row.target_id for row in rows]
 
 
 def user_docs_for(ids_query: Select) -> Select:

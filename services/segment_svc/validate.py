@@ -124,7 +124,11 @@ def check_targets(segment_id: str, target_ids: Sequence[str]) -> None:
     v.raise_if_any()
 
 
-def check_audience(request: segment_service_pb2.CountRecipientsRequest | segment_service_pb2.StreamRecipientsRequest,
+AudienceRequest = (segment_service_pb2.CountRecipientsRequest | segment_service_pb2.StreamRecipientsRequest
+                   | segment_service_pb2.SplitRecipientsRequest)
+
+
+def check_audience(request: AudienceRequest,
                    *, raise_now: bool = True) -> Violations:
     v = Violations()
     if request.segment_ids and request.user_ids:

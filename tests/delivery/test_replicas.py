@@ -1,6 +1,6 @@
 """Two delivery replicas on one database (DESIGN §10.4): the monthly capacity is taken atomically
-across them, retention prunes on one replica at a time, a delivery's lease passes only once
-expired and fences the replica that lost it, and a session lock's turn passes when its holder's
+across them, retention prunes on one replica at a time, a delivery's lease and its partitions'
+pass only once expired and fence the replica that lost them, and a session lock's turn passes when its holder's
 connection ends. (tests/flows/test_delivery_replicas.py runs replicas as processes.)"""
 
 from __future__ import annotations
@@ -88,24 +88,45 @@ async def test_retention_prunes_on_one_replica_at_a_time(sessions):
 
 
 @pytest.mark.skipif(not PG_ADMIN_URL, reason="leases are for PostgreSQL replicas (SQLite: one replica)")
-async def test_a_delivery_lease_is_taken_only_once_expired_and_fences_the_replica_that_lost_it(sessions):
+async def test_a_delivery_lease_is_taken_only_once_expired_and_so_is_a_partition_s(sessions):
     first, second = store.Lease("replica-a", 30), store.Lease("replica-b", 30)
     async with transaction(sessions) as session:
         assert await store.insert_delivery(session, "held", campaign("held").SerializeToString(), 1, utcnow(), first)
     async with transaction(sessions) as session:
         assert await store.claim_unheld(session, second) == []  # alive: A's
         assert await store.renew_leases(session, first, ["held"]) == {"held"}
-    async with transaction(sessions) as session:  # A stops renewing (killed): its lease runs out
-        await session.execute(sa.update(store.deliveries).values(lease_until=utcnow() - dt.timedelta(seconds=1)))
+    await _expire(sessions, store.deliveries)  # A stops renewing (killed) before it cut the delivery
     async with transaction(sessions) as session:
         assert [row.campaign_id for row in await store.claim_unheld(session, second)] == ["held"]
     async with transaction(sessions) as session:
         assert await store.claim_unheld(session, first) == []  # B's now
-        assert not await store.claim_in_progress(session, "held", utcnow(), first)  # A's batches write nothing
-        assert not await store.holds(session, "held", first)  # nor its stop
-        assert not await store.complete_delivery(session, "held", utcnow(), first)
+        assert not await store.holds(session, "held", first)  # A's stop writes nothing
         assert await store.renew_leases(session, first, ["held"]) == set()
-        assert await store.claim_in_progress(session, "held", utcnow(), second)
+        await store.insert_partitions(session, "held", "", ["m"])  # B cuts it: (, m] and (m, end)
+    async with transaction(sessions) as session:
+        assert await store.claim_unheld(session, first) == []  # cut: shared by partitions now
+        assert await store.claimable_campaign_ids(session) == ["held"]
+        a = await store.claim_partition(session, "held", first)
+        b = await store.claim_partition(session, "held", second)
+        assert (a, b) == (store.Partition("held", 0, "", "m"), store.Partition("held", 1, "m", ""))
+        assert await store.claim_partition(session, "held", second) is None  # both held
+        assert await store.claimable_campaign_ids(session) == []
+    await _expire(sessions, store.partitions, owner=first.owner)  # A dies mid-partition
+    async with transaction(sessions) as session:
+        assert await store.claim_partition(session, "held", second) == a  # from A's checkpoint
+        assert not await store.hold_partition(session, a, first)  # A's batches write nothing
+        assert not await store.holds(session, "held", first, a)  # nor its stop
+        assert await store.finish_partition(session, a, first) is None
+        assert await store.renew_leases(session, first, ["held"]) == set()
+        assert await store.renew_leases(session, second, ["held"]) == {"held"}
+        assert await store.finish_partition(session, b, second) is False  # one still open
+        assert await store.finish_partition(session, a, second) is True  # the last: completes it
+
+
+async def _expire(sessions, table: sa.Table, owner: str | None = None) -> None:
+    async with transaction(sessions) as session:
+        expired = sa.update(table).values(lease_until=utcnow() - dt.timedelta(seconds=1))
+        await session.execute(expired.where(table.c.owner == owner) if owner else expired)
 
 
 @pytest.mark.skipif(not PG_ADMIN_URL, reason="advisory locks are PostgreSQL's")

@@ -1,8 +1,8 @@
-"""Two delivery replicas as real processes on one PostgreSQL database (DESIGN §10.4): a delivery
-runs in the replica holding its lease and each destination's events are dispatched by one
+"""Two delivery replicas as real processes on one PostgreSQL database (DESIGN §10.4): they share
+a campaign by partitions of its audience, and each destination's events are dispatched by one
 replica at a time; a replica killed with kill -9 and not restarted loses both after
 HERALD_LEASE_S, and the other finishes the campaign and the dispatch from their checkpoints.
-A replica restarted while the other sends does not take the delivery (it is held)."""
+A replica restarted while the other sends does not take the partition it holds."""
 
 from __future__ import annotations
 
@@ -140,6 +140,42 @@ async def test_a_killed_replica_s_delivery_and_dispatch_pass_to_the_other(new_db
             f"messaging:{u}-sender" for u in users]
     repeats = len(_webhook_ids(receiver)) - expected
     print(f"\n{handled}/{total} handled at the kill; {repeats} events received twice (in flight at the kill)")
+
+
+async def test_two_replicas_share_a_campaign_and_one_killed_leaves_the_rest_to_the_other(new_db_url, tmp_path):
+    users = [f"user-{i:05d}" for i in range(20_000)]
+    ghosts = [f"ghost-{i}" for i in range(GHOSTS)]
+    async with serve_system(new_db_url, tmp_path, names=("segment",)) as system:
+        delivery_url = await new_db_url("delivery")
+        # Paced per replica (20,000 recipients take ~10 s on two): the kill lands mid-way on any machine.
+        env = _env(system, delivery_url, tmp_path, HERALD_LEASE_S="2", HERALD_MAX_SEND_RATE="1000",
+                   HERALD_DELIVERY_BATCH_SIZE="200")
+        a, b = Replica(env), Replica(env)
+        observer = make_engine(delivery_url)
+        try:
+            await a.start()
+            await b.start()
+            async with client_channel(a.port) as to_a, client_channel(b.port) as to_b:
+                on_a, on_b = Stubs(system.channel("segment"), to_a), Stubs(system.channel("segment"), to_b)
+                await upsert_users(on_a.directory, ["sender", *users])
+                segment_id = await user_segment(on_a.segments, [*users, *ghosts])
+                await start(on_a, campaign("split", segment_ids=[segment_id]))
+                total = len(users) + len(ghosts)
+                shares = await eventually(lambda: asyncio.gather(a.recipients_written(), b.recipients_written()),
+                                          lambda ab: min(ab) > 0, timeout_s=60, interval_s=0.2,
+                                          what="both replicas sending")
+                await a.end(signal.SIGKILL)  # and not restarted
+                handled, status = await _handled(observer, "split")
+                assert status == IN_PROGRESS and handled < total, "killed mid-way"
+
+                done = await wait_done(on_b, "split", timeout_s=180)
+                await _check_exactly_once(on_b, done, "split", users, ghosts)
+                assert await b.recipients_written() >= total - handled  # B sent the rest
+        finally:
+            await observer.dispose()
+            await a.end(signal.SIGKILL)
+            await b.end()
+    print(f"\nbefore the kill A wrote {shares[0]:.0f}, B {shares[1]:.0f}; {handled}/{total} handled at the kill")
 
 
 async def test_a_restarted_replica_does_not_take_a_delivery_another_replica_runs(new_db_url, tmp_path):

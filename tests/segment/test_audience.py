@@ -1,4 +1,5 @@
-"""StreamRecipients and CountRecipients: dedupe, order, resume, sender, skipped ids, limits."""
+"""StreamRecipients, CountRecipients and SplitRecipients: dedupe, order, resume, ranges, sender,
+skipped ids, limits."""
 
 from __future__ import annotations
 
@@ -61,6 +62,31 @@ async def test_stream_resumed_from_any_cursor_yields_exactly_the_rest(svc):
         rest = await svc.stream(segment_ids=segment_ids, batch_size=4, cursor=batch.cursor)
         assert [sorted([r.target_id for r in b.recipients] + list(b.skipped_ids)) for b in rest] == covered[k + 1:]
         assert batch.cursor == max(covered[k])
+
+
+async def test_split_ranges_stream_the_whole_audience_once_in_near_equal_parts(svc):
+    segment_ids = list(await _three_segments(svc, 50))  # 49 users (the sender left out) + 2 unknown ids
+    everyone = _ids(await svc.stream(segment_ids=segment_ids, sender_id="u05")) + ["a-unknown", "zz-unknown"]
+    for parts in (1, 3, 4, 51, 200):
+        split = await svc.segments.SplitRecipients(ss.SplitRecipientsRequest(
+            segment_ids=segment_ids, sender_id="u05", parts=parts))
+        ends = [*split.boundaries, ""]
+        assert len(ends) == min(parts, 51) and list(split.boundaries) == sorted(split.boundaries)
+        sizes, streamed = [], []
+        for after, last in zip(["", *split.boundaries], ends):
+            batches = await svc.stream(segment_ids=segment_ids, sender_id="u05", cursor=after, last_target_id=last,
+                                       batch_size=7)
+            covered = _ids(batches) + [s for b in batches for s in b.skipped_ids]
+            sizes.append(len(covered))
+            streamed += covered
+        assert sorted(streamed) == sorted(everyone)  # every target once, across the ranges
+        assert max(sizes) - min(sizes) <= -(-51 // parts), sizes
+    # A list of user ids is cut the same way.
+    listed = [f"id{i:03d}" for i in range(10)]
+    split = await svc.segments.SplitRecipients(ss.SplitRecipientsRequest(user_ids=listed, parts=3))
+    assert list(split.boundaries) == ["id003", "id007"]
+    batches = await svc.stream(user_ids=listed, cursor="id003", last_target_id="id007")
+    assert [s for b in batches for s in b.skipped_ids] == ["id004", "id005", "id006", "id007"]
 
 
 async def test_filter_and_manual_without_all_users(svc):
@@ -134,6 +160,13 @@ async def test_bad_audience_requests(svc):
     ]
     for request, field in cases:
         await expect_error(stream(request), grpc.StatusCode.INVALID_ARGUMENT, field)
+    split = svc.segments.SplitRecipients
+    for parts in (0, -1, 1001):
+        await expect_error(split(ss.SplitRecipientsRequest(user_ids=["a"], parts=parts)),
+                           grpc.StatusCode.INVALID_ARGUMENT, "parts")
+    await expect_error(split(ss.SplitRecipientsRequest(parts=2)), grpc.StatusCode.INVALID_ARGUMENT, "segment_ids")
+    await expect_error(stream(ss.StreamRecipientsRequest(user_ids=["a"], last_target_id="x" * 400)),
+                       grpc.StatusCode.INVALID_ARGUMENT, "last_target_id")
     await expect_error(stream(ss.StreamRecipientsRequest(segment_ids=[user_seg, channel_seg])),
                        grpc.StatusCode.INVALID_ARGUMENT, "segment_ids", reason="SEGMENT_TYPE_MISMATCH")
     await expect_error(stream(ss.StreamRecipientsRequest(segment_ids=[user_seg, "nope"])), grpc.StatusCode.NOT_FOUND,

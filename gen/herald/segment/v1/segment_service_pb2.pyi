@@ -182,18 +182,20 @@ class CountRecipientsResponse(_message.Message):
     def __init__(self, count: _Optional[int] = ...) -> None: ...
 
 class StreamRecipientsRequest(_message.Message):
-    __slots__ = ("segment_ids", "user_ids", "sender_id", "cursor", "batch_size")
+    __slots__ = ("segment_ids", "user_ids", "sender_id", "cursor", "batch_size", "last_target_id")
     SEGMENT_IDS_FIELD_NUMBER: _ClassVar[int]
     USER_IDS_FIELD_NUMBER: _ClassVar[int]
     SENDER_ID_FIELD_NUMBER: _ClassVar[int]
     CURSOR_FIELD_NUMBER: _ClassVar[int]
     BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
+    LAST_TARGET_ID_FIELD_NUMBER: _ClassVar[int]
     segment_ids: _containers.RepeatedScalarFieldContainer[str]
     user_ids: _containers.RepeatedScalarFieldContainer[str]
     sender_id: str
     cursor: str
     batch_size: int
-    def __init__(self, segment_ids: _Optional[_Iterable[str]] = ..., user_ids: _Optional[_Iterable[str]] = ..., sender_id: _Optional[str] = ..., cursor: _Optional[str] = ..., batch_size: _Optional[int] = ...) -> None: ...
+    last_target_id: str
+    def __init__(self, segment_ids: _Optional[_Iterable[str]] = ..., user_ids: _Optional[_Iterable[str]] = ..., sender_id: _Optional[str] = ..., cursor: _Optional[str] = ..., batch_size: _Optional[int] = ..., last_target_id: _Optional[str] = ...) -> None: ...
 
 class StreamRecipientsResponse(_message.Message):
     __slots__ = ("recipients", "skipped_ids", "cursor", "target_type")
@@ -206,3 +208,21 @@ class StreamRecipientsResponse(_message.Message):
     cursor: str
     target_type: _segment_pb2.SegmentType
     def __init__(self, recipients: _Optional[_Iterable[_Union[_segment_pb2.Recipient, _Mapping]]] = ..., skipped_ids: _Optional[_Iterable[str]] = ..., cursor: _Optional[str] = ..., target_type: _Optional[_Union[_segment_pb2.SegmentType, str]] = ...) -> None: ...
+
+class SplitRecipientsRequest(_message.Message):
+    __slots__ = ("segment_ids", "user_ids", "sender_id", "parts")
+    SEGMENT_IDS_FIELD_NUMBER: _ClassVar[int]
+    USER_IDS_FIELD_NUMBER: _ClassVar[int]
+    SENDER_ID_FIELD_NUMBER: _ClassVar[int]
+    PARTS_FIELD_NUMBER: _ClassVar[int]
+    segment_ids: _containers.RepeatedScalarFieldContainer[str]
+    user_ids: _containers.RepeatedScalarFieldContainer[str]
+    sender_id: str
+    parts: int
+    def __init__(self, segment_ids: _Optional[_Iterable[str]] = ..., user_ids: _Optional[_Iterable[str]] = ..., sender_id: _Optional[str] = ..., parts: _Optional[int] = ...) -> None: ...
+
+class SplitRecipientsResponse(_message.Message):
+    __slots__ = ("boundaries",)
+    BOUNDARIES_FIELD_NUMBER: _ClassVar[int]
+    boundaries: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, boundaries: _Optional[_Iterable[str]] = ...) -> None: ...

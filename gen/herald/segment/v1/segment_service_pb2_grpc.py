@@ -90,6 +90,11 @@ class SegmentServiceStub:
                 request_serializer=herald_dot_segment_dot_v1_dot_segment__service__pb2.StreamRecipientsRequest.SerializeToString,
                 response_deserializer=herald_dot_segment_dot_v1_dot_segment__service__pb2.StreamRecipientsResponse.FromString,
                 _registered_method=True)
+        self.SplitRecipients = channel.unary_unary(
+                '/herald.segment.v1.SegmentService/SplitRecipients',
+                request_serializer=herald_dot_segment_dot_v1_dot_segment__service__pb2.SplitRecipientsRequest.SerializeToString,
+                response_deserializer=herald_dot_segment_dot_v1_dot_segment__service__pb2.SplitRecipientsResponse.FromString,
+                _registered_method=True)
 
 
 class SegmentServiceServicer:
@@ -173,6 +178,14 @@ class SegmentServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SplitRecipients(self, request, context):
+        """Cuts the deduplicated audience into near-equal ranges of target ids (delivery replicas
+        share a campaign's audience by these ranges).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SegmentServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -230,6 +243,11 @@ def add_SegmentServiceServicer_to_server(servicer, server):
                     servicer.StreamRecipients,
                     request_deserializer=herald_dot_segment_dot_v1_dot_segment__service__pb2.StreamRecipientsRequest.FromString,
                     response_serializer=herald_dot_segment_dot_v1_dot_segment__service__pb2.StreamRecipientsResponse.SerializeToString,
+            ),
+            'SplitRecipients': grpc.unary_unary_rpc_method_handler(
+                    servicer.SplitRecipients,
+                    request_deserializer=herald_dot_segment_dot_v1_dot_segment__service__pb2.SplitRecipientsRequest.FromString,
+                    response_serializer=herald_dot_segment_dot_v1_dot_segment__service__pb2.SplitRecipientsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -530,6 +548,33 @@ class SegmentService:
             '/herald.segment.v1.SegmentService/StreamRecipients',
             herald_dot_segment_dot_v1_dot_segment__service__pb2.StreamRecipientsRequest.SerializeToString,
             herald_dot_segment_dot_v1_dot_segment__service__pb2.StreamRecipientsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SplitRecipients(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/herald.segment.v1.SegmentService/SplitRecipients',
+            herald_dot_segment_dot_v1_dot_segment__service__pb2.SplitRecipientsRequest.SerializeToString,
+            herald_dot_segment_dot_v1_dot_segment__service__pb2.SplitRecipientsResponse.FromString,
             options,
             channel_credentials,
             insecure,
