@@ -1,7 +1,8 @@
 """A 60,000-recipient campaign through the three real services, on SQLite or PostgreSQL, against the machine's raw limit.
 
     .venv/bin/python -m bench.delivery_bench [--recipients 60000] [--direct] [--runs 5]
-        [--metrics both|on|off] [--postgres postgresql+asyncpg://herald@127.0.0.1:55499/postgres [--compare]]
+        [--metrics both|on|off] [--postgres postgresql+asyncpg://herald@127.0.0.1:55499/postgres
+        [--compare | --metrics on --delivery-replicas 1,2]]
 
 Starts segment_svc, delivery_svc and campaign_svc as subprocesses (bench.processes.Services) on
 SQLite in a temp dir, upserts the users and a sender, makes an all_users segment, creates a
@@ -18,7 +19,9 @@ fresh services and prints each run's figures, then their median (the ratio: the 
 runs' ratios). `--postgres URL` runs the services on new databases of that PostgreSQL server
 (created per run, dropped after) and adds the server's own CPU-seconds during the campaign;
 `--compare` runs the SQLite runs, then the PostgreSQL runs, and prints both medians side by
-side with the PG/SQLite speed ratio (issue 11's target: ≥ 0.5). `--profile SERVICE` records
+side with the PG/SQLite speed ratio (issue 11's target: ≥ 0.5). `--delivery-replicas 1,2` runs
+with one delivery_svc, then two sharing the campaign (issue 12), and prints each replica's share
+of the recipients (from its metrics) and every process's CPU. `--profile SERVICE` records
 that service with py-spy during the campaign.
 
 Metrics (`--metrics`, default `both`): `on` runs the services with their /metrics endpoints (the
@@ -40,7 +43,7 @@ import statistics
 import tempfile
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
@@ -103,10 +106,15 @@ class Figures:
     and Herald's ratio to that limit."""
     recipients: int
     seconds: float
-    cpu: dict[str, float]  # per service; "postgres" too on PostgreSQL
+    cpu: dict[str, float]  # per service process; "postgres" too on PostgreSQL
     peak_rss: dict[str, float]  # bytes
     raw_rate: float  # raw_sqlite_limit's recipients/s
     ratio: float  # recipients/s ÷ raw_rate
+    shares: dict[str, float] = field(default_factory=dict)  # delivery replicas: each one's part of the recipients
+
+    @property
+    def processes(self) -> list[str]:
+        return list(self.peak_rss)
 
     @property
     def rate(self) -> float:
@@ -118,17 +126,18 @@ class Figures:
     @property
     def cpu_per_thousand(self) -> float:
         """The three services' CPU-seconds per 1,000 recipients."""
-        return sum(self.per_thousand(name) for name in SERVICES)
+        return sum(self.per_thousand(name) for name in self.processes)
 
     def fields(self) -> list[tuple[str, str]]:
         """(label, value) of every figure, in the order they print."""
         fields = [("seconds", f"{self.seconds:.2f}"), ("recipients/s", f"{self.rate:,.0f}")]
-        fields += [(f"CPU s/1,000 {name}", f"{self.per_thousand(name):.3f}") for name in SERVICES]
+        fields += [(f"CPU s/1,000 {name}", f"{self.per_thousand(name):.3f}") for name in self.processes]
         fields.append(("CPU s/1,000 total", f"{self.cpu_per_thousand:.3f}"))
         if "postgres" in self.cpu:
             fields.append(("CPU s/1,000 postgres", f"{self.per_thousand('postgres'):.3f}"))
             fields.append(("CPU s/1,000 with postgres", f"{self.cpu_per_thousand + self.per_thousand('postgres'):.3f}"))
-        fields += [(f"peak RSS MiB {name}", f"{self.peak_rss[name] / 2**20:.0f}") for name in SERVICES]
+        fields += [(f"peak RSS MiB {name}", f"{self.peak_rss[name] / 2**20:.0f}") for name in self.processes]
+        fields += [(f"share {name}", f"{share:.0%}") for name, share in self.shares.items()]
         fields += [("raw recipients/s", f"{self.raw_rate:,.0f}"), ("ratio to raw", f"{self.ratio:.3f}")]
         return fields
 
@@ -139,16 +148,17 @@ class Figures:
 def median(runs: list[Figures]) -> Figures:
     return Figures(runs[0].recipients, statistics.median(r.seconds for r in runs),
                    {name: statistics.median(r.cpu[name] for r in runs) for name in runs[0].cpu},
-                   {name: statistics.median(r.peak_rss[name] for r in runs) for name in SERVICES},
-                   statistics.median(r.raw_rate for r in runs), statistics.median(r.ratio for r in runs))
+                   {name: statistics.median(r.peak_rss[name] for r in runs) for name in runs[0].processes},
+                   statistics.median(r.raw_rate for r in runs), statistics.median(r.ratio for r in runs),
+                   {name: statistics.median(r.shares[name] for r in runs) for name in runs[0].shares})
 
 
-def side_by_side(sqlite: Figures, postgres: Figures) -> str:
-    """Both medians as a table, then PostgreSQL's speed as a share of SQLite's."""
-    left, right = dict(sqlite.fields()), dict(postgres.fields())
-    rows = [f"{'':28s} {'SQLite':>12s} {'PostgreSQL':>12s}"]
-    rows += [f"{label:28s} {left.get(label, '-'):>12s} {right[label]:>12s}" for label in right]
-    rows.append(f"PG/SQLite speed (recipients/s): {postgres.rate / sqlite.rate:.2f} (issue 11's target: ≥ 0.5)")
+def side_by_side(columns: dict[str, Figures]) -> str:
+    """Medians as a table, a column each."""
+    fields = {title: dict(figures.fields()) for title, figures in columns.items()}
+    labels = list(dict.fromkeys(label for f in fields.values() for label in f))
+    rows = [f"{'':30s}" + "".join(f" {title:>14s}" for title in columns)]
+    rows += [f"{label:30s}" + "".join(f" {f.get(label, '-'):>14s}" for f in fields.values()) for label in labels]
     return "\n".join(rows)
 
 
@@ -164,15 +174,15 @@ async def scrape_every(services: Services, interval_s: float) -> None:
     """What a Prometheus does: each service's /metrics, every `interval_s`, until cancelled."""
     while True:
         await asyncio.sleep(interval_s)
-        for name in SERVICES:
+        for name in services.names:
             await scrape(services.metrics_url(name))
 
 
 async def run(recipients: int, direct: bool, batch_size: int, profile: str = "", postgres: str = "",
-              metrics: bool = True) -> Figures:
+              metrics: bool = True, delivery_replicas: int = 1) -> Figures:
     # A profile is written into the data dir: keep it then.
     services = Services(postgres=postgres, env={"HERALD_DELIVERY_BATCH_SIZE": str(batch_size)}, keep=bool(profile),
-                        metrics=metrics)
+                        metrics=metrics, delivery_replicas=delivery_replicas)
     async with services:
         directory = directory_service_pb2_grpc.DirectoryServiceStub(services.channels["segment"])
         segments = segment_service_pb2_grpc.SegmentServiceStub(services.channels["segment"])
@@ -228,9 +238,15 @@ async def run(recipients: int, direct: bool, batch_size: int, profile: str = "",
         if profiler is not None:
             await stop_all([profiler], signal.SIGINT)
         if metrics:
-            counted = await scrape(services.metrics_url("delivery"))
-            outcomes = {o: counted.get(("herald_delivery_recipients_total", (("outcome", o),)), 0.0)
-                        for o in ("sent", "skipped", "failed")}
+            replicas = [name for name in services.names if name.startswith("delivery")]
+            counts = {name: await scrape(services.metrics_url(name)) for name in replicas}
+            outcomes = {o: sum(c.get(("herald_delivery_recipients_total", (("outcome", o),)), 0.0)
+                               for c in counts.values()) for o in ("sent", "skipped", "failed")}
+            written = {name: sum(v for (sample, _), v in c.items() if sample == "herald_delivery_recipients_total")
+                       for name, c in counts.items()}
+            shares = {name: n / recipients for name, n in written.items()} if len(replicas) > 1 else {}
+            for name, share in shares.items():
+                print(f"share of the recipients written by {name}: {share:.1%}")
             print(f"metrics: delivery_svc counted sent {outcomes['sent']:.0f}, skipped {outcomes['skipped']:.0f}, "
                   f"failed {outcomes['failed']:.0f}")
             assert (outcomes["sent"], outcomes["skipped"], outcomes["failed"]) == (
@@ -242,8 +258,8 @@ async def run(recipients: int, direct: bool, batch_size: int, profile: str = "",
           f"{stats.stats_channels_created}, skipped {stats.recipients_skipped}, failed {stats.recipients_failed}")
     print(f"recipients: {recipients}  seconds: {seconds:.2f}  recipients/s: {recipients / seconds:,.0f}")
     cpu = usage.spent
-    for name in SERVICES:
-        print(f"peak RSS {name:8s}: {usage.peak[name] / 2**20:7.1f} MiB  (before the campaign: "
+    for name in services.names:
+        print(f"peak RSS {name:10s}: {usage.peak[name] / 2**20:7.1f} MiB  (before the campaign: "
               f"{usage.before[name] / 2**20:.1f} MiB); CPU {cpu[name]:.2f} s")
     if "postgres" in cpu:
         print(f"PostgreSQL server CPU: {cpu['postgres']:.2f} s")
@@ -251,7 +267,8 @@ async def run(recipients: int, direct: bool, batch_size: int, profile: str = "",
     raw_rate, raw_seconds = raw_sqlite_limit()
     print(f"raw limit (sqlite3, {RAW_RECIPIENTS:,} recipients of a channel, 2 members and a message): "
           f"{raw_rate:,.0f} recipients/s ({raw_seconds:.2f} s)")
-    figures = Figures(recipients, seconds, cpu, dict(usage.peak), raw_rate, recipients / seconds / raw_rate)
+    figures = Figures(recipients, seconds, cpu, dict(usage.peak), raw_rate, recipients / seconds / raw_rate,
+                      shares if metrics else {})
     print(f"this run: {figures.line()}", flush=True)
     return figures
 
@@ -267,7 +284,7 @@ async def start_profiler(pid: int, out: Path) -> asyncio.subprocess.Process:
     return profiler
 
 
-def series(args: argparse.Namespace, postgres: str, metrics: str = "on") -> Figures:
+def series(args: argparse.Namespace, postgres: str, metrics: str = "on", delivery_replicas: int = 1) -> Figures:
     """`--runs` runs on fresh services; prints each run's figures and their median when more than
     one. `metrics` "both": each run with metrics on and off, in alternating order; prints both
     medians and the share of CPU-seconds metrics cost; returns the median with metrics on."""
@@ -277,8 +294,10 @@ def series(args: argparse.Namespace, postgres: str, metrics: str = "on") -> Figu
         for mode in modes if i % 2 else modes[::-1]:
             print(f"-- run {i} of {args.runs}" + (f", metrics {mode}" if len(modes) > 1 else ""), flush=True)
             runs[mode].append(asyncio.run(run(args.recipients, args.direct, args.batch_size, args.profile, postgres,
-                                              metrics=mode == "on")))
+                                              metrics=mode == "on", delivery_replicas=delivery_replicas)))
     where = "PostgreSQL" if postgres else "SQLite"
+    if delivery_replicas > 1:
+        where += f", {delivery_replicas} delivery replicas"
     if args.runs > 1 or len(modes) > 1:
         for mode in modes:
             print(f"== {args.runs} runs of {args.recipients} recipients on {where}, metrics {mode}")
@@ -308,9 +327,20 @@ def main() -> None:
     parser.add_argument("--metrics", choices=("both", "on", "off"), default="both",
                         help="the services' /metrics on (scraped every 5 s), off, or both interleaved with "
                              "what they cost (default: both)")
+    parser.add_argument("--delivery-replicas", default="", metavar="N,M",
+                        help="with --postgres: runs with N delivery_svc replicas, then with M, …, side by side "
+                             "(each replica's share of the recipients from its metrics)")
     args = parser.parse_args()
-    if args.compare and not args.postgres:
-        parser.error("--compare needs --postgres URL")
+    if (args.compare or args.delivery_replicas) and not args.postgres:
+        parser.error("--compare and --delivery-replicas need --postgres URL")
+    if args.delivery_replicas:
+        if args.metrics != "on":
+            parser.error("--delivery-replicas takes --metrics on (the replicas' shares come from their metrics)")
+        counts = [int(n) for n in args.delivery_replicas.split(",")]
+        medians = {f"{n} replica(s)": series(args, args.postgres, "on", n) for n in counts}
+        print(f"== medians of {args.runs} run(s) of {args.recipients} recipients on PostgreSQL")
+        print(side_by_side(medians))
+        return
     if not args.compare:
         series(args, args.postgres, args.metrics)
         return
@@ -321,7 +351,8 @@ def main() -> None:
     print("== PostgreSQL", flush=True)
     postgres = series(args, args.postgres, args.metrics)
     print(f"== medians of {args.runs} run(s) of {args.recipients} recipients")
-    print(side_by_side(sqlite, postgres))
+    print(side_by_side({"SQLite": sqlite, "PostgreSQL": postgres}))
+    print(f"PG/SQLite speed (recipients/s): {postgres.rate / sqlite.rate:.2f} (issue 11's target: ≥ 0.5)")
 
 
 if __name__ == "__main__":

@@ -154,14 +154,16 @@ class Services:
     (HERALD_<SERVICE>_DB_URL), dropped on exit. `channels` carry a bench token. The data dir (the
     services' logs, SQLite files) is removed on exit unless `keep` (a profile written there).
     Metrics are on, as by default, each service's on a free port (`metrics_url`), unless
-    `metrics` is False."""
+    `metrics` is False. `delivery_replicas` > 1 (PostgreSQL) adds delivery_svc processes named
+    "delivery-2", … on the same database; campaign_svc dials them all (`ipv4:` target)."""
 
     def __init__(self, *, postgres: str = "", env: dict[str, str] | None = None, prefix: str = "herald-bench-",
-                 keep: bool = False, metrics: bool = True) -> None:
+                 keep: bool = False, metrics: bool = True, delivery_replicas: int = 1) -> None:
         self.data_dir = Path(tempfile.mkdtemp(prefix=prefix))
         self.keep = keep
-        self.ports = {name: free_port() for name in SERVICES}
-        self.metrics_ports = {name: free_port() for name in SERVICES} if metrics else {}
+        self.names = [*SERVICES, *(f"delivery-{i}" for i in range(2, delivery_replicas + 1))]
+        self.ports = {name: free_port() for name in self.names}
+        self.metrics_ports = {name: free_port() for name in self.names} if metrics else {}
         self.postgres = Postgres(postgres) if postgres else None
         self.extra_env = env or {}
         self.processes: dict[str, asyncio.subprocess.Process] = {}
@@ -179,17 +181,22 @@ class Services:
         env = dict(os.environ, HERALD_DATA_DIR=str(self.data_dir), HERALD_API_SECRET=SECRET,
                    HERALD_WEBHOOK_SECRET=WEBHOOK_SECRET,
                    HERALD_LOG_LEVEL="WARNING", **self.extra_env,
-                   **{f"HERALD_{name.upper()}_ADDR": f"127.0.0.1:{port}" for name, port in self.ports.items()},
-                   **{f"HERALD_{name.upper()}_METRICS_ADDR": f"127.0.0.1:{self.metrics_ports[name]}"
-                      if name in self.metrics_ports else "off" for name in SERVICES})
+                   **{f"HERALD_{name.upper()}_ADDR": f"127.0.0.1:{self.ports[name]}" for name in SERVICES})
         if self.postgres is not None:
             for name in SERVICES:
                 env[f"HERALD_{name.upper()}_DB_URL"] = await self.postgres.create(name)
-        for name in SERVICES:
+        deliveries = [self.addr(name) for name in self.names if name.startswith("delivery")]
+        if len(deliveries) > 1:
+            env["HERALD_DELIVERY_TARGET"] = "ipv4:" + ",".join(deliveries)
+        for name in self.names:
+            service = name.split("-")[0]
+            own = {f"HERALD_{service.upper()}_ADDR": self.addr(name),
+                   f"HERALD_{service.upper()}_METRICS_ADDR": f"127.0.0.1:{self.metrics_ports[name]}"
+                   if name in self.metrics_ports else "off"}
             self.processes[name] = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", f"services.{name}_svc", env=env,
+                sys.executable, "-m", f"services.{service}_svc", env=dict(env, **own),
                 stderr=open(self.data_dir / f"{name}.log", "wb"))
-        for name in SERVICES:
+        for name in self.names:
             process = self.processes[name]
             await wait_serving(self.ports[name], alive=lambda: process.returncode is None)
         self.token = make_token(SECRET, "bench")
