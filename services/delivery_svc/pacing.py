@@ -1,5 +1,14 @@
-"""A run's pace: at most `max_send_rate` recipients a second (0 = no limit of its own), and the
-rate it actually sends at (send_rate: recipients a second over the last RATE_WINDOW_S)."""
+"""A delivery's pace: at most `max_send_rate` recipients a second (0 = no limit of its own),
+counted across every replica sending it, and the rate a run actually sends at (send_rate:
+recipients a second over the last RATE_WINDOW_S).
+
+The pace is kept in the delivery's row (`deliveries.paced_until`, store.take_pace): each batch,
+in its own transaction, pushes the time the delivery may send again by its recipients ÷ the
+rate, from then or from now if that is later. The run then waits until that time before its
+next batch. Replicas sharing a delivery push the same time, so together they send at the rate;
+a run resumed after a restart or a crash starts from now (no burst to catch up), and the times
+are the wall clock's, so replicas on different hosts agree.
+"""
 
 from __future__ import annotations
 
@@ -22,18 +31,14 @@ class Pacer:
     def __init__(self, max_rate: float) -> None:
         self.max_rate = max_rate
         self.handled = 0  # recipients written by the run, over all its passes
-        self._pass_started = time.monotonic()
-        self._handled_before_pass = 0
+        self._next_at = 0.0  # wall-clock time the delivery may send again (the row's paced_until)
         self._samples: collections.deque[tuple[float, int]] = collections.deque()
 
-    def begin_pass(self) -> None:
-        """A pass from the checkpoint begins: the pace counts from here."""
-        self._pass_started = time.monotonic()
-        self._handled_before_pass = self.handled
-
-    def count(self, handled: int) -> None:
-        """Counts a written batch's recipients."""
+    def count(self, handled: int, paced_until: float | None = None) -> None:
+        """Counts a written batch's recipients, and the delivery's pace its transaction took."""
         self.handled += handled
+        if paced_until is not None:
+            self._next_at = paced_until
         now = time.monotonic()
         self._samples.append((now, self.handled))
         while len(self._samples) > 2 and now - self._samples[0][0] > RATE_WINDOW_S:
@@ -47,10 +52,8 @@ class Pacer:
         return (n1 - n0) / (t1 - t0) if t1 > t0 else 0.0
 
     async def wait(self, stop_requested: asyncio.Event) -> None:
-        """Waits until the pass is back at its pace (or a stop is asked for)."""
-        if self.max_rate <= 0:
-            return
-        ahead = (self.handled - self._handled_before_pass) / self.max_rate - (time.monotonic() - self._pass_started)
+        """Waits until the delivery is back at its pace (or a stop is asked for)."""
+        ahead = self._next_at - time.time()
         if ahead > 0:
             try:
                 await asyncio.wait_for(stop_requested.wait(), ahead)

@@ -87,7 +87,6 @@ class Pipeline:
         (but for an error the run resumes after: a later pass replays those batches).
         """
         producer = asyncio.create_task(self._produce(cursor, last))
-        pacer.begin_pass()
         try:
             while True:
                 item = await self._ready.get()

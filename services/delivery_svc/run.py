@@ -112,7 +112,7 @@ class DeliveryRun:
         self.pacer = Pacer(deps.settings.max_send_rate)
         self.writer = BatchWriter(deps.sessions, DriverValues(deps.dialect_name), campaign.id,
                                   deps.settings.monthly_message_capacity, metrics=deps.metrics, tracer=deps.tracer,
-                                  lease=deps.lease)
+                                  lease=deps.lease, max_rate=deps.settings.max_send_rate)
         # Channels created for batches that will not be written, settled when the run ends.
         self._unsettled: list[CreatedChannel] = []
         self._pipeline: Pipeline | None = None
@@ -278,7 +278,7 @@ class DeliveryRun:
         if written is None:
             self._unsettled.extend(created_channels(batch.outcomes))
             raise Stopped()
-        self.pacer.count(written.handled)
+        self.pacer.count(written.handled, written.paced_until)
         self.deps.notifier.notify(self.campaign_id)
         if written.capacity_reached:
             self._unsettled.extend(created_channels(written.unwritten))

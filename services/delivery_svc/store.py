@@ -32,7 +32,7 @@ import json
 from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple, cast
 
-from sqlalchemy import (BigInteger, Boolean, Column, ColumnElement, CursorResult, Executable, Index, Integer,
+from sqlalchemy import (BigInteger, Boolean, Column, ColumnElement, CursorResult, Executable, Float, Index, Integer,
                         LargeBinary, Row, Select, String, Table, Text, Update, any_, bindparam, delete, exists, func,
                         insert, literal, or_, select, tuple_, update)
 from sqlalchemy.dialects import postgresql, sqlite
@@ -74,6 +74,8 @@ deliveries = Table(
     # holds it unless renewed; NULL on SQLite (one replica) and for deliveries from before.
     Column("owner", String(255), nullable=True),
     Column("lease_until", UtcDateTime, nullable=True),
+    # With a maximum send rate: when (Unix time) the delivery may send again (pacing.py).
+    Column("paced_until", Float, nullable=True),
 )
 Index("ix_deliveries_status", deliveries.c.status)
 
@@ -385,6 +387,17 @@ async def add_progress(session: AsyncSession, campaign_id: str, deltas: dict[str
     stmt = _update_in_progress(campaign_id) if in_progress else \
         update(deliveries).where(deliveries.c.campaign_id == campaign_id)
     return await _changed(session, stmt.values(**values)) == 1
+
+
+async def take_pace(session: AsyncSession, campaign_id: str, now: float, seconds: float) -> float:
+    """Pushes the time the delivery may send again by `seconds` (from `now` if that is later)
+    and returns it; the row stays locked until the transaction ends, so replicas take turns."""
+    paced_until = deliveries.c.paced_until
+    later = func.greatest if session.get_bind().dialect.name == "postgresql" else func.max  # SQLite's max(a, b) is scalar
+    pushed = (update(deliveries).where(deliveries.c.campaign_id == campaign_id)
+              .values(paced_until=later(func.coalesce(paced_until, now), now) + seconds)
+              .returning(paced_until))
+    return float((await session.execute(pushed)).scalar_one())
 
 
 async def complete_delivery(session: AsyncSession, campaign_id: str, now: dt.datetime) -> bool:

@@ -15,6 +15,9 @@ replica) may take part of it in between. Then the take falls short, the transact
 back, and the batch is written again taking its share first (holding the month's row from the
 start), so the capacity is never exceeded and the batch stays all-or-nothing.
 
+With a maximum send rate, the batch's transaction also takes the delivery's pace (the time it
+may send again: pacing.py), last, so that the row is held only for the commit.
+
 Each batch's transaction is a span (`delivery.write_batch`, with `campaign_id` and the batch's
 size) and, once committed, counts its recipients and its duration (delivery_svc.metrics).
 
@@ -60,6 +63,7 @@ class Written:
     sent: int = 0  # of the handled: their outcomes
     skipped: int = 0
     failed: int = 0
+    paced_until: float | None = None  # with a maximum rate: when the delivery may send again (pacing.py)
 
 
 class BatchWriter:
@@ -67,12 +71,13 @@ class BatchWriter:
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession], values: DriverValues, campaign_id: str,
                  monthly_capacity: int, *, metrics: DeliveryMetrics | None = None,
-                 tracer: trace.Tracer | None = None, lease: store.Lease | None = None) -> None:
+                 tracer: trace.Tracer | None = None, lease: store.Lease | None = None, max_rate: float = 0) -> None:
         self.sessions = sessions
         self.lease = lease  # PostgreSQL replicas: this replica's hold, checked by every write
         self.values = values
         self.campaign_id = campaign_id
         self.capacity = monthly_capacity  # 0 = unlimited
+        self.max_rate = max_rate  # recipients a second across replicas, 0 = none
         self.metrics = metrics
         self.tracer = tracer or trace.NoOpTracer()
         self.partition: store.Partition | None = None  # PostgreSQL replicas: the range being sent
@@ -140,6 +145,9 @@ class BatchWriter:
                     raise _NoLongerInProgress  # stopped by another replica meanwhile: rolls the batch back
                 if cursor is not None:
                     await store.move_partition_cursor(session, self.partition, cursor)
+            if self.max_rate > 0 and written.handled:
+                written.paced_until = await store.take_pace(session, campaign_id, time.time(),
+                                                            written.handled / self.max_rate)
             written.sent, written.skipped, written.failed = deltas["sent"], deltas["skipped"], deltas["failed"]
         return written
 

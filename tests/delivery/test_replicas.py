@@ -1,7 +1,8 @@
 """Two delivery replicas on one database (DESIGN §10.4): the monthly capacity is taken atomically
 across them, retention prunes on one replica at a time, a delivery's lease and its partitions'
-pass only once expired and fence the replica that lost them, and a session lock's turn passes when its holder's
-connection ends. (tests/flows/test_delivery_replicas.py runs replicas as processes.)"""
+pass only once expired and fence the replica that lost them, a delivery's pace is shared by its
+writers, and a session lock's turn passes when its holder's connection ends.
+(tests/flows/test_delivery_replicas.py runs replicas as processes.)"""
 
 from __future__ import annotations
 
@@ -153,6 +154,18 @@ async def test_a_session_lock_turn_passes_when_its_holder_s_connection_ends(sess
     finally:
         second.cancel()
         await asyncio.gather(second, return_exceptions=True)
+
+
+async def test_a_delivery_s_pace_is_one_for_all_its_writers(sessions):
+    """Each batch pushes the delivery's pace by its recipients ÷ the rate (store.take_pace), from
+    the time the last one left it, whichever writer (replica) wrote it; a pause earns no burst."""
+    async with transaction(sessions) as session:
+        assert await store.insert_delivery(session, "paced", campaign("paced").SerializeToString(), 9, utcnow())
+    async with transaction(sessions) as session:
+        assert await store.take_pace(session, "paced", 1000.0, 0.5) == 1000.5  # replica A's batch
+        assert await store.take_pace(session, "paced", 1000.1, 0.5) == 1001.0  # B's, right after: after A's
+        assert await store.take_pace(session, "paced", 1000.2, 0.5) == 1001.5
+        assert await store.take_pace(session, "paced", 2000.0, 0.5) == 2000.5  # idle meanwhile: from now
 
 
 @pytest.mark.skipif(not PG_ADMIN_URL, reason="replicas share a PostgreSQL database (SQLite: one replica)")

@@ -11,6 +11,7 @@ import json
 import os
 import signal
 import sys
+import time
 
 import httpx
 import pytest
@@ -30,6 +31,7 @@ from delivery.receiver import Receiver, receiving
 pytestmark = pytest.mark.skipif(not PG_ADMIN_URL, reason="replicas share a PostgreSQL database (SQLite: one replica)")
 
 HOOK = "/hook"
+RATE, BATCH = 2000, 200
 GHOSTS = 7  # unknown users in the segment: skipped
 IN_PROGRESS = campaign_pb2.CAMPAIGN_STATUS_IN_PROGRESS
 COMPLETED = campaign_pb2.CAMPAIGN_STATUS_COMPLETED
@@ -147,9 +149,9 @@ async def test_two_replicas_share_a_campaign_and_one_killed_leaves_the_rest_to_t
     ghosts = [f"ghost-{i}" for i in range(GHOSTS)]
     async with serve_system(new_db_url, tmp_path, names=("segment",)) as system:
         delivery_url = await new_db_url("delivery")
-        # Paced per replica (20,000 recipients take ~10 s on two): the kill lands mid-way on any machine.
-        env = _env(system, delivery_url, tmp_path, HERALD_LEASE_S="2", HERALD_MAX_SEND_RATE="1000",
-                   HERALD_DELIVERY_BATCH_SIZE="200")
+        # Paced (20,000 recipients take 10 s at least): the kill lands mid-way on any machine.
+        env = _env(system, delivery_url, tmp_path, HERALD_LEASE_S="2", HERALD_MAX_SEND_RATE=str(RATE),
+                   HERALD_DELIVERY_BATCH_SIZE=str(BATCH))
         a, b = Replica(env), Replica(env)
         observer = make_engine(delivery_url)
         try:
@@ -159,6 +161,7 @@ async def test_two_replicas_share_a_campaign_and_one_killed_leaves_the_rest_to_t
                 on_a, on_b = Stubs(system.channel("segment"), to_a), Stubs(system.channel("segment"), to_b)
                 await upsert_users(on_a.directory, ["sender", *users])
                 segment_id = await user_segment(on_a.segments, [*users, *ghosts])
+                started = time.monotonic()
                 await start(on_a, campaign("split", segment_ids=[segment_id]))
                 total = len(users) + len(ghosts)
                 shares = await eventually(lambda: asyncio.gather(a.recipients_written(), b.recipients_written()),
@@ -167,6 +170,8 @@ async def test_two_replicas_share_a_campaign_and_one_killed_leaves_the_rest_to_t
                 await a.end(signal.SIGKILL)  # and not restarted
                 handled, status = await _handled(observer, "split")
                 assert status == IN_PROGRESS and handled < total, "killed mid-way"
+                # The rate is the campaign's, across both replicas (a batch each ahead at most).
+                assert handled <= RATE * (time.monotonic() - started) + 2 * BATCH
 
                 done = await wait_done(on_b, "split", timeout_s=180)
                 await _check_exactly_once(on_b, done, "split", users, ghosts)

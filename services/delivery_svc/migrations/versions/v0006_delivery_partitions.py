@@ -1,5 +1,5 @@
 """delivery partitions: the ranges of target ids PostgreSQL delivery replicas share a campaign
-by, each with its own checkpoint and lease
+by, each with its own checkpoint and lease; and a delivery's pace (`paced_until`), shared by them
 
 Revision ID: 0006
 Revises: 0005
@@ -9,6 +9,7 @@ Create Date: 2026-12-02 03:00:00
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal
 
 import sqlalchemy as sa
 from alembic import op
@@ -27,6 +28,10 @@ def id_string(length: int = 255) -> sa.types.TypeEngine[str]:
 
 
 def upgrade() -> None:
+    # SQLite rebuilds the table, so that its DDL reads as create_all writes it; PostgreSQL alters it.
+    recreate: Literal["always", "auto"] = "always" if op.get_bind().dialect.name == "sqlite" else "auto"
+    with op.batch_alter_table("deliveries", recreate=recreate) as batch:
+        batch.add_column(sa.Column("paced_until", sa.Float(), nullable=True))
     op.create_table(
         "delivery_partitions",
         sa.Column("campaign_id", id_string(), nullable=False),
@@ -46,3 +51,5 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_delivery_partitions_open", table_name="delivery_partitions")
     op.drop_table("delivery_partitions")
+    with op.batch_alter_table("deliveries") as batch:
+        batch.drop_column("paced_until")
