@@ -4,6 +4,8 @@
   checkpoint (`cursor`: the segment service's StreamRecipients cursor covering every recipient
   already written) and the counters. Counters and cursor move in the same transaction as the
   writes they cover, so a crash replays at most one uncommitted batch.
+- `delivery_partitions`: PostgreSQL replicas share a delivery by ranges of its target ids, each
+  with its own checkpoint and lease (engine.py); SQLite's one replica uses `deliveries.cursor`.
 - `messages`: one per sent recipient; the id derives from campaign id + target id.
 - `recipient_log`: one outcome per (campaign, target): sent, skipped or failed with a reason.
 - `reads` (campaign, reader) for stats_users_read: who marked a channel with the campaign's
