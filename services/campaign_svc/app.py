@@ -69,7 +69,7 @@ class CampaignApp(Service):
         return [campaign_service_pb2.DESCRIPTOR.services_by_name["CampaignService"].full_name]
 
     def register(self, server: grpc.aio.Server) -> None:
-        servicer = CampaignServiceServicer(self.campaigns, self.views, self.feeds, self.sessions)
+        servicer = CampaignServiceServicer(self.campaigns, self.views, self.feeds, self.sessions, self.upstream)
         campaign_service_pb2_grpc.add_CampaignServiceServicer_to_server(servicer, server)
 
     async def start(self) -> None:

@@ -7,8 +7,9 @@ from collections.abc import Mapping
 from google.protobuf import json_format
 from google.protobuf.message import Message
 
-from herald.campaign.v1 import campaign_pb2
+from herald.campaign.v1 import campaign_pb2, campaign_service_pb2
 from herald.common.v1 import common_pb2
+from herald.delivery.v1 import delivery_service_pb2
 from services.campaign_svc.store import STATS_COLUMNS, Status
 from services.kit.protos import from_timestamp, timestamp
 
@@ -80,3 +81,10 @@ def stats_values(message: campaign_pb2.CampaignStats, *, completed: bool = False
     for name in ("stats_started_at", "stats_completed_at"):
         values[name] = from_timestamp(getattr(message, name)) if message.HasField(name) else None
     return values
+
+
+def usage(counted: delivery_service_pb2.GetUsageResponse) -> campaign_service_pb2.GetUsageResponse:
+    """The delivery service's count as CampaignService answers it (`remaining` unset when unlimited)."""
+    return campaign_service_pb2.GetUsageResponse(
+        month=counted.month, messages_sent=counted.messages_sent, capacity=counted.capacity,
+        remaining=counted.remaining if counted.HasField("remaining") else None)

@@ -9,9 +9,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from herald.campaign.v1 import campaign_service_pb2 as pb
 from herald.campaign.v1 import campaign_service_pb2_grpc
+from services.campaign_svc import convert
 from services.campaign_svc.feeds import Feeds
 from services.campaign_svc.lifecycle import Campaigns
 from services.campaign_svc.query import query_campaigns
+from services.campaign_svc.upstream import Upstream
+from services.campaign_svc.usage import monthly_usage
 from services.campaign_svc.views import Views
 from services.kit.tracing import bind_campaign
 
@@ -20,11 +23,12 @@ class CampaignServiceServicer(campaign_service_pb2_grpc.CampaignServiceServicer)
     """Handlers of herald.campaign.v1.CampaignService."""
 
     def __init__(self, campaigns: Campaigns, views: Views, feeds: Feeds,
-                 sessions: async_sessionmaker[AsyncSession]) -> None:
+                 sessions: async_sessionmaker[AsyncSession], upstream: Upstream) -> None:
         self.campaigns = campaigns
         self.views = views
         self.feeds = feeds
         self.sessions = sessions
+        self.upstream = upstream
 
     async def CreateCampaign(self, request: pb.CreateCampaignRequest,
                              context: grpc.aio.ServicerContext) -> pb.CreateCampaignResponse:
@@ -74,3 +78,6 @@ class CampaignServiceServicer(campaign_service_pb2_grpc.CampaignServiceServicer)
         await self.campaigns.get(request.id)
         async for campaign in self.feeds.watch(request.id):
             yield pb.WatchCampaignResponse(campaign=campaign)
+
+    async def GetUsage(self, request: pb.GetUsageRequest, context: grpc.aio.ServicerContext) -> pb.GetUsageResponse:
+        return convert.usage(await monthly_usage(self.upstream, request.month))

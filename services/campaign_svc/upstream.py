@@ -129,6 +129,10 @@ class Upstream:
             delivery_service_pb2.WatchDeliveryRequest, delivery_service_pb2.WatchDeliveryResponse]:
         return self.delivery.WatchDelivery(delivery_service_pb2.WatchDeliveryRequest(campaign_id=campaign_id))
 
+    async def get_usage(self, month: str) -> delivery_service_pb2.GetUsageResponse:
+        """The month's messages and capacity as the delivery service counts and enforces them."""
+        return await self._read(self.delivery.GetUsage, delivery_service_pb2.GetUsageRequest(month=month), "delivery")
+
     async def publish_event(self, event: delivery_pb2.Event) -> None:
         await call_idempotent(self.delivery.PublishEvent, delivery_service_pb2.PublishEventRequest(event=event),
                               attempts=READ_ATTEMPTS)

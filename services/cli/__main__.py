@@ -1,7 +1,7 @@
 """`herald`: run Herald's services, and use them from a terminal.
 
 Each command's code is in the module of its name: `herald users …` in services/cli/users.py,
-`segments`, `campaigns` (and `watch`), `events`, `dead_letters`, `demo`; `serve`, `token` and
+`segments`, `campaigns` (and `watch`), `events`, `dead_letters`, `usage`, `demo`; `serve`, `token` and
 `migrate` in serve.py. What they share (options, the client, exit codes, output) is in
 common.py and output.py.
 """
@@ -18,7 +18,7 @@ os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
 
 import typer
 
-from services.cli import campaigns, dead_letters, demo, events, segments, serve, users
+from services.cli import campaigns, dead_letters, demo, events, segments, serve, usage, users
 
 HELP = """Run Herald's services, and use them from a terminal.
 
@@ -36,6 +36,7 @@ app.add_typer(campaigns.app, rich_help_panel="Use the services")
 app.add_typer(events.app, rich_help_panel="Use the services")
 app.add_typer(dead_letters.app, rich_help_panel="Use the services")
 app.command("watch", rich_help_panel="Use the services", epilog=campaigns.WATCH_EXITS)(campaigns.watch_alias)
+app.command("usage", rich_help_panel="Use the services")(usage.usage)
 app.command("serve", rich_help_panel="Run the services")(serve.serve)
 app.command("token", rich_help_panel="Run the services")(serve.token)
 app.command("migrate", rich_help_panel="Run the services")(serve.migrate)

@@ -309,6 +309,13 @@ class HeraldClient:
             if update.campaign.status in TERMINAL:
                 return
 
+    async def get_usage(self, month: str | None = None, *, timeout: float | None = None) -> cs.GetUsageResponse:
+        """A calendar month's messages against the monthly capacity: `month` "YYYY-MM" (UTC; None:
+        the current month), `messages_sent`, `capacity` (0: unlimited) and `remaining` (unset,
+        `HasField("remaining")` False, when unlimited)."""
+        request = cs.GetUsageRequest(month=month or "")
+        return await self._call(self.campaigns.GetUsage, request, True, timeout)
+
     # -- deliveries and recipients (DeliveryService) --------------------------------------------
 
     async def get_delivery(self, campaign_id: str, *, timeout: float | None = None) -> delivery_pb2.Delivery:

@@ -36,6 +36,7 @@ from services.delivery_svc.sequencer import Positions, Sequencer
 from services.delivery_svc.servicer import DeliveryServiceServicer, MessageServiceServicer
 from services.delivery_svc.subscriptions import Subscriptions
 from services.delivery_svc.upstream import SegmentClient
+from services.delivery_svc.usage import Usage
 from services.delivery_svc.webhooks import WebhookDestination
 from services.kit.clients import service_channel
 from services.kit.config import Settings
@@ -69,6 +70,7 @@ class DeliveryApp(Service):
         self.dead_letters = DeadLetters(self.sessions, self._replays_queued)
         self.fanout = Fanout(self.sessions, self.sequencer.positions)
         self.subscriptions = Subscriptions(self.sessions, self.fanout)
+        self.usage = Usage(self.sessions, monthly_capacity=settings.monthly_message_capacity)
         self._background: list[asyncio.Task[None]] = []
 
     def service_names(self) -> list[str]:
@@ -106,7 +108,7 @@ class DeliveryApp(Service):
     def register(self, server: grpc.aio.Server) -> None:
         _, deliveries, push, _ = self._wire()
         delivery_service_pb2_grpc.add_DeliveryServiceServicer_to_server(
-            DeliveryServiceServicer(deliveries, self.outbox), server)
+            DeliveryServiceServicer(deliveries, self.outbox, self.usage), server)
         message_service_pb2_grpc.add_MessageServiceServicer_to_server(
             MessageServiceServicer(self.messages, self.dead_letters, self.subscriptions,
                                    vapid_public_key=push.vapid.public_key), server)

@@ -8,8 +8,9 @@ from typing import Any
 from sqlalchemy import Row
 
 from herald.campaign.v1 import campaign_pb2
-from herald.delivery.v1 import delivery_pb2
+from herald.delivery.v1 import delivery_pb2, delivery_service_pb2
 from services.delivery_svc import store
+from services.delivery_svc.usage import MonthlyUsage
 from services.kit.protos import struct_from, timestamp
 
 
@@ -88,3 +89,8 @@ def dead_letter(row: Row[Any]) -> delivery_pb2.DeadLetter:
         attempts=row.attempts, last_error=row.last_error, created_at=timestamp(row.created_at),
         destination=row.destination, device_id=row.device_id, last_http_status=row.last_http_status,
         first_attempt_at=timestamp(row.first_attempt_at), last_attempt_at=timestamp(row.last_attempt_at))
+
+
+def usage(month: MonthlyUsage) -> delivery_service_pb2.GetUsageResponse:
+    return delivery_service_pb2.GetUsageResponse(month=month.month, messages_sent=month.messages_sent,
+                                                 capacity=month.capacity, remaining=month.remaining)

@@ -10,11 +10,13 @@ from herald.delivery.v1 import delivery_service_pb2 as ds
 from herald.delivery.v1 import delivery_service_pb2_grpc
 from herald.delivery.v1 import message_service_pb2 as ms
 from herald.delivery.v1 import message_service_pb2_grpc
+from services.delivery_svc import convert
 from services.delivery_svc.dead_letters import DeadLetters
 from services.delivery_svc.deliveries import Deliveries
 from services.delivery_svc.messages import Messages
 from services.delivery_svc.outbox import Outbox
 from services.delivery_svc.subscriptions import AFTER_SEQUENCE_HEADER, Subscriptions
+from services.delivery_svc.usage import Usage
 from services.kit.filters import request_filter
 from services.kit.tracing import bind_campaign
 
@@ -22,9 +24,10 @@ from services.kit.tracing import bind_campaign
 class DeliveryServiceServicer(delivery_service_pb2_grpc.DeliveryServiceServicer):
     """Handlers of herald.delivery.v1.DeliveryService."""
 
-    def __init__(self, deliveries: Deliveries, outbox: Outbox) -> None:
+    def __init__(self, deliveries: Deliveries, outbox: Outbox, usage: Usage) -> None:
         self.deliveries = deliveries
         self.outbox = outbox
+        self.usage = usage
 
     async def StartDelivery(self, request: ds.StartDeliveryRequest,
                             context: grpc.aio.ServicerContext) -> ds.StartDeliveryResponse:
@@ -65,6 +68,9 @@ class DeliveryServiceServicer(delivery_service_pb2_grpc.DeliveryServiceServicer)
         event = await self.deliveries.publish_event(request.event)
         # With its sequence: the position the sequencer gives it once committed.
         return ds.PublishEventResponse(event=await self.outbox.positioned(event.id))
+
+    async def GetUsage(self, request: ds.GetUsageRequest, context: grpc.aio.ServicerContext) -> ds.GetUsageResponse:
+        return convert.usage(await self.usage.of_month(request.month))
 
 
 class MessageServiceServicer(message_service_pb2_grpc.MessageServiceServicer):

@@ -45,6 +45,7 @@ from services.kit import event_types
 from services.kit.bulk import DriverValues, write_tuples
 from services.kit.db import IdString, JsonDoc, UtcDateTime, dialect_insert, new_metadata, rows_changed
 from services.kit.limits import MAX_CID, MAX_ID, MAX_REASON_CHARS
+from services.kit.months import month_of
 
 metadata = new_metadata()
 
@@ -521,12 +522,14 @@ async def write_rows(session: AsyncSession, table: Table, rows: list[dict[str, A
         await session.execute(insert_ignoring_duplicates(session, table), rows)
 
 
-def month_of(now: dt.datetime) -> str:
-    return now.strftime("%Y-%m")
-
-
 async def messages_this_month(session: AsyncSession, now: dt.datetime) -> int:
-    value = await session.scalar(select(monthly_usage.c.messages).where(monthly_usage.c.month == month_of(now)))
+    return await messages_in_month(session, month_of(now))
+
+
+async def messages_in_month(session: AsyncSession, month: str) -> int:
+    """Messages written in `month` ("YYYY-MM"): the sum of what every batch's transaction took
+    along with the messages it wrote, so exact whatever crashed in between (0: none)."""
+    value = await session.scalar(select(monthly_usage.c.messages).where(monthly_usage.c.month == month))
     return value or 0
 
 

@@ -3,13 +3,15 @@ them the way users build theirs (from settings: each service's address and the A
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack
 from dataclasses import replace
 
 import pytest
 
-from harness import TEST_SECRET, System, serve_system
+from harness import DEADLINE_S, TEST_SECRET, System, serve_system
+from herald.campaign.v1 import campaign_pb2
 from services.client import HeraldClient
 
 
@@ -50,3 +52,14 @@ def campaign_fields(**fields) -> dict:
     return {"sender_id": "boss", "message_template": {"text": "Hi {{ receiver.name }} from {{ sender.name }}"},
             "channel_template": {"type": "messaging", "id": "{{ receiver.id }}-{{ sender.id }}"},
             "create_channels": True, **fields}
+
+
+async def run_campaign(herald: HeraldClient, campaign_id: str, user_ids: list[str]) -> campaign_pb2.Campaign:
+    """Creates, starts and follows a campaign to its end; its last state."""
+    await herald.create_campaign(campaign_fields(id=campaign_id, user_ids=user_ids))
+    await herald.start_campaign(campaign_id)
+
+    async def last() -> campaign_pb2.Campaign:
+        return [c async for c in herald.watch_campaign(campaign_id)][-1]
+
+    return await asyncio.wait_for(last(), DEADLINE_S)

@@ -11,20 +11,9 @@ from herald.campaign.v1 import campaign_pb2
 from herald.delivery.v1 import delivery_pb2
 from services.kit.config import new_webhook_secret
 
-from client.conftest import campaign_fields, users
+from client.conftest import run_campaign, users
 
 COMPLETED = campaign_pb2.CAMPAIGN_STATUS_COMPLETED
-
-
-async def run_campaign(herald, campaign_id: str, user_ids: list[str]) -> campaign_pb2.Campaign:
-    """Creates, starts and follows a campaign to its end; its last state."""
-    await herald.create_campaign(campaign_fields(id=campaign_id, user_ids=user_ids))
-    await herald.start_campaign(campaign_id)
-
-    async def last() -> campaign_pb2.Campaign:
-        return [c async for c in herald.watch_campaign(campaign_id)][-1]
-
-    return await asyncio.wait_for(last(), DEADLINE_S)
 
 
 async def test_deliveries_and_their_recipients_with_reasons(herald):

@@ -9,41 +9,25 @@ thousand recipients, 3 rounds) runs in the normal suite; the slow one takes 20,0
 
 from __future__ import annotations
 
-import asyncio
 import os
 import random
 import signal
-import sys
-import time
 
 import pytest
-import sqlalchemy as sa
 
 from herald.campaign.v1 import campaign_pb2
 from herald.delivery.v1 import delivery_pb2
 from herald.segment.v1 import directory_pb2, directory_service_pb2
-from harness import TEST_SECRET, TEST_WEBHOOK_SECRET, client_channel, serve_system
+from harness import client_channel, serve_system
 from services.kit.probes import free_port, wait_serving
 from services.kit.db import make_engine
 
+from delivery.crash import delivery_env, kill_once_handled, spawn
 from delivery.helpers import (Stubs, all_messages, all_recipients, campaign, get, start, struct, upsert_users,
                               user_segment, wait_done)
 
 GHOSTS = 17  # unknown users in the segment: skipped
 LONG_BIO_EVERY = 250  # every 250th user's text is too long: failed
-ROUND_TIMEOUT_S = 120  # a round that makes no progress for this long fails instead of hanging
-
-
-async def _spawn(env: dict) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(sys.executable, "-m", "services.delivery_svc", env=env,
-                                                stderr=asyncio.subprocess.DEVNULL)
-
-
-async def _checkpoint(engine) -> tuple[int, int]:
-    async with engine.connect() as conn:
-        row = (await conn.execute(sa.text(
-            "SELECT sent + skipped + failed, status FROM deliveries WHERE campaign_id = 'crash'"))).one()
-    return row[0], row[1]
 
 
 async def _crash_loop(new_db_url, tmp_path, recipients: int, rounds: int) -> None:
@@ -53,13 +37,8 @@ async def _crash_loop(new_db_url, tmp_path, recipients: int, rounds: int) -> Non
     delivery_url = await new_db_url("delivery")
     port = free_port()
     async with serve_system(new_db_url, tmp_path, names=("segment",)) as system:
-        env = dict(os.environ, HERALD_DELIVERY_ADDR=f"127.0.0.1:{port}", HERALD_SEGMENT_ADDR=system.settings.segment_addr,
-                   HERALD_DELIVERY_DB_URL=delivery_url, HERALD_API_SECRET=TEST_SECRET, HERALD_DATA_DIR=str(tmp_path),
-                   HERALD_WEBHOOK_SECRET=TEST_WEBHOOK_SECRET,
-                   HERALD_DELIVERY_BATCH_SIZE=str(rng.choice([100, 250, 500])), HERALD_LOG_LEVEL="WARNING",
-                   HERALD_SHUTDOWN_GRACE_S="1",
-                   # PostgreSQL: the killed process's delivery lease runs out before the next one resumes it.
-                   HERALD_LEASE_S="2")
+        env = delivery_env(port=port, segment_addr=system.settings.segment_addr, db_url=delivery_url,
+                           data_dir=tmp_path, batch_size=rng.choice([100, 250, 500]))
         users = [f"user-{i:06d}" for i in range(recipients)]
         directory_channel = system.channel("segment")
         async with client_channel(port) as delivery_channel:
@@ -80,29 +59,20 @@ async def _crash_loop(new_db_url, tmp_path, recipients: int, rounds: int) -> Non
             try:
                 handled = 0
                 for round_ in range(rounds):
-                    process = await _spawn(env)
+                    process = await spawn(env)
                     if round_ == 0:
                         await wait_serving(port, alive=lambda: process.returncode is None)
                         await start(stubs, snapshot)
                     # The restarted process resumes by itself as it starts. Kill it once it has
                     # written a random share of what is left (watching its database), plus jitter.
                     target = handled + rng.uniform(0.05, 0.6) * (total - handled)
-                    give_up_at = time.monotonic() + ROUND_TIMEOUT_S
-                    while True:
-                        handled, status = await _checkpoint(observer)
-                        if handled >= target or status != campaign_pb2.CAMPAIGN_STATUS_IN_PROGRESS:
-                            break
-                        assert process.returncode is None, "delivery_svc exited by itself"
-                        assert time.monotonic() < give_up_at, f"no progress past {handled}/{total} (seed {seed})"
-                        await asyncio.sleep(0.003)
-                    await asyncio.sleep(rng.uniform(0, 0.03))
-                    process.send_signal(signal.SIGKILL)
-                    await process.wait()
-                    handled, status = await _checkpoint(observer)
+                    handled, status = await kill_once_handled(process, observer, "crash", target,
+                                                              jitter_s=rng.uniform(0, 0.03),
+                                                              what=f"of {total} (seed {seed})")
                     print(f"round {round_}: killed with {handled}/{total} recipients handled (status {status})")
                     if status != campaign_pb2.CAMPAIGN_STATUS_IN_PROGRESS:
                         break
-                process = await _spawn(env)  # the last one runs to the end by itself
+                process = await spawn(env)  # the last one runs to the end by itself
                 await wait_serving(port, alive=lambda: process.returncode is None)
                 done = await wait_done(stubs, "crash", timeout_s=120)
             finally:
@@ -111,7 +81,7 @@ async def _crash_loop(new_db_url, tmp_path, recipients: int, rounds: int) -> Non
                     process.send_signal(signal.SIGKILL)
                     await process.wait()
             # Once more, against a fresh process: nothing moves after completion.
-            process = await _spawn(env)
+            process = await spawn(env)
             try:
                 await wait_serving(port, alive=lambda: process.returncode is None)
                 await _check(stubs, done, users, ghosts, long_bios, seed)

@@ -168,6 +168,7 @@ def _by_field(world: World) -> dict[str, tuple[st.SearchStrategy[Any], bool]]:
         "create_channels": (st.booleans(), False),
         "all": (st.booleans(), False), "created_at": (_recent, False), "updated_at": (_recent, False),
         "sender_mode": (st.sampled_from([0, 1, 2]), False), "sender_visibility": (st.sampled_from([0, 1, 2]), False),
+        "month": (st.sampled_from(["", "2026-07", "1999-12", "0001-01", "9999-12"]), False),
     }
 
 

@@ -75,6 +75,11 @@ class CampaignServiceStub:
                 request_serializer=herald_dot_campaign_dot_v1_dot_campaign__service__pb2.WatchCampaignRequest.SerializeToString,
                 response_deserializer=herald_dot_campaign_dot_v1_dot_campaign__service__pb2.WatchCampaignResponse.FromString,
                 _registered_method=True)
+        self.GetUsage = channel.unary_unary(
+                '/herald.campaign.v1.CampaignService/GetUsage',
+                request_serializer=herald_dot_campaign_dot_v1_dot_campaign__service__pb2.GetUsageRequest.SerializeToString,
+                response_deserializer=herald_dot_campaign_dot_v1_dot_campaign__service__pb2.GetUsageResponse.FromString,
+                _registered_method=True)
 
 
 class CampaignServiceServicer:
@@ -137,6 +142,13 @@ class CampaignServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetUsage(self, request, context):
+        """Messages written in a calendar month (UTC) against the monthly capacity.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CampaignServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -179,6 +191,11 @@ def add_CampaignServiceServicer_to_server(servicer, server):
                     servicer.WatchCampaign,
                     request_deserializer=herald_dot_campaign_dot_v1_dot_campaign__service__pb2.WatchCampaignRequest.FromString,
                     response_serializer=herald_dot_campaign_dot_v1_dot_campaign__service__pb2.WatchCampaignResponse.SerializeToString,
+            ),
+            'GetUsage': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetUsage,
+                    request_deserializer=herald_dot_campaign_dot_v1_dot_campaign__service__pb2.GetUsageRequest.FromString,
+                    response_serializer=herald_dot_campaign_dot_v1_dot_campaign__service__pb2.GetUsageResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -398,6 +415,33 @@ class CampaignService:
             '/herald.campaign.v1.CampaignService/WatchCampaign',
             herald_dot_campaign_dot_v1_dot_campaign__service__pb2.WatchCampaignRequest.SerializeToString,
             herald_dot_campaign_dot_v1_dot_campaign__service__pb2.WatchCampaignResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetUsage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/herald.campaign.v1.CampaignService/GetUsage',
+            herald_dot_campaign_dot_v1_dot_campaign__service__pb2.GetUsageRequest.SerializeToString,
+            herald_dot_campaign_dot_v1_dot_campaign__service__pb2.GetUsageResponse.FromString,
             options,
             channel_credentials,
             insecure,

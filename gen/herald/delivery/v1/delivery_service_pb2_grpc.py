@@ -70,6 +70,11 @@ class DeliveryServiceStub:
                 request_serializer=herald_dot_delivery_dot_v1_dot_delivery__service__pb2.PublishEventRequest.SerializeToString,
                 response_deserializer=herald_dot_delivery_dot_v1_dot_delivery__service__pb2.PublishEventResponse.FromString,
                 _registered_method=True)
+        self.GetUsage = channel.unary_unary(
+                '/herald.delivery.v1.DeliveryService/GetUsage',
+                request_serializer=herald_dot_delivery_dot_v1_dot_delivery__service__pb2.GetUsageRequest.SerializeToString,
+                response_deserializer=herald_dot_delivery_dot_v1_dot_delivery__service__pb2.GetUsageResponse.FromString,
+                _registered_method=True)
 
 
 class DeliveryServiceServicer:
@@ -125,6 +130,13 @@ class DeliveryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetUsage(self, request, context):
+        """Messages written in a calendar month (UTC) against the monthly capacity.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DeliveryServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -162,6 +174,11 @@ def add_DeliveryServiceServicer_to_server(servicer, server):
                     servicer.PublishEvent,
                     request_deserializer=herald_dot_delivery_dot_v1_dot_delivery__service__pb2.PublishEventRequest.FromString,
                     response_serializer=herald_dot_delivery_dot_v1_dot_delivery__service__pb2.PublishEventResponse.SerializeToString,
+            ),
+            'GetUsage': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetUsage,
+                    request_deserializer=herald_dot_delivery_dot_v1_dot_delivery__service__pb2.GetUsageRequest.FromString,
+                    response_serializer=herald_dot_delivery_dot_v1_dot_delivery__service__pb2.GetUsageResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -354,6 +371,33 @@ class DeliveryService:
             '/herald.delivery.v1.DeliveryService/PublishEvent',
             herald_dot_delivery_dot_v1_dot_delivery__service__pb2.PublishEventRequest.SerializeToString,
             herald_dot_delivery_dot_v1_dot_delivery__service__pb2.PublishEventResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetUsage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/herald.delivery.v1.DeliveryService/GetUsage',
+            herald_dot_delivery_dot_v1_dot_delivery__service__pb2.GetUsageRequest.SerializeToString,
+            herald_dot_delivery_dot_v1_dot_delivery__service__pb2.GetUsageResponse.FromString,
             options,
             channel_credentials,
             insecure,
