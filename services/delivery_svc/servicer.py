@@ -14,6 +14,7 @@ from services.delivery_svc.dead_letters import DeadLetters
 from services.delivery_svc.deliveries import Deliveries
 from services.delivery_svc.messages import Messages
 from services.delivery_svc.outbox import Outbox
+from services.delivery_svc.preview import Previews
 from services.delivery_svc.subscriptions import AFTER_SEQUENCE_HEADER, Subscriptions
 from services.kit.filters import request_filter
 from services.kit.tracing import bind_campaign
@@ -22,9 +23,10 @@ from services.kit.tracing import bind_campaign
 class DeliveryServiceServicer(delivery_service_pb2_grpc.DeliveryServiceServicer):
     """Handlers of herald.delivery.v1.DeliveryService."""
 
-    def __init__(self, deliveries: Deliveries, outbox: Outbox) -> None:
+    def __init__(self, deliveries: Deliveries, outbox: Outbox, previews: Previews) -> None:
         self.deliveries = deliveries
         self.outbox = outbox
+        self.previews = previews
 
     async def StartDelivery(self, request: ds.StartDeliveryRequest,
                             context: grpc.aio.ServicerContext) -> ds.StartDeliveryResponse:
@@ -65,6 +67,12 @@ class DeliveryServiceServicer(delivery_service_pb2_grpc.DeliveryServiceServicer)
         event = await self.deliveries.publish_event(request.event)
         # With its sequence: the position the sequencer gives it once committed.
         return ds.PublishEventResponse(event=await self.outbox.positioned(event.id))
+
+    async def PreviewDelivery(self, request: ds.PreviewDeliveryRequest,
+                              context: grpc.aio.ServicerContext) -> ds.PreviewDeliveryResponse:
+        bind_campaign(request.campaign.id)
+        preview = await self.previews.preview(request.campaign, request.receiver_id, request.cid)
+        return ds.PreviewDeliveryResponse(preview=preview)
 
 
 class MessageServiceServicer(message_service_pb2_grpc.MessageServiceServicer):
