@@ -11,6 +11,7 @@ from herald.campaign.v1 import campaign_service_pb2 as pb
 from herald.campaign.v1 import campaign_service_pb2_grpc
 from services.campaign_svc.feeds import Feeds
 from services.campaign_svc.lifecycle import Campaigns
+from services.campaign_svc.preview import Previews
 from services.campaign_svc.query import query_campaigns
 from services.campaign_svc.views import Views
 from services.kit.tracing import bind_campaign
@@ -20,11 +21,12 @@ class CampaignServiceServicer(campaign_service_pb2_grpc.CampaignServiceServicer)
     """Handlers of herald.campaign.v1.CampaignService."""
 
     def __init__(self, campaigns: Campaigns, views: Views, feeds: Feeds,
-                 sessions: async_sessionmaker[AsyncSession]) -> None:
+                 sessions: async_sessionmaker[AsyncSession], previews: Previews) -> None:
         self.campaigns = campaigns
         self.views = views
         self.feeds = feeds
         self.sessions = sessions
+        self.previews = previews
 
     async def CreateCampaign(self, request: pb.CreateCampaignRequest,
                              context: grpc.aio.ServicerContext) -> pb.CreateCampaignResponse:
@@ -74,3 +76,8 @@ class CampaignServiceServicer(campaign_service_pb2_grpc.CampaignServiceServicer)
         await self.campaigns.get(request.id)
         async for campaign in self.feeds.watch(request.id):
             yield pb.WatchCampaignResponse(campaign=campaign)
+
+    async def PreviewCampaign(self, request: pb.PreviewCampaignRequest,
+                              context: grpc.aio.ServicerContext) -> pb.PreviewCampaignResponse:
+        bind_campaign(request.id)
+        return pb.PreviewCampaignResponse(preview=await self.previews.preview(request))

@@ -189,3 +189,19 @@ class WatchCampaignResponse(_message.Message):
     CAMPAIGN_FIELD_NUMBER: _ClassVar[int]
     campaign: _campaign_pb2.Campaign
     def __init__(self, campaign: _Optional[_Union[_campaign_pb2.Campaign, _Mapping]] = ...) -> None: ...
+
+class PreviewCampaignRequest(_message.Message):
+    __slots__ = ("id", "receiver_id", "cid")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    RECEIVER_ID_FIELD_NUMBER: _ClassVar[int]
+    CID_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    receiver_id: str
+    cid: str
+    def __init__(self, id: _Optional[str] = ..., receiver_id: _Optional[str] = ..., cid: _Optional[str] = ...) -> None: ...
+
+class PreviewCampaignResponse(_message.Message):
+    __slots__ = ("preview",)
+    PREVIEW_FIELD_NUMBER: _ClassVar[int]
+    preview: _campaign_pb2.CampaignPreview
+    def __init__(self, preview: _Optional[_Union[_campaign_pb2.CampaignPreview, _Mapping]] = ...) -> None: ...
