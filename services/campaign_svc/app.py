@@ -21,6 +21,7 @@ from services.campaign_svc.feeds import Feeds
 from services.campaign_svc.lifecycle import Campaigns
 from services.campaign_svc.metrics import CampaignMetrics
 from services.campaign_svc.migrations import SCHEMA
+from services.campaign_svc.preview import Previews
 from services.campaign_svc.scheduler import Scheduler
 from services.campaign_svc.sending import Sending
 from services.campaign_svc.servicer import CampaignServiceServicer
@@ -69,7 +70,8 @@ class CampaignApp(Service):
         return [campaign_service_pb2.DESCRIPTOR.services_by_name["CampaignService"].full_name]
 
     def register(self, server: grpc.aio.Server) -> None:
-        servicer = CampaignServiceServicer(self.campaigns, self.views, self.feeds, self.sessions, self.upstream)
+        servicer = CampaignServiceServicer(self.campaigns, self.views, self.feeds, self.sessions, self.upstream,
+                                           Previews(self.campaigns, self.upstream))
         campaign_service_pb2_grpc.add_CampaignServiceServicer_to_server(servicer, server)
 
     async def start(self) -> None:

@@ -12,6 +12,7 @@ from herald.campaign.v1 import campaign_service_pb2_grpc
 from services.campaign_svc import convert
 from services.campaign_svc.feeds import Feeds
 from services.campaign_svc.lifecycle import Campaigns
+from services.campaign_svc.preview import Previews
 from services.campaign_svc.query import query_campaigns
 from services.campaign_svc.upstream import Upstream
 from services.campaign_svc.usage import monthly_usage
@@ -23,12 +24,13 @@ class CampaignServiceServicer(campaign_service_pb2_grpc.CampaignServiceServicer)
     """Handlers of herald.campaign.v1.CampaignService."""
 
     def __init__(self, campaigns: Campaigns, views: Views, feeds: Feeds,
-                 sessions: async_sessionmaker[AsyncSession], upstream: Upstream) -> None:
+                 sessions: async_sessionmaker[AsyncSession], upstream: Upstream, previews: Previews) -> None:
         self.campaigns = campaigns
         self.views = views
         self.feeds = feeds
         self.sessions = sessions
         self.upstream = upstream
+        self.previews = previews
 
     async def CreateCampaign(self, request: pb.CreateCampaignRequest,
                              context: grpc.aio.ServicerContext) -> pb.CreateCampaignResponse:
@@ -81,3 +83,8 @@ class CampaignServiceServicer(campaign_service_pb2_grpc.CampaignServiceServicer)
 
     async def GetUsage(self, request: pb.GetUsageRequest, context: grpc.aio.ServicerContext) -> pb.GetUsageResponse:
         return convert.usage(await monthly_usage(self.upstream, request.month))
+
+    async def PreviewCampaign(self, request: pb.PreviewCampaignRequest,
+                              context: grpc.aio.ServicerContext) -> pb.PreviewCampaignResponse:
+        bind_campaign(request.id)
+        return pb.PreviewCampaignResponse(preview=await self.previews.preview(request))

@@ -133,6 +133,11 @@ class Upstream:
         """The month's messages and capacity as the delivery service counts and enforces them."""
         return await self._read(self.delivery.GetUsage, delivery_service_pb2.GetUsageRequest(month=month), "delivery")
 
+    async def preview_delivery(self, campaign: campaign_pb2.Campaign, receiver_id: str,
+                               cid: str) -> campaign_pb2.CampaignPreview:
+        request = delivery_service_pb2.PreviewDeliveryRequest(campaign=campaign, receiver_id=receiver_id, cid=cid)
+        return (await self._read(self.delivery.PreviewDelivery, request, "delivery")).preview
+
     async def publish_event(self, event: delivery_pb2.Event) -> None:
         await call_idempotent(self.delivery.PublishEvent, delivery_service_pb2.PublishEventRequest(event=event),
                               attempts=READ_ATTEMPTS)

@@ -1,4 +1,4 @@
-"""`herald campaigns create|get|list|start|stop|delete|watch`, and `herald watch` (its alias).
+"""`herald campaigns create|get|list|start|stop|delete|watch|preview`, and `herald watch` (its alias).
 
 `campaigns watch ID` follows a campaign until it ends: on a terminal a live progress bar (sent,
 skipped, failed, rate, ETA); in a pipe, or with `--lines`, one line per update; with `--json`,
@@ -18,8 +18,8 @@ import typer
 
 from services.cli.common import (DataDirOption, FilterOption, JsonOption, LimitOption, SortOption, json_object,
                                  page_size, run, show_list)
-from services.cli.output import (EXIT_OK, EXIT_STOPPED, CliError, console, enum_name, listed, print_details,
-                                 print_json, when)
+from services.cli.output import (EXIT_OK, EXIT_STOPPED, CliError, compact, console, enum_name, listed,
+                                 print_details, print_json, struct, when)
 
 if TYPE_CHECKING:
     from herald.campaign.v1 import campaign_pb2
@@ -179,6 +179,50 @@ def delete(ids: Annotated[list[str], typer.Argument(metavar="ID", help="Campaign
             console().print(f"deleted campaign {id}")
 
     run(data_dir, body)
+
+
+@app.command("preview")
+def preview(id: CampaignId,
+            receiver: Annotated[str | None, typer.Option(
+                "--receiver", metavar="USER", show_default=False,
+                help="The receiving user (campaigns to user ids or user segments).")] = None,
+            cid: Annotated[str | None, typer.Option(
+                "--cid", metavar="CID", show_default=False,
+                help="The receiving channel, type:id (campaigns to channel segments).")] = None,
+            as_json: JsonOption = False, data_dir: DataDirOption = None) -> None:
+    """Show what one recipient would get, rendered as sending renders it, in any status: the
+    text, the channel (whether it exists or would be created) and its members; or why the
+    recipient would be skipped or failed. Nothing is written or sent."""
+    if (receiver is None) == (cid is None):
+        raise typer.BadParameter("give --receiver USER or --cid CID (exactly one)", param_hint="'--receiver' / '--cid'")
+
+    async def body(herald: HeraldClient) -> None:
+        shown = await herald.preview_campaign(id, receiver_id=receiver or "", cid=cid or "")
+        if as_json:
+            print_json(shown)
+        else:
+            show_preview(shown)
+
+    run(data_dir, body)
+
+
+def show_preview(preview: campaign_pb2.CampaignPreview) -> None:
+    from herald.campaign.v1 import campaign_pb2
+
+    message = preview.message
+    channel = ""
+    if preview.cid:
+        channel = "exists" if preview.channel_exists else "would be created"
+    print_details([
+        ("recipient", preview.target_id),
+        ("status", enum_name(campaign_pb2.PreviewStatus.Name(preview.status))),
+        ("reason", preview.reason), ("detail", preview.detail),
+        ("cid", preview.cid), ("channel", channel), ("members", ", ".join(preview.member_ids)),
+        ("text", message.text),
+        ("attachments", compact([struct(a) for a in message.attachments]) if message.attachments else ""),
+        ("custom", compact(struct(message.custom)) if preview.HasField("message") else ""),
+        ("poll", message.poll_id),
+    ])
 
 
 LinesOption = Annotated[bool, typer.Option("--lines", help="One line per update, even on a terminal.")]

@@ -149,7 +149,8 @@ def listed(items: Sequence[str], most: int = 5) -> str:
 
 def enum_name(value: str) -> str:
     """`CAMPAIGN_STATUS_IN_PROGRESS` → `in_progress`, as people type them."""
-    for prefix in ("CAMPAIGN_STATUS_", "STOP_REASON_", "SEGMENT_TYPE_", "SENDER_MODE_", "SENDER_VISIBILITY_"):
+    for prefix in ("CAMPAIGN_STATUS_", "STOP_REASON_", "SEGMENT_TYPE_", "SENDER_MODE_", "SENDER_VISIBILITY_",
+                   "PREVIEW_STATUS_"):
         if value.startswith(prefix):
             return value.removeprefix(prefix).lower()
     return value

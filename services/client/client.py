@@ -301,6 +301,14 @@ class HeraldClient:
     async def stop_campaign(self, id: str, *, timeout: float | None = None) -> campaign_pb2.Campaign:
         return (await self._call(self.campaigns.StopCampaign, cs.StopCampaignRequest(id=id), False, timeout)).campaign
 
+    async def preview_campaign(self, id: str, *, receiver_id: str = "", cid: str = "",
+                               timeout: float | None = None) -> campaign_pb2.CampaignPreview:
+        """What one recipient would get, rendered by the sending code, in any status; nothing is
+        written. Give `receiver_id` (user audiences) or `cid` (channel audiences). A recipient
+        that would be skipped or failed comes back with its `status` and `reason`."""
+        request = cs.PreviewCampaignRequest(id=id, receiver_id=receiver_id, cid=cid)
+        return (await self._call(self.campaigns.PreviewCampaign, request, True, timeout)).preview
+
     async def watch_campaign(self, id: str) -> AsyncIterator[campaign_pb2.Campaign]:
         """The campaign at once, then as it changes, until it completes or stops; reconnects when
         campaign_svc restarts (its streams end with UNAVAILABLE)."""

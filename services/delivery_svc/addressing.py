@@ -55,7 +55,7 @@ class Addressing:
             try:
                 specs.append(templates.user_channel_spec(recipient.target_id, context))
             except RecipientFailed as failure:
-                outcomes.append(Outcome(recipient.target_id, FAILED, failure.reason))
+                outcomes.append(Outcome(recipient.target_id, FAILED, failure.reason, detail=str(failure)))
                 continue
             contexts.append(context)
         return AddressedRecipients(outcomes, specs, contexts)

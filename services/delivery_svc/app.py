@@ -28,6 +28,7 @@ from services.delivery_svc.messages import Messages
 from services.delivery_svc.migrations import SCHEMA
 from services.delivery_svc.notifier import Notifier
 from services.delivery_svc.outbox import Outbox
+from services.delivery_svc.preview import Previews
 from services.delivery_svc.push import Push
 from services.delivery_svc.push_destination import PushDestination
 from services.delivery_svc.retention import Retention
@@ -65,6 +66,7 @@ class DeliveryApp(Service):
         self.deliveries: Deliveries | None = None
         self.push: Push | None = None  # the dispatcher's `push` destination
         self.dispatcher: Dispatcher | None = None
+        self.previews: Previews | None = None
         self.messages = Messages(self.sessions, self.notifier)
         self.outbox = Outbox(self.sessions, self.sequencer)
         self.dead_letters = DeadLetters(self.sessions, self._replays_queued)
@@ -92,6 +94,7 @@ class DeliveryApp(Service):
             self.deliveries = Deliveries(self.sessions, self.sending, self.notifier,
                                          monthly_capacity=self.settings.monthly_message_capacity)
             self.push = Push.from_settings(self.settings, segments)
+            self.previews = Previews(segments, self.engine.dialect.name)
             destinations: list[Destination] = [PushDestination(self.push)]
             if self.settings.webhook_url:
                 destinations.append(WebhookDestination.from_settings(self.settings))
@@ -107,8 +110,9 @@ class DeliveryApp(Service):
 
     def register(self, server: grpc.aio.Server) -> None:
         _, deliveries, push, _ = self._wire()
+        assert self.previews is not None  # wired with the others
         delivery_service_pb2_grpc.add_DeliveryServiceServicer_to_server(
-            DeliveryServiceServicer(deliveries, self.outbox, self.usage), server)
+            DeliveryServiceServicer(deliveries, self.outbox, self.usage, self.previews), server)
         message_service_pb2_grpc.add_MessageServiceServicer_to_server(
             MessageServiceServicer(self.messages, self.dead_letters, self.subscriptions,
                                    vapid_public_key=push.vapid.public_key), server)

@@ -81,7 +81,7 @@ class Composer:
             if ensured.created:
                 outcome.events.append(self._channel_created(ensured.cid, members_json, payload, now))
             if isinstance(rendered, RecipientFailed):
-                outcome.status, outcome.reason = FAILED, rendered.reason
+                outcome.status, outcome.reason, outcome.detail = FAILED, rendered.reason, str(rendered)
                 outcomes.append(outcome)
                 continue
             text, attachments, custom = rendered

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import math
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import Row
@@ -52,7 +54,7 @@ def recipient_outcome(row: Row[Any]) -> delivery_pb2.RecipientOutcome:
         cid=row.cid, message_id=row.message_id, created_at=timestamp(row.created_at))
 
 
-def message(row: Row[Any], prefix: str = "") -> delivery_pb2.Message:
+def message(row: Row[Any] | SimpleNamespace, prefix: str = "") -> delivery_pb2.Message:
     """A `messages` row as a Message; `prefix`: its columns' prefix in a joined row (`m_`)."""
     def column(name: str) -> Any:
         return getattr(row, prefix + name)
@@ -62,6 +64,15 @@ def message(row: Row[Any], prefix: str = "") -> delivery_pb2.Message:
         attachments=[struct_from(a) for a in column("attachments") or []], custom=struct_from(column("custom")),
         poll_id=column("poll_id"), created_by_campaign_id=column("created_by_campaign_id"),
         created_at=timestamp(column("created_at")))
+
+
+def preview_message(row: store.MessageRow) -> campaign_pb2.PreviewMessage:
+    """A composed message that is not written, as PreviewCampaign shows it: what `message` makes
+    of the row once stored (its JSON read back), without created_at. PreviewMessage has Message's
+    fields and numbers, so the bytes carry over."""
+    stored = SimpleNamespace(**{**row._asdict(), "attachments": json.loads(row.attachments),
+                                "custom": json.loads(row.custom), "created_at": None})
+    return campaign_pb2.PreviewMessage.FromString(message(stored).SerializeToString())
 
 
 def event(row: Row[Any]) -> delivery_pb2.Event:

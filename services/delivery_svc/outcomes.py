@@ -26,6 +26,7 @@ class Outcome:
     status: int
     reason: str = ""
     cid: str = ""
+    detail: str = ""  # what failed, for a preview (the log keeps only the reason)
     message: MessageRow | None = None
     events: list[EventRow] = field(default_factory=list)
     created: bool = False  # the campaign created the recipient's channel

@@ -66,6 +66,16 @@ def user_to_dict(user: directory_pb2.User) -> dict[str, Any]:
             "custom": struct_to_dict(user.custom) if user.custom.fields else {}}
 
 
+def sender_to_dict(campaign: campaign_pb2.Campaign, user: directory_pb2.User | None) -> dict[str, Any]:
+    """The sender as the directory has it (`user`), else as the snapshot carries it, else only its
+    id: a sender deleted since the campaign was written still renders."""
+    if user is not None:
+        return user_to_dict(user)
+    if campaign.sender.id == campaign.sender_id:
+        return user_to_dict(campaign.sender)
+    return {"id": campaign.sender_id, "name": "", "role": "", "teams": [], "custom": {}}
+
+
 def channel_to_dict(channel: directory_pb2.Channel) -> dict[str, Any]:
     members = [{"user_id": m.user_id, "channel_role": m.channel_role} for m in channel.members]
     custom = struct_to_dict(channel.custom) if channel.custom.fields else {}

@@ -28,7 +28,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
-from typing import Any
 
 import grpc
 from opentelemetry import trace
@@ -43,7 +42,7 @@ from services.delivery_svc.notifier import Notifier
 from services.delivery_svc.outcomes import CreatedChannel, PreparedBatch, created_channels
 from services.delivery_svc.pacing import Pacer, batch_size
 from services.delivery_svc.pipeline import Pipeline, StopRequested
-from services.delivery_svc.render import CampaignTemplates, user_to_dict
+from services.delivery_svc.render import CampaignTemplates, sender_to_dict
 from services.delivery_svc.upstream import SegmentClient
 from services.delivery_svc.writer import BatchWriter
 from services.kit.bulk import DriverValues
@@ -125,7 +124,8 @@ class DeliveryRun:
             templates = self.templates
             if templates is None:  # compiling may take a while (20,000 characters a template): not on the loop
                 templates = await asyncio.to_thread(CampaignTemplates, self.campaign)
-            sender = user_variables(await self._load_sender())
+            sender = user_variables(sender_to_dict(self.campaign,
+                                                   await self.deps.segments.get_user(self.campaign.sender_id)))
             await self._count_audience_unless_counted()
             addressing = Addressing(self.campaign, templates, sender)
             composer = Composer(self.campaign, templates, self.writer.values)
@@ -165,14 +165,6 @@ class DeliveryRun:
     async def _end(self, reason: campaign_pb2.StopReason, message: str) -> None:
         await self.writer.stop(reason, message, self._unsettled)
         self._unsettled = []
-
-    async def _load_sender(self) -> dict[str, Any]:
-        user = await self.deps.segments.get_user(self.campaign.sender_id)
-        if user is not None:
-            return user_to_dict(user)
-        if self.campaign.sender.id == self.campaign.sender_id:
-            return user_to_dict(self.campaign.sender)
-        return {"id": self.campaign.sender_id, "name": "", "role": "", "teams": [], "custom": {}}
 
     async def _count_audience_unless_counted(self) -> None:
         """Counts the audience of a delivery whose snapshot came without its count (started by

@@ -15,6 +15,7 @@ from services.delivery_svc.dead_letters import DeadLetters
 from services.delivery_svc.deliveries import Deliveries
 from services.delivery_svc.messages import Messages
 from services.delivery_svc.outbox import Outbox
+from services.delivery_svc.preview import Previews
 from services.delivery_svc.subscriptions import AFTER_SEQUENCE_HEADER, Subscriptions
 from services.delivery_svc.usage import Usage
 from services.kit.filters import request_filter
@@ -24,10 +25,11 @@ from services.kit.tracing import bind_campaign
 class DeliveryServiceServicer(delivery_service_pb2_grpc.DeliveryServiceServicer):
     """Handlers of herald.delivery.v1.DeliveryService."""
 
-    def __init__(self, deliveries: Deliveries, outbox: Outbox, usage: Usage) -> None:
+    def __init__(self, deliveries: Deliveries, outbox: Outbox, usage: Usage, previews: Previews) -> None:
         self.deliveries = deliveries
         self.outbox = outbox
         self.usage = usage
+        self.previews = previews
 
     async def StartDelivery(self, request: ds.StartDeliveryRequest,
                             context: grpc.aio.ServicerContext) -> ds.StartDeliveryResponse:
@@ -71,6 +73,12 @@ class DeliveryServiceServicer(delivery_service_pb2_grpc.DeliveryServiceServicer)
 
     async def GetUsage(self, request: ds.GetUsageRequest, context: grpc.aio.ServicerContext) -> ds.GetUsageResponse:
         return convert.usage(await self.usage.of_month(request.month))
+
+    async def PreviewDelivery(self, request: ds.PreviewDeliveryRequest,
+                              context: grpc.aio.ServicerContext) -> ds.PreviewDeliveryResponse:
+        bind_campaign(request.campaign.id)
+        preview = await self.previews.preview(request.campaign, request.receiver_id, request.cid)
+        return ds.PreviewDeliveryResponse(preview=preview)
 
 
 class MessageServiceServicer(message_service_pb2_grpc.MessageServiceServicer):

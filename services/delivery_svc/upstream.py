@@ -66,14 +66,15 @@ class SegmentClient:
             cursor=cursor, batch_size=batch_size, last_target_id=last)
         return self._segments.StreamRecipients(request, timeout=STREAM_DEADLINE_S)
 
-    async def ensure_channels(self, campaign: campaign_pb2.Campaign, specs: Sequence[directory_service_pb2.ChannelSpec]
-                              ) -> directory_service_pb2.EnsureChannelsResponse:
+    async def ensure_channels(self, campaign: campaign_pb2.Campaign, specs: Sequence[directory_service_pb2.ChannelSpec],
+                              *, dry_run: bool = False) -> directory_service_pb2.EnsureChannelsResponse:
         """Finds or creates each spec's channel; idempotent per (campaign, recipient) on the
-        segment side, so a retried or replayed call answers what the first one did."""
+        segment side, so a retried or replayed call answers what the first one did. With
+        `dry_run` (a preview), what it would find or create, with nothing written."""
         request = directory_service_pb2.EnsureChannelsRequest(
             campaign_id=campaign.id, sender_id=campaign.sender_id, create_channels=campaign.create_channels,
             sender_mode=campaign.sender_mode, sender_visibility=campaign.sender_visibility,
-            show_channels=campaign.show_channels, channels=specs)
+            show_channels=campaign.show_channels, channels=specs, dry_run=dry_run)
         return await call_idempotent(self._directory.EnsureChannels, request, timeout=CALL_DEADLINE_S)
 
     # --- push ---------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from google.protobuf.internal.enum_type_wrapper import EnumTypeWrapper
 from herald.common.v1 import common_pb2
 from services.kit import reasons
 from services.kit.errors import Violations
-from services.kit.fields import check_channel_type, check_id, check_id_list, check_text
+from services.kit.fields import check_channel_type, check_cid, check_id, check_id_list, check_text
 from services.kit.limits import (MAX_ATTACHMENTS, MAX_AUDIENCE_USERS, MAX_MEMBERS, MAX_RENDER_VALUE,
                                  MAX_SEGMENTS_PER_AUDIENCE, MAX_TEAM)
 from services.kit.sandbox import RenderBudget, RenderBudgetExceeded, render
@@ -76,6 +76,24 @@ def _check_fixed_id(v: Violations, value: str, field: str, *, required: bool = T
     if is_template(value):
         return check_text(v, value, field)
     return check_id(v, value, field, required=required)
+
+
+def check_preview_recipient(v: Violations, receiver_id: str, cid: str, *, channels: bool | None = None) -> None:
+    """The recipient a preview names: exactly one of `receiver_id` (a user target) and `cid` (a
+    channel target), each a valid id; with `channels` known (the audience is channels, or users),
+    the one that audience has."""
+    if receiver_id and cid:
+        v.add("cid", "give receiver_id (user audiences) or cid (channel audiences), not both")
+        return
+    if not receiver_id and not cid:
+        v.add("cid" if channels else "receiver_id",
+              "give receiver_id (user audiences) or cid (channel audiences): exactly one")
+        return
+    if cid:
+        if check_cid(v, cid, "cid") and channels is False:
+            v.add("cid", "the campaign's audience is users: give receiver_id")
+    elif check_id(v, receiver_id, "receiver_id") and channels:
+        v.add("receiver_id", "the campaign's audience is channel segments: give cid")
 
 
 def _check_enum(v: Violations, enum_type: EnumTypeWrapper, value: int, field: str) -> None:

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from herald.segment.v1 import directory_service_pb2
 from services.kit.errors import Violations
-from services.kit.limits import MAX_CHANNEL_TYPE, MAX_ID, MAX_MEMBERS, MAX_TEAM
+from services.kit.limits import MAX_CHANNEL_TYPE, MAX_CID, MAX_ID, MAX_MEMBERS, MAX_TEAM
 
 NUL = "\x00"
 
@@ -46,6 +46,14 @@ def check_id_list(v: Violations, values: Sequence[str], field: str, *, limit: in
         if not check_id(v, value, f"{field}[{i}]", limit=item_limit):
             return False
     return True
+
+
+def check_cid(v: Violations, value: str, field: str) -> bool:
+    """A channel's cid: an id of at most MAX_CID characters of the form `type:id`."""
+    if not check_id(v, value, field, limit=MAX_CID):
+        return False
+    kind, sep, ident = value.partition(":")
+    return v.check(bool(sep and kind and ident), field, "must be a cid of the form 'type:id'")
 
 
 def check_channel_type(v: Violations, value: str, field: str) -> bool:

@@ -25,6 +25,7 @@ MAX_SEGMENT_DESCRIPTION = 256  # characters of a segment's description
 MAX_TEXT_CHARS = 5000  # characters of a rendered message text; longer fails the recipient (text_too_long)
 MAX_REASON_CHARS = 64  # characters of a recipient's reason in the recipient log
 MAX_STOP_MESSAGE = 1000  # characters of a delivery's stop message (longer ones are cut)
+MAX_PREVIEW_DETAIL = 1000  # characters of a preview's render failure detail (longer ones are cut)
 MAX_TEMPLATE_SOURCE = 20_000  # characters of one templated string (text, a custom or attachment value, an id)
 
 # --- one recipient's render (DESIGN §10.3; past any of these the recipient fails, render_error) -------

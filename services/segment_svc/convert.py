@@ -76,11 +76,11 @@ def channel_message(row: Mapping[Any, Any], members: Iterable[Mapping[Any, Any]]
 
 
 def ensured_message(recipient_id: str, cid: str, created: bool, skip_reason: str,
-                    row: Mapping[str, Any] | None,
-                    members: Mapping[str, Mapping[str, Any]]) -> directory_service_pb2.EnsuredChannel:
+                    row: Mapping[str, Any] | None, members: Mapping[str, Mapping[str, Any]], *,
+                    existed: bool = False) -> directory_service_pb2.EnsuredChannel:
     """One EnsureChannels outcome; `members` by user id (listed sorted by user id)."""
     item = directory_service_pb2.EnsuredChannel(recipient_id=recipient_id, cid=cid, created=created,
-                                                skip_reason=skip_reason)
+                                                skip_reason=skip_reason, existed=existed)
     if row is not None:
         ordered = sorted(members)
         item.member_ids.extend(ordered)

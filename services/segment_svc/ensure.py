@@ -13,6 +13,8 @@ Rules, per recipient:
   but the sender).
 - the outcome is stored per (campaign_id, recipient_id); asked again, the stored outcome is
   reported (created stays true), so a resumed campaign counts channels_created exactly.
+- dry_run (a preview): the same rules answer what the call would find or create, and nothing
+  is written; a channel it would create comes back as it would be made.
 
 The whole batch is a fixed number of statements: one read of stored outcomes, one of channels,
 one of members, then bulk writes.
@@ -161,6 +163,8 @@ async def ensure_channels(session: AsyncSession, request: directory_service_pb2.
                                     batch.states.get(previous.cid)))
         else:
             outcomes.append(batch.resolve(spec, wanted[spec.recipient_id]))
+    if request.dry_run:
+        return Ensured(outcomes, channels_changed=False)
     changed = await _write(session, batch, [o for o in outcomes if o.recipient_id not in stored],
                            request.campaign_id)
     return Ensured(outcomes, changed)

@@ -112,7 +112,9 @@ class DirectoryServiceServicer(directory_service_pb2_grpc.DirectoryServiceServic
             self.sizes.poke()
         return directory_service_pb2.EnsureChannelsResponse(channels=[
             ensured_message(o.recipient_id, o.cid, o.created, o.skip_reason, o.channel.row if o.channel else None,
-                            o.channel.members if o.channel else {}) for o in ensured.outcomes])
+                            o.channel.members if o.channel else {},
+                            existed=o.channel is not None and not o.channel.created_now)
+            for o in ensured.outcomes])
 
     async def UpsertDevices(self, request: directory_service_pb2.UpsertDevicesRequest,
                             context: grpc.aio.ServicerContext) -> directory_service_pb2.UpsertDevicesResponse:

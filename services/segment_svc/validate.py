@@ -17,7 +17,8 @@ from herald.segment.v1 import directory_pb2, directory_service_pb2, segment_serv
 from services.kit import reasons
 from services.kit.endpoints import EndpointRefused, default_port, parse_endpoint
 from services.kit.errors import InvalidArgument, Violations
-from services.kit.fields import check_channel_type, check_id, check_id_list, check_text, check_user_channel_spec
+from services.kit.fields import (check_channel_type, check_cid, check_id, check_id_list, check_text,
+                                check_user_channel_spec)
 from services.kit.filters import check_filter_size
 from services.kit.limits import (MAX_DEVICES_PER_CALL, MAX_DEVICES_PER_USER, MAX_ENDPOINT, DEFAULT_RECIPIENT_BATCH, MAX_CHANNELS_PER_CALL, MAX_CID, MAX_ENSURE_SPECS,
                                  MAX_RECIPIENT_BATCH, MAX_SEGMENT_DESCRIPTION, MAX_SEGMENT_NAME,
@@ -26,13 +27,6 @@ from services.kit.protos import struct_to_dict
 from services.segment_svc import reasons as segment_reasons
 from services.segment_svc.convert import DEVICE_PROVIDER_WORDS, SEGMENT_TYPE_WORDS
 from services.segment_svc.filters import audience_condition
-
-
-def check_cid(v: Violations, value: str, field: str) -> bool:
-    if not check_id(v, value, field, limit=MAX_CID):
-        return False
-    kind, sep, ident = value.partition(":")
-    return v.check(bool(sep and kind and ident), field, "must be a cid of the form 'type:id'")
 
 
 def batch_size(v: Violations, value: int, field: str = "batch_size") -> int:

@@ -124,3 +124,36 @@ async def test_a_scheduled_campaign_stopped_while_watched_exits_3(system, herald
                                     f"{os.path.join('/nonexistent/herald', 'api_secret')} does not exist")
     wrong_secret = await run_herald(system, "campaigns", "list", env={**env, "HERALD_API_SECRET": TEST_SECRET[::-1]})
     assert wrong_secret.code == 1 and wrong_secret.err.startswith("herald: UNAUTHENTICATED: ")
+
+
+async def test_preview_a_recipient_as_details_and_as_json(system, herald):
+    await herald.upsert_users([{"id": "boss", "name": "Boss"}, {"id": "ann", "name": "Ann"}])
+    await herald.create_campaign({**WELCOME, "segment_ids": [], "user_ids": ["ann", "ghost"],
+                                  "message_template": {**WELCOME["message_template"], "custom": {"tag": "hi"}}})
+
+    shown = await run_herald(system, "campaigns", "preview", "welcome", "--receiver", "ann")
+    assert shown.code == 0, shown.err
+    details = {line.split(None, 1)[0]: line.split(None, 1)[1].strip() for line in shown.out.splitlines()}
+    assert json.loads(details.pop("custom")) == {"tag": "hi", "campaign_id": "welcome"}  # a Struct: keys unordered
+    assert details == {"recipient": "ann", "status": "sent", "cid": "messaging:ann-boss",
+                       "channel": "would be created", "members": "ann, boss", "text": "Hi Ann, Boss here!"}
+    as_json = await run_herald(system, "campaigns", "preview", "welcome", "--receiver", "ann", "--json")
+    [preview] = as_json.json()
+    assert (preview["status"], preview["channel_exists"], preview["member_ids"]) == (
+        "PREVIEW_STATUS_SENT", False, ["ann", "boss"])
+    assert preview["message"]["text"] == "Hi Ann, Boss here!"
+
+    ghost = await run_herald(system, "campaigns", "preview", "welcome", "--receiver", "ghost")
+    assert ghost.code == 0 and ghost.out.split() == ["recipient", "ghost", "status", "skipped", "reason",
+                                                      "user_not_found"]
+    # Nothing was written by the previews: no channel was made.
+    assert (await herald.query_channels()).channels == []
+
+    refused, neither, both = await asyncio.gather(
+        run_herald(system, "campaigns", "preview", "welcome", "--cid", "messaging:ann-boss"),
+        run_herald(system, "campaigns", "preview", "welcome"),
+        run_herald(system, "campaigns", "preview", "welcome", "--receiver", "ann", "--cid", "messaging:x"))
+    assert refused.code == 1 and refused.err.startswith(
+        "herald: INVALID_ARGUMENT: cid: the campaign's audience is users: give receiver_id"), refused.err
+    for usage in (neither, both):
+        assert usage.code == 2 and "exactly one" in usage.err, usage

@@ -14,7 +14,7 @@ from harness import DEADLINE_S
 from herald.campaign.v1 import campaign_pb2, campaign_service_pb2 as cs
 from herald.common.v1 import common_pb2
 from services.client import HeraldClient
-from services.client.errors import NotFound
+from services.client.errors import InvalidArgument, NotFound
 
 from client.conftest import campaign_fields, users
 
@@ -102,6 +102,21 @@ async def test_start_at_a_datetime_with_stop_at_then_stop(herald):
     stopped = await herald.stop_campaign("later")
     assert (stopped.status, stopped.stop_reason) == (S.CAMPAIGN_STATUS_STOPPED, S.STOP_REASON_REQUESTED)
     assert [c.status async for c in herald.watch_campaign("later")] == [S.CAMPAIGN_STATUS_STOPPED]
+
+
+async def test_preview_a_recipient_of_a_draft(herald):
+    await users(herald, "boss", "ann")
+    await herald.create_campaign(campaign_fields(id="peek", user_ids=["ann", "ghost"]))
+    preview = await herald.preview_campaign("peek", receiver_id="ann")
+    assert (preview.status, preview.cid, preview.channel_exists, list(preview.member_ids)) == (
+        S.PREVIEW_STATUS_SENT, "messaging:ann-boss", False, ["ann", "boss"])
+    assert (preview.message.text, preview.message.user_id) == ("Hi Ann from Boss", "boss")
+    ghost = await herald.preview_campaign("peek", receiver_id="ghost")
+    assert (ghost.status, ghost.reason) == (S.PREVIEW_STATUS_SKIPPED, "user_not_found")
+    with pytest.raises(InvalidArgument) as refused:
+        await herald.preview_campaign("peek", cid="messaging:ann-boss")  # a user audience: receiver_id
+    assert [v.field for v in refused.value.field_violations] == ["cid"]
+    assert (await herald.get_campaign("peek")).status == S.CAMPAIGN_STATUS_DRAFT  # nothing moved
 
 
 async def test_the_raw_stubs_and_idempotent_still_work(herald):

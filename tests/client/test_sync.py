@@ -43,6 +43,9 @@ async def test_the_sync_client_runs_a_campaign_to_the_end(system_and_client):
             assert next(events).message.text == "Hi Ann from Boss"
             events.close()  # stops the stream on the client's loop
 
+            preview = herald.preview_campaign("c1", receiver_id="ann")  # a draft of the same audience
+            assert (preview.status, preview.message.text) == (campaign_pb2.PREVIEW_STATUS_SENT, "Hi Ann from Boss")
+
             skipped = herald.query_recipients({"campaign_id": "c0", "status": "skipped"})
             assert [(r.target_id, r.reason) for r in skipped.recipients] == [("ghost", "user_not_found")]
             first_user = next(iter(herald.iter_users(sort=["id"], page_size=1)))  # left unfinished

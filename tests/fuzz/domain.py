@@ -219,7 +219,7 @@ def _by_message(world: World) -> dict[tuple[str, str], tuple[st.SearchStrategy[A
 SEGMENT_ID_REQUESTS = ["GetSegmentRequest", "UpdateSegmentRequest", "AddSegmentTargetsRequest",
                        "DeleteSegmentTargetsRequest", "SegmentTargetExistsRequest", "QuerySegmentTargetsRequest"]
 CAMPAIGN_ID_REQUESTS = ["GetCampaignRequest", "UpdateCampaignRequest", "StartCampaignRequest", "StopCampaignRequest",
-                        "WatchCampaignRequest"]
+                        "WatchCampaignRequest", "PreviewCampaignRequest"]
 
 # The spec each request's filter is read by, in the service that serves it.
 _FILTER_SPECS: dict[str, FilterSpec] = {

@@ -139,6 +139,33 @@ async def test_one_channel_for_several_recipients_is_created_once(svc):
     assert [(o.cid, o.created) for o in out] == [("messaging:lobby", True), ("messaging:lobby", False)]
 
 
+async def test_dry_run_answers_what_the_call_would_do_and_writes_nothing(svc):
+    await svc.users("s", "a", "b", "c")
+    await svc.directory.UpsertChannels(ds.UpsertChannelsRequest(channels=[directory_pb2.Channel(
+        type="messaging", id="old-a", members=[directory_pb2.ChannelMember(user_id="a", hidden=True)])]))
+    specs = [spec("a", id="old-a"), spec("b", id="new-b"), spec("c", id="nowhere")]
+    options = {"create_channels": True, "sender_mode": INCLUDE, "show_channels": True}
+    dry = await ensure(svc, *specs[:2], dry_run=True, **options)
+    assert [(o.cid, o.created, o.existed, list(o.member_ids)) for o in dry] == [
+        ("messaging:old-a", False, True, ["a", "s"]), ("messaging:new-b", True, False, ["b", "s"])]
+    assert members(dry[0])["a"] == ("channel_member", False, False)  # would be unhidden
+    assert (dry[1].channel.created_by_id, dry[1].channel.cid) == ("s", "messaging:new-b")
+    skipped = await ensure(svc, specs[2], dry_run=True)
+    assert (skipped[0].cid, skipped[0].existed, skipped[0].skip_reason) == ("", False, "channel_not_found")
+
+    # Nothing was written: no channel, no member, no stored outcome for the campaign.
+    listed = await svc.directory.QueryChannels(ds.QueryChannelsRequest())
+    assert [(c.cid, [(m.user_id, m.hidden) for m in c.members]) for c in listed.channels] == [
+        ("messaging:old-a", [("a", True)])]
+    # The real call afterwards does what the dry run said, and is not answered from it.
+    real = await ensure(svc, *specs, **options)
+    assert [(o.cid, o.created, o.existed, list(o.member_ids)) for o in real] == [
+        (o.cid, o.created, o.existed, list(o.member_ids)) for o in dry] + [("messaging:nowhere", True, False, ["c", "s"])]
+    # Asked again, the stored outcomes: created stays true, and the channels exist now.
+    again = await ensure(svc, *specs[:2], dry_run=True, **options)
+    assert [(o.created, o.existed) for o in again] == [(False, True), (True, True)]
+
+
 async def test_bad_ensure_requests(svc):
     ok = spec("a", id="x")
     bad = [

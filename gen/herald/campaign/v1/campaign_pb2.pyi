@@ -1,5 +1,6 @@
 import datetime
 
+from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from herald.common.v1 import common_pb2 as _common_pb2
 from herald.segment.v1 import directory_pb2 as _directory_pb2
@@ -29,6 +30,13 @@ class StopReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     STOP_REASON_STOP_AT: _ClassVar[StopReason]
     STOP_REASON_CAPACITY: _ClassVar[StopReason]
     STOP_REASON_ERROR: _ClassVar[StopReason]
+
+class PreviewStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    PREVIEW_STATUS_UNSPECIFIED: _ClassVar[PreviewStatus]
+    PREVIEW_STATUS_SENT: _ClassVar[PreviewStatus]
+    PREVIEW_STATUS_SKIPPED: _ClassVar[PreviewStatus]
+    PREVIEW_STATUS_FAILED: _ClassVar[PreviewStatus]
 CAMPAIGN_STATUS_UNSPECIFIED: CampaignStatus
 CAMPAIGN_STATUS_DRAFT: CampaignStatus
 CAMPAIGN_STATUS_SCHEDULED: CampaignStatus
@@ -40,6 +48,10 @@ STOP_REASON_REQUESTED: StopReason
 STOP_REASON_STOP_AT: StopReason
 STOP_REASON_CAPACITY: StopReason
 STOP_REASON_ERROR: StopReason
+PREVIEW_STATUS_UNSPECIFIED: PreviewStatus
+PREVIEW_STATUS_SENT: PreviewStatus
+PREVIEW_STATUS_SKIPPED: PreviewStatus
+PREVIEW_STATUS_FAILED: PreviewStatus
 
 class CampaignStats(_message.Message):
     __slots__ = ("progress", "stats_started_at", "stats_completed_at", "stats_messages_sent", "stats_channels_created", "stats_users_sent", "stats_users_read", "recipients_total", "recipients_skipped", "recipients_failed")
@@ -118,3 +130,47 @@ class Campaign(_message.Message):
     segments: _containers.RepeatedCompositeFieldContainer[_segment_pb2.Segment]
     sender: _directory_pb2.User
     def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., description: _Optional[str] = ..., sender_id: _Optional[str] = ..., segment_ids: _Optional[_Iterable[str]] = ..., user_ids: _Optional[_Iterable[str]] = ..., sender_mode: _Optional[_Union[_common_pb2.SenderMode, str]] = ..., sender_visibility: _Optional[_Union[_common_pb2.SenderVisibility, str]] = ..., message_template: _Optional[_Union[_common_pb2.MessageTemplate, _Mapping]] = ..., channel_template: _Optional[_Union[_common_pb2.ChannelTemplate, _Mapping]] = ..., create_channels: _Optional[bool] = ..., show_channels: _Optional[bool] = ..., skip_push: _Optional[bool] = ..., skip_webhook: _Optional[bool] = ..., status: _Optional[_Union[CampaignStatus, str]] = ..., stop_reason: _Optional[_Union[StopReason, str]] = ..., stop_message: _Optional[str] = ..., stats: _Optional[_Union[CampaignStats, _Mapping]] = ..., scheduled_for: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., stop_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., users: _Optional[_Iterable[_Union[_directory_pb2.User, _Mapping]]] = ..., segments: _Optional[_Iterable[_Union[_segment_pb2.Segment, _Mapping]]] = ..., sender: _Optional[_Union[_directory_pb2.User, _Mapping]] = ...) -> None: ...
+
+class CampaignPreview(_message.Message):
+    __slots__ = ("target_id", "status", "reason", "detail", "cid", "channel_exists", "channel", "member_ids", "message")
+    TARGET_ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    CID_FIELD_NUMBER: _ClassVar[int]
+    CHANNEL_EXISTS_FIELD_NUMBER: _ClassVar[int]
+    CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    MEMBER_IDS_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    target_id: str
+    status: PreviewStatus
+    reason: str
+    detail: str
+    cid: str
+    channel_exists: bool
+    channel: _directory_pb2.Channel
+    member_ids: _containers.RepeatedScalarFieldContainer[str]
+    message: PreviewMessage
+    def __init__(self, target_id: _Optional[str] = ..., status: _Optional[_Union[PreviewStatus, str]] = ..., reason: _Optional[str] = ..., detail: _Optional[str] = ..., cid: _Optional[str] = ..., channel_exists: _Optional[bool] = ..., channel: _Optional[_Union[_directory_pb2.Channel, _Mapping]] = ..., member_ids: _Optional[_Iterable[str]] = ..., message: _Optional[_Union[PreviewMessage, _Mapping]] = ...) -> None: ...
+
+class PreviewMessage(_message.Message):
+    __slots__ = ("id", "cid", "type", "text", "user_id", "attachments", "custom", "poll_id", "created_by_campaign_id")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    CID_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    ATTACHMENTS_FIELD_NUMBER: _ClassVar[int]
+    CUSTOM_FIELD_NUMBER: _ClassVar[int]
+    POLL_ID_FIELD_NUMBER: _ClassVar[int]
+    CREATED_BY_CAMPAIGN_ID_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    cid: str
+    type: str
+    text: str
+    user_id: str
+    attachments: _containers.RepeatedCompositeFieldContainer[_struct_pb2.Struct]
+    custom: _struct_pb2.Struct
+    poll_id: str
+    created_by_campaign_id: str
+    def __init__(self, id: _Optional[str] = ..., cid: _Optional[str] = ..., type: _Optional[str] = ..., text: _Optional[str] = ..., user_id: _Optional[str] = ..., attachments: _Optional[_Iterable[_Union[_struct_pb2.Struct, _Mapping]]] = ..., custom: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., poll_id: _Optional[str] = ..., created_by_campaign_id: _Optional[str] = ...) -> None: ...

@@ -207,3 +207,19 @@ class GetUsageResponse(_message.Message):
     capacity: int
     remaining: int
     def __init__(self, month: _Optional[str] = ..., messages_sent: _Optional[int] = ..., capacity: _Optional[int] = ..., remaining: _Optional[int] = ...) -> None: ...
+
+class PreviewCampaignRequest(_message.Message):
+    __slots__ = ("id", "receiver_id", "cid")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    RECEIVER_ID_FIELD_NUMBER: _ClassVar[int]
+    CID_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    receiver_id: str
+    cid: str
+    def __init__(self, id: _Optional[str] = ..., receiver_id: _Optional[str] = ..., cid: _Optional[str] = ...) -> None: ...
+
+class PreviewCampaignResponse(_message.Message):
+    __slots__ = ("preview",)
+    PREVIEW_FIELD_NUMBER: _ClassVar[int]
+    preview: _campaign_pb2.CampaignPreview
+    def __init__(self, preview: _Optional[_Union[_campaign_pb2.CampaignPreview, _Mapping]] = ...) -> None: ...

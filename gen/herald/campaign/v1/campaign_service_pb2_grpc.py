@@ -80,6 +80,11 @@ class CampaignServiceStub:
                 request_serializer=herald_dot_campaign_dot_v1_dot_campaign__service__pb2.GetUsageRequest.SerializeToString,
                 response_deserializer=herald_dot_campaign_dot_v1_dot_campaign__service__pb2.GetUsageResponse.FromString,
                 _registered_method=True)
+        self.PreviewCampaign = channel.unary_unary(
+                '/herald.campaign.v1.CampaignService/PreviewCampaign',
+                request_serializer=herald_dot_campaign_dot_v1_dot_campaign__service__pb2.PreviewCampaignRequest.SerializeToString,
+                response_deserializer=herald_dot_campaign_dot_v1_dot_campaign__service__pb2.PreviewCampaignResponse.FromString,
+                _registered_method=True)
 
 
 class CampaignServiceServicer:
@@ -149,6 +154,14 @@ class CampaignServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PreviewCampaign(self, request, context):
+        """Renders, with the sending code, what one recipient would get (message, channel, members),
+        in any status; writes nothing. A recipient that would be skipped or failed says why.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CampaignServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -196,6 +209,11 @@ def add_CampaignServiceServicer_to_server(servicer, server):
                     servicer.GetUsage,
                     request_deserializer=herald_dot_campaign_dot_v1_dot_campaign__service__pb2.GetUsageRequest.FromString,
                     response_serializer=herald_dot_campaign_dot_v1_dot_campaign__service__pb2.GetUsageResponse.SerializeToString,
+            ),
+            'PreviewCampaign': grpc.unary_unary_rpc_method_handler(
+                    servicer.PreviewCampaign,
+                    request_deserializer=herald_dot_campaign_dot_v1_dot_campaign__service__pb2.PreviewCampaignRequest.FromString,
+                    response_serializer=herald_dot_campaign_dot_v1_dot_campaign__service__pb2.PreviewCampaignResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -442,6 +460,33 @@ class CampaignService:
             '/herald.campaign.v1.CampaignService/GetUsage',
             herald_dot_campaign_dot_v1_dot_campaign__service__pb2.GetUsageRequest.SerializeToString,
             herald_dot_campaign_dot_v1_dot_campaign__service__pb2.GetUsageResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PreviewCampaign(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/herald.campaign.v1.CampaignService/PreviewCampaign',
+            herald_dot_campaign_dot_v1_dot_campaign__service__pb2.PreviewCampaignRequest.SerializeToString,
+            herald_dot_campaign_dot_v1_dot_campaign__service__pb2.PreviewCampaignResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -127,3 +127,19 @@ class GetUsageResponse(_message.Message):
     capacity: int
     remaining: int
     def __init__(self, month: _Optional[str] = ..., messages_sent: _Optional[int] = ..., capacity: _Optional[int] = ..., remaining: _Optional[int] = ...) -> None: ...
+
+class PreviewDeliveryRequest(_message.Message):
+    __slots__ = ("campaign", "receiver_id", "cid")
+    CAMPAIGN_FIELD_NUMBER: _ClassVar[int]
+    RECEIVER_ID_FIELD_NUMBER: _ClassVar[int]
+    CID_FIELD_NUMBER: _ClassVar[int]
+    campaign: _campaign_pb2.Campaign
+    receiver_id: str
+    cid: str
+    def __init__(self, campaign: _Optional[_Union[_campaign_pb2.Campaign, _Mapping]] = ..., receiver_id: _Optional[str] = ..., cid: _Optional[str] = ...) -> None: ...
+
+class PreviewDeliveryResponse(_message.Message):
+    __slots__ = ("preview",)
+    PREVIEW_FIELD_NUMBER: _ClassVar[int]
+    preview: _campaign_pb2.CampaignPreview
+    def __init__(self, preview: _Optional[_Union[_campaign_pb2.CampaignPreview, _Mapping]] = ...) -> None: ...

@@ -75,6 +75,11 @@ class DeliveryServiceStub:
                 request_serializer=herald_dot_delivery_dot_v1_dot_delivery__service__pb2.GetUsageRequest.SerializeToString,
                 response_deserializer=herald_dot_delivery_dot_v1_dot_delivery__service__pb2.GetUsageResponse.FromString,
                 _registered_method=True)
+        self.PreviewDelivery = channel.unary_unary(
+                '/herald.delivery.v1.DeliveryService/PreviewDelivery',
+                request_serializer=herald_dot_delivery_dot_v1_dot_delivery__service__pb2.PreviewDeliveryRequest.SerializeToString,
+                response_deserializer=herald_dot_delivery_dot_v1_dot_delivery__service__pb2.PreviewDeliveryResponse.FromString,
+                _registered_method=True)
 
 
 class DeliveryServiceServicer:
@@ -137,6 +142,14 @@ class DeliveryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PreviewDelivery(self, request, context):
+        """Renders one recipient of a campaign snapshot with the sending code; writes nothing (channels
+        are looked up with EnsureChannels' dry_run).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DeliveryServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -179,6 +192,11 @@ def add_DeliveryServiceServicer_to_server(servicer, server):
                     servicer.GetUsage,
                     request_deserializer=herald_dot_delivery_dot_v1_dot_delivery__service__pb2.GetUsageRequest.FromString,
                     response_serializer=herald_dot_delivery_dot_v1_dot_delivery__service__pb2.GetUsageResponse.SerializeToString,
+            ),
+            'PreviewDelivery': grpc.unary_unary_rpc_method_handler(
+                    servicer.PreviewDelivery,
+                    request_deserializer=herald_dot_delivery_dot_v1_dot_delivery__service__pb2.PreviewDeliveryRequest.FromString,
+                    response_serializer=herald_dot_delivery_dot_v1_dot_delivery__service__pb2.PreviewDeliveryResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -398,6 +416,33 @@ class DeliveryService:
             '/herald.delivery.v1.DeliveryService/GetUsage',
             herald_dot_delivery_dot_v1_dot_delivery__service__pb2.GetUsageRequest.SerializeToString,
             herald_dot_delivery_dot_v1_dot_delivery__service__pb2.GetUsageResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PreviewDelivery(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/herald.delivery.v1.DeliveryService/PreviewDelivery',
+            herald_dot_delivery_dot_v1_dot_delivery__service__pb2.PreviewDeliveryRequest.SerializeToString,
+            herald_dot_delivery_dot_v1_dot_delivery__service__pb2.PreviewDeliveryResponse.FromString,
             options,
             channel_credentials,
             insecure,

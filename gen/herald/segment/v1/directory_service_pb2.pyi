@@ -140,7 +140,7 @@ class ChannelSpec(_message.Message):
     def __init__(self, recipient_id: _Optional[str] = ..., receiver_id: _Optional[str] = ..., cid: _Optional[str] = ..., type: _Optional[str] = ..., id: _Optional[str] = ..., team: _Optional[str] = ..., custom: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., members: _Optional[_Iterable[_Union[_common_pb2.ChannelMemberTemplate, _Mapping]]] = ...) -> None: ...
 
 class EnsureChannelsRequest(_message.Message):
-    __slots__ = ("campaign_id", "sender_id", "create_channels", "sender_mode", "sender_visibility", "show_channels", "channels")
+    __slots__ = ("campaign_id", "sender_id", "create_channels", "sender_mode", "sender_visibility", "show_channels", "channels", "dry_run")
     CAMPAIGN_ID_FIELD_NUMBER: _ClassVar[int]
     SENDER_ID_FIELD_NUMBER: _ClassVar[int]
     CREATE_CHANNELS_FIELD_NUMBER: _ClassVar[int]
@@ -148,6 +148,7 @@ class EnsureChannelsRequest(_message.Message):
     SENDER_VISIBILITY_FIELD_NUMBER: _ClassVar[int]
     SHOW_CHANNELS_FIELD_NUMBER: _ClassVar[int]
     CHANNELS_FIELD_NUMBER: _ClassVar[int]
+    DRY_RUN_FIELD_NUMBER: _ClassVar[int]
     campaign_id: str
     sender_id: str
     create_channels: bool
@@ -155,23 +156,26 @@ class EnsureChannelsRequest(_message.Message):
     sender_visibility: _common_pb2.SenderVisibility
     show_channels: bool
     channels: _containers.RepeatedCompositeFieldContainer[ChannelSpec]
-    def __init__(self, campaign_id: _Optional[str] = ..., sender_id: _Optional[str] = ..., create_channels: _Optional[bool] = ..., sender_mode: _Optional[_Union[_common_pb2.SenderMode, str]] = ..., sender_visibility: _Optional[_Union[_common_pb2.SenderVisibility, str]] = ..., show_channels: _Optional[bool] = ..., channels: _Optional[_Iterable[_Union[ChannelSpec, _Mapping]]] = ...) -> None: ...
+    dry_run: bool
+    def __init__(self, campaign_id: _Optional[str] = ..., sender_id: _Optional[str] = ..., create_channels: _Optional[bool] = ..., sender_mode: _Optional[_Union[_common_pb2.SenderMode, str]] = ..., sender_visibility: _Optional[_Union[_common_pb2.SenderVisibility, str]] = ..., show_channels: _Optional[bool] = ..., channels: _Optional[_Iterable[_Union[ChannelSpec, _Mapping]]] = ..., dry_run: _Optional[bool] = ...) -> None: ...
 
 class EnsuredChannel(_message.Message):
-    __slots__ = ("recipient_id", "cid", "created", "member_ids", "skip_reason", "channel")
+    __slots__ = ("recipient_id", "cid", "created", "member_ids", "skip_reason", "channel", "existed")
     RECIPIENT_ID_FIELD_NUMBER: _ClassVar[int]
     CID_FIELD_NUMBER: _ClassVar[int]
     CREATED_FIELD_NUMBER: _ClassVar[int]
     MEMBER_IDS_FIELD_NUMBER: _ClassVar[int]
     SKIP_REASON_FIELD_NUMBER: _ClassVar[int]
     CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    EXISTED_FIELD_NUMBER: _ClassVar[int]
     recipient_id: str
     cid: str
     created: bool
     member_ids: _containers.RepeatedScalarFieldContainer[str]
     skip_reason: str
     channel: _directory_pb2.Channel
-    def __init__(self, recipient_id: _Optional[str] = ..., cid: _Optional[str] = ..., created: _Optional[bool] = ..., member_ids: _Optional[_Iterable[str]] = ..., skip_reason: _Optional[str] = ..., channel: _Optional[_Union[_directory_pb2.Channel, _Mapping]] = ...) -> None: ...
+    existed: bool
+    def __init__(self, recipient_id: _Optional[str] = ..., cid: _Optional[str] = ..., created: _Optional[bool] = ..., member_ids: _Optional[_Iterable[str]] = ..., skip_reason: _Optional[str] = ..., channel: _Optional[_Union[_directory_pb2.Channel, _Mapping]] = ..., existed: _Optional[bool] = ...) -> None: ...
 
 class EnsureChannelsResponse(_message.Message):
     __slots__ = ("channels",)

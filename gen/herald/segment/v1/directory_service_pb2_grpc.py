@@ -146,7 +146,8 @@ class DirectoryServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def EnsureChannels(self, request, context):
-        """Batched find-or-create of the channels of a campaign's recipients, used by delivery.
+        """Batched find-or-create of the channels of a campaign's recipients, used by delivery (with
+        dry_run: what it would find or create, writing nothing; used by previews).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
