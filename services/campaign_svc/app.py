@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
 
 from herald.campaign.v1 import campaign_pb2, campaign_service_pb2, campaign_service_pb2_grpc
-from services.campaign_svc.clock import Clock, SystemClock
+from services.kit.clock import Clock, SystemClock
 from services.campaign_svc.events import Publisher
 from services.campaign_svc.feeds import Feeds
 from services.campaign_svc.lifecycle import Campaigns

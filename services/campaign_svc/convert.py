@@ -10,7 +10,7 @@ from google.protobuf.message import Message
 from herald.campaign.v1 import campaign_pb2, campaign_service_pb2
 from herald.common.v1 import common_pb2
 from herald.delivery.v1 import delivery_service_pb2
-from services.campaign_svc.store import STATS_COLUMNS, Status
+from services.campaign_svc.store import STATS_COLUMNS, STATS_TIMES, Status
 from services.kit.protos import from_timestamp, timestamp
 
 STATUS_TO_ENUM = {
@@ -19,6 +19,7 @@ STATUS_TO_ENUM = {
     Status.IN_PROGRESS: campaign_pb2.CAMPAIGN_STATUS_IN_PROGRESS,
     Status.COMPLETED: campaign_pb2.CAMPAIGN_STATUS_COMPLETED,
     Status.STOPPED: campaign_pb2.CAMPAIGN_STATUS_STOPPED,
+    Status.PAUSED: campaign_pb2.CAMPAIGN_STATUS_PAUSED,
 }
 
 
@@ -44,7 +45,7 @@ def campaign(row: Mapping) -> campaign_pb2.Campaign:
         sender_mode=row["sender_mode"], sender_visibility=row["sender_visibility"],
         message_template=message_template(row["message_template"]),
         create_channels=row["create_channels"], show_channels=row["show_channels"],
-        skip_push=row["skip_push"], skip_webhook=row["skip_webhook"],
+        skip_push=row["skip_push"], skip_webhook=row["skip_webhook"], max_send_rate=row["max_send_rate"],
         status=STATUS_TO_ENUM[row["status"]], stop_reason=row["stop_reason"],
         stop_message=row["stop_message"] or "", stats=stats(row),
     )
@@ -62,8 +63,9 @@ def stats(row: Mapping) -> campaign_pb2.CampaignStats:
         progress=row["progress"], stats_messages_sent=row["stats_messages_sent"],
         stats_channels_created=row["stats_channels_created"], stats_users_sent=row["stats_users_sent"],
         stats_users_read=row["stats_users_read"], recipients_total=row["recipients_total"],
-        recipients_skipped=row["recipients_skipped"], recipients_failed=row["recipients_failed"])
-    for name in ("stats_started_at", "stats_completed_at"):
+        recipients_skipped=row["recipients_skipped"], recipients_failed=row["recipients_failed"],
+        send_rate=row["send_rate"])
+    for name in STATS_TIMES:
         if row[name] is not None:
             getattr(message, name).CopyFrom(timestamp(row[name]))
     return message
@@ -73,12 +75,11 @@ def stats_values(message: campaign_pb2.CampaignStats, *, completed: bool = False
     """A delivery's stats as column values of the campaign row. A recipients_total of 0 before
     the delivery completed means "not counted" (a delivery started by an older campaign service
     counts late): it is left out, so the count taken when the campaign started stands."""
-    values = {name: getattr(message, name) for name in STATS_COLUMNS
-              if name not in ("stats_started_at", "stats_completed_at")}
+    values = {name: getattr(message, name) for name in STATS_COLUMNS if name not in STATS_TIMES}
     if not values["recipients_total"] and not completed:
         del values["recipients_total"]
     values["progress"] = min(max(float(message.progress), 0.0), 1.0)
-    for name in ("stats_started_at", "stats_completed_at"):
+    for name in STATS_TIMES:
         values[name] = from_timestamp(getattr(message, name)) if message.HasField(name) else None
     return values
 

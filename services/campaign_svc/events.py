@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from herald.campaign.v1 import campaign_pb2
 from herald.delivery.v1 import delivery_pb2
 from services.campaign_svc import convert, store
-from services.campaign_svc.clock import Clock
+from services.kit.clock import Clock
 from services.campaign_svc.upstream import Upstream, is_outage
 from services.campaign_svc.views import Views
 from services.kit import event_types
@@ -34,6 +34,8 @@ log = logging.getLogger("herald.campaign.events")
 STARTED = event_types.CAMPAIGN_STARTED
 COMPLETED = event_types.CAMPAIGN_COMPLETED
 STOPPED = event_types.CAMPAIGN_STOPPED
+PAUSED = event_types.CAMPAIGN_PAUSED
+RESUMED = event_types.CAMPAIGN_RESUMED
 
 IDLE_POLL_S = 1.0
 LOCK_KEY = lock_key("ce")  # a publishing pass's turn among replicas
@@ -42,7 +44,10 @@ EVENT_USERS = CAMPAIGN_USERS_PAGE.default  # targeted users carried by an event'
 
 
 def event_id(row: Mapping, type_: str) -> str:
-    # `instance` differs between a campaign and a later one that reuses its id.
+    # `instance` differs between a campaign and a later one that reuses its id; a campaign is
+    # paused and resumed any number of times, each pause counted (`pauses`).
+    if type_ in (PAUSED, RESUMED):
+        return f"{type_}:{row['instance']}:{row['pauses']}"
     return f"{type_}:{row['instance']}"
 
 

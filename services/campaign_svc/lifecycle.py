@@ -1,8 +1,10 @@
-"""A campaign's life (DESIGN §4): create, update, delete, start or schedule, stop.
+"""A campaign's life (DESIGN §4, §10.2): create, update, delete, start or schedule, pause and
+resume, stop.
 
-draft → (scheduled →) in_progress → completed, or stopped from scheduled or in_progress. Every
-transition is a conditional UPDATE on the status it expects, so concurrent calls (or two
-instances) never both make it; an illegal one is FAILED_PRECONDITION naming the status.
+draft → (scheduled →) in_progress ⇄ paused → completed, or stopped from scheduled, in_progress
+or paused. Every transition is a conditional UPDATE on the status it expects, so concurrent
+calls (or two instances) never both make it; an illegal one is FAILED_PRECONDITION naming the
+status. A paused campaign may change only its name, description and message template.
 """
 
 from __future__ import annotations
@@ -16,8 +18,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from herald.campaign.v1 import campaign_pb2, campaign_service_pb2
-from services.campaign_svc import convert, reasons, rules, store
-from services.campaign_svc.clock import Clock
+from services.campaign_svc import convert, events, reasons, rules, store
+from services.kit.clock import Clock
 from services.campaign_svc.feeds import Feeds
 from services.campaign_svc.sending import DeliveryRefused, Sending
 from services.campaign_svc.store import Status
@@ -28,6 +30,8 @@ from services.kit.fields import check_id
 from services.kit.protos import from_timestamp
 
 EDITABLE = (Status.DRAFT, Status.SCHEDULED)
+# What UpdateCampaign may change in a paused campaign (DESIGN §10.2); the rest must stay as it is.
+EDITABLE_WHEN_PAUSED = ("name", "description", "message_template")
 
 
 def _describe(status: str) -> str:
@@ -86,7 +90,10 @@ class Campaigns:
 
     async def update(self, request: campaign_service_pb2.UpdateCampaignRequest) -> Mapping:
         fields = await asyncio.to_thread(rules.check_locally, request, id_required=True)
-        await self._editable(await self.get(fields.id))
+        row = await self.get(fields.id)
+        if row["status"] == Status.PAUSED:
+            return await self._update_paused(row, fields, request)
+        await self._editable(row)
         await rules.check_remotely(fields, request, self.upstream)
         async with write_transaction(self.sessions, urgent=True) as session:
             changed = await store.replace_campaign(session, fields.id, {**fields.values(),
@@ -98,24 +105,46 @@ class Campaigns:
         self.feeds.publish(convert.campaign(row))
         return row
 
+    async def _update_paused(self, row: Mapping, fields: rules.CampaignFields,
+                             request: campaign_service_pb2.UpdateCampaignRequest) -> Mapping:
+        """Changes a paused campaign's name, description and message template (its recipients
+        not sent yet get the new text on resume); any other field must be as it is."""
+        wanted = fields.values()
+        for name, value in wanted.items():
+            if name not in EDITABLE_WHEN_PAUSED and name not in ("id", "segment_type") and value != row[name]:
+                raise FailedPrecondition(f"campaign {row['id']} is paused: only name, description and "
+                                         f"message_template may change, not {name}",
+                                         reason=reasons.CAMPAIGN_NOT_EDITABLE, metadata={"field": name})
+        await rules.check_remotely(fields, request, self.upstream)  # e.g. `receiver` in a channel campaign
+        values = {name: wanted[name] for name in EDITABLE_WHEN_PAUSED}
+        async with write_transaction(self.sessions, urgent=True) as session:
+            changed = await store.transition(session, row["id"], Status.PAUSED, {**values, "updated_at": self.clock.now()})
+            current = await store.get_campaign(session, row["id"])
+        if not changed:  # resumed or stopped meanwhile
+            await self._editable(current, row["id"])
+        current = _found(current, row["id"])
+        self.feeds.publish(convert.campaign(current))
+        return current
+
     async def _editable(self, row: Mapping | None, campaign_id: str = "") -> None:
         if row is None:
             raise NotFound(f"campaign {campaign_id} does not exist", reason=reasons.CAMPAIGN_NOT_FOUND)
         if row["status"] not in EDITABLE:
             raise FailedPrecondition(f"campaign {row['id']} is {_describe(row['status'])}; "
-                                     "only a draft or scheduled campaign can be updated",
+                                     "only a draft, scheduled or paused campaign can be updated",
                                      reason=reasons.CAMPAIGN_NOT_EDITABLE)
 
     async def delete(self, campaign_id: str) -> None:
         row = await self.get(campaign_id)
         async with write_transaction(self.sessions, urgent=True) as session:
-            deleted = await store.delete_campaign(session, campaign_id, unless_status=Status.IN_PROGRESS)
+            deleted = await store.delete_campaign(session, campaign_id, unless_status=Status.SENDING)
             if not deleted:
                 row = await store.get_campaign(session, campaign_id)
         if not deleted:
             if row is None:
                 raise NotFound(f"campaign {campaign_id} does not exist", reason=reasons.CAMPAIGN_NOT_FOUND)
-            raise FailedPrecondition(f"campaign {campaign_id} is in progress; stop it before deleting it",
+            raise FailedPrecondition(f"campaign {campaign_id} is {_describe(row['status'])}; "
+                                     "stop it before deleting it",
                                      reason=reasons.CAMPAIGN_NOT_DELETABLE)
         self.feeds.publish_deleted(campaign_id)
 
@@ -188,7 +217,7 @@ class Campaigns:
                 if ended and row is not None:
                     return row
                 continue
-            if status == Status.IN_PROGRESS:
+            if status in Status.SENDING:
                 # The campaign may complete, then be deleted, while its delivery is stopped.
                 return _found(await self.sending.stop_running(campaign_id, campaign_pb2.STOP_REASON_REQUESTED),
                               campaign_id)
@@ -198,9 +227,44 @@ class Campaigns:
             if status == Status.STOPPED:
                 raise FailedPrecondition(f"campaign {campaign_id} is stopped already",
                                          reason=reasons.CAMPAIGN_ALREADY_STOPPED)
-            raise FailedPrecondition(f"campaign {campaign_id} is {_describe(status)}; only a scheduled or "
-                                     "in-progress campaign can be stopped", reason=reasons.CAMPAIGN_NOT_STOPPABLE)
+            raise FailedPrecondition(f"campaign {campaign_id} is {_describe(status)}; only a scheduled, "
+                                     "in-progress or paused campaign can be stopped",
+                                     reason=reasons.CAMPAIGN_NOT_STOPPABLE)
         raise FailedPrecondition(f"campaign {campaign_id} keeps changing; try again", reason=reasons.CAMPAIGN_CHANGED)
+
+    async def pause(self, campaign_id: str) -> Mapping:
+        """Halts an in-progress campaign between batches; a paused one is returned as it is."""
+        row = await self.get(campaign_id)
+        if row["status"] == Status.PAUSED:
+            return row
+        if row["status"] != Status.IN_PROGRESS:
+            raise FailedPrecondition(f"campaign {campaign_id} is {_describe(row['status'])}; only an in-progress "
+                                     "campaign can be paused", reason=reasons.CAMPAIGN_NOT_PAUSABLE)
+        if not row["delivery_started"]:
+            raise FailedPrecondition(f"campaign {campaign_id} is starting its delivery; pause it in a moment",
+                                     reason=reasons.CAMPAIGN_CHANGED)
+        return _found(await self.sending.pause_running(campaign_id), campaign_id)
+
+    async def resume(self, campaign_id: str) -> Mapping:
+        """Continues a paused campaign from its checkpoint, with its text as it is now; an
+        in-progress one is returned as it is."""
+        row = await self.get(campaign_id)
+        if row["status"] == Status.IN_PROGRESS:
+            return row
+        if row["status"] != Status.PAUSED:
+            raise FailedPrecondition(f"campaign {campaign_id} is {_describe(row['status'])}; only a paused "
+                                     "campaign can be resumed", reason=reasons.CAMPAIGN_NOT_PAUSED)
+        now = self.clock.now()
+        values = {"status": Status.IN_PROGRESS, "delivery_started": False, "start_owner": self.sending.owner,
+                  "start_claimed_at": now, "updated_at": now}
+        async with write_transaction(self.sessions, urgent=True) as session:
+            if not await store.transition(session, campaign_id, Status.PAUSED, values):
+                raise FailedPrecondition(f"campaign {campaign_id} changed while being resumed, look again",
+                                         reason=reasons.CAMPAIGN_CHANGED)
+            await events.record(session, {**row, **values}, events.RESUMED, self.clock)
+        self.sending.publisher.wake()
+        self.feeds.publish(convert.campaign({**row, **values}))
+        return _found(await self.sending.begin_resumed(campaign_id), campaign_id)
 
 
 def _found(row: Mapping | None, campaign_id: str) -> Mapping:

@@ -46,6 +46,7 @@ class CampaignFields:
     show_channels: bool
     skip_push: bool
     skip_webhook: bool
+    max_send_rate: float = 0.0
     segment_type: str | None = None
     # The template fields that use `receiver` (known from compiling them; not stored).
     receiver_fields: list[str] = field(default_factory=list)
@@ -69,6 +70,7 @@ def check_locally(request: CampaignWrite, *, id_required: bool) -> CampaignField
         v.add("message_template", "is required")
     channel_template = request.channel_template if request.HasField("channel_template") else None
     campaign_rules.check_channel_template(v, channel_template, request.create_channels)
+    campaign_rules.check_max_send_rate(v, request.max_send_rate)
     trees = [(name, _compile(v, name, source)) for name, source in _template_sources(request)]
     receiver_fields = [name for name, tree in trees if tree is not None and "receiver" in tree.uses]
     v.raise_if_any()
@@ -83,7 +85,8 @@ def check_locally(request: CampaignWrite, *, id_required: bool) -> CampaignField
         message_template=template_to_json(request.message_template),
         channel_template=template_to_json(channel_template) if channel_template is not None else None,
         create_channels=request.create_channels, show_channels=request.show_channels,
-        skip_push=request.skip_push, skip_webhook=request.skip_webhook, receiver_fields=receiver_fields)
+        skip_push=request.skip_push, skip_webhook=request.skip_webhook, max_send_rate=request.max_send_rate,
+        receiver_fields=receiver_fields)
 
 
 async def check_remotely(fields: CampaignFields, request: CampaignWrite, upstream: Upstream) -> None:

@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from herald.campaign.v1 import campaign_pb2
 from services.campaign_svc import convert, store
-from services.campaign_svc.clock import Clock
+from services.kit.clock import Clock
 from services.campaign_svc.metrics import CampaignMetrics
 from services.campaign_svc.sending import Sending
 from services.campaign_svc.store import Status

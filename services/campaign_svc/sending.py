@@ -7,6 +7,12 @@
 - One follower task per in-progress campaign in this process consumes `WatchDelivery`
   (reconnecting with backoff), persists status and stats, and publishes them to the feeds.
 - `finish` makes the terminal transition once (a conditional UPDATE) with its event.
+- `pause_running` pauses the delivery, then the campaign (`paused`, with campaign.paused); a
+  follower that sees its delivery paused (the pause's caller died in between) pauses the campaign
+  the same way. A resume moves the campaign back to in_progress with its delivery to be started
+  again (`delivery_started` false) and campaign.resumed, then StartDelivery resumes the paused
+  delivery with the campaign's snapshot as it is now; a crash in between leaves that to the
+  follower, as for any start.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from herald.campaign.v1 import campaign_pb2
 from herald.delivery.v1 import delivery_pb2
 from services.campaign_svc import convert, events, reasons, store
-from services.campaign_svc.clock import Clock
+from services.kit.clock import Clock
 from services.campaign_svc.feeds import Feeds
 from services.campaign_svc.store import Status
 from services.campaign_svc.upstream import Upstream, is_outage
@@ -194,6 +200,13 @@ class Sending:
             await self._started(row, delivery)
             return True
 
+    async def begin_resumed(self, campaign_id: str) -> Mapping | None:
+        """Resumes the delivery of a campaign ResumeCampaign has just moved back to in_progress;
+        the campaign as it is then (its follower resumes the delivery after an outage)."""
+        await self.begin(campaign_id)
+        self.ensure_follower(campaign_id)
+        return await self._load(campaign_id)
+
     async def begin_moved(self, row: Mapping, *, undo: dict) -> Mapping | None:
         """Starts the delivery of a campaign StartCampaign has just moved to in_progress (`row`,
         as moved) and returns the campaign as it is then: as moved after an outage (its follower
@@ -247,7 +260,8 @@ class Sending:
             marked = await store.transition(session, campaign_id, Status.IN_PROGRESS, values)
             if marked:
                 row = {**row, **values}
-                await events.record(session, row, events.STARTED, self.clock)
+                if not row["pauses"]:  # a resumed delivery had its campaign.resumed
+                    await events.record(session, row, events.STARTED, self.clock)
         if not marked:
             await self._stop_quietly(campaign_id)
             return None
@@ -272,6 +286,9 @@ class Sending:
             await self.finish(campaign_id, ending, reason=delivery.stop_reason, message=delivery.stop_message,
                               stats=delivery.stats)
             return True
+        if delivery.status == campaign_pb2.CAMPAIGN_STATUS_PAUSED:
+            await self.paused(campaign_id, delivery.stats)
+            return True  # followed again once resumed
         values = {"delivery_started": True, **convert.stats_values(delivery.stats)}
         now = asyncio.get_running_loop().time()
         if stored.row is not None and (stored.holds(values) or now - stored.at < PROGRESS_STORE_INTERVAL_S):
@@ -313,8 +330,47 @@ class Sending:
             self.feeds.publish(convert.campaign(row))
         return ended, row
 
+    async def pause_running(self, campaign_id: str) -> Mapping | None:
+        """Pauses an in-progress campaign's delivery, then the campaign; raises FailedPrecondition
+        when the delivery ended first, Unavailable on an outage."""
+        try:
+            delivery = await self.upstream.pause_delivery(campaign_id)
+        except grpc.aio.AioRpcError as exc:
+            if is_outage(exc):
+                raise Unavailable("the delivery service is unavailable; retry the pause",
+                                  reason=kit_reasons.DEPENDENCY_UNAVAILABLE) from None
+            raise
+        ending = DELIVERY_TERMINAL.get(delivery.status)
+        if ending is not None:
+            await self.finish(campaign_id, ending, reason=delivery.stop_reason, message=delivery.stop_message,
+                              stats=delivery.stats)
+            raise FailedPrecondition(f"campaign {campaign_id} is {ending}; only an in-progress campaign can be "
+                                     "paused", reason=reasons.CAMPAIGN_NOT_PAUSABLE)
+        return await self.paused(campaign_id, delivery.stats)
+
+    async def paused(self, campaign_id: str, stats: campaign_pb2.CampaignStats) -> Mapping | None:
+        """Moves the campaign of a paused delivery to paused, once, with campaign.paused; the
+        campaign as it is then."""
+        async with write_transaction(self.sessions, urgent=True) as session:
+            row = await store.get_campaign(session, campaign_id)
+            if row is None:
+                return None
+            values = {"status": Status.PAUSED, "pauses": row["pauses"] + 1, "updated_at": self.clock.now(),
+                      **convert.stats_values(stats)}
+            moved = await store.transition(session, campaign_id, Status.IN_PROGRESS, values)
+            if moved:
+                row = {**row, **values}
+                await events.record(session, row, events.PAUSED, self.clock)
+            else:
+                row = await store.get_campaign(session, campaign_id)
+        if moved:
+            self.publisher.wake()
+        if row is not None:
+            self.feeds.publish(convert.campaign(row))
+        return row
+
     async def stop_running(self, campaign_id: str, reason: campaign_pb2.StopReason) -> Mapping | None:
-        """Stops an in-progress campaign's delivery, then the campaign; raises
+        """Stops an in-progress or paused campaign's delivery, then the campaign; raises
         FailedPrecondition when the delivery completed first, Unavailable on an outage."""
         try:
             delivery = await self.upstream.stop_delivery(campaign_id, reason)
@@ -333,7 +389,7 @@ class Sending:
             raise FailedPrecondition(f"campaign {campaign_id} is completed; a completed campaign cannot be stopped",
                                      reason=reasons.CAMPAIGN_COMPLETED)
         stats = delivery.stats if delivery is not None else None
-        _, row = await self.finish(campaign_id, Status.STOPPED, reason=reason, stats=stats)
+        _, row = await self.finish(campaign_id, Status.STOPPED, reason=reason, stats=stats, expected=Status.SENDING)
         return row
 
     # --- helpers ------------------------------------------------------------------------------

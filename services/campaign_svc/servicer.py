@@ -74,6 +74,18 @@ class CampaignServiceServicer(campaign_service_pb2_grpc.CampaignServiceServicer)
         campaign, _ = await self.views.one(await self.campaigns.stop(request.id), best_effort=True)
         return pb.StopCampaignResponse(campaign=campaign)
 
+    async def PauseCampaign(self, request: pb.PauseCampaignRequest,
+                            context: grpc.aio.ServicerContext) -> pb.PauseCampaignResponse:
+        bind_campaign(request.id)
+        campaign, _ = await self.views.one(await self.campaigns.pause(request.id), best_effort=True)
+        return pb.PauseCampaignResponse(campaign=campaign)
+
+    async def ResumeCampaign(self, request: pb.ResumeCampaignRequest,
+                             context: grpc.aio.ServicerContext) -> pb.ResumeCampaignResponse:
+        bind_campaign(request.id)
+        campaign, _ = await self.views.one(await self.campaigns.resume(request.id), best_effort=True)
+        return pb.ResumeCampaignResponse(campaign=campaign)
+
     async def WatchCampaign(self, request: pb.WatchCampaignRequest,
                             context: grpc.aio.ServicerContext) -> AsyncIterator[pb.WatchCampaignResponse]:
         bind_campaign(request.id)

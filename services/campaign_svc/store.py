@@ -36,7 +36,9 @@ class Status:
     IN_PROGRESS = "in_progress"
     COMPLETED = "completed"
     STOPPED = "stopped"
+    PAUSED = "paused"
     TERMINAL = (COMPLETED, STOPPED)
+    SENDING = (IN_PROGRESS, PAUSED)  # started and not ended: a delivery exists
 
 
 campaigns = Table(
@@ -80,6 +82,13 @@ campaigns = Table(
     Column("recipients_failed", Integer, nullable=False, default=0),
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
+    # Added by revision 0002 (in its order: columns added later come last on every backend).
+    Column("max_send_rate", Float, nullable=False, default=0.0, server_default="0"),
+    # Pauses so far: each pause and its resume are events with ids of their own.
+    Column("pauses", Integer, nullable=False, default=0, server_default="0"),
+    # The send rate and eta its delivery last reported (0 and NULL when not sending).
+    Column("send_rate", Float, nullable=False, default=0.0, server_default="0"),
+    Column("eta", UtcDateTime, nullable=True),
     Index("ix_campaigns_status_scheduled_for", "status", "scheduled_for"),
     Index("ix_campaigns_status_stop_at", "status", "stop_at"),
     Index("ix_campaigns_created_at_id", "created_at", "id"),
@@ -121,7 +130,8 @@ campaign_events = Table(
 
 STATS_COLUMNS = ("progress", "stats_started_at", "stats_completed_at", "stats_messages_sent",
                  "stats_channels_created", "stats_users_sent", "stats_users_read", "recipients_total",
-                 "recipients_skipped", "recipients_failed")
+                 "recipients_skipped", "recipients_failed", "send_rate", "eta")
+STATS_TIMES = ("stats_started_at", "stats_completed_at", "eta")
 
 
 # --- campaigns -------------------------------------------------------------------------------
@@ -164,14 +174,14 @@ async def _write_audience(session: AsyncSession, campaign_id: str, user_ids: lis
                               [{"campaign_id": campaign_id, "segment_id": s} for s in segment_ids])
 
 
-async def delete_campaign(session: AsyncSession, campaign_id: str, unless_status: str) -> int:
+async def delete_campaign(session: AsyncSession, campaign_id: str, unless_status: Sequence[str]) -> int:
     # campaign_users / campaign_segments go by ON DELETE CASCADE; SQLite needs foreign keys on,
     # which kit.db sets, but delete explicitly so the rows never linger either way.
     # A completed or stopped campaign may have a delivery (a stopped one was perhaps only scheduled).
     sent = (await session.execute(select(campaigns.c.status.in_(Status.TERMINAL)).where(
         campaigns.c.id == campaign_id))).scalar()
     result = await session.execute(delete(campaigns).where(
-        campaigns.c.id == campaign_id, campaigns.c.status != unless_status))
+        campaigns.c.id == campaign_id, campaigns.c.status.not_in(list(unless_status))))
     if rows_changed(result):
         if sent:
             await session.execute(insert(retired_campaign_ids).values(id=campaign_id, retired_at=utcnow()))
@@ -215,10 +225,10 @@ async def due_scheduled(session: AsyncSession, now: dt.datetime, limit: int = 10
 
 
 async def expired_running(session: AsyncSession, now: dt.datetime, limit: int = 100) -> list[str]:
-    """In-progress campaigns whose stop_at has passed."""
+    """In-progress and paused campaigns whose stop_at has passed."""
     return list((await session.execute(
         select(campaigns.c.id)
-        .where(campaigns.c.status == Status.IN_PROGRESS, campaigns.c.stop_at <= now)
+        .where(campaigns.c.status.in_(Status.SENDING), campaigns.c.stop_at <= now)
         .order_by(campaigns.c.stop_at, campaigns.c.id).limit(limit))).scalars())
 
 

@@ -102,6 +102,10 @@ class Upstream:
         request = delivery_service_pb2.StartDeliveryRequest(campaign=campaign)
         return (await call_idempotent(self.delivery.StartDelivery, request, attempts=READ_ATTEMPTS)).delivery
 
+    async def pause_delivery(self, campaign_id: str) -> delivery_pb2.Delivery:
+        request = delivery_service_pb2.PauseDeliveryRequest(campaign_id=campaign_id)
+        return (await call_idempotent(self.delivery.PauseDelivery, request, attempts=READ_ATTEMPTS)).delivery
+
     async def stop_delivery(self, campaign_id: str, reason: campaign_pb2.StopReason,
                             message: str = "") -> delivery_pb2.Delivery:
         request = delivery_service_pb2.StopDeliveryRequest(campaign_id=campaign_id, reason=reason, message=message)

@@ -40,6 +40,7 @@ from services.delivery_svc.upstream import SegmentClient
 from services.delivery_svc.usage import Usage
 from services.delivery_svc.webhooks import WebhookDestination
 from services.kit.clients import service_channel
+from services.kit.clock import Clock, SystemClock
 from services.kit.config import Settings
 from services.kit.db import make_engine, make_sessionmaker
 from services.kit.migrate import migrate
@@ -52,8 +53,9 @@ class DeliveryApp(Service):
     telemetry: Telemetry
 
     def __init__(self, settings: Settings, engine: AsyncEngine, segment_channel: grpc.aio.Channel | None,
-                 telemetry: Telemetry | None = None) -> None:
+                 telemetry: Telemetry | None = None, clock: Clock | None = None) -> None:
         self.settings = settings
+        self.clock = clock or SystemClock()  # pacing's time
         self.engine = engine
         self.telemetry = telemetry = telemetry or Telemetry.for_service(self.name, settings)
         self.metrics = DeliveryMetrics(telemetry.registry) if telemetry.registry is not None else None
@@ -89,7 +91,7 @@ class DeliveryApp(Service):
             lease = store.Lease(replica_name(), max(0.5, self.settings.lease_s)) if self.engine.dialect.name == "postgresql" \
                 else None
             deps = EngineDeps(self.sessions, self.settings, segments, self.notifier, self.metrics, self.telemetry.tracer,
-                              lease)
+                              lease, self.clock)
             sending = self.sending = Engine(deps)
             self.deliveries = Deliveries(self.sessions, self.sending, self.notifier,
                                          monthly_capacity=self.settings.monthly_message_capacity)
@@ -150,7 +152,8 @@ def replica_name() -> str:
 
 
 def build(settings: Settings, *, engine: AsyncEngine | None = None, segment_channel: grpc.aio.Channel | None = None,
-          tracer_provider: TracerProvider | None = None) -> DeliveryApp:
-    """The delivery service; `tracer_provider` (tests) replaces the process's (OTEL_* variables)."""
+          tracer_provider: TracerProvider | None = None, clock: Clock | None = None) -> DeliveryApp:
+    """The delivery service; `tracer_provider` (tests) replaces the process's (OTEL_* variables),
+    `clock` (tests) the wall clock sending is paced by."""
     return DeliveryApp(settings, engine or make_engine(settings.db_url("delivery")), segment_channel,
-                       Telemetry.for_service("delivery", settings, tracer_provider=tracer_provider))
+                       Telemetry.for_service("delivery", settings, tracer_provider=tracer_provider), clock)

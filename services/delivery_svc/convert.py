@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import math
 from types import SimpleNamespace
@@ -13,6 +14,7 @@ from herald.campaign.v1 import campaign_pb2
 from herald.delivery.v1 import delivery_pb2, delivery_service_pb2
 from services.delivery_svc import store
 from services.delivery_svc.usage import MonthlyUsage
+from services.kit.db import utcnow
 from services.kit.protos import struct_from, timestamp
 
 
@@ -30,6 +32,10 @@ def delivery(row: Row[Any], users_read: int = 0, rate: float | None = None) -> d
         end = row.completed_at or row.updated_at
         elapsed = (end - row.started_at).total_seconds() if row.started_at and end else 0.0
         rate = handled / elapsed if elapsed > 0 else 0.0
+    if row.status == store.IN_PROGRESS:  # not sending (paused, ended): no rate, no eta
+        stats.send_rate = rate
+        if rate > 0 and total > handled:
+            stats.eta.CopyFrom(timestamp(utcnow() + dt.timedelta(seconds=(total - handled) / rate)))
     return delivery_pb2.Delivery(
         campaign_id=row.campaign_id, status=row.status, stop_reason=row.stop_reason,
         stop_message=row.stop_message, stats=stats, recipients_per_second=rate,

@@ -59,6 +59,7 @@ def check_snapshot(campaign: campaign_pb2.Campaign) -> CampaignTemplates:
     channel_template = campaign.channel_template if campaign.HasField("channel_template") else None
     campaign_rules.check_channel_template(v, channel_template, campaign.create_channels, SNAPSHOT)
     campaign_rules.check_sender_options(v, campaign.sender_mode, campaign.sender_visibility, SNAPSHOT)
+    campaign_rules.check_max_send_rate(v, campaign.max_send_rate, SNAPSHOT)
     v.check(campaign.stats.recipients_total >= 0, "campaign.stats.recipients_total", "must not be negative")
     v.raise_if_any()
     return CampaignTemplates(campaign)
@@ -73,11 +74,16 @@ class Deliveries:
         self.notifier = notifier
 
     async def start(self, campaign: campaign_pb2.Campaign) -> delivery_pb2.Delivery:
-        """Creates the delivery and launches it; a retried start returns the existing one."""
+        """Creates the delivery and launches it, or resumes it with this snapshot when it is
+        paused; a retried start returns the existing one."""
         templates = await asyncio.to_thread(check_snapshot, campaign)  # compiling may take a while
+        resumed = None
         async with write_transaction(self.sessions, urgent=True) as session:
-            if await store.get_delivery(session, campaign.id) is None:
+            existing = await store.get_delivery(session, campaign.id)
+            if existing is None:
                 await self._check_capacity(session)
+            elif existing.status == store.PAUSED:
+                resumed = await store.resume_delivery(session, campaign.id, campaign.SerializeToString(), utcnow())
             # The count campaign_svc took as the campaign started; a snapshot without one (0,
             # e.g. from an older campaign service) is counted by the engine.
             counted = campaign.stats.recipients_total or None
@@ -85,7 +91,21 @@ class Deliveries:
                                                   utcnow(), self.engine.deps.lease)
         if created:
             self.engine.launch(campaign, templates)
+        elif resumed is not None:
+            await self.engine.relaunch(campaign, templates, resumed)
+            self.notifier.notify(campaign.id)
         return await self.get(campaign.id)
+
+    async def pause(self, campaign_id: str) -> delivery_pb2.Delivery:
+        """Pauses an in-progress delivery (its runs end between batches: here at once, on other
+        replicas at their next batch); any other is returned as it is."""
+        _require_id(campaign_id, "campaign_id")
+        async with write_transaction(self.sessions, urgent=True) as session:
+            paused = await store.pause_delivery(session, campaign_id, utcnow())
+        if paused:
+            await self.engine.pause(campaign_id)
+            self.notifier.notify(campaign_id)
+        return await self.get(campaign_id)
 
     async def _check_capacity(self, session: AsyncSession) -> None:
         """A new delivery is refused once this month's message capacity is used up."""
@@ -111,7 +131,7 @@ class Deliveries:
             row = await store.get_delivery(session, campaign_id)
         if row is None:
             raise NotFound(f"no delivery for campaign {campaign_id!r}", reason=reasons.DELIVERY_NOT_FOUND)
-        if row.status == store.IN_PROGRESS:
+        if row.status in store.STOPPABLE:
             # The run commits the stop itself, with the channels of the batches it had ensured
             # but will not write. Without a run here, or when it does not end in time, the stop
             # is committed directly (a run still going settles on its own just after).

@@ -41,19 +41,35 @@ class Engine:
         self.runs: dict[str, DeliveryRun] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
 
-    def launch(self, campaign: campaign_pb2.Campaign, templates: CampaignTemplates | None = None) -> None:
-        """Starts sending the campaign, with its templates when they are compiled already."""
+    def launch(self, campaign: campaign_pb2.Campaign, templates: CampaignTemplates | None = None,
+               generation: int = 0) -> None:
+        """Starts sending the campaign (the delivery's `generation` of it), with its templates
+        when they are compiled already; a run of it going here already is left going."""
         if campaign.id in self._tasks:
             return
-        run = DeliveryRun(campaign, self.deps, templates)
+        run = DeliveryRun(campaign, self.deps, templates, generation)
         self.runs[campaign.id] = run
         task = asyncio.create_task(run.run(), name=f"delivery:{campaign.id}")
         self._tasks[campaign.id] = task
         task.add_done_callback(functools.partial(self._forget, campaign.id))
 
-    def _forget(self, campaign_id: str, _task: asyncio.Task[None]) -> None:
-        self._tasks.pop(campaign_id, None)
-        self.runs.pop(campaign_id, None)
+    async def relaunch(self, campaign: campaign_pb2.Campaign, templates: CampaignTemplates, generation: int) -> None:
+        """Sends a resumed delivery's new generation, ending a run of an older one first."""
+        await self.pause(campaign.id)
+        self.launch(campaign, templates, generation)
+
+    async def pause(self, campaign_id: str) -> None:
+        """Ends the delivery's run here, if one is going (the delivery is paused: what the run
+        had not committed is replayed on resume)."""
+        task = self._tasks.get(campaign_id)
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    def _forget(self, campaign_id: str, task: asyncio.Task[None]) -> None:
+        if self._tasks.get(campaign_id) is task:  # not a later run of the same delivery
+            del self._tasks[campaign_id]
+            self.runs.pop(campaign_id, None)
         self.deps.notifier.notify(campaign_id)  # watchers wait for the run's end (is_running)
 
     async def resume_all(self) -> None:
@@ -71,7 +87,7 @@ class Engine:
                 rows = await store.get_deliveries(session, ids)
         rows = [row for row in rows if row.campaign_id not in self._tasks]
         for row in rows:
-            self.launch(campaign_pb2.Campaign.FromString(row.snapshot))
+            self.launch(campaign_pb2.Campaign.FromString(row.snapshot), generation=row.generation)
         if rows:
             log.info("running deliveries", extra={"count": len(rows), "campaign_ids": [r.campaign_id for r in rows]})
 

@@ -28,9 +28,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
+from typing import Any
 
 import grpc
 from opentelemetry import trace
+from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from herald.campaign.v1 import campaign_pb2
@@ -40,12 +42,13 @@ from services.delivery_svc.compose import Composer
 from services.delivery_svc.metrics import DeliveryMetrics
 from services.delivery_svc.notifier import Notifier
 from services.delivery_svc.outcomes import CreatedChannel, PreparedBatch, created_channels
-from services.delivery_svc.pacing import Pacer, batch_size
+from services.delivery_svc.pacing import Pacer, batch_size, max_rate_of
 from services.delivery_svc.pipeline import Pipeline, StopRequested
 from services.delivery_svc.render import CampaignTemplates, sender_to_dict
 from services.delivery_svc.upstream import SegmentClient
 from services.delivery_svc.writer import BatchWriter
 from services.kit.bulk import DriverValues
+from services.kit.clock import Clock, SystemClock
 from services.kit.config import Settings
 from services.kit.db import transaction, utcnow, write_transaction
 from services.kit.limits import DEFAULT_RECIPIENT_BATCH, MAX_RECIPIENT_BATCH
@@ -77,6 +80,7 @@ class EngineDeps:
     metrics: DeliveryMetrics | None = None  # None: metrics off
     tracer: trace.Tracer = field(default_factory=trace.NoOpTracer)
     lease: store.Lease | None = None  # PostgreSQL replicas: this replica's hold on its deliveries
+    clock: Clock = field(default_factory=SystemClock)  # pacing's time (tests drive it)
 
     @property
     def dialect_name(self) -> str:
@@ -101,20 +105,22 @@ class DeliveryRun:
     """Sends one campaign from its checkpoint to the end (or until stopped)."""
 
     def __init__(self, campaign: campaign_pb2.Campaign, deps: EngineDeps,
-                 templates: CampaignTemplates | None = None) -> None:
+                 templates: CampaignTemplates | None = None, generation: int = 0) -> None:
         self.campaign = campaign
         self.campaign_id = campaign.id
         self.deps = deps
         self.templates = templates  # compiled by StartDelivery; after a restart, by the run
         self.stop_requested = asyncio.Event()
         self.stop_reason, self.stop_message = campaign_pb2.STOP_REASON_REQUESTED, ""
-        self.pacer = Pacer(deps.settings.max_send_rate)
+        self.max_rate = max_rate_of(campaign.max_send_rate, deps.settings.max_send_rate)
+        self.pacer = Pacer(deps.clock)
         self.writer = BatchWriter(deps.sessions, DriverValues(deps.dialect_name), campaign.id,
                                   deps.settings.monthly_message_capacity, metrics=deps.metrics, tracer=deps.tracer,
-                                  lease=deps.lease, max_rate=deps.settings.max_send_rate)
+                                  lease=deps.lease, max_rate=self.max_rate, clock=deps.clock)
         # Channels created for batches that will not be written, settled when the run ends.
         self._unsettled: list[CreatedChannel] = []
         self._pipeline: Pipeline | None = None
+        self.writer.generation = self.generation = generation  # the delivery's, as of `campaign`
 
     # --- lifecycle ---
 
@@ -170,9 +176,7 @@ class DeliveryRun:
         """Counts the audience of a delivery whose snapshot came without its count (started by
         an older campaign service); campaign_svc counts before it starts a campaign."""
         async with transaction(self.deps.sessions) as session:
-            row = await store.get_delivery(session, self.campaign_id)
-        if row is None or row.status != store.IN_PROGRESS:
-            raise Stopped()
+            row = self._current(await store.get_delivery(session, self.campaign_id))
         if row.recipients_total is not None:
             return
         total = await self.deps.segments.count_recipients(self.campaign)
@@ -215,7 +219,10 @@ class DeliveryRun:
             async with write_transaction(self.deps.sessions) as session:
                 self.writer.partition = await store.claim_partition(session, self.campaign_id, lease)
             if self.writer.partition is None:
-                return  # the rest is sent by other replicas; the last one to finish completes it
+                # The rest is sent by other replicas; the last one to finish completes it (or
+                # this run, when the last one was finished while the delivery was paused).
+                await self.writer.complete_unless_open()
+                return
             await self._send_all(addressing, composer)
             await self.writer.finish_partition()
 
@@ -225,15 +232,11 @@ class DeliveryRun:
         async with transaction(self.deps.sessions) as session:
             if await store.has_partitions(session, self.campaign_id):
                 return
-            row = await store.get_delivery(session, self.campaign_id)
-        if row is None or row.status != store.IN_PROGRESS:
-            raise Stopped()
+            row = self._current(await store.get_delivery(session, self.campaign_id))
         parts = min(MAX_PARTITIONS, max(1, -(-(row.recipients_total or 0) // PARTITION_RECIPIENTS)))
         boundaries = await self.deps.segments.split_recipients(self.campaign, parts) if parts > 1 else []
         async with write_transaction(self.deps.sessions) as session:
-            locked = await store.lock_delivery(session, self.campaign_id)
-            if locked is None or locked.status != store.IN_PROGRESS:
-                raise Stopped()
+            locked = self._current(await store.lock_delivery(session, self.campaign_id))
             if not await store.has_partitions(session, self.campaign_id):
                 # From the delivery's own checkpoint: one started before partitions resumes there.
                 await store.insert_partitions(session, self.campaign_id, locked.cursor, boundaries)
@@ -243,9 +246,7 @@ class DeliveryRun:
         delivery's checkpoint and the audience's end."""
         partition = self.writer.partition
         async with transaction(self.deps.sessions) as session:
-            row = await store.get_delivery(session, self.campaign_id)
-            if row is None or row.status != store.IN_PROGRESS:
-                raise Stopped()
+            row = self._current(await store.get_delivery(session, self.campaign_id))
             if partition is None:
                 return row.cursor, ""
             return await store.partition_checkpoint(session, partition), partition.last_id
@@ -256,7 +257,7 @@ class DeliveryRun:
             raise self._stopped()
         self._unsettled = []  # a resumed pass replays whatever an earlier one left unwritten
         pipeline = Pipeline(self.campaign, self.deps.segments, addressing, composer,
-                            _batch_size(self.deps.settings), self._unsettled)
+                            _batch_size(self.deps.settings, self.max_rate), self._unsettled)
         self._pipeline = pipeline
         try:
             await pipeline.run(cursor, self._write, self.pacer, self.stop_requested, last)
@@ -277,12 +278,19 @@ class DeliveryRun:
             raise Stopped(campaign_pb2.STOP_REASON_CAPACITY,
                           f"monthly message capacity of {self.writer.capacity} reached")
 
+    def _current(self, row: Row[Any] | None) -> Row[Any]:
+        """The delivery's row, while it is in progress in this run's generation; else the run
+        ends (Stopped: a stop settles, a pause or a later generation leaves it be)."""
+        if row is None or row.status != store.IN_PROGRESS or row.generation != self.generation:
+            raise Stopped()
+        return row
+
     def _stopped(self) -> Stopped:
         return Stopped(self.stop_reason, self.stop_message)
 
 
-def _batch_size(settings: Settings) -> int:
+def _batch_size(settings: Settings, max_rate: float) -> int:
     """Recipients per streamed batch: the configured size within the contract's batch limit
     (one EnsureChannels call takes a whole batch), held to the pace."""
     configured = max(1, min(settings.delivery_batch_size or DEFAULT_RECIPIENT_BATCH, MAX_RECIPIENT_BATCH))
-    return batch_size(configured, settings.max_send_rate)
+    return batch_size(configured, max_rate)

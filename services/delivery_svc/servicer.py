@@ -37,6 +37,11 @@ class DeliveryServiceServicer(delivery_service_pb2_grpc.DeliveryServiceServicer)
         delivery = await self.deliveries.start(request.campaign)
         return ds.StartDeliveryResponse(delivery=delivery)
 
+    async def PauseDelivery(self, request: ds.PauseDeliveryRequest,
+                            context: grpc.aio.ServicerContext) -> ds.PauseDeliveryResponse:
+        bind_campaign(request.campaign_id)
+        return ds.PauseDeliveryResponse(delivery=await self.deliveries.pause(request.campaign_id))
+
     async def StopDelivery(self, request: ds.StopDeliveryRequest,
                            context: grpc.aio.ServicerContext) -> ds.StopDeliveryResponse:
         bind_campaign(request.campaign_id)

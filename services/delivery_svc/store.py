@@ -52,7 +52,9 @@ metadata = new_metadata()
 IN_PROGRESS = campaign_pb2.CAMPAIGN_STATUS_IN_PROGRESS
 COMPLETED = campaign_pb2.CAMPAIGN_STATUS_COMPLETED
 STOPPED = campaign_pb2.CAMPAIGN_STATUS_STOPPED
+PAUSED = campaign_pb2.CAMPAIGN_STATUS_PAUSED
 TERMINAL = frozenset({COMPLETED, STOPPED})
+STOPPABLE = (IN_PROGRESS, PAUSED)
 
 # Counter columns of a delivery, in the order batches add to them.
 COUNTERS = ("sent", "skipped", "failed", "messages_sent", "channels_created", "users_sent")
@@ -79,6 +81,9 @@ deliveries = Table(
     Column("lease_until", UtcDateTime, nullable=True),
     # With a maximum send rate: when (Unix time) the delivery may send again (pacing.py).
     Column("paced_until", Float, nullable=True),
+    # Moved on by every resume: a run started before a pause writes nothing after it (its
+    # snapshot, whose text may have changed meanwhile, is not the delivery's any more).
+    Column("generation", Integer, nullable=False, default=0, server_default="0"),
 )
 Index("ix_deliveries_status", deliveries.c.status)
 
@@ -193,7 +198,7 @@ async def insert_delivery(session: AsyncSession, campaign_id: str, snapshot: byt
     held: dict[str, Any] = {"owner": lease.owner, "lease_until": lease.until()} if lease is not None else {}
     stmt = insert_ignoring_duplicates(session, deliveries).values(
         campaign_id=campaign_id, snapshot=snapshot, status=IN_PROGRESS, stop_reason=0, stop_message="",
-        cursor="", recipients_total=recipients_total, **{name: 0 for name in COUNTERS},
+        cursor="", recipients_total=recipients_total, generation=0, **{name: 0 for name in COUNTERS},
         started_at=now, created_at=now, updated_at=now, **held)
     return await _changed(session, stmt) == 1
 
@@ -221,15 +226,36 @@ async def in_progress_campaign_ids(session: AsyncSession) -> list[str]:
     return [r.campaign_id for r in rows]
 
 
-def _update_in_progress(campaign_id: str) -> Update:
-    """An UPDATE of the delivery that changes it only while it is in progress."""
-    return update(deliveries).where(deliveries.c.campaign_id == campaign_id, deliveries.c.status == IN_PROGRESS)
+def _update_in_progress(campaign_id: str, generation: int | None = None) -> Update:
+    """An UPDATE of the delivery that changes it only while it is in progress (and, given a
+    generation, not paused and resumed since)."""
+    stmt = update(deliveries).where(deliveries.c.campaign_id == campaign_id, deliveries.c.status == IN_PROGRESS)
+    return stmt if generation is None else stmt.where(deliveries.c.generation == generation)
 
 
-async def claim_in_progress(session: AsyncSession, campaign_id: str, now: dt.datetime) -> bool:
-    """Touches an in-progress delivery, taking its row lock first in the transaction; False when
-    it is no longer in progress (stopped meanwhile), so the caller writes nothing."""
-    return await _changed(session, _update_in_progress(campaign_id).values(updated_at=now)) == 1
+async def claim_in_progress(session: AsyncSession, campaign_id: str, now: dt.datetime, generation: int) -> bool:
+    """Touches an in-progress delivery of this generation, taking its row lock first in the
+    transaction; False when it is not (stopped or paused meanwhile), so the caller writes nothing."""
+    return await _changed(session, _update_in_progress(campaign_id, generation).values(updated_at=now)) == 1
+
+
+async def pause_delivery(session: AsyncSession, campaign_id: str, now: dt.datetime) -> bool:
+    """Pauses an in-progress delivery and frees its partitions, so that any replica takes them
+    when it resumes; False when it was not in progress."""
+    paused = await _changed(session, _update_in_progress(campaign_id).values(status=PAUSED, updated_at=now)) == 1
+    if paused:
+        await session.execute(update(partitions).where(partitions.c.campaign_id == campaign_id, ~partitions.c.done)
+                              .values(lease_until=None))
+    return paused
+
+
+async def resume_delivery(session: AsyncSession, campaign_id: str, snapshot: bytes, now: dt.datetime) -> int | None:
+    """Resumes a paused delivery with the campaign's snapshot as it is now; its new generation,
+    None when it was not paused."""
+    resumed = (update(deliveries).where(deliveries.c.campaign_id == campaign_id, deliveries.c.status == PAUSED)
+               .values(status=IN_PROGRESS, snapshot=snapshot, generation=deliveries.c.generation + 1, updated_at=now)
+               .returning(deliveries.c.generation))
+    return (await session.execute(resumed)).scalar()
 
 
 def _unheld(lease_until: Column[Any]) -> ColumnElement[bool]:
@@ -246,7 +272,7 @@ async def claim_unheld(session: AsyncSession, lease: Lease, limit: int = 100) ->
               .limit(limit).with_for_update(skip_locked=True))
     taken = (update(deliveries).where(deliveries.c.campaign_id.in_(unheld.scalar_subquery()))
              .values(owner=lease.owner, lease_until=lease.until())
-             .returning(deliveries.c.campaign_id, deliveries.c.snapshot))
+             .returning(deliveries.c.campaign_id, deliveries.c.snapshot, deliveries.c.generation))
     return list(await session.execute(taken))
 
 
@@ -286,8 +312,9 @@ class Partition(NamedTuple):
 
 
 async def lock_delivery(session: AsyncSession, campaign_id: str) -> Row[Any] | None:
-    """The delivery's status and checkpoint, its row locked until the transaction ends."""
-    query = select(deliveries.c.status, deliveries.c.cursor).where(deliveries.c.campaign_id == campaign_id)
+    """The delivery's status, generation and checkpoint, its row locked until the transaction ends."""
+    query = (select(deliveries.c.status, deliveries.c.generation, deliveries.c.cursor)
+             .where(deliveries.c.campaign_id == campaign_id))
     return cast(Row[Any] | None, (await session.execute(query.with_for_update())).first())
 
 
@@ -347,8 +374,12 @@ async def finish_partition(session: AsyncSession, partition: Partition, lease: L
     await lock_delivery(session, partition.campaign_id)
     if await _changed(session, _held(partition, lease).values(done=True, lease_until=None)) != 1:
         return None
-    return not await session.scalar(select(exists().where(partitions.c.campaign_id == partition.campaign_id,
-                                                          ~partitions.c.done)))
+    return not await any_open_partition(session, partition.campaign_id)
+
+
+async def any_open_partition(session: AsyncSession, campaign_id: str) -> bool:
+    return bool(await session.scalar(select(exists().where(partitions.c.campaign_id == campaign_id,
+                                                           ~partitions.c.done))))
 
 
 async def claimable_campaign_ids(session: AsyncSession, limit: int = 100) -> list[str]:
@@ -380,14 +411,14 @@ async def set_recipients_total(session: AsyncSession, campaign_id: str, total: i
 
 
 async def add_progress(session: AsyncSession, campaign_id: str, deltas: dict[str, int], cursor: str | None,
-                       now: dt.datetime, *, in_progress: bool = False) -> bool:
-    """Adds a batch's counters and, when given, moves the checkpoint past it; only while the
-    delivery is in progress when `in_progress` is asked for (False then when it is not)."""
+                       now: dt.datetime, *, generation: int | None = None) -> bool:
+    """Adds a batch's counters and, when given, moves the checkpoint past it; given the run's
+    generation, only while the delivery is in progress in it (False when it is not)."""
     values: dict[str, Any] = {name: deliveries.c[name] + deltas[name] for name in COUNTERS if deltas.get(name)}
     if cursor is not None:
         values["cursor"] = cursor
     values["updated_at"] = now
-    stmt = _update_in_progress(campaign_id) if in_progress else \
+    stmt = _update_in_progress(campaign_id, generation) if generation is not None else \
         update(deliveries).where(deliveries.c.campaign_id == campaign_id)
     return await _changed(session, stmt.values(**values)) == 1
 
@@ -413,9 +444,9 @@ async def complete_delivery(session: AsyncSession, campaign_id: str, now: dt.dat
 
 async def stop_delivery(session: AsyncSession, campaign_id: str, reason: int, message: str,
                         now: dt.datetime) -> bool:
-    """Marks an in-progress delivery stopped; False when it was not in progress."""
-    stopped = _update_in_progress(campaign_id).values(status=STOPPED, stop_reason=reason, stop_message=message,
-                                                      updated_at=now)
+    """Marks an in-progress or paused delivery stopped; False when it was neither."""
+    stopped = (update(deliveries).where(deliveries.c.campaign_id == campaign_id, deliveries.c.status.in_(STOPPABLE))
+               .values(status=STOPPED, stop_reason=reason, stop_message=message, updated_at=now))
     return await _changed(session, stopped) == 1
 
 

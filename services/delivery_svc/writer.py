@@ -15,6 +15,11 @@ replica) may take part of it in between. Then the take falls short, the transact
 back, and the batch is written again taking its share first (holding the month's row from the
 start), so the capacity is never exceeded and the batch stays all-or-nothing.
 
+A pause is seen the same way as a stop: the batch's first UPDATE (or a partition's counters)
+finds the delivery paused — or resumed since, in a later generation, whose snapshot may carry a
+new text — and the batch is not written. Nothing is settled then: the batches in flight are
+replayed when it resumes.
+
 With a maximum send rate, the batch's transaction also takes the delivery's pace (the time it
 may send again: pacing.py), last, so that the row is held only for the commit.
 
@@ -44,6 +49,7 @@ from services.delivery_svc import store
 from services.delivery_svc.metrics import DeliveryMetrics
 from services.delivery_svc.outcomes import FAILED, SKIPPED, CreatedChannel, Outcome, PreparedBatch
 from services.kit.bulk import DriverValues
+from services.kit.clock import Clock, SystemClock
 from services.kit.db import utcnow, write_transaction
 from services.kit.limits import MAX_STOP_MESSAGE
 from services.kit.tracing import CAMPAIGN_ID
@@ -71,16 +77,19 @@ class BatchWriter:
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession], values: DriverValues, campaign_id: str,
                  monthly_capacity: int, *, metrics: DeliveryMetrics | None = None,
-                 tracer: trace.Tracer | None = None, lease: store.Lease | None = None, max_rate: float = 0) -> None:
+                 tracer: trace.Tracer | None = None, lease: store.Lease | None = None, max_rate: float = 0,
+                 clock: Clock | None = None) -> None:
         self.sessions = sessions
         self.lease = lease  # PostgreSQL replicas: this replica's hold, checked by every write
         self.values = values
         self.campaign_id = campaign_id
         self.capacity = monthly_capacity  # 0 = unlimited
         self.max_rate = max_rate  # recipients a second across replicas, 0 = none
+        self.clock = clock or SystemClock()  # the pace's time
         self.metrics = metrics
         self.tracer = tracer or trace.NoOpTracer()
         self.partition: store.Partition | None = None  # PostgreSQL replicas: the range being sent
+        self.generation = 0  # the delivery's generation the run sends (store.deliveries)
 
     async def write(self, batch: PreparedBatch) -> Written | None:
         """Writes one batch and its checkpoint, or nothing at all; None when the delivery is no
@@ -141,12 +150,12 @@ class BatchWriter:
             if self.partition is None:
                 await store.add_progress(session, campaign_id, deltas, cursor, now)
             else:
-                if not await store.add_progress(session, campaign_id, deltas, None, now, in_progress=True):
-                    raise _NoLongerInProgress  # stopped by another replica meanwhile: rolls the batch back
+                if not await store.add_progress(session, campaign_id, deltas, None, now, generation=self.generation):
+                    raise _NoLongerInProgress  # stopped or paused meanwhile: rolls the batch back
                 if cursor is not None:
                     await store.move_partition_cursor(session, self.partition, cursor)
             if self.max_rate > 0 and written.handled:
-                written.paced_until = await store.take_pace(session, campaign_id, time.time(),
+                written.paced_until = await store.take_pace(session, campaign_id, self.clock.now().timestamp(),
                                                             written.handled / self.max_rate)
             written.sent, written.skipped, written.failed = deltas["sent"], deltas["skipped"], deltas["failed"]
         return written
@@ -156,7 +165,7 @@ class BatchWriter:
         else the delivery's (in progress)."""
         if self.partition is not None and self.lease is not None:
             return await store.hold_partition(session, self.partition, self.lease)
-        return await store.claim_in_progress(session, self.campaign_id, now)
+        return await store.claim_in_progress(session, self.campaign_id, now, self.generation)
 
     async def _not_logged(self, session: AsyncSession, outcomes: list[Outcome]) -> list[Outcome]:
         """The outcomes whose recipients have none yet (all but those of a replayed batch)."""
@@ -172,6 +181,9 @@ class BatchWriter:
         batches that were not written."""
         async with write_transaction(self.sessions) as session:
             now = utcnow()
+            row = await store.lock_delivery(session, self.campaign_id)
+            if row is None or row.generation != self.generation or row.status == store.PAUSED:
+                return  # paused (and maybe resumed since): the unwritten batches are replayed on resume
             if not await store.holds(session, self.campaign_id, self.lease, self.partition):
                 return  # another replica runs the delivery now: it stops and settles it
             await store.stop_delivery(session, self.campaign_id, reason, message[:MAX_STOP_MESSAGE], now)
@@ -187,6 +199,14 @@ class BatchWriter:
         async with write_transaction(self.sessions) as session:
             await store.complete_delivery(session, self.campaign_id, utcnow())
 
+    async def complete_unless_open(self) -> None:
+        """Completes a partitioned delivery none of whose partitions is open (the last one was
+        finished while the delivery was paused)."""
+        async with write_transaction(self.sessions) as session:
+            await store.lock_delivery(session, self.campaign_id)
+            if not await store.any_open_partition(session, self.campaign_id):
+                await store.complete_delivery(session, self.campaign_id, utcnow())
+
     async def finish_partition(self) -> None:
         """The partition is streamed to its end: marks it done, and completes the delivery when
         it was the last one open (one transaction)."""
@@ -198,7 +218,7 @@ class BatchWriter:
 
 
 class _NoLongerInProgress(Exception):
-    """The delivery was stopped while a partition's batch was being written."""
+    """The delivery was stopped or paused while a partition's batch was being written."""
 
 
 class _CapacityTakenMeanwhile(Exception):

@@ -7,6 +7,7 @@ also renders them once under the render budget (check_render_budget)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 from google.protobuf.internal.enum_type_wrapper import EnumTypeWrapper
@@ -34,6 +35,11 @@ def check_audience(v: Violations, segment_ids: Sequence[str], user_ids: Sequence
 def check_sender_options(v: Violations, sender_mode: int, sender_visibility: int, prefix: str = "") -> None:
     _check_enum(v, common_pb2.SenderMode, sender_mode, f"{prefix}sender_mode")
     _check_enum(v, common_pb2.SenderVisibility, sender_visibility, f"{prefix}sender_visibility")
+
+
+def check_max_send_rate(v: Violations, rate: float, prefix: str = "") -> None:
+    v.check(math.isfinite(rate) and rate >= 0, f"{prefix}max_send_rate",
+            "must be a finite number of recipients per second, 0 or more (0 = none of its own)")
 
 
 def check_message_template(v: Violations, template: common_pb2.MessageTemplate, prefix: str = "") -> None:

@@ -14,7 +14,7 @@ import pytest
 from herald.campaign.v1 import campaign_pb2
 from herald.segment.v1 import segment_service_pb2 as ss
 from services.campaign_svc.app import build
-from services.campaign_svc.clock import SystemClock
+from services.kit.clock import SystemClock
 from services.kit.server import start_server
 
 from harness import eventually

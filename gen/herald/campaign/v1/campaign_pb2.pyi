@@ -22,6 +22,7 @@ class CampaignStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     CAMPAIGN_STATUS_IN_PROGRESS: _ClassVar[CampaignStatus]
     CAMPAIGN_STATUS_COMPLETED: _ClassVar[CampaignStatus]
     CAMPAIGN_STATUS_STOPPED: _ClassVar[CampaignStatus]
+    CAMPAIGN_STATUS_PAUSED: _ClassVar[CampaignStatus]
 
 class StopReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -43,6 +44,7 @@ CAMPAIGN_STATUS_SCHEDULED: CampaignStatus
 CAMPAIGN_STATUS_IN_PROGRESS: CampaignStatus
 CAMPAIGN_STATUS_COMPLETED: CampaignStatus
 CAMPAIGN_STATUS_STOPPED: CampaignStatus
+CAMPAIGN_STATUS_PAUSED: CampaignStatus
 STOP_REASON_UNSPECIFIED: StopReason
 STOP_REASON_REQUESTED: StopReason
 STOP_REASON_STOP_AT: StopReason
@@ -54,7 +56,7 @@ PREVIEW_STATUS_SKIPPED: PreviewStatus
 PREVIEW_STATUS_FAILED: PreviewStatus
 
 class CampaignStats(_message.Message):
-    __slots__ = ("progress", "stats_started_at", "stats_completed_at", "stats_messages_sent", "stats_channels_created", "stats_users_sent", "stats_users_read", "recipients_total", "recipients_skipped", "recipients_failed")
+    __slots__ = ("progress", "stats_started_at", "stats_completed_at", "stats_messages_sent", "stats_channels_created", "stats_users_sent", "stats_users_read", "recipients_total", "recipients_skipped", "recipients_failed", "send_rate", "eta")
     PROGRESS_FIELD_NUMBER: _ClassVar[int]
     STATS_STARTED_AT_FIELD_NUMBER: _ClassVar[int]
     STATS_COMPLETED_AT_FIELD_NUMBER: _ClassVar[int]
@@ -65,6 +67,8 @@ class CampaignStats(_message.Message):
     RECIPIENTS_TOTAL_FIELD_NUMBER: _ClassVar[int]
     RECIPIENTS_SKIPPED_FIELD_NUMBER: _ClassVar[int]
     RECIPIENTS_FAILED_FIELD_NUMBER: _ClassVar[int]
+    SEND_RATE_FIELD_NUMBER: _ClassVar[int]
+    ETA_FIELD_NUMBER: _ClassVar[int]
     progress: float
     stats_started_at: _timestamp_pb2.Timestamp
     stats_completed_at: _timestamp_pb2.Timestamp
@@ -75,10 +79,12 @@ class CampaignStats(_message.Message):
     recipients_total: int
     recipients_skipped: int
     recipients_failed: int
-    def __init__(self, progress: _Optional[float] = ..., stats_started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., stats_completed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., stats_messages_sent: _Optional[int] = ..., stats_channels_created: _Optional[int] = ..., stats_users_sent: _Optional[int] = ..., stats_users_read: _Optional[int] = ..., recipients_total: _Optional[int] = ..., recipients_skipped: _Optional[int] = ..., recipients_failed: _Optional[int] = ...) -> None: ...
+    send_rate: float
+    eta: _timestamp_pb2.Timestamp
+    def __init__(self, progress: _Optional[float] = ..., stats_started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., stats_completed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., stats_messages_sent: _Optional[int] = ..., stats_channels_created: _Optional[int] = ..., stats_users_sent: _Optional[int] = ..., stats_users_read: _Optional[int] = ..., recipients_total: _Optional[int] = ..., recipients_skipped: _Optional[int] = ..., recipients_failed: _Optional[int] = ..., send_rate: _Optional[float] = ..., eta: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class Campaign(_message.Message):
-    __slots__ = ("id", "name", "description", "sender_id", "segment_ids", "user_ids", "sender_mode", "sender_visibility", "message_template", "channel_template", "create_channels", "show_channels", "skip_push", "skip_webhook", "status", "stop_reason", "stop_message", "stats", "scheduled_for", "stop_at", "created_at", "updated_at", "users", "segments", "sender")
+    __slots__ = ("id", "name", "description", "sender_id", "segment_ids", "user_ids", "sender_mode", "sender_visibility", "message_template", "channel_template", "create_channels", "show_channels", "skip_push", "skip_webhook", "status", "stop_reason", "stop_message", "stats", "scheduled_for", "stop_at", "created_at", "updated_at", "users", "segments", "sender", "max_send_rate")
     ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
@@ -104,6 +110,7 @@ class Campaign(_message.Message):
     USERS_FIELD_NUMBER: _ClassVar[int]
     SEGMENTS_FIELD_NUMBER: _ClassVar[int]
     SENDER_FIELD_NUMBER: _ClassVar[int]
+    MAX_SEND_RATE_FIELD_NUMBER: _ClassVar[int]
     id: str
     name: str
     description: str
@@ -129,7 +136,8 @@ class Campaign(_message.Message):
     users: _containers.RepeatedCompositeFieldContainer[_directory_pb2.User]
     segments: _containers.RepeatedCompositeFieldContainer[_segment_pb2.Segment]
     sender: _directory_pb2.User
-    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., description: _Optional[str] = ..., sender_id: _Optional[str] = ..., segment_ids: _Optional[_Iterable[str]] = ..., user_ids: _Optional[_Iterable[str]] = ..., sender_mode: _Optional[_Union[_common_pb2.SenderMode, str]] = ..., sender_visibility: _Optional[_Union[_common_pb2.SenderVisibility, str]] = ..., message_template: _Optional[_Union[_common_pb2.MessageTemplate, _Mapping]] = ..., channel_template: _Optional[_Union[_common_pb2.ChannelTemplate, _Mapping]] = ..., create_channels: _Optional[bool] = ..., show_channels: _Optional[bool] = ..., skip_push: _Optional[bool] = ..., skip_webhook: _Optional[bool] = ..., status: _Optional[_Union[CampaignStatus, str]] = ..., stop_reason: _Optional[_Union[StopReason, str]] = ..., stop_message: _Optional[str] = ..., stats: _Optional[_Union[CampaignStats, _Mapping]] = ..., scheduled_for: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., stop_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., users: _Optional[_Iterable[_Union[_directory_pb2.User, _Mapping]]] = ..., segments: _Optional[_Iterable[_Union[_segment_pb2.Segment, _Mapping]]] = ..., sender: _Optional[_Union[_directory_pb2.User, _Mapping]] = ...) -> None: ...
+    max_send_rate: float
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., description: _Optional[str] = ..., sender_id: _Optional[str] = ..., segment_ids: _Optional[_Iterable[str]] = ..., user_ids: _Optional[_Iterable[str]] = ..., sender_mode: _Optional[_Union[_common_pb2.SenderMode, str]] = ..., sender_visibility: _Optional[_Union[_common_pb2.SenderVisibility, str]] = ..., message_template: _Optional[_Union[_common_pb2.MessageTemplate, _Mapping]] = ..., channel_template: _Optional[_Union[_common_pb2.ChannelTemplate, _Mapping]] = ..., create_channels: _Optional[bool] = ..., show_channels: _Optional[bool] = ..., skip_push: _Optional[bool] = ..., skip_webhook: _Optional[bool] = ..., status: _Optional[_Union[CampaignStatus, str]] = ..., stop_reason: _Optional[_Union[StopReason, str]] = ..., stop_message: _Optional[str] = ..., stats: _Optional[_Union[CampaignStats, _Mapping]] = ..., scheduled_for: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., stop_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., users: _Optional[_Iterable[_Union[_directory_pb2.User, _Mapping]]] = ..., segments: _Optional[_Iterable[_Union[_segment_pb2.Segment, _Mapping]]] = ..., sender: _Optional[_Union[_directory_pb2.User, _Mapping]] = ..., max_send_rate: _Optional[float] = ...) -> None: ...
 
 class CampaignPreview(_message.Message):
     __slots__ = ("target_id", "status", "reason", "detail", "cid", "channel_exists", "channel", "member_ids", "message")

@@ -28,7 +28,7 @@ from herald.campaign.v1 import campaign_pb2 as herald_dot_campaign_dot_v1_dot_ca
 from herald.common.v1 import common_pb2 as herald_dot_common_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n)herald/campaign/v1/campaign_service.proto\x12\x12herald.campaign.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a!herald/campaign/v1/campaign.proto\x1a\x1dherald/common/v1/common.proto\"\xc5\x03\n\x15\x43reateCampaignRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12\x11\n\tsender_id\x18\x04 \x01(\t\x12\x13\n\x0bsegment_ids\x18\x05 \x03(\t\x12\x10\n\x08user_ids\x18\x06 \x03(\t\x12\x31\n\x0bsender_mode\x18\x07 \x01(\x0e\x32\x1c.herald.common.v1.SenderMode\x12=\n\x11sender_visibility\x18\x08 \x01(\x0e\x32\".herald.common.v1.SenderVisibility\x12;\n\x10message_template\x18\t \x01(\x0b\x32!.herald.common.v1.MessageTemplate\x12;\n\x10\x63hannel_template\x18\n \x01(\x0b\x32!.herald.common.v1.ChannelTemplate\x12\x17\n\x0f\x63reate_channels\x18\x0b \x01(\x08\x12\x15\n\rshow_channels\x18\x0c \x01(\x08\x12\x11\n\tskip_push\x18\r \x01(\x08\x12\x14\n\x0cskip_webhook\x18\x0e \x01(\x08\"p\n\x16\x43reateCampaignResponse\x12.\n\x08\x63\x61mpaign\x18\x01 \x01(\x0b\x32\x1c.herald.campaign.v1.Campaign\x12&\n\x05users\x18\x02 \x01(\x0b\x32\x17.herald.common.v1.Pager\"K\n\x12GetCampaignRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\x05\x12\x0c\n\x04next\x18\x03 \x01(\t\x12\x0c\n\x04prev\x18\x04 \x01(\t\"m\n\x13GetCampaignResponse\x12.\n\x08\x63\x61mpaign\x18\x01 \x01(\x0b\x32\x1c.herald.campaign.v1.Campaign\x12&\n\x05users\x18\x02 \x01(\x0b\x32\x17.herald.common.v1.Pager\"\xc5\x03\n\x15UpdateCampaignRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12\x11\n\tsender_id\x18\x04 \x01(\t\x12\x13\n\x0bsegment_ids\x18\x05 \x03(\t\x12\x10\n\x08user_ids\x18\x06 \x03(\t\x12\x31\n\x0bsender_mode\x18\x07 \x01(\x0e\x32\x1c.herald.common.v1.SenderMode\x12=\n\x11sender_visibility\x18\x08 \x01(\x0e\x32\".herald.common.v1.SenderVisibility\x12;\n\x10message_template\x18\t \x01(\x0b\x32!.herald.common.v1.MessageTemplate\x12;\n\x10\x63hannel_template\x18\n \x01(\x0b\x32!.herald.common.v1.ChannelTemplate\x12\x17\n\x0f\x63reate_channels\x18\x0b \x01(\x08\x12\x15\n\rshow_channels\x18\x0c \x01(\x08\x12\x11\n\tskip_push\x18\r \x01(\x08\x12\x14\n\x0cskip_webhook\x18\x0e \x01(\x08\"p\n\x16UpdateCampaignResponse\x12.\n\x08\x63\x61mpaign\x18\x01 \x01(\x0b\x32\x1c.herald.campaign.v1.Campaign\x12&\n\x05users\x18\x02 \x01(\x0b\x32\x17.herald.common.v1.Pager\"#\n\x15\x44\x65leteCampaignRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\x18\n\x16\x44\x65leteCampaignResponse\"\xaa\x01\n\x15QueryCampaignsRequest\x12\'\n\x06\x66ilter\x18\x01 \x01(\x0b\x32\x17.google.protobuf.Struct\x12)\n\x04sort\x18\x02 \x03(\x0b\x32\x1b.herald.common.v1.SortParam\x12\r\n\x05limit\x18\x03 \x01(\x05\x12\x0c\n\x04next\x18\x04 \x01(\t\x12\x0c\n\x04prev\x18\x05 \x01(\t\x12\x12\n\nuser_limit\x18\x06 \x01(\x05\"e\n\x16QueryCampaignsResponse\x12/\n\tcampaigns\x18\x01 \x03(\x0b\x32\x1c.herald.campaign.v1.Campaign\x12\x0c\n\x04next\x18\x02 \x01(\t\x12\x0c\n\x04prev\x18\x03 \x01(\t\"\x82\x01\n\x14StartCampaignRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x31\n\rscheduled_for\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07stop_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"o\n\x15StartCampaignResponse\x12.\n\x08\x63\x61mpaign\x18\x01 \x01(\x0b\x32\x1c.herald.campaign.v1.Campaign\x12&\n\x05users\x18\x02 \x01(\x0b\x32\x17.herald.common.v1.Pager\"!\n\x13StopCampaignRequest\x12\n\n\x02id\x18\x01 \x01(\t\"F\n\x14StopCampaignResponse\x12.\n\x08\x63\x61mpaign\x18\x01 \x01(\x0b\x32\x1c.herald.campaign.v1.Campaign\"\"\n\x14WatchCampaignRequest\x12\n\n\x02id\x18\x01 \x01(\t\"G\n\x15WatchCampaignResponse\x12.\n\x08\x63\x61mpaign\x18\x01 \x01(\x0b\x32\x1c.herald.campaign.v1.Campaign\" \n\x0fGetUsageRequest\x12\r\n\x05month\x18\x01 \x01(\t\"p\n\x10GetUsageResponse\x12\r\n\x05month\x18\x01 \x01(\t\x12\x15\n\rmessages_sent\x18\x02 \x01(\x03\x12\x10\n\x08\x63\x61pacity\x18\x03 \x01(\x03\x12\x16\n\tremaining\x18\x04 \x01(\x03H\x00\x88\x01\x01\x42\x0c\n\n_remaining\"F\n\x16PreviewCampaignRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x13\n\x0breceiver_id\x18\x02 \x01(\t\x12\x0b\n\x03\x63id\x18\x03 \x01(\t\"O\n\x17PreviewCampaignResponse\x12\x34\n\x07preview\x18\x01 \x01(\x0b\x32#.herald.campaign.v1.CampaignPreview2\x89\x08\n\x0f\x43\x61mpaignService\x12g\n\x0e\x43reateCampaign\x12).herald.campaign.v1.CreateCampaignRequest\x1a*.herald.campaign.v1.CreateCampaignResponse\x12^\n\x0bGetCampaign\x12&.herald.campaign.v1.GetCampaignRequest\x1a\'.herald.campaign.v1.GetCampaignResponse\x12g\n\x0eUpdateCampaign\x12).herald.campaign.v1.UpdateCampaignRequest\x1a*.herald.campaign.v1.UpdateCampaignResponse\x12g\n\x0e\x44\x65leteCampaign\x12).herald.campaign.v1.DeleteCampaignRequest\x1a*.herald.campaign.v1.DeleteCampaignResponse\x12g\n\x0eQueryCampaigns\x12).herald.campaign.v1.QueryCampaignsRequest\x1a*.herald.campaign.v1.QueryCampaignsResponse\x12\x64\n\rStartCampaign\x12(.herald.campaign.v1.StartCampaignRequest\x1a).herald.campaign.v1.StartCampaignResponse\x12\x61\n\x0cStopCampaign\x12\'.herald.campaign.v1.StopCampaignRequest\x1a(.herald.campaign.v1.StopCampaignResponse\x12\x66\n\rWatchCampaign\x12(.herald.campaign.v1.WatchCampaignRequest\x1a).herald.campaign.v1.WatchCampaignResponse0\x01\x12U\n\x08GetUsage\x12#.herald.campaign.v1.GetUsageRequest\x1a$.herald.campaign.v1.GetUsageResponse\x12j\n\x0fPreviewCampaign\x12*.herald.campaign.v1.PreviewCampaignRequest\x1a+.herald.campaign.v1.PreviewCampaignResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n)herald/campaign/v1/campaign_service.proto\x12\x12herald.campaign.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a!herald/campaign/v1/campaign.proto\x1a\x1dherald/common/v1/common.proto\"\xdc\x03\n\x15\x43reateCampaignRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12\x11\n\tsender_id\x18\x04 \x01(\t\x12\x13\n\x0bsegment_ids\x18\x05 \x03(\t\x12\x10\n\x08user_ids\x18\x06 \x03(\t\x12\x31\n\x0bsender_mode\x18\x07 \x01(\x0e\x32\x1c.herald.common.v1.SenderMode\x12=\n\x11sender_visibility\x18\x08 \x01(\x0e\x32\".herald.common.v1.SenderVisibility\x12;\n\x10message_template\x18\t \x01(\x0b\x32!.herald.common.v1.MessageTemplate\x12;\n\x10\x63hannel_template\x18\n \x01(\x0b\x32!.herald.common.v1.ChannelTemplate\x12\x17\n\x0f\x63reate_channels\x18\x0b \x01(\x08\x12\x15\n\rshow_channels\x18\x0c \x01(\x08\x12\x11\n\tskip_push\x18\r \x01(\x08\x12\x14\n\x0cskip_webhook\x18\x0e \x01(\x08\x12\x15\n\rmax_send_rate\x18\x0f \x01(\x01\"p\n\x16\x43reateCampaignResponse\x12.\n\x08\x63\x61mpaign\x18\x01 \x01(\x0b\x32\x1c.herald.campaign.v1.Campaign\x12&\n\x05users\x18\x02 \x01(\x0b\x32\x17.herald.common.v1.Pager\"K\n\x12GetCampaignRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\x05\x12\x0c\n\x04next\x18\x03 \x01(\t\x12\x0c\n\x04prev\x18\x04 \x01(\t\"m\n\x13GetCampaignResponse\x12.\n\x08\x63\x61mpaign\x18\x01 \x01(\x0b\x32\x1c.herald.campaign.v1.Campaign\x12&\n\x05users\x18\x02 \x01(\x0b\x32\x17.herald.common.v1.Pager\"\xdc\x03\n\x15UpdateCampaignRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12\x11\n\tsender_id\x18\x04 \x01(\t\x12\x13\n\x0bsegment_ids\x18\x05 \x03(\t\x12\x10\n\x08user_ids\x18\x06 \x03(\t\x12\x31\n\x0bsender_mode\x18\x07 \x01(\x0e\x32\x1c.herald.common.v1.SenderMode\x12=\n\x11sender_visibility\x18\x08 \x01(\x0e\x32\".herald.common.v1.SenderVisibility\x12;\n\x10message_template\x18\t \x01(\x0b\x32!.herald.common.v1.MessageTemplate\x12;\n\x10\x63hannel_template\x18\n \x01(\x0b\x32!.herald.common.v1.ChannelTemplate\x12\x17\n\x0f\x63reate_channels\x18\x0b \x01(\x08\x12\x15\n\rshow_channels\x18\x0c \x01(\x08\x12\x11\n\tskip_push\x18\r \x01(\x08\x12\x14\n\x0cskip_webhook\x18\x0e \x01(\x08\x12\x15\n\rmax_send_rate\x18\x0f \x01(\x01\"p\n\x16UpdateCampaignResponse\x12.\n\x08\x63\x61mpaign\x18\x01 \x01(\x0b\x32\x1c.herald.campaign.v1.Campaign\x12&\n\x05users\x18\x02 \x01(\x0b\x32\x17.herald.common.v1.Pager\"#\n\x15\x44\x65leteCampaignRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\x18\n\x16\x44\x65leteCampaignResponse\"\xaa\x01\n\x15QueryCampaignsRequest\x12\'\n\x06\x66ilter\x18\x01 \x01(\x0b\x32\x17.google.protobuf.Struct\x12)\n\x04sort\x18\x02 \x03(\x0b\x32\x1b.herald.common.v1.SortParam\x12\r\n\x05limit\x18\x03 \x01(\x05\x12\x0c\n\x04next\x18\x04 \x01(\t\x12\x0c\n\x04prev\x18\x05 \x01(\t\x12\x12\n\nuser_limit\x18\x06 \x01(\x05\"e\n\x16QueryCampaignsResponse\x12/\n\tcampaigns\x18\x01 \x03(\x0b\x32\x1c.herald.campaign.v1.Campaign\x12\x0c\n\x04next\x18\x02 \x01(\t\x12\x0c\n\x04prev\x18\x03 \x01(\t\"\x82\x01\n\x14StartCampaignRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x31\n\rscheduled_for\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07stop_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"o\n\x15StartCampaignResponse\x12.\n\x08\x63\x61mpaign\x18\x01 \x01(\x0b\x32\x1c.herald.campaign.v1.Campaign\x12&\n\x05users\x18\x02 \x01(\x0b\x32\x17.herald.common.v1.Pager\"!\n\x13StopCampaignRequest\x12\n\n\x02id\x18\x01 \x01(\t\"F\n\x14StopCampaignResponse\x12.\n\x08\x63\x61mpaign\x18\x01 \x01(\x0b\x32\x1c.herald.campaign.v1.Campaign\"\"\n\x14WatchCampaignRequest\x12\n\n\x02id\x18\x01 \x01(\t\"G\n\x15WatchCampaignResponse\x12.\n\x08\x63\x61mpaign\x18\x01 \x01(\x0b\x32\x1c.herald.campaign.v1.Campaign\" \n\x0fGetUsageRequest\x12\r\n\x05month\x18\x01 \x01(\t\"p\n\x10GetUsageResponse\x12\r\n\x05month\x18\x01 \x01(\t\x12\x15\n\rmessages_sent\x18\x02 \x01(\x03\x12\x10\n\x08\x63\x61pacity\x18\x03 \x01(\x03\x12\x16\n\tremaining\x18\x04 \x01(\x03H\x00\x88\x01\x01\x42\x0c\n\n_remaining\"F\n\x16PreviewCampaignRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x13\n\x0breceiver_id\x18\x02 \x01(\t\x12\x0b\n\x03\x63id\x18\x03 \x01(\t\"O\n\x17PreviewCampaignResponse\x12\x34\n\x07preview\x18\x01 \x01(\x0b\x32#.herald.campaign.v1.CampaignPreview\"\"\n\x14PauseCampaignRequest\x12\n\n\x02id\x18\x01 \x01(\t\"G\n\x15PauseCampaignResponse\x12.\n\x08\x63\x61mpaign\x18\x01 \x01(\x0b\x32\x1c.herald.campaign.v1.Campaign\"#\n\x15ResumeCampaignRequest\x12\n\n\x02id\x18\x01 \x01(\t\"H\n\x16ResumeCampaignResponse\x12.\n\x08\x63\x61mpaign\x18\x01 \x01(\x0b\x32\x1c.herald.campaign.v1.Campaign2\xd8\t\n\x0f\x43\x61mpaignService\x12g\n\x0e\x43reateCampaign\x12).herald.campaign.v1.CreateCampaignRequest\x1a*.herald.campaign.v1.CreateCampaignResponse\x12^\n\x0bGetCampaign\x12&.herald.campaign.v1.GetCampaignRequest\x1a\'.herald.campaign.v1.GetCampaignResponse\x12g\n\x0eUpdateCampaign\x12).herald.campaign.v1.UpdateCampaignRequest\x1a*.herald.campaign.v1.UpdateCampaignResponse\x12g\n\x0e\x44\x65leteCampaign\x12).herald.campaign.v1.DeleteCampaignRequest\x1a*.herald.campaign.v1.DeleteCampaignResponse\x12g\n\x0eQueryCampaigns\x12).herald.campaign.v1.QueryCampaignsRequest\x1a*.herald.campaign.v1.QueryCampaignsResponse\x12\x64\n\rStartCampaign\x12(.herald.campaign.v1.StartCampaignRequest\x1a).herald.campaign.v1.StartCampaignResponse\x12\x61\n\x0cStopCampaign\x12\'.herald.campaign.v1.StopCampaignRequest\x1a(.herald.campaign.v1.StopCampaignResponse\x12\x66\n\rWatchCampaign\x12(.herald.campaign.v1.WatchCampaignRequest\x1a).herald.campaign.v1.WatchCampaignResponse0\x01\x12\x64\n\rPauseCampaign\x12(.herald.campaign.v1.PauseCampaignRequest\x1a).herald.campaign.v1.PauseCampaignResponse\x12g\n\x0eResumeCampaign\x12).herald.campaign.v1.ResumeCampaignRequest\x1a*.herald.campaign.v1.ResumeCampaignResponse\x12U\n\x08GetUsage\x12#.herald.campaign.v1.GetUsageRequest\x1a$.herald.campaign.v1.GetUsageResponse\x12j\n\x0fPreviewCampaign\x12*.herald.campaign.v1.PreviewCampaignRequest\x1a+.herald.campaign.v1.PreviewCampaignResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,45 +36,53 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'herald.campaign.v1.campaign
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_CREATECAMPAIGNREQUEST']._serialized_start=195
-  _globals['_CREATECAMPAIGNREQUEST']._serialized_end=648
-  _globals['_CREATECAMPAIGNRESPONSE']._serialized_start=650
-  _globals['_CREATECAMPAIGNRESPONSE']._serialized_end=762
-  _globals['_GETCAMPAIGNREQUEST']._serialized_start=764
-  _globals['_GETCAMPAIGNREQUEST']._serialized_end=839
-  _globals['_GETCAMPAIGNRESPONSE']._serialized_start=841
-  _globals['_GETCAMPAIGNRESPONSE']._serialized_end=950
-  _globals['_UPDATECAMPAIGNREQUEST']._serialized_start=953
-  _globals['_UPDATECAMPAIGNREQUEST']._serialized_end=1406
-  _globals['_UPDATECAMPAIGNRESPONSE']._serialized_start=1408
-  _globals['_UPDATECAMPAIGNRESPONSE']._serialized_end=1520
-  _globals['_DELETECAMPAIGNREQUEST']._serialized_start=1522
-  _globals['_DELETECAMPAIGNREQUEST']._serialized_end=1557
-  _globals['_DELETECAMPAIGNRESPONSE']._serialized_start=1559
-  _globals['_DELETECAMPAIGNRESPONSE']._serialized_end=1583
-  _globals['_QUERYCAMPAIGNSREQUEST']._serialized_start=1586
-  _globals['_QUERYCAMPAIGNSREQUEST']._serialized_end=1756
-  _globals['_QUERYCAMPAIGNSRESPONSE']._serialized_start=1758
-  _globals['_QUERYCAMPAIGNSRESPONSE']._serialized_end=1859
-  _globals['_STARTCAMPAIGNREQUEST']._serialized_start=1862
-  _globals['_STARTCAMPAIGNREQUEST']._serialized_end=1992
-  _globals['_STARTCAMPAIGNRESPONSE']._serialized_start=1994
-  _globals['_STARTCAMPAIGNRESPONSE']._serialized_end=2105
-  _globals['_STOPCAMPAIGNREQUEST']._serialized_start=2107
-  _globals['_STOPCAMPAIGNREQUEST']._serialized_end=2140
-  _globals['_STOPCAMPAIGNRESPONSE']._serialized_start=2142
-  _globals['_STOPCAMPAIGNRESPONSE']._serialized_end=2212
-  _globals['_WATCHCAMPAIGNREQUEST']._serialized_start=2214
-  _globals['_WATCHCAMPAIGNREQUEST']._serialized_end=2248
-  _globals['_WATCHCAMPAIGNRESPONSE']._serialized_start=2250
-  _globals['_WATCHCAMPAIGNRESPONSE']._serialized_end=2321
-  _globals['_GETUSAGEREQUEST']._serialized_start=2323
-  _globals['_GETUSAGEREQUEST']._serialized_end=2355
-  _globals['_GETUSAGERESPONSE']._serialized_start=2357
-  _globals['_GETUSAGERESPONSE']._serialized_end=2469
-  _globals['_PREVIEWCAMPAIGNREQUEST']._serialized_start=2471
-  _globals['_PREVIEWCAMPAIGNREQUEST']._serialized_end=2541
-  _globals['_PREVIEWCAMPAIGNRESPONSE']._serialized_start=2543
-  _globals['_PREVIEWCAMPAIGNRESPONSE']._serialized_end=2622
-  _globals['_CAMPAIGNSERVICE']._serialized_start=2625
-  _globals['_CAMPAIGNSERVICE']._serialized_end=3658
+  _globals['_CREATECAMPAIGNREQUEST']._serialized_end=671
+  _globals['_CREATECAMPAIGNRESPONSE']._serialized_start=673
+  _globals['_CREATECAMPAIGNRESPONSE']._serialized_end=785
+  _globals['_GETCAMPAIGNREQUEST']._serialized_start=787
+  _globals['_GETCAMPAIGNREQUEST']._serialized_end=862
+  _globals['_GETCAMPAIGNRESPONSE']._serialized_start=864
+  _globals['_GETCAMPAIGNRESPONSE']._serialized_end=973
+  _globals['_UPDATECAMPAIGNREQUEST']._serialized_start=976
+  _globals['_UPDATECAMPAIGNREQUEST']._serialized_end=1452
+  _globals['_UPDATECAMPAIGNRESPONSE']._serialized_start=1454
+  _globals['_UPDATECAMPAIGNRESPONSE']._serialized_end=1566
+  _globals['_DELETECAMPAIGNREQUEST']._serialized_start=1568
+  _globals['_DELETECAMPAIGNREQUEST']._serialized_end=1603
+  _globals['_DELETECAMPAIGNRESPONSE']._serialized_start=1605
+  _globals['_DELETECAMPAIGNRESPONSE']._serialized_end=1629
+  _globals['_QUERYCAMPAIGNSREQUEST']._serialized_start=1632
+  _globals['_QUERYCAMPAIGNSREQUEST']._serialized_end=1802
+  _globals['_QUERYCAMPAIGNSRESPONSE']._serialized_start=1804
+  _globals['_QUERYCAMPAIGNSRESPONSE']._serialized_end=1905
+  _globals['_STARTCAMPAIGNREQUEST']._serialized_start=1908
+  _globals['_STARTCAMPAIGNREQUEST']._serialized_end=2038
+  _globals['_STARTCAMPAIGNRESPONSE']._serialized_start=2040
+  _globals['_STARTCAMPAIGNRESPONSE']._serialized_end=2151
+  _globals['_STOPCAMPAIGNREQUEST']._serialized_start=2153
+  _globals['_STOPCAMPAIGNREQUEST']._serialized_end=2186
+  _globals['_STOPCAMPAIGNRESPONSE']._serialized_start=2188
+  _globals['_STOPCAMPAIGNRESPONSE']._serialized_end=2258
+  _globals['_WATCHCAMPAIGNREQUEST']._serialized_start=2260
+  _globals['_WATCHCAMPAIGNREQUEST']._serialized_end=2294
+  _globals['_WATCHCAMPAIGNRESPONSE']._serialized_start=2296
+  _globals['_WATCHCAMPAIGNRESPONSE']._serialized_end=2367
+  _globals['_GETUSAGEREQUEST']._serialized_start=2369
+  _globals['_GETUSAGEREQUEST']._serialized_end=2401
+  _globals['_GETUSAGERESPONSE']._serialized_start=2403
+  _globals['_GETUSAGERESPONSE']._serialized_end=2515
+  _globals['_PREVIEWCAMPAIGNREQUEST']._serialized_start=2517
+  _globals['_PREVIEWCAMPAIGNREQUEST']._serialized_end=2587
+  _globals['_PREVIEWCAMPAIGNRESPONSE']._serialized_start=2589
+  _globals['_PREVIEWCAMPAIGNRESPONSE']._serialized_end=2668
+  _globals['_PAUSECAMPAIGNREQUEST']._serialized_start=2670
+  _globals['_PAUSECAMPAIGNREQUEST']._serialized_end=2704
+  _globals['_PAUSECAMPAIGNRESPONSE']._serialized_start=2706
+  _globals['_PAUSECAMPAIGNRESPONSE']._serialized_end=2777
+  _globals['_RESUMECAMPAIGNREQUEST']._serialized_start=2779
+  _globals['_RESUMECAMPAIGNREQUEST']._serialized_end=2814
+  _globals['_RESUMECAMPAIGNRESPONSE']._serialized_start=2816
+  _globals['_RESUMECAMPAIGNRESPONSE']._serialized_end=2888
+  _globals['_CAMPAIGNSERVICE']._serialized_start=2891
+  _globals['_CAMPAIGNSERVICE']._serialized_end=4131
 # @@protoc_insertion_point(module_scope)

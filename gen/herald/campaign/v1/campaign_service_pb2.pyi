@@ -13,7 +13,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class CreateCampaignRequest(_message.Message):
-    __slots__ = ("id", "name", "description", "sender_id", "segment_ids", "user_ids", "sender_mode", "sender_visibility", "message_template", "channel_template", "create_channels", "show_channels", "skip_push", "skip_webhook")
+    __slots__ = ("id", "name", "description", "sender_id", "segment_ids", "user_ids", "sender_mode", "sender_visibility", "message_template", "channel_template", "create_channels", "show_channels", "skip_push", "skip_webhook", "max_send_rate")
     ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
@@ -28,6 +28,7 @@ class CreateCampaignRequest(_message.Message):
     SHOW_CHANNELS_FIELD_NUMBER: _ClassVar[int]
     SKIP_PUSH_FIELD_NUMBER: _ClassVar[int]
     SKIP_WEBHOOK_FIELD_NUMBER: _ClassVar[int]
+    MAX_SEND_RATE_FIELD_NUMBER: _ClassVar[int]
     id: str
     name: str
     description: str
@@ -42,7 +43,8 @@ class CreateCampaignRequest(_message.Message):
     show_channels: bool
     skip_push: bool
     skip_webhook: bool
-    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., description: _Optional[str] = ..., sender_id: _Optional[str] = ..., segment_ids: _Optional[_Iterable[str]] = ..., user_ids: _Optional[_Iterable[str]] = ..., sender_mode: _Optional[_Union[_common_pb2.SenderMode, str]] = ..., sender_visibility: _Optional[_Union[_common_pb2.SenderVisibility, str]] = ..., message_template: _Optional[_Union[_common_pb2.MessageTemplate, _Mapping]] = ..., channel_template: _Optional[_Union[_common_pb2.ChannelTemplate, _Mapping]] = ..., create_channels: _Optional[bool] = ..., show_channels: _Optional[bool] = ..., skip_push: _Optional[bool] = ..., skip_webhook: _Optional[bool] = ...) -> None: ...
+    max_send_rate: float
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., description: _Optional[str] = ..., sender_id: _Optional[str] = ..., segment_ids: _Optional[_Iterable[str]] = ..., user_ids: _Optional[_Iterable[str]] = ..., sender_mode: _Optional[_Union[_common_pb2.SenderMode, str]] = ..., sender_visibility: _Optional[_Union[_common_pb2.SenderVisibility, str]] = ..., message_template: _Optional[_Union[_common_pb2.MessageTemplate, _Mapping]] = ..., channel_template: _Optional[_Union[_common_pb2.ChannelTemplate, _Mapping]] = ..., create_channels: _Optional[bool] = ..., show_channels: _Optional[bool] = ..., skip_push: _Optional[bool] = ..., skip_webhook: _Optional[bool] = ..., max_send_rate: _Optional[float] = ...) -> None: ...
 
 class CreateCampaignResponse(_message.Message):
     __slots__ = ("campaign", "users")
@@ -73,7 +75,7 @@ class GetCampaignResponse(_message.Message):
     def __init__(self, campaign: _Optional[_Union[_campaign_pb2.Campaign, _Mapping]] = ..., users: _Optional[_Union[_common_pb2.Pager, _Mapping]] = ...) -> None: ...
 
 class UpdateCampaignRequest(_message.Message):
-    __slots__ = ("id", "name", "description", "sender_id", "segment_ids", "user_ids", "sender_mode", "sender_visibility", "message_template", "channel_template", "create_channels", "show_channels", "skip_push", "skip_webhook")
+    __slots__ = ("id", "name", "description", "sender_id", "segment_ids", "user_ids", "sender_mode", "sender_visibility", "message_template", "channel_template", "create_channels", "show_channels", "skip_push", "skip_webhook", "max_send_rate")
     ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
@@ -88,6 +90,7 @@ class UpdateCampaignRequest(_message.Message):
     SHOW_CHANNELS_FIELD_NUMBER: _ClassVar[int]
     SKIP_PUSH_FIELD_NUMBER: _ClassVar[int]
     SKIP_WEBHOOK_FIELD_NUMBER: _ClassVar[int]
+    MAX_SEND_RATE_FIELD_NUMBER: _ClassVar[int]
     id: str
     name: str
     description: str
@@ -102,7 +105,8 @@ class UpdateCampaignRequest(_message.Message):
     show_channels: bool
     skip_push: bool
     skip_webhook: bool
-    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., description: _Optional[str] = ..., sender_id: _Optional[str] = ..., segment_ids: _Optional[_Iterable[str]] = ..., user_ids: _Optional[_Iterable[str]] = ..., sender_mode: _Optional[_Union[_common_pb2.SenderMode, str]] = ..., sender_visibility: _Optional[_Union[_common_pb2.SenderVisibility, str]] = ..., message_template: _Optional[_Union[_common_pb2.MessageTemplate, _Mapping]] = ..., channel_template: _Optional[_Union[_common_pb2.ChannelTemplate, _Mapping]] = ..., create_channels: _Optional[bool] = ..., show_channels: _Optional[bool] = ..., skip_push: _Optional[bool] = ..., skip_webhook: _Optional[bool] = ...) -> None: ...
+    max_send_rate: float
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., description: _Optional[str] = ..., sender_id: _Optional[str] = ..., segment_ids: _Optional[_Iterable[str]] = ..., user_ids: _Optional[_Iterable[str]] = ..., sender_mode: _Optional[_Union[_common_pb2.SenderMode, str]] = ..., sender_visibility: _Optional[_Union[_common_pb2.SenderVisibility, str]] = ..., message_template: _Optional[_Union[_common_pb2.MessageTemplate, _Mapping]] = ..., channel_template: _Optional[_Union[_common_pb2.ChannelTemplate, _Mapping]] = ..., create_channels: _Optional[bool] = ..., show_channels: _Optional[bool] = ..., skip_push: _Optional[bool] = ..., skip_webhook: _Optional[bool] = ..., max_send_rate: _Optional[float] = ...) -> None: ...
 
 class UpdateCampaignResponse(_message.Message):
     __slots__ = ("campaign", "users")
@@ -223,3 +227,27 @@ class PreviewCampaignResponse(_message.Message):
     PREVIEW_FIELD_NUMBER: _ClassVar[int]
     preview: _campaign_pb2.CampaignPreview
     def __init__(self, preview: _Optional[_Union[_campaign_pb2.CampaignPreview, _Mapping]] = ...) -> None: ...
+
+class PauseCampaignRequest(_message.Message):
+    __slots__ = ("id",)
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    def __init__(self, id: _Optional[str] = ...) -> None: ...
+
+class PauseCampaignResponse(_message.Message):
+    __slots__ = ("campaign",)
+    CAMPAIGN_FIELD_NUMBER: _ClassVar[int]
+    campaign: _campaign_pb2.Campaign
+    def __init__(self, campaign: _Optional[_Union[_campaign_pb2.Campaign, _Mapping]] = ...) -> None: ...
+
+class ResumeCampaignRequest(_message.Message):
+    __slots__ = ("id",)
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    def __init__(self, id: _Optional[str] = ...) -> None: ...
+
+class ResumeCampaignResponse(_message.Message):
+    __slots__ = ("campaign",)
+    CAMPAIGN_FIELD_NUMBER: _ClassVar[int]
+    campaign: _campaign_pb2.Campaign
+    def __init__(self, campaign: _Optional[_Union[_campaign_pb2.Campaign, _Mapping]] = ...) -> None: ...

@@ -75,6 +75,16 @@ class CampaignServiceStub:
                 request_serializer=herald_dot_campaign_dot_v1_dot_campaign__service__pb2.WatchCampaignRequest.SerializeToString,
                 response_deserializer=herald_dot_campaign_dot_v1_dot_campaign__service__pb2.WatchCampaignResponse.FromString,
                 _registered_method=True)
+        self.PauseCampaign = channel.unary_unary(
+                '/herald.campaign.v1.CampaignService/PauseCampaign',
+                request_serializer=herald_dot_campaign_dot_v1_dot_campaign__service__pb2.PauseCampaignRequest.SerializeToString,
+                response_deserializer=herald_dot_campaign_dot_v1_dot_campaign__service__pb2.PauseCampaignResponse.FromString,
+                _registered_method=True)
+        self.ResumeCampaign = channel.unary_unary(
+                '/herald.campaign.v1.CampaignService/ResumeCampaign',
+                request_serializer=herald_dot_campaign_dot_v1_dot_campaign__service__pb2.ResumeCampaignRequest.SerializeToString,
+                response_deserializer=herald_dot_campaign_dot_v1_dot_campaign__service__pb2.ResumeCampaignResponse.FromString,
+                _registered_method=True)
         self.GetUsage = channel.unary_unary(
                 '/herald.campaign.v1.CampaignService/GetUsage',
                 request_serializer=herald_dot_campaign_dot_v1_dot_campaign__service__pb2.GetUsageRequest.SerializeToString,
@@ -106,14 +116,15 @@ class CampaignServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def UpdateCampaign(self, request, context):
-        """Replaces all writable fields (draft or scheduled only), validated like create.
+        """Replaces all writable fields (draft or scheduled), validated like create; of a paused
+        campaign only name, description and message_template may change.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def DeleteCampaign(self, request, context):
-        """Deletes a campaign that is not in progress.
+        """Deletes a campaign that is not in progress or paused.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -134,7 +145,7 @@ class CampaignServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def StopCampaign(self, request, context):
-        """Stops a scheduled or in-progress campaign.
+        """Stops a scheduled, in-progress or paused campaign.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -142,6 +153,20 @@ class CampaignServiceServicer:
 
     def WatchCampaign(self, request, context):
         """Streams the campaign: its state at once, then changes, the terminal state last.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PauseCampaign(self, request, context):
+        """Halts an in-progress campaign between batches (paused); nothing is half-written.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResumeCampaign(self, request, context):
+        """Continues a paused campaign from its checkpoint (in_progress).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -204,6 +229,16 @@ def add_CampaignServiceServicer_to_server(servicer, server):
                     servicer.WatchCampaign,
                     request_deserializer=herald_dot_campaign_dot_v1_dot_campaign__service__pb2.WatchCampaignRequest.FromString,
                     response_serializer=herald_dot_campaign_dot_v1_dot_campaign__service__pb2.WatchCampaignResponse.SerializeToString,
+            ),
+            'PauseCampaign': grpc.unary_unary_rpc_method_handler(
+                    servicer.PauseCampaign,
+                    request_deserializer=herald_dot_campaign_dot_v1_dot_campaign__service__pb2.PauseCampaignRequest.FromString,
+                    response_serializer=herald_dot_campaign_dot_v1_dot_campaign__service__pb2.PauseCampaignResponse.SerializeToString,
+            ),
+            'ResumeCampaign': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResumeCampaign,
+                    request_deserializer=herald_dot_campaign_dot_v1_dot_campaign__service__pb2.ResumeCampaignRequest.FromString,
+                    response_serializer=herald_dot_campaign_dot_v1_dot_campaign__service__pb2.ResumeCampaignResponse.SerializeToString,
             ),
             'GetUsage': grpc.unary_unary_rpc_method_handler(
                     servicer.GetUsage,
@@ -433,6 +468,60 @@ class CampaignService:
             '/herald.campaign.v1.CampaignService/WatchCampaign',
             herald_dot_campaign_dot_v1_dot_campaign__service__pb2.WatchCampaignRequest.SerializeToString,
             herald_dot_campaign_dot_v1_dot_campaign__service__pb2.WatchCampaignResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PauseCampaign(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/herald.campaign.v1.CampaignService/PauseCampaign',
+            herald_dot_campaign_dot_v1_dot_campaign__service__pb2.PauseCampaignRequest.SerializeToString,
+            herald_dot_campaign_dot_v1_dot_campaign__service__pb2.PauseCampaignResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResumeCampaign(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/herald.campaign.v1.CampaignService/ResumeCampaign',
+            herald_dot_campaign_dot_v1_dot_campaign__service__pb2.ResumeCampaignRequest.SerializeToString,
+            herald_dot_campaign_dot_v1_dot_campaign__service__pb2.ResumeCampaignResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -40,6 +40,11 @@ class DeliveryServiceStub:
                 request_serializer=herald_dot_delivery_dot_v1_dot_delivery__service__pb2.StartDeliveryRequest.SerializeToString,
                 response_deserializer=herald_dot_delivery_dot_v1_dot_delivery__service__pb2.StartDeliveryResponse.FromString,
                 _registered_method=True)
+        self.PauseDelivery = channel.unary_unary(
+                '/herald.delivery.v1.DeliveryService/PauseDelivery',
+                request_serializer=herald_dot_delivery_dot_v1_dot_delivery__service__pb2.PauseDeliveryRequest.SerializeToString,
+                response_deserializer=herald_dot_delivery_dot_v1_dot_delivery__service__pb2.PauseDeliveryResponse.FromString,
+                _registered_method=True)
         self.StopDelivery = channel.unary_unary(
                 '/herald.delivery.v1.DeliveryService/StopDelivery',
                 request_serializer=herald_dot_delivery_dot_v1_dot_delivery__service__pb2.StopDeliveryRequest.SerializeToString,
@@ -87,14 +92,22 @@ class DeliveryServiceServicer:
     """
 
     def StartDelivery(self, request, context):
-        """Starts delivering a campaign snapshot; returns the existing delivery if there is one.
+        """Starts delivering a campaign snapshot; returns the existing delivery if there is one. A
+        paused delivery resumes from its checkpoint with the snapshot given (its text may have changed).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PauseDelivery(self, request, context):
+        """Halts an in-progress delivery between batches (status paused); others are returned as they are.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def StopDelivery(self, request, context):
-        """Stops a delivery within one batch; the rest stays unsent.
+        """Stops an in-progress or paused delivery within one batch; the rest stays unsent.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -157,6 +170,11 @@ def add_DeliveryServiceServicer_to_server(servicer, server):
                     servicer.StartDelivery,
                     request_deserializer=herald_dot_delivery_dot_v1_dot_delivery__service__pb2.StartDeliveryRequest.FromString,
                     response_serializer=herald_dot_delivery_dot_v1_dot_delivery__service__pb2.StartDeliveryResponse.SerializeToString,
+            ),
+            'PauseDelivery': grpc.unary_unary_rpc_method_handler(
+                    servicer.PauseDelivery,
+                    request_deserializer=herald_dot_delivery_dot_v1_dot_delivery__service__pb2.PauseDeliveryRequest.FromString,
+                    response_serializer=herald_dot_delivery_dot_v1_dot_delivery__service__pb2.PauseDeliveryResponse.SerializeToString,
             ),
             'StopDelivery': grpc.unary_unary_rpc_method_handler(
                     servicer.StopDelivery,
@@ -227,6 +245,33 @@ class DeliveryService:
             '/herald.delivery.v1.DeliveryService/StartDelivery',
             herald_dot_delivery_dot_v1_dot_delivery__service__pb2.StartDeliveryRequest.SerializeToString,
             herald_dot_delivery_dot_v1_dot_delivery__service__pb2.StartDeliveryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PauseDelivery(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/herald.delivery.v1.DeliveryService/PauseDelivery',
+            herald_dot_delivery_dot_v1_dot_delivery__service__pb2.PauseDeliveryRequest.SerializeToString,
+            herald_dot_delivery_dot_v1_dot_delivery__service__pb2.PauseDeliveryResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,5 +1,6 @@
 """delivery partitions: the ranges of target ids PostgreSQL delivery replicas share a campaign
-by, each with its own checkpoint and lease; and a delivery's pace (`paced_until`), shared by them
+by, each with its own checkpoint and lease; a delivery's pace (`paced_until`), shared by them;
+and its generation, moved on by every resume (pause and resume)
 
 Revision ID: 0006
 Revises: 0005
@@ -32,6 +33,7 @@ def upgrade() -> None:
     recreate: Literal["always", "auto"] = "always" if op.get_bind().dialect.name == "sqlite" else "auto"
     with op.batch_alter_table("deliveries", recreate=recreate) as batch:
         batch.add_column(sa.Column("paced_until", sa.Float(), nullable=True))
+        batch.add_column(sa.Column("generation", sa.Integer(), nullable=False, server_default="0"))
     op.create_table(
         "delivery_partitions",
         sa.Column("campaign_id", id_string(), nullable=False),
@@ -52,4 +54,5 @@ def downgrade() -> None:
     op.drop_index("ix_delivery_partitions_open", table_name="delivery_partitions")
     op.drop_table("delivery_partitions")
     with op.batch_alter_table("deliveries") as batch:
+        batch.drop_column("generation")
         batch.drop_column("paced_until")

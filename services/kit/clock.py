@@ -1,4 +1,4 @@
-"""Time as the campaign service sees it: injectable so tests can drive scheduling."""
+"""Time as a service sees it: injectable, so that tests can drive scheduling and pacing."""
 
 from __future__ import annotations
 
