@@ -287,7 +287,7 @@ class Sending:
                               stats=delivery.stats)
             return True
         if delivery.status == campaign_pb2.CAMPAIGN_STATUS_PAUSED:
-            await self.paused(campaign_id, delivery.stats)
+            await self.paused(campaign_id, delivery)
             return True  # followed again once resumed
         values = {"delivery_started": True, **convert.stats_values(delivery.stats)}
         now = asyncio.get_running_loop().time()
@@ -346,18 +346,21 @@ class Sending:
                               stats=delivery.stats)
             raise FailedPrecondition(f"campaign {campaign_id} is {ending}; only an in-progress campaign can be "
                                      "paused", reason=reasons.CAMPAIGN_NOT_PAUSABLE)
-        return await self.paused(campaign_id, delivery.stats)
+        return await self.paused(campaign_id, delivery)
 
-    async def paused(self, campaign_id: str, stats: campaign_pb2.CampaignStats) -> Mapping | None:
-        """Moves the campaign of a paused delivery to paused, once, with campaign.paused; the
-        campaign as it is then."""
+    async def paused(self, campaign_id: str, delivery: delivery_pb2.Delivery) -> Mapping | None:
+        """Moves the campaign of a paused delivery to paused, once per pause, with campaign.paused;
+        the campaign as it is then. The delivery's pause is the campaign's next one when it was
+        resumed as often as the campaign was paused (a late update of a pause the campaign has
+        been resumed from since changes nothing)."""
         async with write_transaction(self.sessions, urgent=True) as session:
             row = await store.get_campaign(session, campaign_id)
             if row is None:
                 return None
             values = {"status": Status.PAUSED, "pauses": row["pauses"] + 1, "updated_at": self.clock.now(),
-                      **convert.stats_values(stats)}
-            moved = await store.transition(session, campaign_id, Status.IN_PROGRESS, values)
+                      **convert.stats_values(delivery.stats)}
+            moved = await store.transition(session, campaign_id, Status.IN_PROGRESS, values,
+                                           store.campaigns.c.pauses == delivery.resumes)
             if moved:
                 row = {**row, **values}
                 await events.record(session, row, events.PAUSED, self.clock)

@@ -38,7 +38,7 @@ def delivery(row: Row[Any], users_read: int = 0, rate: float | None = None) -> d
             stats.eta.CopyFrom(timestamp(utcnow() + dt.timedelta(seconds=(total - handled) / rate)))
     return delivery_pb2.Delivery(
         campaign_id=row.campaign_id, status=row.status, stop_reason=row.stop_reason,
-        stop_message=row.stop_message, stats=stats, recipients_per_second=rate,
+        stop_message=row.stop_message, stats=stats, recipients_per_second=rate, resumes=row.generation,
         created_at=timestamp(row.created_at), updated_at=timestamp(row.updated_at))
 
 

@@ -241,12 +241,11 @@ async def claim_in_progress(session: AsyncSession, campaign_id: str, now: dt.dat
 
 async def pause_delivery(session: AsyncSession, campaign_id: str, now: dt.datetime) -> bool:
     """Pauses an in-progress delivery and frees its partitions, so that any replica takes them
-    when it resumes; False when it was not in progress."""
-    paused = await _changed(session, _update_in_progress(campaign_id).values(status=PAUSED, updated_at=now)) == 1
-    if paused:
-        await session.execute(update(partitions).where(partitions.c.campaign_id == campaign_id, ~partitions.c.done)
-                              .values(lease_until=None))
-    return paused
+    when it resumes; False when it was not in progress. The partitions' rows are locked before
+    the delivery's, in the order a batch locks them (else the two would deadlock)."""
+    await session.execute(update(partitions).where(partitions.c.campaign_id == campaign_id, ~partitions.c.done)
+                          .values(lease_until=None))
+    return await _changed(session, _update_in_progress(campaign_id).values(status=PAUSED, updated_at=now)) == 1
 
 
 async def resume_delivery(session: AsyncSession, campaign_id: str, snapshot: bytes, now: dt.datetime) -> int | None:
@@ -334,8 +333,10 @@ async def insert_partitions(session: AsyncSession, campaign_id: str, cursor: str
 async def claim_partition(session: AsyncSession, campaign_id: str, lease: Lease) -> Partition | None:
     """Takes one partition of an in-progress delivery that no replica holds, skipping rows
     another transaction holds; None when there is none left to take."""
+    in_progress = select(deliveries.c.status).where(deliveries.c.campaign_id == campaign_id).scalar_subquery()
     unheld = (select(partitions.c.part)
-              .where(partitions.c.campaign_id == campaign_id, ~partitions.c.done, _unheld(partitions.c.lease_until))
+              .where(partitions.c.campaign_id == campaign_id, ~partitions.c.done, _unheld(partitions.c.lease_until),
+                     in_progress == IN_PROGRESS)
               .order_by(partitions.c.part).limit(1).with_for_update(skip_locked=True))
     taken = (update(partitions)
              .where(partitions.c.campaign_id == campaign_id, partitions.c.part == unheld.scalar_subquery())
@@ -369,11 +370,12 @@ async def move_partition_cursor(session: AsyncSession, partition: Partition, cur
 
 async def finish_partition(session: AsyncSession, partition: Partition, lease: Lease) -> bool | None:
     """Marks the partition streamed to its end; whether it was the delivery's last open one
-    (None: another replica holds it now). The delivery's row is locked first, so that of two
-    replicas finishing its last partitions at once the second sees the first's."""
-    await lock_delivery(session, partition.campaign_id)
+    (None: another replica holds it now). The open partitions are counted under the delivery's
+    row lock, so that of two replicas finishing its last partitions at once the second sees the
+    first's; the partition's row is locked before the delivery's, as by a batch."""
     if await _changed(session, _held(partition, lease).values(done=True, lease_until=None)) != 1:
         return None
+    await lock_delivery(session, partition.campaign_id)
     return not await any_open_partition(session, partition.campaign_id)
 
 

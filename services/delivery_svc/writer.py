@@ -181,11 +181,11 @@ class BatchWriter:
         batches that were not written."""
         async with write_transaction(self.sessions) as session:
             now = utcnow()
-            row = await store.lock_delivery(session, self.campaign_id)
-            if row is None or row.generation != self.generation or row.status == store.PAUSED:
-                return  # paused (and maybe resumed since): the unwritten batches are replayed on resume
             if not await store.holds(session, self.campaign_id, self.lease, self.partition):
                 return  # another replica runs the delivery now: it stops and settles it
+            row = await store.lock_delivery(session, self.campaign_id)  # after the partition's, as a batch
+            if row is None or row.generation != self.generation or row.status == store.PAUSED:
+                return  # paused (and maybe resumed since): the unwritten batches are replayed on resume
             await store.stop_delivery(session, self.campaign_id, reason, message[:MAX_STOP_MESSAGE], now)
             if created:
                 ids = [c.target_id for c in created]

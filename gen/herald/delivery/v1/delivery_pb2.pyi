@@ -25,7 +25,7 @@ RECIPIENT_STATUS_SKIPPED: RecipientStatus
 RECIPIENT_STATUS_FAILED: RecipientStatus
 
 class Delivery(_message.Message):
-    __slots__ = ("campaign_id", "status", "stop_reason", "stop_message", "stats", "recipients_per_second", "created_at", "updated_at")
+    __slots__ = ("campaign_id", "status", "stop_reason", "stop_message", "stats", "recipients_per_second", "created_at", "updated_at", "resumes")
     CAMPAIGN_ID_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     STOP_REASON_FIELD_NUMBER: _ClassVar[int]
@@ -34,6 +34,7 @@ class Delivery(_message.Message):
     RECIPIENTS_PER_SECOND_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    RESUMES_FIELD_NUMBER: _ClassVar[int]
     campaign_id: str
     status: _campaign_pb2.CampaignStatus
     stop_reason: _campaign_pb2.StopReason
@@ -42,7 +43,8 @@ class Delivery(_message.Message):
     recipients_per_second: float
     created_at: _timestamp_pb2.Timestamp
     updated_at: _timestamp_pb2.Timestamp
-    def __init__(self, campaign_id: _Optional[str] = ..., status: _Optional[_Union[_campaign_pb2.CampaignStatus, str]] = ..., stop_reason: _Optional[_Union[_campaign_pb2.StopReason, str]] = ..., stop_message: _Optional[str] = ..., stats: _Optional[_Union[_campaign_pb2.CampaignStats, _Mapping]] = ..., recipients_per_second: _Optional[float] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    resumes: int
+    def __init__(self, campaign_id: _Optional[str] = ..., status: _Optional[_Union[_campaign_pb2.CampaignStatus, str]] = ..., stop_reason: _Optional[_Union[_campaign_pb2.StopReason, str]] = ..., stop_message: _Optional[str] = ..., stats: _Optional[_Union[_campaign_pb2.CampaignStats, _Mapping]] = ..., recipients_per_second: _Optional[float] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., resumes: _Optional[int] = ...) -> None: ...
 
 class RecipientOutcome(_message.Message):
     __slots__ = ("campaign_id", "target_id", "status", "reason", "cid", "message_id", "created_at")
