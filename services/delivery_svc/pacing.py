@@ -5,18 +5,17 @@ RATE_WINDOW_S).
 
 The pace is kept in the delivery's row (`deliveries.paced_until`, store.take_pace): each batch,
 in its own transaction, pushes the time the delivery may send again by its recipients ÷ the
-rate, from then or from now if that is later. The run then waits until that time before its
-next batch. Replicas sharing a delivery push the same time, so together they send at the rate;
-a run resumed after a pause, a restart or a crash starts from now (no burst to catch up), and
-the times are the clock's (the wall clock; injectable in tests), so replicas on different hosts
-agree.
+rate (from then, or from one batch's worth before now if that is later: a token bucket one
+batch deep). The run then waits until that time before its next batch. Replicas sharing a
+delivery push the same time, so together they send at the rate; a run resumed after a pause, a
+restart or a crash bursts one batch at most, and the times are the clock's (the wall clock;
+injectable in tests), so replicas on different hosts agree.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
-import time
 
 from services.kit.clock import Clock
 
@@ -50,7 +49,7 @@ class Pacer:
         self.handled += handled
         if paced_until is not None:
             self._next_at = paced_until
-        now = time.monotonic()
+        now = self.clock.now().timestamp()
         self._samples.append((now, self.handled))
         while len(self._samples) > 2 and now - self._samples[0][0] > RATE_WINDOW_S:
             self._samples.popleft()

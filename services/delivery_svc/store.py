@@ -426,12 +426,14 @@ async def add_progress(session: AsyncSession, campaign_id: str, deltas: dict[str
 
 
 async def take_pace(session: AsyncSession, campaign_id: str, now: float, seconds: float) -> float:
-    """Pushes the time the delivery may send again by `seconds` (from `now` if that is later)
-    and returns it; the row stays locked until the transaction ends, so replicas take turns."""
+    """Pushes the time the delivery may send again by `seconds` (a batch's worth at its rate)
+    and returns it: from where it was, or from `seconds` before `now` if that is later (a batch
+    written a little late does not slow the rate; an idle spell earns no more than one batch).
+    The row stays locked until the transaction ends, so replicas take turns."""
     paced_until = deliveries.c.paced_until
     later = func.greatest if session.get_bind().dialect.name == "postgresql" else func.max  # SQLite's max(a, b) is scalar
     pushed = (update(deliveries).where(deliveries.c.campaign_id == campaign_id)
-              .values(paced_until=later(func.coalesce(paced_until, now), now) + seconds)
+              .values(paced_until=later(func.coalesce(paced_until, now), now - seconds) + seconds)
               .returning(paced_until))
     return float((await session.execute(pushed)).scalar_one())
 

@@ -158,14 +158,16 @@ async def test_a_session_lock_turn_passes_when_its_holder_s_connection_ends(sess
 
 async def test_a_delivery_s_pace_is_one_for_all_its_writers(sessions):
     """Each batch pushes the delivery's pace by its recipients ÷ the rate (store.take_pace), from
-    the time the last one left it, whichever writer (replica) wrote it; a pause earns no burst."""
+    the time the last one left it, whichever writer (replica) wrote it; an idle spell earns one
+    batch's worth, no more."""
     async with transaction(sessions) as session:
         assert await store.insert_delivery(session, "paced", campaign("paced").SerializeToString(), 9, utcnow())
     async with transaction(sessions) as session:
-        assert await store.take_pace(session, "paced", 1000.0, 0.5) == 1000.5  # replica A's batch
+        assert await store.take_pace(session, "paced", 1000.0, 0.5) == 1000.5  # replica A's first batch
         assert await store.take_pace(session, "paced", 1000.1, 0.5) == 1001.0  # B's, right after: after A's
         assert await store.take_pace(session, "paced", 1000.2, 0.5) == 1001.5
-        assert await store.take_pace(session, "paced", 2000.0, 0.5) == 2000.5  # idle meanwhile: from now
+        assert await store.take_pace(session, "paced", 1001.8, 0.5) == 1002.0  # a little late: no time lost
+        assert await store.take_pace(session, "paced", 2000.0, 0.5) == 2000.0  # idle meanwhile: one batch's credit
 
 
 @pytest.mark.skipif(not PG_ADMIN_URL, reason="replicas share a PostgreSQL database (SQLite: one replica)")
