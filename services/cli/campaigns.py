@@ -1,4 +1,5 @@
-"""`herald campaigns create|get|list|start|stop|delete|watch|preview`, and `herald watch` (its alias).
+"""`herald campaigns create|get|list|start|pause|resume|stop|delete|watch|preview`, and `herald watch`
+(its alias).
 
 `campaigns watch ID` follows a campaign until it ends: on a terminal a live progress bar (sent,
 skipped, failed, rate, ETA); in a pipe, or with `--lines`, one line per update; with `--json`,
@@ -153,10 +154,38 @@ def start(id: CampaignId,
     run(data_dir, body)
 
 
+@app.command("pause")
+def pause(id: CampaignId, as_json: JsonOption = False, data_dir: DataDirOption = None) -> None:
+    """Pause a sending campaign between batches (resume it later; change its text meanwhile)."""
+
+    async def body(herald: HeraldClient) -> None:
+        campaign = await herald.pause_campaign(id)
+        if as_json:
+            print_json(campaign)
+        else:
+            console().print(f"paused campaign {id} ({campaign.stats.progress:.1%} sent)")
+
+    run(data_dir, body)
+
+
+@app.command("resume")
+def resume(id: CampaignId, as_json: JsonOption = False, data_dir: DataDirOption = None) -> None:
+    """Resume a paused campaign from where it halted."""
+
+    async def body(herald: HeraldClient) -> None:
+        campaign = await herald.resume_campaign(id)
+        if as_json:
+            print_json(campaign)
+        else:
+            console().print(f"resumed campaign {id} ({campaign.stats.progress:.1%} sent)")
+
+    run(data_dir, body)
+
+
 @app.command("stop")
 def stop(id: CampaignId, as_json: JsonOption = False,
          data_dir: DataDirOption = None) -> None:
-    """Stop a scheduled or sending campaign."""
+    """Stop a scheduled, sending or paused campaign."""
 
     async def body(herald: HeraldClient) -> None:
         campaign = await herald.stop_campaign(id)
@@ -171,7 +200,7 @@ def stop(id: CampaignId, as_json: JsonOption = False,
 @app.command("delete")
 def delete(ids: Annotated[list[str], typer.Argument(metavar="ID", help="Campaign ids.")],
            data_dir: DataDirOption = None) -> None:
-    """Delete campaigns (not while they send)."""
+    """Delete campaigns (not while they send or are paused)."""
 
     async def body(herald: HeraldClient) -> None:
         for id in ids:

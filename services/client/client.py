@@ -269,7 +269,8 @@ class HeraldClient:
 
     async def update_campaign(self, id: str, data: Plain | None = None, *, timeout: float | None = None,
                               **fields: Any) -> campaign_pb2.Campaign:
-        """Replaces every writable field (draft or scheduled campaigns): pass them all."""
+        """Replaces every writable field (draft or scheduled campaigns): pass them all. Of a paused
+        campaign only name, description and message_template may differ from what it has."""
         request = build(cs.UpdateCampaignRequest, data, **fields, id=id)
         return (await self._call(self.campaigns.UpdateCampaign, request, True, timeout)).campaign
 
@@ -300,6 +301,15 @@ class HeraldClient:
 
     async def stop_campaign(self, id: str, *, timeout: float | None = None) -> campaign_pb2.Campaign:
         return (await self._call(self.campaigns.StopCampaign, cs.StopCampaignRequest(id=id), False, timeout)).campaign
+
+    async def pause_campaign(self, id: str, *, timeout: float | None = None) -> campaign_pb2.Campaign:
+        """Halts a sending campaign between batches (`paused`); a paused one comes back as it is."""
+        return (await self._call(self.campaigns.PauseCampaign, cs.PauseCampaignRequest(id=id), True, timeout)).campaign
+
+    async def resume_campaign(self, id: str, *, timeout: float | None = None) -> campaign_pb2.Campaign:
+        """Continues a paused campaign from where it halted, with its text as it is now."""
+        return (await self._call(self.campaigns.ResumeCampaign, cs.ResumeCampaignRequest(id=id), True,
+                                 timeout)).campaign
 
     async def preview_campaign(self, id: str, *, receiver_id: str = "", cid: str = "",
                                timeout: float | None = None) -> campaign_pb2.CampaignPreview:

@@ -126,6 +126,24 @@ async def test_a_scheduled_campaign_stopped_while_watched_exits_3(system, herald
     assert wrong_secret.code == 1 and wrong_secret.err.startswith("herald: UNAUTHENTICATED: ")
 
 
+async def test_pause_and_resume_a_sending_campaign(system, herald):
+    ids = [f"u{i:03d}" for i in range(300)]
+    await herald.upsert_users([{"id": "boss", "name": "Boss"}, *({"id": i, "name": i} for i in ids)])
+    await herald.create_campaign(id="slow", sender_id="boss", user_ids=ids, message_template={"text": "Hi"},
+                                 max_send_rate=50)
+    await herald.start_campaign("slow")
+    paused = await run_herald(system, "campaigns", "pause", "slow")
+    assert paused.code == 0 and paused.out.startswith("paused campaign slow ("), paused
+    listed = await run_herald(system, "campaigns", "get", "slow", "--json")
+    assert listed.json()[0]["status"] == "CAMPAIGN_STATUS_PAUSED"
+    resumed = await run_herald(system, "campaigns", "resume", "slow", "--json")
+    assert resumed.code == 0 and resumed.json()[0]["status"] == "CAMPAIGN_STATUS_IN_PROGRESS"
+    await herald.stop_campaign("slow")
+    again = await run_herald(system, "campaigns", "resume", "slow")
+    assert again.code == 1 and again.out == ""
+    assert again.err.startswith("herald: FAILED_PRECONDITION"), again.err
+
+
 async def test_preview_a_recipient_as_details_and_as_json(system, herald):
     await herald.upsert_users([{"id": "boss", "name": "Boss"}, {"id": "ann", "name": "Ann"}])
     await herald.create_campaign({**WELCOME, "segment_ids": [], "user_ids": ["ann", "ghost"],

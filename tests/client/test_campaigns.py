@@ -14,7 +14,7 @@ from harness import DEADLINE_S
 from herald.campaign.v1 import campaign_pb2, campaign_service_pb2 as cs
 from herald.common.v1 import common_pb2
 from services.client import HeraldClient
-from services.client.errors import InvalidArgument, NotFound
+from services.client.errors import FailedPrecondition, InvalidArgument, NotFound
 
 from client.conftest import campaign_fields, users
 
@@ -102,6 +102,29 @@ async def test_start_at_a_datetime_with_stop_at_then_stop(herald):
     stopped = await herald.stop_campaign("later")
     assert (stopped.status, stopped.stop_reason) == (S.CAMPAIGN_STATUS_STOPPED, S.STOP_REASON_REQUESTED)
     assert [c.status async for c in herald.watch_campaign("later")] == [S.CAMPAIGN_STATUS_STOPPED]
+
+
+async def test_pause_change_the_text_and_resume_with_a_rate_of_its_own(herald):
+    ids = [f"u{i:03d}" for i in range(300)]
+    await users(herald, "boss", *ids)
+    created = await herald.create_campaign(campaign_fields(id="slow", user_ids=ids, max_send_rate=50))
+    assert created.max_send_rate == 50
+    await herald.start_campaign("slow")
+    paused = await herald.pause_campaign("slow")
+    assert paused.status == S.CAMPAIGN_STATUS_PAUSED
+    assert (await herald.pause_campaign("slow")).status == S.CAMPAIGN_STATUS_PAUSED  # as it is
+    fields = campaign_fields(user_ids=ids, max_send_rate=50)
+    fields["message_template"] = {"text": "Fixed {{ receiver.name }}"}
+    assert (await herald.update_campaign("slow", fields)).message_template.text == "Fixed {{ receiver.name }}"
+    with pytest.raises(FailedPrecondition) as refused:  # paused: only name, description and text
+        await herald.update_campaign("slow", fields, max_send_rate=10)
+    assert refused.value.reason == "CAMPAIGN_NOT_EDITABLE"
+    assert (await herald.resume_campaign("slow")).status == S.CAMPAIGN_STATUS_IN_PROGRESS
+    stopped = await herald.stop_campaign("slow")
+    assert stopped.status == S.CAMPAIGN_STATUS_STOPPED
+    with pytest.raises(FailedPrecondition) as not_paused:
+        await herald.resume_campaign("slow")
+    assert not_paused.value.reason == "CAMPAIGN_NOT_PAUSED"
 
 
 async def test_preview_a_recipient_of_a_draft(herald):
