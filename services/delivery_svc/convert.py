@@ -33,9 +33,9 @@ def delivery(row: Row[Any], users_read: int = 0, rate: float | None = None) -> d
         elapsed = (end - row.started_at).total_seconds() if row.started_at and end else 0.0
         rate = handled / elapsed if elapsed > 0 else 0.0
     if row.status == store.IN_PROGRESS:  # not sending (paused, ended): no rate, no eta
-        stats.send_rate = rate
-        if rate > 0 and total > handled:
-            stats.eta.CopyFrom(timestamp(utcnow() + dt.timedelta(seconds=(total - handled) / rate)))
+        stats.send_rate = row.rate  # measured by the writes of every replica sending it
+        if row.rate > 0 and total > handled:
+            stats.eta.CopyFrom(timestamp(utcnow() + dt.timedelta(seconds=(total - handled) / row.rate)))
     return delivery_pb2.Delivery(
         campaign_id=row.campaign_id, status=row.status, stop_reason=row.stop_reason,
         stop_message=row.stop_message, stats=stats, recipients_per_second=rate, resumes=row.generation,

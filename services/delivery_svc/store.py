@@ -35,8 +35,8 @@ from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple, cast
 
 from sqlalchemy import (BigInteger, Boolean, Column, ColumnElement, CursorResult, Executable, Float, Index, Integer,
-                        LargeBinary, Row, Select, String, Table, Text, Update, any_, bindparam, delete, exists, func,
-                        insert, literal, or_, select, tuple_, update)
+                        LargeBinary, Row, Select, String, Table, Text, Update, any_, bindparam, case, delete, exists,
+                        func, insert, literal, or_, select, tuple_, update)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -84,6 +84,11 @@ deliveries = Table(
     # Moved on by every resume: a run started before a pause writes nothing after it (its
     # snapshot, whose text may have changed meanwhile, is not the delivery's any more).
     Column("generation", Integer, nullable=False, default=0, server_default="0"),
+    # Its send rate across replicas: recipients a second over the last RATE_WINDOW_S of batches,
+    # measured from (`rate_from`: the pace clock's time, `rate_base`: recipients handled then).
+    Column("rate", Float, nullable=False, default=0.0, server_default="0"),
+    Column("rate_from", Float, nullable=True),
+    Column("rate_base", Integer, nullable=False, default=0, server_default="0"),
 )
 Index("ix_deliveries_status", deliveries.c.status)
 
@@ -252,7 +257,8 @@ async def resume_delivery(session: AsyncSession, campaign_id: str, snapshot: byt
     """Resumes a paused delivery with the campaign's snapshot as it is now; its new generation,
     None when it was not paused."""
     resumed = (update(deliveries).where(deliveries.c.campaign_id == campaign_id, deliveries.c.status == PAUSED)
-               .values(status=IN_PROGRESS, snapshot=snapshot, generation=deliveries.c.generation + 1, updated_at=now)
+               .values(status=IN_PROGRESS, snapshot=snapshot, generation=deliveries.c.generation + 1, updated_at=now,
+                       rate=0.0, rate_from=None)  # measured afresh: the pause is not sending time
                .returning(deliveries.c.generation))
     return (await session.execute(resumed)).scalar()
 
@@ -412,11 +418,17 @@ async def set_recipients_total(session: AsyncSession, campaign_id: str, total: i
                           .values(recipients_total=total, updated_at=now))
 
 
+RATE_WINDOW_S = 2.0  # the send rate is measured over at least this long
+
+
 async def add_progress(session: AsyncSession, campaign_id: str, deltas: dict[str, int], cursor: str | None,
-                       now: dt.datetime, *, generation: int | None = None) -> bool:
+                       now: dt.datetime, *, generation: int | None = None, clock_s: float | None = None) -> bool:
     """Adds a batch's counters and, when given, moves the checkpoint past it; given the run's
-    generation, only while the delivery is in progress in it (False when it is not)."""
+    generation, only while the delivery is in progress in it (False when it is not). With the
+    pace clock's time (`clock_s`), measures the send rate once RATE_WINDOW_S has passed."""
     values: dict[str, Any] = {name: deliveries.c[name] + deltas[name] for name in COUNTERS if deltas.get(name)}
+    if clock_s is not None:
+        values.update(_rate_values(clock_s, sum(deltas.get(name, 0) for name in ("sent", "skipped", "failed"))))
     if cursor is not None:
         values["cursor"] = cursor
     values["updated_at"] = now
@@ -436,6 +448,19 @@ async def take_pace(session: AsyncSession, campaign_id: str, now: float, seconds
               .values(paced_until=later(func.coalesce(paced_until, now), now - seconds) + seconds)
               .returning(paced_until))
     return float((await session.execute(pushed)).scalar_one())
+
+
+def _rate_values(clock_s: float, handled: int) -> dict[str, ColumnElement[Any]]:
+    """The rate columns after a batch of `handled` recipients at `clock_s` (SET expressions read
+    the row as it was: the same on both backends)."""
+    c = deliveries.c
+    after = c.sent + c.skipped + c.failed + handled
+    elapsed = clock_s - c.rate_from
+    due = or_(c.rate_from.is_(None), elapsed >= RATE_WINDOW_S)
+    return {"rate": case((c.rate_from.is_(None), c.rate), (elapsed >= RATE_WINDOW_S, (after - c.rate_base) / elapsed),
+                         else_=c.rate),
+            "rate_base": case((due, after), else_=c.rate_base),
+            "rate_from": case((due, clock_s), else_=c.rate_from)}
 
 
 async def complete_delivery(session: AsyncSession, campaign_id: str, now: dt.datetime) -> bool:

@@ -147,15 +147,17 @@ class BatchWriter:
                 "users_sent": sum(o.users for o in outcomes if o.message is not None),
             }
             cursor = None if written.capacity_reached else batch.cursor
+            clock_s = self.clock.now().timestamp()
             if self.partition is None:
-                await store.add_progress(session, campaign_id, deltas, cursor, now)
+                await store.add_progress(session, campaign_id, deltas, cursor, now, clock_s=clock_s)
             else:
-                if not await store.add_progress(session, campaign_id, deltas, None, now, generation=self.generation):
+                if not await store.add_progress(session, campaign_id, deltas, None, now, generation=self.generation,
+                                                clock_s=clock_s):
                     raise _NoLongerInProgress  # stopped or paused meanwhile: rolls the batch back
                 if cursor is not None:
                     await store.move_partition_cursor(session, self.partition, cursor)
             if self.max_rate > 0 and written.handled:
-                written.paced_until = await store.take_pace(session, campaign_id, self.clock.now().timestamp(),
+                written.paced_until = await store.take_pace(session, campaign_id, clock_s,
                                                             written.handled / self.max_rate)
             written.sent, written.skipped, written.failed = deltas["sent"], deltas["skipped"], deltas["failed"]
         return written

@@ -1,6 +1,6 @@
 """delivery partitions: the ranges of target ids PostgreSQL delivery replicas share a campaign
-by, each with its own checkpoint and lease; a delivery's pace (`paced_until`), shared by them;
-and its generation, moved on by every resume (pause and resume)
+by, each with its own checkpoint and lease; a delivery's pace (`paced_until`) and send rate,
+shared by them; and its generation, moved on by every resume (pause and resume)
 
 Revision ID: 0006
 Revises: 0005
@@ -34,6 +34,9 @@ def upgrade() -> None:
     with op.batch_alter_table("deliveries", recreate=recreate) as batch:
         batch.add_column(sa.Column("paced_until", sa.Float(), nullable=True))
         batch.add_column(sa.Column("generation", sa.Integer(), nullable=False, server_default="0"))
+        batch.add_column(sa.Column("rate", sa.Float(), nullable=False, server_default="0"))
+        batch.add_column(sa.Column("rate_from", sa.Float(), nullable=True))
+        batch.add_column(sa.Column("rate_base", sa.Integer(), nullable=False, server_default="0"))
     op.create_table(
         "delivery_partitions",
         sa.Column("campaign_id", id_string(), nullable=False),
@@ -54,5 +57,6 @@ def downgrade() -> None:
     op.drop_index("ix_delivery_partitions_open", table_name="delivery_partitions")
     op.drop_table("delivery_partitions")
     with op.batch_alter_table("deliveries") as batch:
-        batch.drop_column("generation")
+        for column in ("rate_base", "rate_from", "rate", "generation"):
+            batch.drop_column(column)
         batch.drop_column("paced_until")
