@@ -9,7 +9,7 @@ import asyncio
 import json
 import os
 
-from harness import DEADLINE_S, TEST_SECRET, cli_env, run_herald, start_herald
+from harness import DEADLINE_S, TEST_SECRET, Ran, cli_env, run_herald, start_herald
 
 WELCOME = {
     "id": "welcome", "name": "Welcome", "sender_id": "boss", "segment_ids": ["dutch"],
@@ -127,6 +127,14 @@ async def test_a_scheduled_campaign_stopped_while_watched_exits_3(system, herald
     assert wrong_secret.code == 1 and wrong_secret.err.startswith("herald: UNAUTHENTICATED: ")
 
 
+async def wrong_recipients(system, command: str, wrong: list[str], both: list[str]) -> tuple[Ran, Ran, Ran]:
+    """`herald campaigns <command> welcome` with the recipient kind its audience does not have (the
+    service refuses it), with no recipient, and with both kinds (usage mistakes)."""
+    return await asyncio.gather(run_herald(system, "campaigns", command, "welcome", *wrong),
+                                run_herald(system, "campaigns", command, "welcome"),
+                                run_herald(system, "campaigns", command, "welcome", *both))
+
+
 async def test_preview_a_recipient_as_details_and_as_json(system, herald):
     await herald.upsert_users([{"id": "boss", "name": "Boss"}, {"id": "ann", "name": "Ann"}])
     await herald.create_campaign({**WELCOME, "segment_ids": [], "user_ids": ["ann", "ghost"],
@@ -150,10 +158,8 @@ async def test_preview_a_recipient_as_details_and_as_json(system, herald):
     # Nothing was written by the previews: no channel was made.
     assert (await herald.query_channels()).channels == []
 
-    refused, neither, both = await asyncio.gather(
-        run_herald(system, "campaigns", "preview", "welcome", "--cid", "messaging:ann-boss"),
-        run_herald(system, "campaigns", "preview", "welcome"),
-        run_herald(system, "campaigns", "preview", "welcome", "--receiver", "ann", "--cid", "messaging:x"))
+    refused, neither, both = await wrong_recipients(system, "preview", ["--cid", "messaging:ann-boss"],
+                                                    ["--receiver", "ann", "--cid", "messaging:x"])
     assert refused.code == 1 and refused.err.startswith(
         "herald: INVALID_ARGUMENT: cid: the campaign's audience is users: give receiver_id"), refused.err
     for usage in (neither, both):
@@ -185,10 +191,8 @@ async def test_test_send_as_a_table_and_as_json(system, herald):
     assert answer["recipients"][0]["message"]["custom"] == {"campaign_id": "welcome", "test": True}
     assert [m.id async for m in herald.iter_messages({"created_by_campaign_id": "welcome"})] == [words[4]]
 
-    refused, neither, both = await asyncio.gather(
-        run_herald(system, "campaigns", "test-send", "welcome", "--cid", "messaging:ann-boss"),
-        run_herald(system, "campaigns", "test-send", "welcome"),
-        run_herald(system, "campaigns", "test-send", "welcome", "--to", "ann", "--cid", "messaging:x"))
+    refused, neither, both = await wrong_recipients(system, "test-send", ["--cid", "messaging:ann-boss"],
+                                                    ["--to", "ann", "--cid", "messaging:x"])
     assert refused.code == 1 and refused.err.startswith(
         "herald: INVALID_ARGUMENT: cids: the campaign's audience is users: give user_ids"), refused.err
     for usage in (neither, both):
