@@ -25,6 +25,7 @@ from services.campaign_svc.preview import Previews
 from services.campaign_svc.scheduler import Scheduler
 from services.campaign_svc.sending import Sending
 from services.campaign_svc.servicer import CampaignServiceServicer
+from services.campaign_svc.testsend import TestSends
 from services.campaign_svc.upstream import Upstream
 from services.campaign_svc.views import Views
 from services.kit.clients import service_channel
@@ -71,7 +72,8 @@ class CampaignApp(Service):
 
     def register(self, server: grpc.aio.Server) -> None:
         servicer = CampaignServiceServicer(self.campaigns, self.views, self.feeds, self.sessions, self.upstream,
-                                           Previews(self.campaigns, self.upstream))
+                                           Previews(self.campaigns, self.upstream),
+                                           TestSends(self.campaigns, self.upstream))
         campaign_service_pb2_grpc.add_CampaignServiceServicer_to_server(servicer, server)
 
     async def start(self) -> None:

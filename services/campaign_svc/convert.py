@@ -37,6 +37,12 @@ def channel_template(doc: Mapping | None) -> common_pb2.ChannelTemplate | None:
     return json_format.ParseDict(dict(doc), common_pb2.ChannelTemplate())
 
 
+def has_channel_audience(row: Mapping) -> bool:
+    """Whether the campaign's recipients are channels (channel segments), not users (user_ids,
+    user segments)."""
+    return not row["user_ids"] and row["segment_type"] == "channel"
+
+
 def campaign(row: Mapping) -> campaign_pb2.Campaign:
     """The stored campaign as a proto, without the looked-up users, segments and sender."""
     message = campaign_pb2.Campaign(

@@ -9,14 +9,12 @@ the campaign's audience is not checked: the preview shows what they would get if
 
 from __future__ import annotations
 
-import grpc
-
 from herald.campaign.v1 import campaign_pb2, campaign_service_pb2
-from services.campaign_svc import convert, reasons
+from services.campaign_svc import convert
 from services.campaign_svc.lifecycle import Campaigns
 from services.campaign_svc.upstream import Upstream
 from services.kit.campaign_rules import check_preview_recipient
-from services.kit.errors import FailedPrecondition, Violations
+from services.kit.errors import Violations
 from services.kit.fields import check_id
 
 
@@ -33,14 +31,7 @@ class Previews:
         row = await self.campaigns.get(request.id)
         # The audience says which: user_ids and user segments have users, channel segments channels.
         v = Violations()
-        check_preview_recipient(v, request.receiver_id, request.cid,
-                                channels=not row["user_ids"] and row["segment_type"] == "channel")
+        check_preview_recipient(v, request.receiver_id, request.cid, channels=convert.has_channel_audience(row))
         v.raise_if_any()
-        try:
-            return await self.upstream.preview_delivery(convert.campaign(row), request.receiver_id, request.cid)
-        except grpc.aio.AioRpcError as exc:
-            if exc.code() in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.FAILED_PRECONDITION):
-                # The snapshot of a campaign stored under older rules, refused as StartDelivery would.
-                raise FailedPrecondition(f"the delivery service refused the campaign: {exc.details()}",
-                                         reason=reasons.DELIVERY_REFUSED) from None
-            raise
+        # A snapshot of a campaign stored under older rules is refused as StartDelivery would refuse it.
+        return await self.upstream.preview_delivery(convert.campaign(row), request.receiver_id, request.cid)

@@ -26,8 +26,6 @@ import random
 from collections.abc import AsyncIterator, Mapping
 
 import grpc
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from herald.campaign.v1 import campaign_pb2
@@ -36,7 +34,7 @@ from services.campaign_svc import convert, events, reasons, store
 from services.kit.clock import Clock
 from services.campaign_svc.feeds import Feeds
 from services.campaign_svc.store import Status
-from services.campaign_svc.upstream import Upstream, is_outage
+from services.campaign_svc.upstream import Upstream, delivery_refusal, is_outage
 from services.kit import reasons as kit_reasons
 from services.kit.db import transaction, write_transaction
 from services.kit.errors import FailedPrecondition, HeraldError, ResourceExhausted, Unavailable
@@ -407,23 +405,6 @@ class Sending:
 
 
 def _refusal(exc: grpc.aio.AioRpcError) -> DeliveryRefused:
-    details = exc.details() or str(exc.code())
-    if exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED:
-        return DeliveryRefused(ResourceExhausted(f"the delivery service refused the campaign: {details}",
-                                                 reason=reasons.CAPACITY_EXHAUSTED, retry_after_s=_retry_after_s(exc)),
-                               campaign_pb2.STOP_REASON_CAPACITY)
-    return DeliveryRefused(FailedPrecondition(f"the delivery service refused the campaign: {details}",
-                                              reason=reasons.DELIVERY_REFUSED),
-                           campaign_pb2.STOP_REASON_ERROR)
-
-
-def _retry_after_s(exc: grpc.aio.AioRpcError) -> float | None:
-    """The delay of the upstream's google.rpc.RetryInfo, passed on to our caller."""
-    # The sync decoder (the aio one raises TypeError); it reads only what AioRpcError has too.
-    status = rpc_status.from_call(exc)  # type: ignore[arg-type]
-    for detail in status.details if status else ():
-        if detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
-            info = error_details_pb2.RetryInfo()
-            detail.Unpack(info)
-            return info.retry_delay.ToNanoseconds() / 1e9
-    return None
+    error = delivery_refusal(exc)
+    capacity = isinstance(error, ResourceExhausted)
+    return DeliveryRefused(error, campaign_pb2.STOP_REASON_CAPACITY if capacity else campaign_pb2.STOP_REASON_ERROR)

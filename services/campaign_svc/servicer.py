@@ -14,6 +14,7 @@ from services.campaign_svc.feeds import Feeds
 from services.campaign_svc.lifecycle import Campaigns
 from services.campaign_svc.preview import Previews
 from services.campaign_svc.query import query_campaigns
+from services.campaign_svc.testsend import TestSends
 from services.campaign_svc.upstream import Upstream
 from services.campaign_svc.usage import monthly_usage
 from services.campaign_svc.views import Views
@@ -24,13 +25,15 @@ class CampaignServiceServicer(campaign_service_pb2_grpc.CampaignServiceServicer)
     """Handlers of herald.campaign.v1.CampaignService."""
 
     def __init__(self, campaigns: Campaigns, views: Views, feeds: Feeds,
-                 sessions: async_sessionmaker[AsyncSession], upstream: Upstream, previews: Previews) -> None:
+                 sessions: async_sessionmaker[AsyncSession], upstream: Upstream, previews: Previews,
+                 test_sends: TestSends) -> None:
         self.campaigns = campaigns
         self.views = views
         self.feeds = feeds
         self.sessions = sessions
         self.upstream = upstream
         self.previews = previews
+        self.test_sends = test_sends
 
     async def CreateCampaign(self, request: pb.CreateCampaignRequest,
                              context: grpc.aio.ServicerContext) -> pb.CreateCampaignResponse:
@@ -100,3 +103,8 @@ class CampaignServiceServicer(campaign_service_pb2_grpc.CampaignServiceServicer)
                               context: grpc.aio.ServicerContext) -> pb.PreviewCampaignResponse:
         bind_campaign(request.id)
         return pb.PreviewCampaignResponse(preview=await self.previews.preview(request))
+
+    async def SendTestCampaign(self, request: pb.SendTestCampaignRequest,
+                               context: grpc.aio.ServicerContext) -> pb.SendTestCampaignResponse:
+        bind_campaign(request.id)
+        return await self.test_sends.send(request)

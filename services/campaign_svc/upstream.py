@@ -11,6 +11,8 @@ from collections.abc import Iterable, Sequence
 from typing import TypeVar
 
 import grpc
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
 
 from herald.campaign.v1 import campaign_pb2
 from herald.delivery.v1 import delivery_pb2, delivery_service_pb2, delivery_service_pb2_grpc
@@ -18,7 +20,7 @@ from herald.segment.v1 import (directory_pb2, directory_service_pb2, directory_s
                                segment_service_pb2, segment_service_pb2_grpc)
 from services.campaign_svc import reasons as campaign_reasons
 from services.kit import reasons
-from services.kit.errors import FailedPrecondition, Unavailable
+from services.kit.errors import FailedPrecondition, HeraldError, ResourceExhausted, Unavailable
 from services.kit.limits import MAX_USERS_PER_CALL
 from services.kit.retry import call_idempotent
 
@@ -33,10 +35,38 @@ _Request = TypeVar("_Request")
 _Response = TypeVar("_Response")
 
 UNAVAILABLE_CODES = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+# How the delivery service refuses a campaign snapshot (see delivery_refusal).
+REFUSAL_CODES = (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.FAILED_PRECONDITION,
+                 grpc.StatusCode.RESOURCE_EXHAUSTED)
 
 
 def is_outage(exc: BaseException) -> bool:
     return isinstance(exc, grpc.aio.AioRpcError) and exc.code() in UNAVAILABLE_CODES
+
+
+def delivery_refusal(exc: grpc.aio.AioRpcError) -> HeraldError:
+    """The delivery service's refusal of a campaign snapshot, in this service's terms: the monthly
+    capacity used up (RESOURCE_EXHAUSTED CAPACITY_EXHAUSTED, with the upstream's retry delay), or
+    any other reason (FAILED_PRECONDITION DELIVERY_REFUSED: the snapshot of a campaign stored
+    under older rules). Never the caller's INVALID_ARGUMENT: the request was checked here first."""
+    details = exc.details() or str(exc.code())
+    if exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED:
+        return ResourceExhausted(f"the delivery service refused the campaign: {details}",
+                                 reason=campaign_reasons.CAPACITY_EXHAUSTED, retry_after_s=_retry_after_s(exc))
+    return FailedPrecondition(f"the delivery service refused the campaign: {details}",
+                              reason=campaign_reasons.DELIVERY_REFUSED)
+
+
+def _retry_after_s(exc: grpc.aio.AioRpcError) -> float | None:
+    """The delay of the upstream's google.rpc.RetryInfo, passed on to our caller."""
+    # The sync decoder (the aio one raises TypeError); it reads only what AioRpcError has too.
+    status = rpc_status.from_call(exc)  # type: ignore[arg-type]
+    for detail in status.details if status else ():
+        if detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
+            info = error_details_pb2.RetryInfo()
+            detail.Unpack(info)
+            return info.retry_delay.ToNanoseconds() / 1e9
+    return None
 
 
 class Upstream:
@@ -140,13 +170,31 @@ class Upstream:
     async def preview_delivery(self, campaign: campaign_pb2.Campaign, receiver_id: str,
                                cid: str) -> campaign_pb2.CampaignPreview:
         request = delivery_service_pb2.PreviewDeliveryRequest(campaign=campaign, receiver_id=receiver_id, cid=cid)
-        return (await self._read(self.delivery.PreviewDelivery, request, "delivery")).preview
+        return (await self._hand_over(self.delivery.PreviewDelivery, request)).preview
+
+    async def send_test_delivery(self, campaign: campaign_pb2.Campaign, user_ids: Sequence[str],
+                                 cids: Sequence[str], request_id: str) -> list[campaign_pb2.CampaignPreview]:
+        """Retried on UNAVAILABLE like a read: the request_id makes it idempotent."""
+        request = delivery_service_pb2.SendTestDeliveryRequest(campaign=campaign, user_ids=user_ids, cids=cids,
+                                                               request_id=request_id)
+        return list((await self._hand_over(self.delivery.SendTestDelivery, request)).recipients)
 
     async def publish_event(self, event: delivery_pb2.Event) -> None:
         await call_idempotent(self.delivery.PublishEvent, delivery_service_pb2.PublishEventRequest(event=event),
                               attempts=READ_ATTEMPTS)
 
     # --- helpers ------------------------------------------------------------------------------
+
+    @classmethod
+    async def _hand_over(cls, rpc: grpc.aio.UnaryUnaryMultiCallable[_Request, _Response],
+                         request: _Request) -> _Response:
+        """A delivery call that hands over a campaign snapshot: its refusal is delivery_refusal."""
+        try:
+            return await cls._read(rpc, request, "delivery")
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() in REFUSAL_CODES:
+                raise delivery_refusal(exc) from None
+            raise
 
     @staticmethod
     async def _read(rpc: grpc.aio.UnaryUnaryMultiCallable[_Request, _Response], request: _Request,

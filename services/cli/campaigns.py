@@ -1,5 +1,5 @@
-"""`herald campaigns create|get|list|start|pause|resume|stop|delete|watch|preview`, and `herald watch`
-(its alias).
+"""`herald campaigns create|get|list|start|pause|resume|stop|delete|watch|preview|test-send`, and
+`herald watch` (its alias).
 
 `campaigns watch ID` follows a campaign until it ends: on a terminal a live progress bar (sent,
 skipped, failed, rate, ETA); in a pipe, or with `--lines`, one line per update; with `--json`,
@@ -19,8 +19,8 @@ import typer
 
 from services.cli.common import (DataDirOption, FilterOption, JsonOption, LimitOption, SortOption, json_object,
                                  page_size, run, show_list)
-from services.cli.output import (EXIT_OK, EXIT_STOPPED, CliError, compact, console, enum_name, listed,
-                                 print_details, print_json, struct, when)
+from services.cli.output import (EXIT_OK, EXIT_STOPPED, CliError, compact, console, enum_name, listed, note,
+                                 print_details, print_json, print_table, struct, when)
 
 if TYPE_CHECKING:
     from herald.campaign.v1 import campaign_pb2
@@ -252,6 +252,47 @@ def show_preview(preview: campaign_pb2.CampaignPreview) -> None:
         ("custom", compact(struct(message.custom)) if preview.HasField("message") else ""),
         ("poll", message.poll_id),
     ])
+
+
+@app.command("test-send")
+def test_send(id: CampaignId,
+              to: Annotated[list[str] | None, typer.Option(
+                  "--to", metavar="USER", show_default=False,
+                  help="A receiving user (campaigns to user ids or user segments); repeatable, up to 10.")] = None,
+              cids: Annotated[list[str] | None, typer.Option(
+                  "--cid", metavar="CID", show_default=False,
+                  help="A receiving channel, type:id (campaigns to channel segments); repeatable, up to 10.")] = None,
+              request_id: Annotated[str | None, typer.Option(
+                  "--request-id", metavar="KEY", show_default=False,
+                  help="Idempotency key: the same command again with it sends nobody twice.")] = None,
+              as_json: JsonOption = False, data_dir: DataDirOption = None) -> None:
+    """Send real test messages of a campaign to a few users or channels, in any status but in
+    progress or paused: marked custom.test, with their events and push, counted in the monthly
+    capacity, never in the campaign's stats. Shows what each recipient got, or why it was skipped
+    or failed."""
+    if bool(to) == bool(cids):
+        raise typer.BadParameter("give --to USER or --cid CID (one kind, repeatable)", param_hint="'--to' / '--cid'")
+
+    async def body(herald: HeraldClient) -> None:
+        sent = await herald.send_test_campaign(id, user_ids=to or [], cids=cids or [], request_id=request_id)
+        if as_json:
+            print_json(sent)
+            return
+        print_table(TEST_SEND_COLUMNS, [_test_send_row(r) for r in sent.recipients])
+        note(f"request id {sent.request_id} (--request-id {sent.request_id} repeats it without resending)")
+
+    run(data_dir, body)
+
+
+TEST_SEND_COLUMNS = ("RECIPIENT", "STATUS", "REASON", "CID", "CHANNEL", "MESSAGE", "TEXT")
+
+
+def _test_send_row(recipient: campaign_pb2.CampaignPreview) -> tuple[str, ...]:
+    from herald.campaign.v1 import campaign_pb2
+
+    channel = ("existed" if recipient.channel_exists else "created") if recipient.cid else ""
+    return (recipient.target_id, enum_name(campaign_pb2.PreviewStatus.Name(recipient.status)), recipient.reason,
+            recipient.cid, channel, recipient.message.id, recipient.message.text)
 
 
 LinesOption = Annotated[bool, typer.Option("--lines", help="One line per update, even on a terminal.")]

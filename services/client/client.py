@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import uuid
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any, TypeVar
@@ -319,6 +320,20 @@ class HeraldClient:
         request = cs.PreviewCampaignRequest(id=id, receiver_id=receiver_id, cid=cid)
         return (await self._call(self.campaigns.PreviewCampaign, request, True, timeout)).preview
 
+    async def send_test_campaign(self, id: str, *, user_ids: str | Iterable[str] = (), cids: str | Iterable[str] = (),
+                                 request_id: str | None = None,
+                                 timeout: float | None = None) -> cs.SendTestCampaignResponse:
+        """Sends real test messages (`custom.test` true, ids of their own) to up to 10 users
+        (`user_ids`, user audiences) or channels (`cids`, channel audiences), in any status but in
+        progress or paused: events and push as for any message, counted in the monthly capacity,
+        never in the campaign's stats. The answer's `recipients` say, in the order named, what each got
+        (PREVIEW_STATUS_SENT and the `message`) or why not (`status`, `reason`). Retried on
+        UNAVAILABLE with one `request_id` (made here when not given; in the answer), so a retry
+        sends nobody twice."""
+        request = cs.SendTestCampaignRequest(id=id, user_ids=_ids(user_ids), cids=_ids(cids),
+                                             request_id=request_id or str(uuid.uuid4()))
+        return await self._call(self.campaigns.SendTestCampaign, request, True, timeout)
+
     async def watch_campaign(self, id: str) -> AsyncIterator[campaign_pb2.Campaign]:
         """The campaign at once, then as it changes, until it completes or stops; reconnects when
         campaign_svc restarts (its streams end with UNAVAILABLE)."""
@@ -494,6 +509,11 @@ def _query(cls: type[_M], filter: Plain | None, sort: Sort, limit: int, next: st
     request = build(cls, filter=filter, limit=limit, next=next, prev=prev, **fields)
     request.sort.extend(sort_params(sort))  # type: ignore[attr-defined]  # every query request has sort
     return request
+
+
+def _ids(ids: str | Iterable[str]) -> list[str]:
+    """A list of ids; one id alone (a str) is a list of one, never its characters."""
+    return [ids] if isinstance(ids, str) else list(ids)
 
 
 async def _aiter(items: Iterable[Any] | AsyncIterable[Any]) -> AsyncIterator[Any]:

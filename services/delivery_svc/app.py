@@ -26,6 +26,7 @@ from services.delivery_svc.fanout import Fanout
 from services.delivery_svc.metrics import DeliveryMetrics
 from services.delivery_svc.messages import Messages
 from services.delivery_svc.migrations import SCHEMA
+from services.delivery_svc.named import NamedRecipients
 from services.delivery_svc.notifier import Notifier
 from services.delivery_svc.outbox import Outbox
 from services.delivery_svc.preview import Previews
@@ -36,6 +37,7 @@ from services.delivery_svc.run import EngineDeps
 from services.delivery_svc.sequencer import Positions, Sequencer
 from services.delivery_svc.servicer import DeliveryServiceServicer, MessageServiceServicer
 from services.delivery_svc.subscriptions import Subscriptions
+from services.delivery_svc.testsend import TestSends
 from services.delivery_svc.upstream import SegmentClient
 from services.delivery_svc.usage import Usage
 from services.delivery_svc.webhooks import WebhookDestination
@@ -69,6 +71,7 @@ class DeliveryApp(Service):
         self.push: Push | None = None  # the dispatcher's `push` destination
         self.dispatcher: Dispatcher | None = None
         self.previews: Previews | None = None
+        self.test_sends: TestSends | None = None
         self.messages = Messages(self.sessions, self.notifier)
         self.outbox = Outbox(self.sessions, self.sequencer)
         self.dead_letters = DeadLetters(self.sessions, self._replays_queued)
@@ -96,7 +99,10 @@ class DeliveryApp(Service):
             self.deliveries = Deliveries(self.sessions, self.sending, self.notifier,
                                          monthly_capacity=self.settings.monthly_message_capacity)
             self.push = Push.from_settings(self.settings, segments)
-            self.previews = Previews(segments, self.engine.dialect.name)
+            named = NamedRecipients(segments, self.engine.dialect.name)
+            self.previews = Previews(named)
+            self.test_sends = TestSends(self.sessions, named, self.notifier,
+                                        monthly_capacity=self.settings.monthly_message_capacity)
             destinations: list[Destination] = [PushDestination(self.push)]
             if self.settings.webhook_url:
                 destinations.append(WebhookDestination.from_settings(self.settings))
@@ -112,9 +118,9 @@ class DeliveryApp(Service):
 
     def register(self, server: grpc.aio.Server) -> None:
         _, deliveries, push, _ = self._wire()
-        assert self.previews is not None  # wired with the others
+        assert self.previews is not None and self.test_sends is not None  # wired with the others
         delivery_service_pb2_grpc.add_DeliveryServiceServicer_to_server(
-            DeliveryServiceServicer(deliveries, self.outbox, self.usage, self.previews), server)
+            DeliveryServiceServicer(deliveries, self.outbox, self.usage, self.previews, self.test_sends), server)
         message_service_pb2_grpc.add_MessageServiceServicer_to_server(
             MessageServiceServicer(self.messages, self.dead_letters, self.subscriptions,
                                    vapid_public_key=push.vapid.public_key), server)

@@ -6,7 +6,9 @@ at once and off the event loop when the templates run Jinja code (CampaignTempla
 the rows are then made on the loop (the writer shares `values`).
 
 A message's id derives from campaign + target, and an event's id from what it is about, so a
-batch composed again after a crash makes the very same rows.
+batch composed again after a crash makes the very same rows. A test send's rows derive their ids
+from the test send instead (and its message ids start with `test-`), so they never take the id of
+a message the campaign will send.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from herald.segment.v1 import directory_service_pb2
 from services.delivery_svc.addressing import Context
 from services.delivery_svc.outcomes import CHANNEL_NOT_FOUND, FAILED, SENT, SKIPPED, CreatedChannel, Outcome
 from services.delivery_svc.render import CampaignTemplates, RecipientFailed, channel_to_dict
-from services.delivery_svc.store import DriverTime, EventRow, MessageRow
+from services.delivery_svc.store import TEST_MESSAGE_PREFIX, DriverTime, EventRow, MessageRow
 from services.kit.bulk import DriverValues
 from services.kit.event_types import CHANNEL_CREATED, MESSAGE_NEW
 from services.kit.db import utcnow
@@ -47,11 +49,20 @@ def message_id(campaign_id: str, target_id: str) -> str:
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
+def id_of_test_message(test_send_id: str, target_id: str) -> str:
+    """The id of a test send's message to one recipient, as Composer makes it with `test_send_id`."""
+    return TEST_MESSAGE_PREFIX + message_id(test_send_id, target_id)
+
+
 class Composer:
     """Composes the batches of one campaign's delivery."""
 
-    def __init__(self, campaign: campaign_pb2.Campaign, templates: CampaignTemplates, values: DriverValues) -> None:
+    def __init__(self, campaign: campaign_pb2.Campaign, templates: CampaignTemplates, values: DriverValues, *,
+                 test_send_id: str = "") -> None:
         self.campaign_id = campaign.id
+        # What ids derive from: the campaign, or a test send of it (SendTestDelivery).
+        self.id_scope = test_send_id or campaign.id
+        self.message_prefix = TEST_MESSAGE_PREFIX if test_send_id else ""
         self.sender_id = campaign.sender_id
         self.templates = templates
         self.values = values
@@ -65,6 +76,7 @@ class Composer:
         """The outcomes of the recipients the specs are for, in the order EnsureChannels answered."""
         templates, values = self.templates, self.values
         campaign_id, sender_id = self.campaign_id, self.sender_id
+        id_scope, message_prefix = self.id_scope, self.message_prefix
         renders = await templates.off_loop(self._render, contexts, response)
         now = values.time(utcnow())
         outcomes = []
@@ -85,7 +97,7 @@ class Composer:
                 outcomes.append(outcome)
                 continue
             text, attachments, custom = rendered
-            mid = message_id(campaign_id, target_id)
+            mid = message_prefix + message_id(id_scope, target_id)
             outcome.message = MessageRow(mid, cid, MESSAGE_TYPE, text, sender_id,
                                          self.attachments_json or values.json(attachments),
                                          self.custom_json or values.json(custom), templates.poll_id, campaign_id, now)
@@ -122,6 +134,5 @@ class Composer:
                 for spec, ensured in zip(specs, response.channels) if ensured.created]
 
     def _channel_created(self, cid: str, members_json: str, payload: bytes, now: DriverTime) -> EventRow:
-        campaign_id = self.campaign_id
-        return EventRow(f"{CHANNEL_CREATED}:{campaign_id}:{cid}", CHANNEL_CREATED, campaign_id, cid, "",
+        return EventRow(f"{CHANNEL_CREATED}:{self.id_scope}:{cid}", CHANNEL_CREATED, self.campaign_id, cid, "",
                         members_json, payload, now)

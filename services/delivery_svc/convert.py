@@ -12,10 +12,19 @@ from sqlalchemy import Row
 
 from herald.campaign.v1 import campaign_pb2
 from herald.delivery.v1 import delivery_pb2, delivery_service_pb2
+from herald.segment.v1 import directory_service_pb2
 from services.delivery_svc import store
+from services.delivery_svc.outcomes import Outcome
 from services.delivery_svc.usage import MonthlyUsage
 from services.kit.db import utcnow
+from services.kit.limits import MAX_PREVIEW_DETAIL
 from services.kit.protos import struct_from, timestamp
+
+# The recipient log's status → a preview's (the same cases, in the campaign's package).
+PREVIEW_STATUS: dict[int, campaign_pb2.PreviewStatus] = {
+    delivery_pb2.RECIPIENT_STATUS_SENT: campaign_pb2.PREVIEW_STATUS_SENT,
+    delivery_pb2.RECIPIENT_STATUS_SKIPPED: campaign_pb2.PREVIEW_STATUS_SKIPPED,
+    delivery_pb2.RECIPIENT_STATUS_FAILED: campaign_pb2.PREVIEW_STATUS_FAILED}
 
 
 def delivery(row: Row[Any], users_read: int = 0, rate: float | None = None) -> delivery_pb2.Delivery:
@@ -74,11 +83,37 @@ def message(row: Row[Any] | SimpleNamespace, prefix: str = "") -> delivery_pb2.M
 
 def preview_message(row: store.MessageRow) -> campaign_pb2.PreviewMessage:
     """A composed message that is not written, as PreviewCampaign shows it: what `message` makes
-    of the row once stored (its JSON read back), without created_at. PreviewMessage has Message's
-    fields and numbers, so the bytes carry over."""
+    of the row once stored (its JSON read back), without created_at."""
     stored = SimpleNamespace(**{**row._asdict(), "attachments": json.loads(row.attachments),
                                 "custom": json.loads(row.custom), "created_at": None})
-    return campaign_pb2.PreviewMessage.FromString(message(stored).SerializeToString())
+    return stored_preview_message(stored)
+
+
+def stored_preview_message(row: Row[Any] | SimpleNamespace) -> campaign_pb2.PreviewMessage:
+    """A `messages` row as a PreviewMessage (a test send's answer), without created_at.
+    PreviewMessage has Message's fields and numbers, so the bytes carry over."""
+    written = message(row)
+    written.ClearField("created_at")
+    return campaign_pb2.PreviewMessage.FromString(written.SerializeToString())
+
+
+def recipient_preview(outcome: Outcome, ensured: directory_service_pb2.EnsuredChannel | None,
+                      written: campaign_pb2.PreviewMessage | None = None) -> campaign_pb2.CampaignPreview:
+    """A recipient as the sending code composed it (a preview, a test send): its outcome, its
+    channel as EnsureChannels answered, and its message — as composed, or `written` (a test send's,
+    read back)."""
+    preview = campaign_pb2.CampaignPreview(
+        target_id=outcome.target_id, status=PREVIEW_STATUS[outcome.status], reason=outcome.reason, cid=outcome.cid,
+        detail=outcome.detail[:MAX_PREVIEW_DETAIL] if outcome.detail != outcome.reason else "")
+    if ensured is not None and ensured.cid:
+        preview.channel_exists = ensured.existed
+        preview.channel.CopyFrom(ensured.channel)
+        preview.member_ids.extend(ensured.member_ids)
+    if written is not None:
+        preview.message.CopyFrom(written)
+    elif outcome.message is not None:
+        preview.message.CopyFrom(preview_message(outcome.message))
+    return preview
 
 
 def event(row: Row[Any]) -> delivery_pb2.Event:

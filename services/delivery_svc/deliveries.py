@@ -4,7 +4,6 @@ and take the campaign service's events."""
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -18,9 +17,10 @@ from services.delivery_svc import convert, reasons, store
 from services.delivery_svc.engine import Engine
 from services.delivery_svc.notifier import Notifier
 from services.delivery_svc.render import CampaignTemplates
+from services.delivery_svc.usage import check_room
 from services.kit import campaign_rules, event_types
 from services.kit.db import transaction, utcnow, write_transaction
-from services.kit.errors import InvalidArgument, NotFound, ResourceExhausted, Violations
+from services.kit.errors import InvalidArgument, NotFound, Violations
 from services.kit.fields import check_id, check_id_list
 from services.kit.limits import (MAX_CID, MAX_DELIVERIES_PER_CALL, MAX_MEMBERS, MAX_STOP_MESSAGE, RECIPIENTS_PAGE,
                                  WATCH_MAX_INTERVAL_S, WATCH_MIN_INTERVAL_S)
@@ -81,7 +81,7 @@ class Deliveries:
         async with write_transaction(self.sessions, urgent=True) as session:
             existing = await store.get_delivery(session, campaign.id)
             if existing is None:
-                await self._check_capacity(session)
+                await check_room(session, self.monthly_capacity)  # a new delivery: refused once it is used up
             elif existing.status == store.PAUSED:
                 resumed = await store.resume_delivery(session, campaign.id, campaign.SerializeToString(), utcnow())
             # The count campaign_svc took as the campaign started; a snapshot without one (0,
@@ -106,17 +106,6 @@ class Deliveries:
             await self.engine.pause(campaign_id)
             self.notifier.notify(campaign_id)
         return await self.get(campaign_id)
-
-    async def _check_capacity(self, session: AsyncSession) -> None:
-        """A new delivery is refused once this month's message capacity is used up."""
-        if self.monthly_capacity <= 0:
-            return
-        now = utcnow()
-        if await store.messages_this_month(session, now) >= self.monthly_capacity:
-            next_month = (now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-                          + dt.timedelta(days=32)).replace(day=1)
-            raise ResourceExhausted(f"the monthly message capacity of {self.monthly_capacity} is used up",
-                                    reason=reasons.CAPACITY_EXHAUSTED, retry_after_s=(next_month - now).total_seconds())
 
     async def stop(self, campaign_id: str, reason: campaign_pb2.StopReason, message: str) -> delivery_pb2.Delivery:
         """Stops an in-progress delivery; a finished one is returned as it is."""

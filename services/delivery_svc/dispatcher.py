@@ -141,7 +141,10 @@ class Progress:
 
 
 class SkipFlags:
-    """Campaigns' skip_push / skip_webhook, read from their delivery's snapshot once each."""
+    """Campaigns' skip_push / skip_webhook, read from their delivery's snapshot once each (they
+    cannot change once a campaign started). A campaign without a delivery yet (tested before it
+    started, or stopped before it began) has those of its latest test send, read every time: its
+    flags may still change, and it may start."""
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self.sessions = sessions
@@ -149,17 +152,18 @@ class SkipFlags:
 
     async def of(self, campaign_ids: set[str]) -> dict[str, tuple[bool, bool]]:
         missing = [c for c in campaign_ids if c and c not in self._known]
+        tested: dict[str, tuple[bool, bool]] = {}
         if missing:
             if len(self._known) + len(missing) > FLAGS_CACHED:
                 self._known.clear()
             async with transaction(self.sessions) as session:
-                rows = await store.get_deliveries(session, missing)
-            # A campaign without a delivery (stopped before it began) has only its own events.
-            self._known.update((campaign_id, (False, False)) for campaign_id in missing)
-            for row in rows:
-                snapshot = campaign_pb2.Campaign.FromString(row.snapshot)
-                self._known[row.campaign_id] = (snapshot.skip_push, snapshot.skip_webhook)
-        return {c: self._known.get(c, (False, False)) for c in campaign_ids}
+                for row in await store.get_deliveries(session, missing):
+                    snapshot = campaign_pb2.Campaign.FromString(row.snapshot)
+                    self._known[row.campaign_id] = (snapshot.skip_push, snapshot.skip_webhook)
+                unstarted = [c for c in missing if c not in self._known]
+                if unstarted:
+                    tested = await store.test_send_flags(session, unstarted)
+        return {c: self._known.get(c) or tested.get(c, (False, False)) for c in campaign_ids}
 
 
 def dead_letter(destination: str, job: Job, error: str | None = None) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from services.delivery_svc.messages import Messages
 from services.delivery_svc.outbox import Outbox
 from services.delivery_svc.preview import Previews
 from services.delivery_svc.subscriptions import AFTER_SEQUENCE_HEADER, Subscriptions
+from services.delivery_svc.testsend import TestSends
 from services.delivery_svc.usage import Usage
 from services.kit.filters import request_filter
 from services.kit.tracing import bind_campaign
@@ -25,11 +26,13 @@ from services.kit.tracing import bind_campaign
 class DeliveryServiceServicer(delivery_service_pb2_grpc.DeliveryServiceServicer):
     """Handlers of herald.delivery.v1.DeliveryService."""
 
-    def __init__(self, deliveries: Deliveries, outbox: Outbox, usage: Usage, previews: Previews) -> None:
+    def __init__(self, deliveries: Deliveries, outbox: Outbox, usage: Usage, previews: Previews,
+                 test_sends: TestSends) -> None:
         self.deliveries = deliveries
         self.outbox = outbox
         self.usage = usage
         self.previews = previews
+        self.test_sends = test_sends
 
     async def StartDelivery(self, request: ds.StartDeliveryRequest,
                             context: grpc.aio.ServicerContext) -> ds.StartDeliveryResponse:
@@ -84,6 +87,13 @@ class DeliveryServiceServicer(delivery_service_pb2_grpc.DeliveryServiceServicer)
         bind_campaign(request.campaign.id)
         preview = await self.previews.preview(request.campaign, request.receiver_id, request.cid)
         return ds.PreviewDeliveryResponse(preview=preview)
+
+    async def SendTestDelivery(self, request: ds.SendTestDeliveryRequest,
+                               context: grpc.aio.ServicerContext) -> ds.SendTestDeliveryResponse:
+        bind_campaign(request.campaign.id)
+        recipients = await self.test_sends.send(request.campaign, list(request.user_ids), list(request.cids),
+                                                request.request_id)
+        return ds.SendTestDeliveryResponse(recipients=recipients)
 
 
 class MessageServiceServicer(message_service_pb2_grpc.MessageServiceServicer):

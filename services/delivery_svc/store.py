@@ -6,7 +6,8 @@
   writes they cover, so a crash replays at most one uncommitted batch.
 - `delivery_partitions`: PostgreSQL replicas share a delivery by ranges of its target ids, each
   with its own checkpoint and lease (engine.py); SQLite's one replica uses `deliveries.cursor`.
-- `messages`: one per sent recipient; the id derives from campaign id + target id.
+- `messages`: one per sent recipient; the id derives from campaign id + target id. Test
+  messages (SendTestDelivery) are messages too, with ids of their own (`test-` …).
 - `recipient_log`: one outcome per (campaign, target): sent, skipped or failed with a reason.
 - `reads` (campaign, reader) for stats_users_read: who marked a channel with the campaign's
   message read. No read times: a read is counted by campaign, whenever its message committed.
@@ -21,6 +22,7 @@
 - `event_users`: who each in-app event (channel.created, message.new) is for: one row per
   (user, position), written with the positions, forgotten once the event is pruned.
 - `monthly_usage`: messages written per calendar month (UTC), for the monthly capacity.
+- `test_sends`: the skip flags of each campaign's latest test send, for the dispatcher.
 
 The engine's hot path writes rows as the named tuples below (`RecipientLogRow`, `MessageRow`,
 `EventRow`): their fields are the columns, in the order the bulk insert takes them
@@ -181,6 +183,19 @@ monthly_usage = Table(
     Column("month", String(7), primary_key=True),  # "2026-07"
     Column("messages", Integer, nullable=False),
 )
+
+# skip_push / skip_webhook of each campaign's latest test send: the dispatcher reads a campaign's
+# from its delivery's snapshot, and a campaign tested before it started has no delivery yet.
+test_sends = Table(
+    "test_sends", metadata,
+    Column("campaign_id", IdString(), primary_key=True),
+    Column("skip_push", Boolean, nullable=False),
+    Column("skip_webhook", Boolean, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+
+# The start of a test message's id (SendTestDelivery); a campaign's own messages have plain UUIDs.
+TEST_MESSAGE_PREFIX = "test-"
 
 
 def insert_ignoring_duplicates(session: AsyncSession, table: Table) -> sqlite.Insert | postgresql.Insert:
@@ -593,11 +608,12 @@ async def messages_in_month(session: AsyncSession, month: str) -> int:
     return value or 0
 
 
-async def take_monthly_usage(session: AsyncSession, now: dt.datetime, count: int, capacity: int) -> int:
+async def take_monthly_usage(session: AsyncSession, now: dt.datetime, count: int, capacity: int, *,
+                             whole: bool = False) -> int:
     """Adds up to `count` messages to the month's usage, no more than fit within `capacity` (0 =
-    unlimited), in one atomic step: returns how many it took. The month's row stays locked to
-    the end of the transaction, so a concurrent writer (another campaign or replica, on
-    PostgreSQL) takes from what this one left, never from the same remainder."""
+    unlimited), in one atomic step: returns how many it took (`whole`: all of them or none). The
+    month's row stays locked to the end of the transaction, so a concurrent writer (another
+    campaign or replica, on PostgreSQL) takes from what this one left, never from the same remainder."""
     if count <= 0:
         return 0
     month = month_of(now)
@@ -609,10 +625,46 @@ async def take_monthly_usage(session: AsyncSession, now: dt.datetime, count: int
         return count
     before = after - count
     taken = max(0, min(count, capacity - before))
+    if whole and taken < count:
+        taken = 0
     if taken < count:  # past the capacity: give back what does not fit
         await session.execute(update(monthly_usage).where(monthly_usage.c.month == month)
                               .values(messages=before + taken))
     return taken
+
+
+# --- test sends ------------------------------------------------------------------------------
+
+async def insert_test_messages(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> set[str]:
+    """Writes a test send's few messages (column values); returns the ids written now. One already
+    there (the same test send, retried) is left as it is and not returned: counted once, even when
+    two retries race (PostgreSQL makes the second wait for the first's commit, then skip it)."""
+    if not rows:
+        return set()
+    inserted = await session.execute(insert_ignoring_duplicates(session, messages).values(list(rows))
+                                     .returning(messages.c.id))
+    return {row[0] for row in inserted}
+
+
+async def messages_by_ids(session: AsyncSession, ids: Sequence[str]) -> dict[str, Row[Any]]:
+    rows = await session.execute(select(messages).where(messages.c.id.in_(list(ids))))
+    return {row.id: row for row in rows}
+
+
+async def record_test_send(session: AsyncSession, campaign_id: str, skip_push: bool, skip_webhook: bool,
+                           now: dt.datetime) -> None:
+    """Keeps the campaign's skip flags as its latest test send had them."""
+    stmt = dialect_insert(session, test_sends).values(campaign_id=campaign_id, skip_push=skip_push,
+                                                      skip_webhook=skip_webhook, updated_at=now)
+    await session.execute(stmt.on_conflict_do_update(
+        index_elements=[test_sends.c.campaign_id],
+        set_={"skip_push": skip_push, "skip_webhook": skip_webhook, "updated_at": now}))
+
+
+async def test_send_flags(session: AsyncSession, campaign_ids: Sequence[str]) -> dict[str, tuple[bool, bool]]:
+    """(skip_push, skip_webhook) of the latest test send of each campaign that had one."""
+    rows = await session.execute(select(test_sends).where(test_sends.c.campaign_id.in_(list(campaign_ids))))
+    return {row.campaign_id: (row.skip_push, row.skip_webhook) for row in rows}
 
 
 # --- events ----------------------------------------------------------------------------------
@@ -625,13 +677,16 @@ async def get_event(session: AsyncSession, event_id: str) -> Row[Any]:
 # --- reads -----------------------------------------------------------------------------------
 
 async def mark_read(session: AsyncSession, user_id: str, cid: str, now: dt.datetime) -> tuple[int, list[str]]:
-    """Makes `user_id` a reader of every campaign with a message in `cid` by someone else.
-    Returns how many of those campaign messages became read (the ones of campaigns the user had
-    not read before) and those campaigns. Independent of times, so a read that lands while a
-    campaign's batch is being written is counted once the message is there."""
+    """Makes `user_id` a reader of every campaign with a message in `cid` by someone else (test
+    messages aside: they are never in a campaign's stats). Returns how many of those campaign
+    messages became read (the ones of campaigns the user had not read before) and those
+    campaigns. Independent of times, so a read that lands while a campaign's batch is being
+    written is counted once the message is there."""
     rows = await session.execute(
         select(messages.c.created_by_campaign_id, func.count())
-        .where(messages.c.cid == cid, messages.c.user_id != user_id).group_by(messages.c.created_by_campaign_id))
+        .where(messages.c.cid == cid, messages.c.user_id != user_id,
+               ~messages.c.id.startswith(TEST_MESSAGE_PREFIX, autoescape=True))
+        .group_by(messages.c.created_by_campaign_id))
     counts = {campaign_id: count for campaign_id, count in rows}
     if not counts:
         return 0, []

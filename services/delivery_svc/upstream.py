@@ -39,10 +39,14 @@ class SegmentClient:
         self._directory = directory_service_pb2_grpc.DirectoryServiceStub(channel)
 
     async def get_user(self, user_id: str) -> directory_pb2.User | None:
+        return (await self.get_users([user_id])).get(user_id)
+
+    async def get_users(self, user_ids: Sequence[str]) -> dict[str, directory_pb2.User]:
+        """The users that exist among `user_ids` (at most MAX_USERS_PER_CALL), by id."""
         response = await call_idempotent(self._directory.GetUsers,
-                                         directory_service_pb2.GetUsersRequest(ids=[user_id]),
+                                         directory_service_pb2.GetUsersRequest(ids=list(user_ids)),
                                          timeout=CALL_DEADLINE_S)
-        return response.users[0] if response.users else None
+        return {user.id: user for user in response.users}
 
     async def count_recipients(self, campaign: campaign_pb2.Campaign) -> int:
         response = await call_idempotent(self._segments.CountRecipients, segment_service_pb2.CountRecipientsRequest(
@@ -67,12 +71,14 @@ class SegmentClient:
         return self._segments.StreamRecipients(request, timeout=STREAM_DEADLINE_S)
 
     async def ensure_channels(self, campaign: campaign_pb2.Campaign, specs: Sequence[directory_service_pb2.ChannelSpec],
-                              *, dry_run: bool = False) -> directory_service_pb2.EnsureChannelsResponse:
+                              *, dry_run: bool = False, scope: str = "") -> directory_service_pb2.EnsureChannelsResponse:
         """Finds or creates each spec's channel; idempotent per (campaign, recipient) on the
         segment side, so a retried or replayed call answers what the first one did. With
-        `dry_run` (a preview), what it would find or create, with nothing written."""
+        `dry_run` (a preview), what it would find or create, with nothing written. `scope` (a test
+        send's id) keys the outcomes instead of the campaign id: a test send's never become the
+        campaign's own (its later run finds the channel, it does not count it as created)."""
         request = directory_service_pb2.EnsureChannelsRequest(
-            campaign_id=campaign.id, sender_id=campaign.sender_id, create_channels=campaign.create_channels,
+            campaign_id=scope or campaign.id, sender_id=campaign.sender_id, create_channels=campaign.create_channels,
             sender_mode=campaign.sender_mode, sender_visibility=campaign.sender_visibility,
             show_channels=campaign.show_channels, channels=specs, dry_run=dry_run)
         return await call_idempotent(self._directory.EnsureChannels, request, timeout=CALL_DEADLINE_S)

@@ -17,7 +17,7 @@ from services.kit import reasons
 from services.kit.errors import Violations
 from services.kit.fields import check_channel_type, check_cid, check_id, check_id_list, check_text
 from services.kit.limits import (MAX_ATTACHMENTS, MAX_AUDIENCE_USERS, MAX_MEMBERS, MAX_RENDER_VALUE,
-                                 MAX_SEGMENTS_PER_AUDIENCE, MAX_TEAM)
+                                 MAX_SEGMENTS_PER_AUDIENCE, MAX_TEAM, MAX_TEST_RECIPIENTS)
 from services.kit.sandbox import RenderBudget, RenderBudgetExceeded, render
 from services.kit.templates import Tree, is_template
 
@@ -100,6 +100,33 @@ def check_preview_recipient(v: Violations, receiver_id: str, cid: str, *, channe
             v.add("cid", "the campaign's audience is users: give receiver_id")
     elif check_id(v, receiver_id, "receiver_id") and channels:
         v.add("receiver_id", "the campaign's audience is channel segments: give cid")
+
+
+def check_test_recipients(v: Violations, user_ids: Sequence[str], cids: Sequence[str], *, sender_id: str = "",
+                          channels: bool | None = None) -> None:
+    """The recipients a test send names: exactly one of `user_ids` (user targets, never the
+    sender: a campaign never reaches its sender) and `cids` (channel targets), 1..MAX_TEST_RECIPIENTS
+    valid ids (the first bad one named); with `channels` known (the audience is channels, or
+    users), the list that audience has."""
+    if user_ids and cids:
+        v.add("cids", "give user_ids (user audiences) or cids (channel audiences), not both")
+        return
+    if not user_ids and not cids:
+        v.add("cids" if channels else "user_ids",
+              f"give user_ids (user audiences) or cids (channel audiences): 1..{MAX_TEST_RECIPIENTS} of them")
+        return
+    field, ids, check = ("cids", cids, check_cid) if cids else ("user_ids", user_ids, check_id)
+    if len(ids) > MAX_TEST_RECIPIENTS:
+        v.add(field, f"must list at most {MAX_TEST_RECIPIENTS} recipients (got {len(ids)})")
+        return
+    if not all(check(v, value, f"{field}[{i}]") for i, value in enumerate(ids)):
+        return
+    if cids and channels is False:
+        v.add("cids", "the campaign's audience is users: give user_ids")
+    elif user_ids and channels:
+        v.add("user_ids", "the campaign's audience is channel segments: give cids")
+    elif sender_id and sender_id in user_ids:
+        v.add(f"user_ids[{list(user_ids).index(sender_id)}]", "is the campaign's sender, who never receives it")
 
 
 def _check_enum(v: Violations, enum_type: EnumTypeWrapper, value: int, field: str) -> None:

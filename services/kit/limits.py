@@ -42,6 +42,7 @@ MAX_AUDIENCE_USERS = MAX_USERS_PER_CALL  # user_ids of one campaign / one audien
 MAX_ATTACHMENTS = 30  # attachments of a message template
 MAX_MEMBERS = 1000  # members (or members_template) of a channel template and of a channel spec
 MAX_DELIVERIES_PER_CALL = 100  # campaign ids of one BatchGetDeliveries
+MAX_TEST_RECIPIENTS = 10  # user ids, or cids, one SendTestCampaign sends to
 
 # --- devices and push ----------------------------------------------------------------------------
 MAX_DEVICES_PER_CALL = 1000  # devices of one UpsertDevices call

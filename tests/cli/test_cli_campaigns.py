@@ -1,6 +1,7 @@
-"""`herald campaigns create|get|list|start|stop|delete|watch`: a campaign from a JSON file to its
-end, watched as lines and as JSON (exit 0 completed, 3 stopped), and every kind of failure as one
-line with a non-zero exit."""
+"""`herald campaigns create|get|list|start|stop|delete|watch|preview|test-send`: a campaign from a
+JSON file to its end, watched as lines and as JSON (exit 0 completed, 3 stopped), a recipient
+previewed, test messages sent (again with the request id: nobody twice), and every kind of failure
+as one line with a non-zero exit."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import asyncio
 import json
 import os
 
-from harness import DEADLINE_S, TEST_SECRET, cli_env, run_herald, start_herald
+from harness import DEADLINE_S, TEST_SECRET, Ran, cli_env, run_herald, start_herald
 
 WELCOME = {
     "id": "welcome", "name": "Welcome", "sender_id": "boss", "segment_ids": ["dutch"],
@@ -144,6 +145,14 @@ async def test_pause_and_resume_a_sending_campaign(system, herald):
     assert again.err.startswith("herald: FAILED_PRECONDITION"), again.err
 
 
+async def wrong_recipients(system, command: str, wrong: list[str], both: list[str]) -> tuple[Ran, Ran, Ran]:
+    """`herald campaigns <command> welcome` with the recipient kind its audience does not have (the
+    service refuses it), with no recipient, and with both kinds (usage mistakes)."""
+    return await asyncio.gather(run_herald(system, "campaigns", command, "welcome", *wrong),
+                                run_herald(system, "campaigns", command, "welcome"),
+                                run_herald(system, "campaigns", command, "welcome", *both))
+
+
 async def test_preview_a_recipient_as_details_and_as_json(system, herald):
     await herald.upsert_users([{"id": "boss", "name": "Boss"}, {"id": "ann", "name": "Ann"}])
     await herald.create_campaign({**WELCOME, "segment_ids": [], "user_ids": ["ann", "ghost"],
@@ -167,11 +176,42 @@ async def test_preview_a_recipient_as_details_and_as_json(system, herald):
     # Nothing was written by the previews: no channel was made.
     assert (await herald.query_channels()).channels == []
 
-    refused, neither, both = await asyncio.gather(
-        run_herald(system, "campaigns", "preview", "welcome", "--cid", "messaging:ann-boss"),
-        run_herald(system, "campaigns", "preview", "welcome"),
-        run_herald(system, "campaigns", "preview", "welcome", "--receiver", "ann", "--cid", "messaging:x"))
+    refused, neither, both = await wrong_recipients(system, "preview", ["--cid", "messaging:ann-boss"],
+                                                    ["--receiver", "ann", "--cid", "messaging:x"])
     assert refused.code == 1 and refused.err.startswith(
         "herald: INVALID_ARGUMENT: cid: the campaign's audience is users: give receiver_id"), refused.err
     for usage in (neither, both):
         assert usage.code == 2 and "exactly one" in usage.err, usage
+
+
+async def test_test_send_as_a_table_and_as_json(system, herald):
+    await herald.upsert_users([{"id": "boss", "name": "Boss"}, {"id": "ann", "name": "Ann"},
+                               {"id": "bob", "name": "Bob"}])
+    await herald.create_campaign({**WELCOME, "segment_ids": [], "user_ids": ["ann"]})
+
+    shown = await run_herald(system, "campaigns", "test-send", "welcome", "--to", "ann", "--to", "ghost")
+    assert shown.code == 0, shown.err
+    header, ann, ghost = shown.out.splitlines()
+    note = " ".join(shown.err.split())  # a note for people, on stderr (wrapped at 80): stdout stays the table
+    assert header.split() == ["RECIPIENT", "STATUS", "REASON", "CID", "CHANNEL", "MESSAGE", "TEXT"]
+    words = ann.split()
+    assert words[:4] == ["ann", "sent", "messaging:ann-boss", "created"] and words[4].startswith("test-")
+    assert " ".join(words[5:]) == "Hi Ann, Boss here!"
+    assert ghost.split() == ["ghost", "skipped", "user_not_found"]
+    request_id = note.split()[2]
+    assert note == f"request id {request_id} (--request-id {request_id} repeats it without resending)"
+
+    # The same request id again sends nobody twice; --json is the whole answer on one line.
+    again = await run_herald(system, "campaigns", "test-send", "welcome", "--to", "ann", "--request-id", request_id,
+                             "--json")
+    [answer] = again.json()
+    assert answer["request_id"] == request_id and answer["recipients"][0]["message"]["id"] == words[4]
+    assert answer["recipients"][0]["message"]["custom"] == {"campaign_id": "welcome", "test": True}
+    assert [m.id async for m in herald.iter_messages({"created_by_campaign_id": "welcome"})] == [words[4]]
+
+    refused, neither, both = await wrong_recipients(system, "test-send", ["--cid", "messaging:ann-boss"],
+                                                    ["--to", "ann", "--cid", "messaging:x"])
+    assert refused.code == 1 and refused.err.startswith(
+        "herald: INVALID_ARGUMENT: cids: the campaign's audience is users: give user_ids"), refused.err
+    for usage in (neither, both):
+        assert usage.code == 2 and "--to USER or --cid CID" in usage.err, usage

@@ -1,22 +1,24 @@
 """Campaigns through `HeraldClient`: created from a dict or keywords, read, replaced, deleted,
 queried and iterated page after page; started now and followed with `watch_campaign` to the
-end; scheduled with datetimes and stopped; the raw stubs and `HeraldClient.idempotent` still
-there as the README documents them."""
+end; scheduled with datetimes and stopped; test messages sent once across a restart of
+delivery_svc (the retries carry one request_id); the raw stubs and `HeraldClient.idempotent`
+still there as the README documents them."""
 
 from __future__ import annotations
 
 import asyncio
 from datetime import datetime, timedelta, timezone
 
+import grpc
 import pytest
 
-from harness import DEADLINE_S
+from harness import DEADLINE_S, _start, eventually
 from herald.campaign.v1 import campaign_pb2, campaign_service_pb2 as cs
 from herald.common.v1 import common_pb2
 from services.client import HeraldClient
 from services.client.errors import FailedPrecondition, InvalidArgument, NotFound
 
-from client.conftest import campaign_fields, users
+from client.conftest import campaign_fields, client_of, users
 
 S = campaign_pb2
 
@@ -140,6 +142,42 @@ async def test_preview_a_recipient_of_a_draft(herald):
         await herald.preview_campaign("peek", cid="messaging:ann-boss")  # a user audience: receiver_id
     assert [v.field for v in refused.value.field_violations] == ["cid"]
     assert (await herald.get_campaign("peek")).status == S.CAMPAIGN_STATUS_DRAFT  # nothing moved
+
+
+async def test_a_test_send_retried_while_delivery_svc_restarts_sends_once(system_and_client):
+    system, _ = system_and_client
+    herald = client_of(system, retry_unavailable_s=DEADLINE_S, timeout=DEADLINE_S)
+    try:
+        await users(herald, "boss", "ann", "bob")
+        await herald.create_campaign(campaign_fields(id="try", user_ids=["ann", "bob"]))
+        failed: list[tuple[str, grpc.StatusCode]] = []  # each failed attempt's request_id and code
+        real = herald.campaigns.SendTestCampaign
+
+        async def recorded(request, **kwargs):
+            try:
+                return await real(request, **kwargs)
+            except grpc.aio.AioRpcError as exc:
+                failed.append((request.request_id, exc.code()))
+                raise
+
+        herald.campaigns.SendTestCampaign = recorded
+        await system.servers["delivery"].stop(0.5)  # campaign_svc answers UNAVAILABLE meanwhile
+        sending = asyncio.create_task(herald.send_test_campaign("try", user_ids="ann"))  # one id, not a list
+        await eventually(lambda: len(failed), lambda n: n >= 2, what="SendTestCampaign failing while down")
+        system.servers["delivery"] = await _start("delivery", system.settings)  # the same port and database
+        sent = await asyncio.wait_for(sending, DEADLINE_S)
+        assert set(failed) == {(sent.request_id, grpc.StatusCode.UNAVAILABLE)}
+        [ann] = sent.recipients
+        assert (ann.target_id, ann.status, ann.message.text) == ("ann", S.PREVIEW_STATUS_SENT, "Hi Ann from Boss")
+
+        # Asked again with its request_id (as a retry after a lost answer would be): nothing more is sent.
+        again = await herald.send_test_campaign("try", user_ids=["ann"], request_id=sent.request_id)
+        assert list(again.recipients) == [ann]
+        assert [m.id async for m in herald.iter_messages({"created_by_campaign_id": "try"})] == [ann.message.id]
+        assert (await herald.get_usage()).messages_sent == 1
+        assert (await herald.get_campaign("try")).status == S.CAMPAIGN_STATUS_DRAFT
+    finally:
+        await herald.close()
 
 
 async def test_the_raw_stubs_and_idempotent_still_work(herald):

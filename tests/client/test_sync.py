@@ -45,6 +45,8 @@ async def test_the_sync_client_runs_a_campaign_to_the_end(system_and_client):
 
             preview = herald.preview_campaign("c1", receiver_id="ann")  # a draft of the same audience
             assert (preview.status, preview.message.text) == (campaign_pb2.PREVIEW_STATUS_SENT, "Hi Ann from Boss")
+            [tested] = herald.send_test_campaign("c1", user_ids=["bob"]).recipients  # a real test message
+            assert (tested.status, tested.message.text) == (campaign_pb2.PREVIEW_STATUS_SENT, "Hi Bob from Boss")
 
             skipped = herald.query_recipients({"campaign_id": "c0", "status": "skipped"})
             assert [(r.target_id, r.reason) for r in skipped.recipients] == [("ghost", "user_not_found")]

@@ -157,7 +157,8 @@ def _by_field(world: World) -> dict[str, tuple[st.SearchStrategy[Any], bool]]:
         "user_ids": (users, False), "target_ids": (users, False), "members": (users, False),
         "ids": (users, False), "campaign_id": (campaigns, False), "campaign_ids": (campaigns, False),
         "segment_ids": (_ids([world.segments["filter"], world.segments["manual"]]), False),
-        "cid": (cids, False), "name": (st.sampled_from(["Ann", "news", "ü-name"]), False),
+        "cid": (cids, False), "cids": (cids, False),
+        "request_id": (st.sampled_from(["", "retry-1"]), False), "name": (st.sampled_from(["Ann", "news", "ü-name"]), False),
         "description": (st.sampled_from(["", "about"]), False), "role": (st.sampled_from(["user", "admin"]), False),
         "team": (st.sampled_from(["", "red"]), False), "teams": (st.sampled_from(["red", "blue"]), False),
         "channel_role": (st.sampled_from(["channel_member", "channel_moderator"]), False),
@@ -219,7 +220,7 @@ def _by_message(world: World) -> dict[tuple[str, str], tuple[st.SearchStrategy[A
 SEGMENT_ID_REQUESTS = ["GetSegmentRequest", "UpdateSegmentRequest", "AddSegmentTargetsRequest",
                        "DeleteSegmentTargetsRequest", "SegmentTargetExistsRequest", "QuerySegmentTargetsRequest"]
 CAMPAIGN_ID_REQUESTS = ["GetCampaignRequest", "UpdateCampaignRequest", "StartCampaignRequest", "StopCampaignRequest",
-                        "WatchCampaignRequest", "PreviewCampaignRequest"]
+                        "WatchCampaignRequest", "PreviewCampaignRequest", "SendTestCampaignRequest"]
 
 # The spec each request's filter is read by, in the service that serves it.
 _FILTER_SPECS: dict[str, FilterSpec] = {

@@ -251,3 +251,23 @@ class ResumeCampaignResponse(_message.Message):
     CAMPAIGN_FIELD_NUMBER: _ClassVar[int]
     campaign: _campaign_pb2.Campaign
     def __init__(self, campaign: _Optional[_Union[_campaign_pb2.Campaign, _Mapping]] = ...) -> None: ...
+
+class SendTestCampaignRequest(_message.Message):
+    __slots__ = ("id", "user_ids", "cids", "request_id")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    USER_IDS_FIELD_NUMBER: _ClassVar[int]
+    CIDS_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    user_ids: _containers.RepeatedScalarFieldContainer[str]
+    cids: _containers.RepeatedScalarFieldContainer[str]
+    request_id: str
+    def __init__(self, id: _Optional[str] = ..., user_ids: _Optional[_Iterable[str]] = ..., cids: _Optional[_Iterable[str]] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class SendTestCampaignResponse(_message.Message):
+    __slots__ = ("recipients", "request_id")
+    RECIPIENTS_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    recipients: _containers.RepeatedCompositeFieldContainer[_campaign_pb2.CampaignPreview]
+    request_id: str
+    def __init__(self, recipients: _Optional[_Iterable[_Union[_campaign_pb2.CampaignPreview, _Mapping]]] = ..., request_id: _Optional[str] = ...) -> None: ...

@@ -95,6 +95,11 @@ class CampaignServiceStub:
                 request_serializer=herald_dot_campaign_dot_v1_dot_campaign__service__pb2.PreviewCampaignRequest.SerializeToString,
                 response_deserializer=herald_dot_campaign_dot_v1_dot_campaign__service__pb2.PreviewCampaignResponse.FromString,
                 _registered_method=True)
+        self.SendTestCampaign = channel.unary_unary(
+                '/herald.campaign.v1.CampaignService/SendTestCampaign',
+                request_serializer=herald_dot_campaign_dot_v1_dot_campaign__service__pb2.SendTestCampaignRequest.SerializeToString,
+                response_deserializer=herald_dot_campaign_dot_v1_dot_campaign__service__pb2.SendTestCampaignResponse.FromString,
+                _registered_method=True)
 
 
 class CampaignServiceServicer:
@@ -187,6 +192,16 @@ class CampaignServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SendTestCampaign(self, request, context):
+        """Sends real test messages (custom.test true, ids of their own) to up to 10 named users or
+        channels, in any status but in progress or paused: events and push as for any message,
+        counted in the monthly capacity, never in the campaign's stats. Retried with the same
+        request_id, it sends nobody twice.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CampaignServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -249,6 +264,11 @@ def add_CampaignServiceServicer_to_server(servicer, server):
                     servicer.PreviewCampaign,
                     request_deserializer=herald_dot_campaign_dot_v1_dot_campaign__service__pb2.PreviewCampaignRequest.FromString,
                     response_serializer=herald_dot_campaign_dot_v1_dot_campaign__service__pb2.PreviewCampaignResponse.SerializeToString,
+            ),
+            'SendTestCampaign': grpc.unary_unary_rpc_method_handler(
+                    servicer.SendTestCampaign,
+                    request_deserializer=herald_dot_campaign_dot_v1_dot_campaign__service__pb2.SendTestCampaignRequest.FromString,
+                    response_serializer=herald_dot_campaign_dot_v1_dot_campaign__service__pb2.SendTestCampaignResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -576,6 +596,33 @@ class CampaignService:
             '/herald.campaign.v1.CampaignService/PreviewCampaign',
             herald_dot_campaign_dot_v1_dot_campaign__service__pb2.PreviewCampaignRequest.SerializeToString,
             herald_dot_campaign_dot_v1_dot_campaign__service__pb2.PreviewCampaignResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SendTestCampaign(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/herald.campaign.v1.CampaignService/SendTestCampaign',
+            herald_dot_campaign_dot_v1_dot_campaign__service__pb2.SendTestCampaignRequest.SerializeToString,
+            herald_dot_campaign_dot_v1_dot_campaign__service__pb2.SendTestCampaignResponse.FromString,
             options,
             channel_credentials,
             insecure,

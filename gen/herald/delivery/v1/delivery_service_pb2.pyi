@@ -155,3 +155,21 @@ class PauseDeliveryResponse(_message.Message):
     DELIVERY_FIELD_NUMBER: _ClassVar[int]
     delivery: _delivery_pb2.Delivery
     def __init__(self, delivery: _Optional[_Union[_delivery_pb2.Delivery, _Mapping]] = ...) -> None: ...
+
+class SendTestDeliveryRequest(_message.Message):
+    __slots__ = ("campaign", "user_ids", "cids", "request_id")
+    CAMPAIGN_FIELD_NUMBER: _ClassVar[int]
+    USER_IDS_FIELD_NUMBER: _ClassVar[int]
+    CIDS_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    campaign: _campaign_pb2.Campaign
+    user_ids: _containers.RepeatedScalarFieldContainer[str]
+    cids: _containers.RepeatedScalarFieldContainer[str]
+    request_id: str
+    def __init__(self, campaign: _Optional[_Union[_campaign_pb2.Campaign, _Mapping]] = ..., user_ids: _Optional[_Iterable[str]] = ..., cids: _Optional[_Iterable[str]] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class SendTestDeliveryResponse(_message.Message):
+    __slots__ = ("recipients",)
+    RECIPIENTS_FIELD_NUMBER: _ClassVar[int]
+    recipients: _containers.RepeatedCompositeFieldContainer[_campaign_pb2.CampaignPreview]
+    def __init__(self, recipients: _Optional[_Iterable[_Union[_campaign_pb2.CampaignPreview, _Mapping]]] = ...) -> None: ...

@@ -85,6 +85,11 @@ class DeliveryServiceStub:
                 request_serializer=herald_dot_delivery_dot_v1_dot_delivery__service__pb2.PreviewDeliveryRequest.SerializeToString,
                 response_deserializer=herald_dot_delivery_dot_v1_dot_delivery__service__pb2.PreviewDeliveryResponse.FromString,
                 _registered_method=True)
+        self.SendTestDelivery = channel.unary_unary(
+                '/herald.delivery.v1.DeliveryService/SendTestDelivery',
+                request_serializer=herald_dot_delivery_dot_v1_dot_delivery__service__pb2.SendTestDeliveryRequest.SerializeToString,
+                response_deserializer=herald_dot_delivery_dot_v1_dot_delivery__service__pb2.SendTestDeliveryResponse.FromString,
+                _registered_method=True)
 
 
 class DeliveryServiceServicer:
@@ -163,6 +168,15 @@ class DeliveryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SendTestDelivery(self, request, context):
+        """Sends test messages of a campaign snapshot to up to 10 named recipients with the sending code
+        (channels ensured for real): messages, events and the monthly usage in one transaction, no
+        recipient log or delivery counters. Idempotent per (campaign, request_id, recipient).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DeliveryServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -215,6 +229,11 @@ def add_DeliveryServiceServicer_to_server(servicer, server):
                     servicer.PreviewDelivery,
                     request_deserializer=herald_dot_delivery_dot_v1_dot_delivery__service__pb2.PreviewDeliveryRequest.FromString,
                     response_serializer=herald_dot_delivery_dot_v1_dot_delivery__service__pb2.PreviewDeliveryResponse.SerializeToString,
+            ),
+            'SendTestDelivery': grpc.unary_unary_rpc_method_handler(
+                    servicer.SendTestDelivery,
+                    request_deserializer=herald_dot_delivery_dot_v1_dot_delivery__service__pb2.SendTestDeliveryRequest.FromString,
+                    response_serializer=herald_dot_delivery_dot_v1_dot_delivery__service__pb2.SendTestDeliveryResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -488,6 +507,33 @@ class DeliveryService:
             '/herald.delivery.v1.DeliveryService/PreviewDelivery',
             herald_dot_delivery_dot_v1_dot_delivery__service__pb2.PreviewDeliveryRequest.SerializeToString,
             herald_dot_delivery_dot_v1_dot_delivery__service__pb2.PreviewDeliveryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SendTestDelivery(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/herald.delivery.v1.DeliveryService/SendTestDelivery',
+            herald_dot_delivery_dot_v1_dot_delivery__service__pb2.SendTestDeliveryRequest.SerializeToString,
+            herald_dot_delivery_dot_v1_dot_delivery__service__pb2.SendTestDeliveryResponse.FromString,
             options,
             channel_credentials,
             insecure,
