@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import time
 from datetime import datetime, timezone
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -157,42 +158,31 @@ def start(id: CampaignId,
 @app.command("pause")
 def pause(id: CampaignId, as_json: JsonOption = False, data_dir: DataDirOption = None) -> None:
     """Pause a sending campaign between batches (resume it later; change its text meanwhile)."""
-
-    async def body(herald: HeraldClient) -> None:
-        campaign = await herald.pause_campaign(id)
-        if as_json:
-            print_json(campaign)
-        else:
-            console().print(f"paused campaign {id} ({campaign.stats.progress:.1%} sent)")
-
-    run(data_dir, body)
+    _move(id, "paused", lambda herald: herald.pause_campaign(id), as_json, data_dir)
 
 
 @app.command("resume")
 def resume(id: CampaignId, as_json: JsonOption = False, data_dir: DataDirOption = None) -> None:
     """Resume a paused campaign from where it halted."""
-
-    async def body(herald: HeraldClient) -> None:
-        campaign = await herald.resume_campaign(id)
-        if as_json:
-            print_json(campaign)
-        else:
-            console().print(f"resumed campaign {id} ({campaign.stats.progress:.1%} sent)")
-
-    run(data_dir, body)
+    _move(id, "resumed", lambda herald: herald.resume_campaign(id), as_json, data_dir)
 
 
 @app.command("stop")
-def stop(id: CampaignId, as_json: JsonOption = False,
-         data_dir: DataDirOption = None) -> None:
+def stop(id: CampaignId, as_json: JsonOption = False, data_dir: DataDirOption = None) -> None:
     """Stop a scheduled, sending or paused campaign."""
+    _move(id, "stopped", lambda herald: herald.stop_campaign(id), as_json, data_dir)
+
+
+def _move(id: str, done: str, call: Callable[[HeraldClient], Awaitable[campaign_pb2.Campaign]], as_json: bool,
+          data_dir: Path | None) -> None:
+    """Pause, resume or stop: the campaign as it is after, or one line saying how far it got."""
 
     async def body(herald: HeraldClient) -> None:
-        campaign = await herald.stop_campaign(id)
+        campaign = await call(herald)
         if as_json:
             print_json(campaign)
         else:
-            console().print(f"stopped campaign {id} ({campaign.stats.progress:.1%} sent)")
+            console().print(f"{done} campaign {id} ({campaign.stats.progress:.1%} sent)")
 
     run(data_dir, body)
 
