@@ -79,7 +79,8 @@ class Engine:
         if lease is not None:
             async with write_transaction(self.deps.sessions) as session:
                 rows = await store.claim_unheld(session, lease)
-                joinable = [i for i in await store.claimable_campaign_ids(session) if i not in self._tasks]
+                joinable = [i for i in [*await store.claimable_campaign_ids(session),
+                                        *await store.uncompleted_campaign_ids(session)] if i not in self._tasks]
                 rows += await store.get_deliveries(session, joinable) if joinable else []
         else:
             async with transaction(self.deps.sessions) as session:

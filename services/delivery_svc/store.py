@@ -405,6 +405,18 @@ async def any_open_partition(session: AsyncSession, campaign_id: str) -> bool:
                                                            ~partitions.c.done))))
 
 
+async def uncompleted_campaign_ids(session: AsyncSession, limit: int = 100) -> list[str]:
+    """In-progress deliveries cut into partitions none of which is open: their last one was
+    finished while they were paused, and the run that would complete them is gone."""
+    rows = await session.execute(
+        select(deliveries.c.campaign_id)
+        .where(deliveries.c.status == IN_PROGRESS,
+               exists().where(partitions.c.campaign_id == deliveries.c.campaign_id),
+               ~exists().where(partitions.c.campaign_id == deliveries.c.campaign_id, ~partitions.c.done))
+        .limit(limit))
+    return [row.campaign_id for row in rows]
+
+
 async def claimable_campaign_ids(session: AsyncSession, limit: int = 100) -> list[str]:
     """In-progress deliveries with a partition no replica holds."""
     rows = await session.execute(
