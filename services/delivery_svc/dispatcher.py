@@ -2,7 +2,8 @@
 a stable id, and never loses an event.
 
 Each destination's log is cut into shards (HERALD_DISPATCH_SHARDS, K): shard k holds the events
-whose position % K = k. Each shard keeps a durable position (`dispatch_positions`): every event
+whose position % K = k, but for the campaigns' own events (campaign.*, a few per campaign), which
+all go to shard 0. Each shard keeps a durable position (`dispatch_positions`): every event
 of the shard at or before it is done for the destination — delivered, not for it (type, skip
 flag), or dead-lettered with its dead letter committed. A shard's runner reads windows of its
 events after its position (at most WINDOW events open at once: memory stays flat) and turns them
@@ -14,16 +15,18 @@ longest prefix of done events, and is written every COMMIT_INTERVAL_S in a one-r
 a crash or kill -9 anywhere re-sends at most what was in flight, with the same ids, and loses
 nothing.
 
-Why shards by position modulo K, not by a hash of the channel or campaign: every campaign's
-events spread evenly over the shards (a hash of the campaign would leave one campaign to one
-replica; of the channel, a one-channel campaign likewise), a shard is a plain SQL condition on
-both backends, and nothing is lost to it: the order promised to receivers is that of the
-campaign's end (DESIGN §10.1: campaign.completed / campaign.stopped come after all its
-message.new and channel.created), which a fence keeps across shards — such an event is
-attempted only once every earlier event of its own shard is done and every other shard's stored
-position has reached the event. No other arrival order was promised (HERALD_WEBHOOK_CONCURRENCY
-POSTs are in flight at once, a retried one arrives after later ones), so a hash keeping a
-channel's events in one shard would keep nothing more.
+Why shards by position modulo K, not by a hash of the channel or the campaign: a campaign's events
+spread evenly over the shards, so one big campaign's webhooks go out through every replica (by
+campaign, a campaign would stay on one replica), and a shard is a plain SQL condition on both
+backends (a hash would need a key stored with each event). Nothing promised is lost. Receivers
+were promised no arrival order among messages — HERALD_WEBHOOK_CONCURRENCY POSTs are in flight
+at once and a retried event arrives after later ones, so even a channel's channel.created and
+message.new could cross — but a campaign's own events come in their order, and its end after
+its messages (DESIGN §10.1). So the campaign events all go through shard 0, queued in log
+order and sent one at a time (each once the one before it is done), and a campaign's end or
+pause (campaign.completed / stopped / paused, each written after the batches it follows) is a
+fence: it is attempted only once every earlier event of its shard is done and every other
+shard's stored position has reached it (delivered or dead-lettered, each).
 
 Dispatch yields to sending: its own tasks, small transactions, no lock shared with the batch
 writer, a slow or dead receiver only fills its own window, and while a campaign is being sent
@@ -65,7 +68,7 @@ from services.delivery_svc.outbox import Outbox
 from services.kit.advisory import SharedTurns, lock_key, numbered_lock_key
 from services.kit.config import Settings
 from services.kit.db import transaction, utcnow, write_transaction
-from services.kit.event_types import CAMPAIGN_COMPLETED, CAMPAIGN_STOPPED
+from services.kit.event_types import CAMPAIGN_COMPLETED, CAMPAIGN_EVENTS, CAMPAIGN_PAUSED, CAMPAIGN_STOPPED
 
 log = logging.getLogger("herald.delivery.dispatch")
 
@@ -85,8 +88,9 @@ EXPIRED = "not delivered within HERALD_EVENT_RETENTION_H"
 # A shard's turn among replicas: an advisory lock per (destination, shard count, shard).
 LOCK_TAGS = {"webhook": "dw", "push": "dp"}
 PRESENCE_KEY = lock_key("dr")  # held shared by every dispatching replica: counts the replicas alive
-# A campaign's end: attempted only once every earlier event of every shard is done (the fence).
-CLOSING = frozenset({CAMPAIGN_COMPLETED, CAMPAIGN_STOPPED})
+# A campaign's end or pause, written once its batches committed: attempted only once every earlier
+# event of every shard is done (the fence).
+FENCED = frozenset({CAMPAIGN_COMPLETED, CAMPAIGN_STOPPED, CAMPAIGN_PAUSED})
 FENCE_POLL_S = 0.1  # how often a fenced event looks at the other shards' positions
 PEERS_REFRESH_S = 2.0  # how often the other shards' positions are read for the backlog metric
 
@@ -125,6 +129,7 @@ class Job:
     owner: ShardRunner
     turn: int  # the owner's turn it belongs to: a job of an ended turn is dropped
     replay_id: str = ""
+    in_order: bool = False  # a campaign event, sent after the one before it was done
     attempts: int = 0
     first_attempt_at: dt.datetime | None = None
     last_attempt_at: dt.datetime | None = None
@@ -346,8 +351,10 @@ class ShardRunner:
         self.head = 0  # the last position of the log this runner has seen
         self._read_to = 0  # the last position read (kept across a restart of the reading loop)
         self._progressed = asyncio.Event()
-        self._fenced: list[Job] = []  # campaign ends waiting for every earlier event (position order)
-        self._fence_wake = asyncio.Event()
+        # Campaign events, sent one at a time in log order; ends and pauses after every earlier event.
+        self._held: collections.deque[Job] = collections.deque()
+        self._held_out = 0  # the campaign event sent and not done yet (0 or 1)
+        self._held_wake = asyncio.Event()
         self._replay_wake = asyncio.Event()
         self._replaying: set[str] = set()
         self._timers: set[asyncio.TimerHandle] = set()
@@ -358,7 +365,8 @@ class ShardRunner:
         self.committed = position
         self.progress = Progress(position)
         self._read_to = self.head = position
-        self._fenced.clear()
+        self._held.clear()
+        self._held_out = 0
         self._replaying.clear()
         self._timers.clear()
 
@@ -387,7 +395,7 @@ class ShardRunner:
                 await self.save_position()
 
     async def run(self) -> None:
-        loops: list[Callable[[], Any]] = [self._read, self._commit, self._release_fenced]
+        loops: list[Callable[[], Any]] = [self._read, self._commit, self._release_held]
         if self.shard.number == 0:
             loops.append(self._feed_replays)
         tasks = [asyncio.create_task(_forever(loop, f"{self.shard} dispatch")) for loop in loops]
@@ -457,28 +465,37 @@ class ShardRunner:
             job = Job(handoff, campaigns[handoff.event.sequence], handoff.event.sequence, self, self.turn)
             if handoff.event.created_at.ToDatetime(dt.timezone.utc) < expired_before:
                 self._dead_letter(job, EXPIRED)
-            elif handoff.event.type in CLOSING:
-                self._fenced.append(job)
-                self._fence_wake.set()
+            elif handoff.event.type in CAMPAIGN_EVENTS:
+                self._held.append(job)
+                self._held_wake.set()
             else:
                 self.attempts.jobs.put_nowait(job)
 
-    async def _release_fenced(self) -> None:
-        """Hands a campaign's end to the workers once every earlier event of this shard is done
-        and every other shard's stored position has reached it."""
+    async def _release_held(self) -> None:
+        """Hands the campaign events to the workers one at a time, in log order, each once the one
+        before it is done; a campaign's end or pause once every earlier event of this shard is
+        done and every other shard's stored position has reached it (looked at every
+        FENCE_POLL_S, and whenever an event of this shard is done)."""
         while True:
-            if not self._fenced:
-                self._fence_wake.clear()
-                await self._fence_wake.wait()
+            self._held_wake.clear()
+            if not self._held or self._held_out:
+                await self._held_wake.wait()
                 continue
-            job = self._fenced[0]
+            job = self._held[0]
             assert job.position is not None
-            if self.progress.first_open() == job.position:
-                await self.peers.refresh()
-                if self.peers.others_reached(self.shard.number, job.position):
-                    self.attempts.jobs.put_nowait(self._fenced.pop(0))
-                    continue
-            await asyncio.sleep(FENCE_POLL_S)
+            if job.handoff.event.type not in FENCED or await self._fence_passed(job.position):
+                job.in_order = True
+                self._held_out += 1
+                self.attempts.jobs.put_nowait(self._held.popleft())
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._held_wake.wait(), FENCE_POLL_S)
+
+    async def _fence_passed(self, position: int) -> bool:
+        if self.progress.first_open() != position:
+            return False
+        await self.peers.refresh()
+        return self.peers.others_reached(self.shard.number, position)
 
     # --- outcomes ---
 
@@ -528,6 +545,10 @@ class ShardRunner:
             self._progressed.set()
         else:
             self._replaying.discard(job.replay_id)
+        if job.in_order:
+            self._held_out -= 1
+        if self._held:
+            self._held_wake.set()
 
     # --- the position ---
 

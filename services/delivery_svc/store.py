@@ -37,8 +37,8 @@ from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple, cast
 
 from sqlalchemy import (BigInteger, Boolean, Column, ColumnElement, CursorResult, Executable, Float, Index, Integer,
-                        LargeBinary, Row, Select, String, Table, Text, Update, any_, bindparam, case, delete, exists,
-                        func, insert, literal, or_, select, tuple_, update)
+                        LargeBinary, Row, Select, String, Table, Text, Update, and_, any_, bindparam, case, delete,
+                        exists, func, insert, literal, or_, select, tuple_, update)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -764,16 +764,22 @@ def _with_messages() -> Select[Any]:
             .select_from(events.outerjoin(messages, messages.c.id == events.c.message_id)))
 
 
+def _in_shard(number: int, shards: int) -> ColumnElement[bool]:
+    """The events of dispatch shard `number` of `shards`: a campaign's own events (campaign.*, a
+    few per campaign) all in shard 0, so they keep their order; any other by position % shards."""
+    own = events.c.type.in_(event_types.CAMPAIGN_EVENTS)
+    by_position = events.c.position % shards == number
+    return or_(own, by_position) if number == 0 else and_(~own, by_position)
+
+
 async def events_after(session: AsyncSession, after: int, limit: int, *, user_ids: Sequence[str] = (),
                        types: Sequence[str] = (), shard: tuple[int, int] = (0, 1)) -> list[Row[Any]]:
     """Up to `limit` positioned events after position `after`, in position order, each with its
     message's columns for message.new (`m_*`, NULL otherwise); only those for one of `user_ids`
-    and of one of `types` when given (empty: any), and of `shard` (number, of shards: position %
-    shards = number)."""
+    and of one of `types` when given (empty: any), and of `shard` (number, of shards)."""
     query = _with_messages().where(events.c.position > after).order_by(events.c.position).limit(limit)
-    number, shards = shard
-    if shards > 1:
-        query = query.where(events.c.position % shards == number)
+    if shard[1] > 1:
+        query = query.where(_in_shard(*shard))
     if user_ids:
         query = query.where(_for_any_user(session, user_ids))
     if types:

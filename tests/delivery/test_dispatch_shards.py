@@ -1,5 +1,6 @@
-"""A destination's event log in shards (position % shards): every event is posted once by its
-shard, a campaign's end waits for every earlier event of every shard (the fence), and shard
+"""A destination's event log in shards (position % shards; a campaign's own events in shard 0):
+every event is posted once by its shard, a campaign's end or pause waits for every earlier event
+of every shard and its later campaign events wait behind it (the fence), and shard
 positions carry over from the single position of before shards, or from another shard count,
 without skipping an event. (Shards shared by replicas: test_replicas.py, and
 tests/flows/test_delivery_replicas.py with real processes.)"""
@@ -39,20 +40,21 @@ async def test_each_shard_posts_its_events_once_and_a_campaign_s_end_waits_for_e
         dispatcher = Dispatcher(sessions, Outbox(sessions, sequencer), [webhook], RETRIES, shards=SHARDS)
         await dispatcher.start()
         messages = [f"message.new:m{n}" for n in range(8)]
-        # The first message fails three times (retried for a while); the campaign's end, written
-        # last, is in another shard than some of them: it waits for them all, that one included.
+        ends = ["campaign.paused:k1", "campaign.resumed:k1", "campaign.completed:k1"]
+        # The first message fails three times (retried for a while); the pause, written after the
+        # messages, waits for them all, that one included, and the campaign's later events for it.
         receiver.answer_first(webhook_id(messages[0]), 503, 503, 503)
         try:
-            await add_and_position(sequencer, [recent(message_new(m, "u1")) for m in messages] + [recent(
-                message_new("campaign.completed:k1", "u1") | {"type": "campaign.completed", "cid": ""})])
-            ids = [webhook_id(m) for m in messages] + [webhook_id("campaign.completed:k1")]
+            await add_and_position(sequencer, [recent(message_new(m, "u1")) for m in messages] + [
+                recent(message_new(end, "u1") | {"type": end.split(":")[0], "cid": ""}) for end in ends])
+            ids = [webhook_id(m) for m in messages + ends]
             order = await eventually(lambda: delivered(receiver), lambda got: len(got) >= len(ids),
                                      what="every event delivered")
             await eventually(lambda: dispatcher.backlog(), lambda b: b == {"webhook": 0}, what="every shard passed")
         finally:
             await dispatcher.close()
     assert sorted(order) == sorted(ids)  # each once
-    assert order[-1] == webhook_id("campaign.completed:k1")  # after the retried one too
+    assert order[-3:] == [webhook_id(end) for end in ends]  # after the retried one too, in their order
     assert dispatcher.counters("webhook").retried == 3
     async with transaction(sessions) as session:
         positions = await store.shard_positions(session, "webhook", SHARDS)
