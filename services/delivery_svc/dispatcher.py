@@ -318,11 +318,14 @@ class ShardPositions:
         self.destination = destination
         self.count = count
         self.stored: dict[int, int] = {}
+        self._read_at = -float("inf")
 
-    async def refresh(self) -> None:
-        if self.count > 1:
+    async def refresh(self, max_age_s: float = 0.0) -> None:
+        """Reads them again, unless read within `max_age_s` (one shard: nothing to read)."""
+        if self.count > 1 and time.monotonic() - self._read_at >= max_age_s:
             async with transaction(self.sessions) as session:
                 self.stored = await store.shard_positions(session, self.destination, self.count)
+            self._read_at = time.monotonic()
 
     def others_reached(self, shard: int, position: int) -> bool:
         """Whether every shard but `shard` has passed every event of its before `position`."""
@@ -494,7 +497,7 @@ class ShardRunner:
     async def _fence_passed(self, position: int) -> bool:
         if self.progress.first_open() != position:
             return False
-        await self.peers.refresh()
+        await self.peers.refresh(FENCE_POLL_S)
         return self.peers.others_reached(self.shard.number, position)
 
     # --- outcomes ---
