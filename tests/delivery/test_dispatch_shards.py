@@ -64,7 +64,7 @@ async def test_each_shard_posts_its_events_once_and_a_campaign_s_end_waits_for_e
 async def test_shards_start_where_the_single_position_of_before_stood_and_a_new_count_from_the_slowest(sessions):
     now = utcnow()
     async with transaction(sessions) as session:
-        # As migration 0007 leaves the position of before shards: shard 0 of 1.
+        # As migration 0008 leaves the position of before shards: shard 0 of 1.
         assert await store.claim_dispatch_shards(session, "webhook", 1, 0, now) == {0: 0}
         await store.move_dispatch_position(session, "webhook", 1, 0, 40, now)
     async with transaction(sessions) as session:

@@ -93,7 +93,7 @@ LATER_REVISION_ROWS: dict[str, dict[str, Rows]] = {
              "created_at": T, "updated_at": T}]},
     },
     "delivery": {
-        # One position per destination (revision 0007 makes each the one shard of one).
+        # One position per destination (revision 0008 makes each the one shard of one).
         "0003": {"dispatch_positions": [{"destination": "push", "position": 7, "updated_at": T},
                                         {"destination": "webhook", "position": 41, "updated_at": LATER}]},
     },
@@ -190,11 +190,11 @@ async def test_events_from_before_positions_get_theirs_from_the_sequencer(new_en
 
 
 async def test_a_destination_s_position_from_before_shards_is_where_its_shards_start(new_engine):
-    # Revision 0007: the one position of a destination becomes shard 0 of 1, and shards of any
+    # Revision 0008: the one position of a destination becomes shard 0 of 1, and shards of any
     # count then start there: no event sent again, none skipped.
     delivery = SCHEMAS["delivery"]
     engine = await new_engine("delivery")
-    await upgrade_to(engine, delivery, "0006")
+    await upgrade_to(engine, delivery, "0007")
     await write_as_built(engine, LATER_REVISION_ROWS["delivery"]["0003"])
     await migrate(engine, delivery)
 
