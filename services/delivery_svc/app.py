@@ -109,7 +109,7 @@ class DeliveryApp(Service):
             self.dispatcher = Dispatcher(self.sessions, self.outbox, destinations,
                                          DispatchSettings.from_settings(self.settings),
                                          sending=lambda: bool(sending.runs), metrics=self.metrics,
-                                         lease_s=self.settings.lease_s)
+                                         lease_s=self.settings.lease_s, shards=self.settings.dispatch_shard_count())
         return self.sending, self.deliveries, self.push, self.dispatcher
 
     def _replays_queued(self) -> None:

@@ -1,26 +1,45 @@
 """The dispatcher: hands the event log to each destination (webhook, push), at least once, with
 a stable id, and never loses an event.
 
-Each destination keeps a durable position (`dispatch_positions`): every event at or before it
-is done for that destination — delivered, not for it (type, skip flag), or dead-lettered with
-its dead letter committed. A runner reads windows of positioned events after its position (at
-most WINDOW events open at once: memory stays flat), turns them into handoffs, and a fixed
-number of workers (HERALD_WEBHOOK_CONCURRENCY) make the attempts. A failed attempt is tried
-again after an exponential, jittered backoff (or the receiver's Retry-After) without holding a
-worker; past the last attempt, or at once on a refusal, it becomes a dead letter. The position
-moves only past the longest prefix of done events, and is written every COMMIT_INTERVAL_S in a
-one-row transaction: a crash or kill -9 anywhere re-sends at most what was in flight, with the
-same ids, and loses nothing.
+Each destination's log is cut into shards (HERALD_DISPATCH_SHARDS, K): shard k holds the events
+whose position % K = k, but for the campaigns' own events (campaign.*, a few per campaign), which
+all go to shard 0. Each shard keeps a durable position (`dispatch_positions`): every event
+of the shard at or before it is done for the destination — delivered, not for it (type, skip
+flag), or dead-lettered with its dead letter committed. A shard's runner reads windows of its
+events after its position (at most WINDOW events open at once: memory stays flat) and turns them
+into handoffs; a fixed number of workers per destination (HERALD_WEBHOOK_CONCURRENCY) make the
+attempts of every shard this replica runs. A failed attempt is tried again after an
+exponential, jittered backoff (or the receiver's Retry-After) without holding a worker; past the
+last attempt, or at once on a refusal, it becomes a dead letter. A position moves only past the
+longest prefix of done events, and is written every COMMIT_INTERVAL_S in a one-row transaction:
+a crash or kill -9 anywhere re-sends at most what was in flight, with the same ids, and loses
+nothing.
+
+Why shards by position modulo K, not by a hash of the channel or the campaign: a campaign's events
+spread evenly over the shards, so one big campaign's webhooks go out through every replica (by
+campaign, a campaign would stay on one replica), and a shard is a plain SQL condition on both
+backends (a hash would need a key stored with each event). Nothing promised is lost. Receivers
+were promised no arrival order among messages — HERALD_WEBHOOK_CONCURRENCY POSTs are in flight
+at once and a retried event arrives after later ones, so even a channel's channel.created and
+message.new could cross — but a campaign's own events come in their order, and its end after
+its messages (DESIGN §10.1). So the campaign events all go through shard 0, queued in log
+order and sent one at a time (each once the one before it is done), and a campaign's end or
+pause (campaign.completed / stopped / paused, each written after the batches it follows) is a
+fence: it is attempted only once every earlier event of its shard is done and every other
+shard's stored position has reached it (delivered or dead-lettered, each).
 
 Dispatch yields to sending: its own tasks, small transactions, no lock shared with the batch
 writer, a slow or dead receiver only fills its own window, and while a campaign is being sent
 in this process dispatch keeps to a tenth of the event loop (YieldToSending). An event still
 undelivered once older than HERALD_EVENT_RETENTION_H becomes a dead letter when read, so
-retention can prune it.
-Replicas on PostgreSQL take turns per destination (DESIGN §10.4): a destination is dispatched
-by the replica holding its session-level advisory lock (kit.advisory.while_holding), released by
-the server when that replica's connection dies; another replica, asking every HERALD_LEASE_S / 3,
-then takes over from the stored position (at least once: what was in flight is sent again).
+retention can prune it. Replayed dead letters are sent by whoever runs shard 0.
+
+Replicas on PostgreSQL share the shards (DESIGN §10.4): a shard is dispatched by the replica
+holding its session-level advisory lock, and the replicas alive share each destination's shards
+evenly (kit.advisory.SharedTurns, looking every HERALD_LEASE_S / 3); the server releases a dead
+replica's locks with its connection, and another replica takes its shards over from their
+stored positions (at least once: what was in flight is sent again). On SQLite the one replica
+runs every shard.
 """
 
 from __future__ import annotations
@@ -46,14 +65,15 @@ from services.delivery_svc.destinations import Attempt, Destination, Handoff, Ou
 from services.delivery_svc.letter_sink import LetterSink
 from services.delivery_svc.metrics import DeliveryMetrics
 from services.delivery_svc.outbox import Outbox
-from services.kit.advisory import lock_key, while_holding
+from services.kit.advisory import SharedTurns, lock_key, numbered_lock_key
 from services.kit.config import Settings
 from services.kit.db import transaction, utcnow, write_transaction
+from services.kit.event_types import CAMPAIGN_COMPLETED, CAMPAIGN_EVENTS, CAMPAIGN_PAUSED, CAMPAIGN_STOPPED
 
 log = logging.getLogger("herald.delivery.dispatch")
 
 READ_BATCH = 500  # events read at once
-WINDOW = 2000  # events open (read, not yet done) at once, per destination
+WINDOW = 2000  # events open (read, not yet done) at once, per shard
 COMMIT_INTERVAL_S = 0.25  # how often a moved position is written
 IDLE_WAIT_S = 5.0  # a runner with nothing to read waits this long for new positions (woken sooner)
 REPLAY_POLL_S = 1.0  # how often the replay queue is looked at (ReplayDeadLetters wakes it sooner)
@@ -65,8 +85,14 @@ FLAGS_CACHED = 10_000  # campaigns whose skip flags are kept in memory
 # loop (it shares the process with the sending; a POST costs about a millisecond of CPU).
 SHARE_WHILE_SENDING = 0.1
 EXPIRED = "not delivered within HERALD_EVENT_RETENTION_H"
-# Each destination's turn among replicas (an advisory lock key per destination).
-LOCK_KEYS = {"webhook": lock_key("dw"), "push": lock_key("dp")}
+# A shard's turn among replicas: an advisory lock per (destination, shard count, shard).
+LOCK_TAGS = {"webhook": "dw", "push": "dp"}
+PRESENCE_KEY = lock_key("dr")  # held shared by every dispatching replica: counts the replicas alive
+# A campaign's end or pause, written once its batches committed: attempted only once every earlier
+# event of every shard is done (the fence).
+FENCED = frozenset({CAMPAIGN_COMPLETED, CAMPAIGN_STOPPED, CAMPAIGN_PAUSED})
+FENCE_POLL_S = 0.1  # how often a fenced event looks at the other shards' positions
+PEERS_REFRESH_S = 2.0  # how often the other shards' positions are read for the backlog metric
 
 
 @dataclass(frozen=True)
@@ -100,7 +126,10 @@ class Job:
     handoff: Handoff
     campaign_id: str
     position: int | None  # None: a replay
+    owner: ShardRunner
+    turn: int  # the owner's turn it belongs to: a job of an ended turn is dropped
     replay_id: str = ""
+    in_order: bool = False  # a campaign event, sent after the one before it was done
     attempts: int = 0
     first_attempt_at: dt.datetime | None = None
     last_attempt_at: dt.datetime | None = None
@@ -108,7 +137,9 @@ class Job:
 
 
 class Progress:
-    """Which events of a window are done; `passed` is the end of the longest done prefix."""
+    """Which events of a shard's window are done; `passed` is the end of the longest done prefix,
+    up to the position before the first event still open (events come in position order, so
+    none of the shard's is between)."""
 
     def __init__(self, passed: int) -> None:
         self.passed = passed
@@ -131,10 +162,14 @@ class Progress:
         self._open[position] -= 1
         self._settle()
 
+    def first_open(self) -> int | None:
+        return next(iter(self._open), None)
+
     def _settle(self) -> None:
         while self._open:
             position, left = next(iter(self._open.items()))
             if left:
+                self.passed = max(self.passed, position - 1)
                 return
             self._open.popitem(last=False)
             self.passed = position
@@ -180,7 +215,7 @@ def dead_letter(destination: str, job: Job, error: str | None = None) -> dict[st
 
 @dataclass
 class Counters:
-    """What a runner did, for logs and tests."""
+    """What a destination's attempts did on this replica, for logs and tests."""
 
     delivered: int = 0
     retried: int = 0
@@ -211,62 +246,167 @@ class YieldToSending:
                 await asyncio.sleep((time.monotonic() - started) * self.pause_factor)
 
 
-class DestinationRunner:
-    """Dispatches the event log to one destination."""
+@dataclass(frozen=True, slots=True)
+class Shard:
+    """Shard `number` of a destination's `count`: the events whose position % count = number."""
 
-    def __init__(self, destination: Destination, sessions: async_sessionmaker[AsyncSession], outbox: Outbox,
-                 flags: SkipFlags, letters: LetterSink, settings: DispatchSettings, yielding: YieldToSending,
-                 metrics: DeliveryMetrics | None = None) -> None:
+    destination: str
+    number: int
+    count: int
+
+    @property
+    def lock_key(self) -> int:
+        return numbered_lock_key(LOCK_TAGS[self.destination], self.count << 8 | self.number)
+
+    def __str__(self) -> str:
+        return f"{self.destination} {self.number}/{self.count}"
+
+
+class Attempts:
+    """A destination's attempts on this replica: HERALD_WEBHOOK_CONCURRENCY workers taking the
+    jobs of every shard it runs from one queue; each outcome goes back to the job's shard."""
+
+    def __init__(self, destination: Destination, settings: DispatchSettings, yielding: YieldToSending,
+                 metrics: DeliveryMetrics | None) -> None:
         self.destination = destination
+        self.settings = settings
         self.yielding = yielding
-        self.name = destination.name
+        self.counters = Counters()
+        self.attempted = metrics.attempts(destination.name) if metrics is not None else None
+        self.dead_lettered = metrics.dead_letters(destination.name) if metrics is not None else None
+        self.jobs: asyncio.Queue[Job] = asyncio.Queue()
+
+    async def run(self) -> None:
+        workers = [asyncio.create_task(_forever(self._work, f"{self.destination.name} attempts"))
+                   for _ in range(self.settings.concurrency)]
+        try:
+            await asyncio.gather(*workers)
+        finally:
+            for worker in workers:
+                worker.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+
+    async def _work(self) -> None:
+        while True:
+            job = await self.jobs.get()
+            if not job.owner.holds(job):
+                continue  # its shard's turn ended: whoever has it now sends it again
+            now = utcnow()
+            job.first_attempt_at = job.first_attempt_at or now
+            job.last_attempt_at = now
+            job.attempts += 1
+            try:
+                async with self.yielding.turn():
+                    attempt = await self.destination.attempt(job.handoff, job.attempts)
+            except Exception as exc:  # noqa: BLE001 — a destination's bug must not lose the job
+                log.exception("an attempt failed unexpectedly", extra={"destination": self.destination.name})
+                attempt = Attempt(Result.RETRY, error=f"internal error ({type(exc).__name__})")
+            job.last = attempt
+            self.counters.attempts += 1
+            if self.attempted is not None:
+                self.attempted[attempt.result].inc()
+            if job.turn == job.owner.turn:
+                job.owner.settle(job, attempt)
+
+
+class ShardPositions:
+    """The stored positions of a destination's shards, as last read: what a fence waits for, and
+    the backlog of the shards another replica runs."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], destination: str, count: int) -> None:
+        self.sessions = sessions
+        self.destination = destination
+        self.count = count
+        self.stored: dict[int, int] = {}
+        self._read_at = -float("inf")
+
+    async def refresh(self, max_age_s: float = 0.0) -> None:
+        """Reads them again, unless read within `max_age_s` (one shard: nothing to read)."""
+        if self.count > 1 and time.monotonic() - self._read_at >= max_age_s:
+            async with transaction(self.sessions) as session:
+                self.stored = await store.shard_positions(session, self.destination, self.count)
+            self._read_at = time.monotonic()
+
+    def others_reached(self, shard: int, position: int) -> bool:
+        """Whether every shard but `shard` has passed every event of its before `position`."""
+        return all(self.stored.get(other, 0) >= position - 1 for other in range(self.count) if other != shard)
+
+
+class ShardRunner:
+    """Dispatches one shard of a destination, while this replica has its turn."""
+
+    def __init__(self, shard: Shard, attempts: Attempts, sessions: async_sessionmaker[AsyncSession], outbox: Outbox,
+                 flags: SkipFlags, letters: LetterSink, peers: ShardPositions) -> None:
+        self.shard = shard
+        self.attempts = attempts
+        self.destination = attempts.destination
+        self.name = shard.destination
+        self.settings = attempts.settings
         self.sessions = sessions
         self.outbox = outbox
         self.flags = flags
         self.letters = letters
-        self.settings = settings
-        self.counters = Counters()
-        self.progress = Progress(0)  # replaced by the stored position in run()
+        self.peers = peers
+        self.turn = 0  # this replica's turns at the shard, counted; 0: not running it
+        self.running = False
+        self.progress = Progress(0)
         self.committed = 0
         self.head = 0  # the last position of the log this runner has seen
-        self._attempted = metrics.attempts(self.name) if metrics is not None else None
-        self._dead_lettered = metrics.dead_letters(self.name) if metrics is not None else None
         self._read_to = 0  # the last position read (kept across a restart of the reading loop)
-        self._jobs: asyncio.Queue[Job] = asyncio.Queue()
         self._progressed = asyncio.Event()
+        # Campaign events, sent one at a time in log order; ends and pauses after every earlier event.
+        self._held: collections.deque[Job] = collections.deque()
+        self._held_out = 0  # the campaign event sent and not done yet (0 or 1)
+        self._held_wake = asyncio.Event()
         self._replay_wake = asyncio.Event()
         self._replaying: set[str] = set()
         self._timers: set[asyncio.TimerHandle] = set()
 
+    def start_at(self, position: int) -> None:
+        """Starts a turn at the shard's stored position: what an earlier turn held is dropped."""
+        self.turn += 1
+        self.committed = position
+        self.progress = Progress(position)
+        self._read_to = self.head = position
+        self._held.clear()
+        self._held_out = 0
+        self._replaying.clear()
+        self._timers.clear()
+
+    def holds(self, job: Job) -> bool:
+        """Whether the job is still this replica's to attempt (its turn at the shard goes on)."""
+        return self.running and job.turn == self.turn
+
     def wake_replays(self) -> None:
         self._replay_wake.set()
 
-    async def load(self) -> None:
-        """Learns the stored position. Done before the service serves or resumes a campaign: a
-        destination met for the first time starts at the end of the log (no backlog flood), and
-        an event written after that point must not be mistaken for backlog."""
-        async with transaction(self.sessions) as session:
-            start = await store.last_position(session)
-            self.committed = await store.dispatch_position(session, self.name, start, utcnow())
-        self.progress = Progress(self.committed)
-        self._read_to = self.head = self.committed
+    @property
+    def passed(self) -> int:
+        return self.progress.passed
 
     async def take_turn(self) -> None:
-        """Dispatches from the stored position, after another replica's turn (or none): what this
-        replica held in memory from an earlier turn is dropped (the stored position covers it)."""
-        self._jobs = asyncio.Queue()
-        self._replaying.clear()
-        self._timers.clear()
-        await self.load()
-        await self.run()
+        """Dispatches from the stored position, after another replica's turn (or none); the
+        position reached is stored as the turn ends (given up, or the service stopping)."""
+        async with transaction(self.sessions) as session:
+            start = await store.last_position(session)
+            positions = await store.claim_dispatch_shards(session, self.name, self.shard.count, start, utcnow())
+        self.start_at(positions[self.shard.number])
+        try:
+            await self.run()
+        finally:
+            with contextlib.suppress(Exception):  # the database away: the next turn re-sends a little more
+                await self.save_position()
 
     async def run(self) -> None:
-        loops: list[Callable[[], Any]] = [self._read, self._commit, self._feed_replays]
-        loops += [self._work] * self.settings.concurrency
-        tasks = [asyncio.create_task(_forever(loop, f"{self.name} dispatch")) for loop in loops]
+        loops: list[Callable[[], Any]] = [self._read, self._commit, self._release_held]
+        if self.shard.number == 0:
+            loops.append(self._feed_replays)
+        tasks = [asyncio.create_task(_forever(loop, f"{self.shard} dispatch")) for loop in loops]
+        self.running = True
         try:
             await asyncio.gather(*tasks)
         finally:
+            self.running = False
             for task in tasks:
                 task.cancel()
             for timer in self._timers:
@@ -284,19 +424,20 @@ class DestinationRunner:
                 self._progressed.clear()
                 await self._progressed.wait()
                 continue
-            async with self.yielding.turn():
+            async with self.attempts.yielding.turn():
                 async with transaction(self.sessions) as session:
                     # Read first: every event up to it that the query should see, it sees.
                     last = await store.last_position(session)
                     rows = await store.events_after(session, read_to, READ_BATCH,
-                                                    types=sorted(self.destination.types or ()))
+                                                    types=sorted(self.destination.types or ()),
+                                                    shard=(self.shard.number, self.shard.count))
                 self.head = max(self.head, last)
                 if rows:
                     events = await self._outbox_events(rows)
                     await self._open(events)
                     self._read_to = events[-1].position
             if not rows:
-                # None of its types up to `last`: the destination has passed the others too.
+                # None of its types up to `last`: the shard has passed the others too.
                 if last > read_to:
                     progress.skip_to(last)
                     self._read_to = last
@@ -324,51 +465,64 @@ class DestinationRunner:
         for event in events:
             self.progress.add(event.position, per_event[event.position])
         for handoff in handoffs:
-            job = Job(handoff, campaigns[handoff.event.sequence], handoff.event.sequence)
+            job = Job(handoff, campaigns[handoff.event.sequence], handoff.event.sequence, self, self.turn)
             if handoff.event.created_at.ToDatetime(dt.timezone.utc) < expired_before:
                 self._dead_letter(job, EXPIRED)
+            elif handoff.event.type in CAMPAIGN_EVENTS:
+                self._held.append(job)
+                self._held_wake.set()
             else:
-                self._jobs.put_nowait(job)
+                self.attempts.jobs.put_nowait(job)
 
-    # --- attempts ---
-
-    async def _work(self) -> None:
+    async def _release_held(self) -> None:
+        """Hands the campaign events to the workers one at a time, in log order, each once the one
+        before it is done; a campaign's end or pause once every earlier event of this shard is
+        done and every other shard's stored position has reached it (looked at every
+        FENCE_POLL_S, and whenever an event of this shard is done)."""
         while True:
-            job = await self._jobs.get()
-            now = utcnow()
-            job.first_attempt_at = job.first_attempt_at or now
-            job.last_attempt_at = now
-            job.attempts += 1
-            try:
-                async with self.yielding.turn():
-                    attempt = await self.destination.attempt(job.handoff, job.attempts)
-            except Exception as exc:  # noqa: BLE001 — a destination's bug must not lose the job
-                log.exception("an attempt failed unexpectedly", extra={"destination": self.name})
-                attempt = Attempt(Result.RETRY, error=f"internal error ({type(exc).__name__})")
-            job.last = attempt
-            counters = self.counters
-            counters.attempts += 1
-            if self._attempted is not None:
-                self._attempted[attempt.result].inc()
-            if attempt.result in (Result.DELIVERED, Result.GONE):
-                counters.delivered += 1
-                self._finish(job)
-            elif attempt.result is Result.RETRY and job.attempts < self.settings.max_attempts:
-                counters.retried += 1
-                self._retry_later(job, self.settings.backoff(job.attempts, attempt.retry_after_s))
-            else:
-                self._dead_letter(job)
+            self._held_wake.clear()
+            if not self._held or self._held_out:
+                await self._held_wake.wait()
+                continue
+            job = self._held[0]
+            assert job.position is not None
+            if job.handoff.event.type not in FENCED or await self._fence_passed(job.position):
+                job.in_order = True
+                self._held_out += 1
+                self.attempts.jobs.put_nowait(self._held.popleft())
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._held_wake.wait(), FENCE_POLL_S)
+
+    async def _fence_passed(self, position: int) -> bool:
+        if self.progress.first_open() != position:
+            return False
+        await self.peers.refresh(FENCE_POLL_S)
+        return self.peers.others_reached(self.shard.number, position)
+
+    # --- outcomes ---
+
+    def settle(self, job: Job, attempt: Attempt) -> None:
+        counters = self.attempts.counters
+        if attempt.result in (Result.DELIVERED, Result.GONE):
+            counters.delivered += 1
+            self._finish(job)
+        elif attempt.result is Result.RETRY and job.attempts < self.settings.max_attempts:
+            counters.retried += 1
+            self._retry_later(job, self.settings.backoff(job.attempts, attempt.retry_after_s))
+        else:
+            self._dead_letter(job)
 
     def _retry_later(self, job: Job, delay: float) -> None:
         def again() -> None:
             self._timers.discard(timer)
-            self._jobs.put_nowait(job)
+            self.attempts.jobs.put_nowait(job)
 
         timer = asyncio.get_running_loop().call_later(delay, again)
         self._timers.add(timer)
 
     def _dead_letter(self, job: Job, error: str | None = None) -> None:
-        self.counters.dead_lettered += 1
+        self.attempts.counters.dead_lettered += 1
         log.warning("dead letter", extra={"destination": self.name, "campaign_id": job.campaign_id,
                                           "webhook_id": job.handoff.webhook_id,
                                           "type": job.handoff.event.type, "attempts": job.attempts,
@@ -376,8 +530,8 @@ class DestinationRunner:
         self.letters.add(dead_letter(self.name, job, error), job.replay_id, lambda: self._dead_letter_committed(job))
 
     def _dead_letter_committed(self, job: Job) -> None:
-        if self._dead_lettered is not None:
-            self._dead_lettered.inc()
+        if self.attempts.dead_lettered is not None:
+            self.attempts.dead_lettered.inc()
         self._done(job)
 
     def _finish(self, job: Job) -> None:
@@ -386,16 +540,18 @@ class DestinationRunner:
         else:
             self._done(job)
 
-    def backlog(self, head: int) -> int:
-        """Events (positions, gaps included) between the log's head and this destination's position."""
-        return max(0, max(head, self.head) - self.progress.passed)
-
     def _done(self, job: Job) -> None:
+        if job.turn != self.turn:
+            return  # done in an earlier turn: the position that turn stored did not count on it
         if job.position is not None:
             self.progress.done(job.position)
             self._progressed.set()
         else:
             self._replaying.discard(job.replay_id)
+        if job.in_order:
+            self._held_out -= 1
+        if self._held:
+            self._held_wake.set()
 
     # --- the position ---
 
@@ -407,11 +563,13 @@ class DestinationRunner:
     async def save_position(self) -> None:
         passed = self.progress.passed
         if passed > self.committed:
+            shard = self.shard
             async with write_transaction(self.sessions) as session:
-                await store.move_dispatch_position(session, self.name, passed, utcnow())
+                await store.move_dispatch_position(session, shard.destination, shard.count, shard.number, passed,
+                                                   utcnow())
             self.committed = passed
 
-    # --- replays ---
+    # --- replays (shard 0's) ---
 
     async def _feed_replays(self) -> None:
         after: tuple[dt.datetime, str] | None = None
@@ -438,11 +596,12 @@ class DestinationRunner:
         event = delivery_pb2.Event.FromString(row.event)
         handoff = await self.destination.replay(event, row.webhook_id, row.device_id)
         self._replaying.add(row.id)
-        job = Job(handoff or Handoff(event, row.webhook_id, row.device_id, row.url), row.campaign_id, None, row.id)
+        job = Job(handoff or Handoff(event, row.webhook_id, row.device_id, row.url), row.campaign_id, None, self,
+                  self.turn, row.id)
         if handoff is None:
             self._finish(job)  # nothing to send any more (push: the device is gone)
         else:
-            self._jobs.put_nowait(job)
+            self.attempts.jobs.put_nowait(job)
 
 
 async def _forever(loop: Callable[[], Any], what: str) -> None:
@@ -457,54 +616,88 @@ async def _forever(loop: Callable[[], Any], what: str) -> None:
             await asyncio.sleep(ERROR_BACKOFF_S)
 
 
+
 class Dispatcher:
-    """The runners of the configured destinations and what they share."""
+    """The shards of the configured destinations, their workers, and what they share."""
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession], outbox: Outbox,
                  destinations: Sequence[Destination], settings: DispatchSettings, *,
                  sending: Callable[[], bool] = lambda: False, metrics: DeliveryMetrics | None = None,
-                 lease_s: float = 10.0) -> None:
+                 lease_s: float = 10.0, shards: int = 1) -> None:
         self.sessions = sessions
         self.lease_s = lease_s
         self.outbox = outbox
+        self.shard_count = max(1, shards)
         self.letters = LetterSink(sessions)
         flags = SkipFlags(sessions)
         yielding = YieldToSending(sending)
-        self.runners = {d.name: DestinationRunner(d, sessions, outbox, flags, self.letters, settings, yielding, metrics)
-                        for d in destinations}
+        self.attempts = {d.name: Attempts(d, settings, yielding, metrics) for d in destinations}
+        self.peers = {d.name: ShardPositions(sessions, d.name, self.shard_count) for d in destinations}
+        self.shards = {name: [ShardRunner(Shard(name, number, self.shard_count), attempts, sessions, outbox, flags,
+                                          self.letters, self.peers[name]) for number in range(self.shard_count)]
+                       for name, attempts in self.attempts.items()}
         if metrics is not None:
             metrics.watch_backlog(self.backlog)
         self._tasks: list[asyncio.Task[None]] = []
 
     @property
     def destinations(self) -> list[str]:
-        return list(self.runners)
+        return list(self.attempts)
+
+    def counters(self, destination: str) -> Counters:
+        return self.attempts[destination].counters
 
     async def start(self) -> None:
-        for runner in self.runners.values():
-            await runner.load()
+        """Fixes every shard's position before the service serves: a destination met for the first
+        time starts at the end of the log (no backlog flood), and an event written after that
+        point must not be mistaken for backlog."""
+        async with transaction(self.sessions) as session:
+            start = await store.last_position(session)
+            for name, runners in self.shards.items():
+                positions = await store.claim_dispatch_shards(session, name, self.shard_count, start, utcnow())
+                for runner in runners:
+                    runner.start_at(positions[runner.shard.number])
+                self.peers[name].stored = positions
         self._tasks = [asyncio.create_task(self.letters.run(), name="dead-letters")]
-        self._tasks += [asyncio.create_task(self._dispatch(runner), name=f"dispatch:{name}")
-                        for name, runner in self.runners.items()]
+        self._tasks += [asyncio.create_task(attempts.run(), name=f"dispatch:{name}")
+                        for name, attempts in self.attempts.items()]
+        self._tasks.append(asyncio.create_task(self._dispatch(), name="dispatch-shards"))
 
-    async def _dispatch(self, runner: DestinationRunner) -> None:
-        """SQLite: the one replica dispatches. PostgreSQL: whichever replica has the destination's turn."""
+    async def _dispatch(self) -> None:
+        """SQLite: the one replica runs every shard. PostgreSQL: the shards whose turns it holds."""
         engine = self.sessions.kw["bind"]
         if engine.dialect.name != "postgresql":
-            await runner.run()
+            await asyncio.gather(*(runner.run() for runners in self.shards.values() for runner in runners))
             return
-        await while_holding(engine, LOCK_KEYS[runner.name], runner.take_turn, retry_s=max(0.1, self.lease_s / 3),
-                            what=f"{runner.name} dispatch")
+        by_key = {runner.shard.lock_key: runner for runners in self.shards.values() for runner in runners}
+        turns = SharedTurns(engine, [[runner.shard.lock_key for runner in runners] for runners in self.shards.values()],
+                            lambda key: by_key[key].take_turn(), presence=PRESENCE_KEY,
+                            retry_s=max(0.1, self.lease_s / 3), what="event dispatch")
+        await asyncio.gather(turns.run(), _forever(self._refresh_peers, "dispatch positions"))
+
+    async def _refresh_peers(self) -> None:
+        """Keeps the positions of the shards other replicas run fresh enough for the backlog metric."""
+        while True:
+            await asyncio.sleep(PEERS_REFRESH_S)
+            for peers in self.peers.values():
+                await peers.refresh()
 
     def wake_replays(self) -> None:
-        for runner in self.runners.values():
-            runner.wake_replays()
+        for runners in self.shards.values():
+            runners[0].wake_replays()
 
     def backlog(self) -> dict[str, int]:
-        """Each destination's backlog, from what this process knows (no query: it is read at
-        every scrape, from the metrics endpoint's thread)."""
+        """Each destination's backlog: positions between the log's head and its slowest shard's
+        position, from what this process knows (no query: it is read at every scrape, from the
+        metrics endpoint's thread; the shards other replicas run, as last read)."""
         head = self.outbox.positions.last
-        return {name: runner.backlog(head) for name, runner in self.runners.items()}
+        backlog = {}
+        for name, runners in self.shards.items():
+            stored = self.peers[name].stored
+            passed = min(runner.passed if runner.running else max(runner.passed, stored.get(runner.shard.number, 0))
+                         for runner in runners)
+            backlog[name] = max(0, max(head, *(runner.head for runner in runners)) - passed)
+        return backlog
 
     async def close(self) -> None:
         for task in self._tasks:
@@ -514,10 +707,11 @@ class Dispatcher:
         started = time.monotonic()
         try:
             await self.letters.flush()
-            for runner in self.runners.values():
-                await runner.save_position()
+            for runners in self.shards.values():
+                for runner in runners:
+                    await runner.save_position()
         except Exception:  # noqa: BLE001 — at shutdown; the next start re-sends from the stored position
             log.exception("saving dispatch progress at shutdown failed",
                           extra={"seconds": round(time.monotonic() - started, 3)})
-        for runner in self.runners.values():
-            await runner.destination.aclose()
+        for attempts in self.attempts.values():
+            await attempts.destination.aclose()

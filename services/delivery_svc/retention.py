@@ -1,7 +1,7 @@
 """Retention of the event log and the dead letters (DESIGN §10.1), in the background, in bounded
-batches: an event goes once older than HERALD_EVENT_RETENTION_H and passed by every destination
-(the dispatcher dead-letters what is still undelivered by then, so nothing is dropped
-silently); a dead letter goes once older than HERALD_DEAD_LETTER_RETENTION_H. Replicas (PostgreSQL) prune one
+batches: an event goes once older than HERALD_EVENT_RETENTION_H and passed by every shard of
+every destination (the dispatcher dead-letters what is still undelivered by then, so nothing is
+dropped silently); a dead letter goes once older than HERALD_DEAD_LETTER_RETENTION_H. Replicas (PostgreSQL) prune one
 at a time (an advisory lock per pass); one that finds the turn taken skips its pass."""
 
 from __future__ import annotations
@@ -44,7 +44,8 @@ class Retention:
         async with transaction(self.sessions) as session:
             positions = await store.dispatch_positions_of(session, self.destinations)
         events = 0
-        if len(positions) == len(self.destinations):  # a destination not started yet holds everything
+        # Each destination's slowest shard; a destination not started yet holds everything.
+        if len(positions) == len(self.destinations):
             passed = min(positions.values()) if positions else None
             events = await self._in_batches(lambda s: store.prune_events(s, passed, now - self.event_retention,
                                                                          PRUNE_BATCH))

@@ -37,8 +37,8 @@ from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple, cast
 
 from sqlalchemy import (BigInteger, Boolean, Column, ColumnElement, CursorResult, Executable, Float, Index, Integer,
-                        LargeBinary, Row, Select, String, Table, Text, Update, any_, bindparam, case, delete, exists,
-                        func, insert, literal, or_, select, tuple_, update)
+                        LargeBinary, Row, Select, String, Table, Text, Update, and_, any_, bindparam, case, delete,
+                        exists, func, insert, literal, or_, select, tuple_, update)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -776,12 +776,22 @@ def _with_messages() -> Select[Any]:
             .select_from(events.outerjoin(messages, messages.c.id == events.c.message_id)))
 
 
+def _in_shard(number: int, shards: int) -> ColumnElement[bool]:
+    """The events of dispatch shard `number` of `shards`: a campaign's own events (campaign.*, a
+    few per campaign) all in shard 0, so they keep their order; any other by position % shards."""
+    own = events.c.type.in_(event_types.CAMPAIGN_EVENTS)
+    by_position = events.c.position % shards == number
+    return or_(own, by_position) if number == 0 else and_(~own, by_position)
+
+
 async def events_after(session: AsyncSession, after: int, limit: int, *, user_ids: Sequence[str] = (),
-                       types: Sequence[str] = ()) -> list[Row[Any]]:
+                       types: Sequence[str] = (), shard: tuple[int, int] = (0, 1)) -> list[Row[Any]]:
     """Up to `limit` positioned events after position `after`, in position order, each with its
     message's columns for message.new (`m_*`, NULL otherwise); only those for one of `user_ids`
-    and of one of `types` when given (empty: any)."""
+    and of one of `types` when given (empty: any), and of `shard` (number, of shards)."""
     query = _with_messages().where(events.c.position > after).order_by(events.c.position).limit(limit)
+    if shard[1] > 1:
+        query = query.where(_in_shard(*shard))
     if user_ids:
         query = query.where(_for_any_user(session, user_ids))
     if types:
@@ -791,11 +801,15 @@ async def events_after(session: AsyncSession, after: int, limit: int, *, user_id
 
 # --- dispatch: positions, dead letters, replays -------------------------------------------------
 
-# Where each destination ("webhook", "push") stands in the event log: every event at or before
-# `position` is done for it (delivered, or dead-lettered).
+# Where each shard of each destination ("webhook", "push") stands in the event log: every event
+# of shard `shard` of `shards` (position % shards = shard) at or before `position` is done for
+# the destination (delivered, not for it, or dead-lettered). Rows of another shard count are
+# those of an earlier HERALD_DISPATCH_SHARDS, until a dispatcher with the new count takes over.
 dispatch_positions = Table(
     "dispatch_positions", metadata,
     Column("destination", String(32), primary_key=True),
+    Column("shards", Integer, primary_key=True),
+    Column("shard", Integer, primary_key=True),
     Column("position", BigInteger, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
 )
@@ -834,25 +848,51 @@ replays = Table("replays", metadata, *_letter_columns())
 Index("ix_replays_destination_created_at_id", replays.c.destination, replays.c.created_at, replays.c.id)
 
 
-async def dispatch_position(session: AsyncSession, destination: str, start: int, now: dt.datetime) -> int:
-    """Where `destination` stands; a new destination starts at `start`."""
-    await session.execute(insert_ignoring_duplicates(session, dispatch_positions).values(
-        destination=destination, position=start, updated_at=now))
-    value = await session.scalar(select(dispatch_positions.c.position)
-                                 .where(dispatch_positions.c.destination == destination))
-    return int(value or 0)
+async def claim_dispatch_shards(session: AsyncSession, destination: str, shards: int, start: int,
+                                now: dt.datetime) -> dict[int, int]:
+    """Where each of the destination's `shards` shards stands, by shard. Shards met for the first
+    time start where every shard of the count before stood (the lowest of those positions: the
+    single position of before shards, a changed HERALD_DISPATCH_SHARDS), else at `start` (a new
+    destination); the rows of other counts then go. So nothing is skipped, and what is re-sent is
+    at most what a shard of the old count had passed beyond the slowest."""
+    counts = dispatch_positions.c.shards
+    where = dispatch_positions.c.destination == destination
+    rows = list(await session.execute(select(counts, dispatch_positions.c.shard, dispatch_positions.c.position)
+                                      .where(where)))
+    have = {shard for count, shard, _ in rows if count == shards}
+    if len(have) < shards:
+        before = [position for count, _, position in rows if count != shards]
+        begin = min(before) if before else start
+        await session.execute(insert_ignoring_duplicates(session, dispatch_positions), [
+            {"destination": destination, "shards": shards, "shard": shard, "position": begin, "updated_at": now}
+            for shard in range(shards) if shard not in have])
+    if len(rows) > len(have):
+        await session.execute(delete(dispatch_positions).where(where, counts != shards))
+    return await shard_positions(session, destination, shards)
 
 
-async def move_dispatch_position(session: AsyncSession, destination: str, position: int, now: dt.datetime) -> None:
-    """Moves the destination past `position` (never back: a late write of an older one is a no-op)."""
-    await session.execute(update(dispatch_positions).where(dispatch_positions.c.destination == destination,
-                                                           dispatch_positions.c.position < position)
-                          .values(position=position, updated_at=now))
+async def shard_positions(session: AsyncSession, destination: str, shards: int) -> dict[int, int]:
+    """Where each of the destination's `shards` shards stands (those stored), by shard."""
+    rows = await session.execute(select(dispatch_positions.c.shard, dispatch_positions.c.position)
+                                 .where(dispatch_positions.c.destination == destination,
+                                        dispatch_positions.c.shards == shards))
+    return {int(shard): int(position) for shard, position in rows}
+
+
+async def move_dispatch_position(session: AsyncSession, destination: str, shards: int, shard: int, position: int,
+                                 now: dt.datetime) -> None:
+    """Moves the shard past `position` (never back: a late write of an older one is a no-op)."""
+    await session.execute(update(dispatch_positions).where(
+        dispatch_positions.c.destination == destination, dispatch_positions.c.shards == shards,
+        dispatch_positions.c.shard == shard, dispatch_positions.c.position < position)
+        .values(position=position, updated_at=now))
 
 
 async def dispatch_positions_of(session: AsyncSession, destinations: Sequence[str]) -> dict[str, int]:
-    rows = await session.execute(select(dispatch_positions.c.destination, dispatch_positions.c.position)
-                                 .where(dispatch_positions.c.destination.in_(list(destinations))))
+    """How far each destination has passed every event: its slowest shard's position."""
+    rows = await session.execute(select(dispatch_positions.c.destination, func.min(dispatch_positions.c.position))
+                                 .where(dispatch_positions.c.destination.in_(list(destinations)))
+                                 .group_by(dispatch_positions.c.destination))
     return {name: int(position) for name, position in rows}
 
 

@@ -22,6 +22,10 @@ from services.kit import event_types
 from services.kit.limits import DEFAULT_RECIPIENT_BATCH
 
 SERVICES = ("segment", "campaign", "delivery")
+# One shard on SQLite (one replica: a shard is a reader, and nothing to share it with); on
+# PostgreSQL four, which spread over 2 or 4 delivery replicas evenly (3: two, one and one).
+DEFAULT_DISPATCH_SHARDS = {"sqlite": 1, "postgresql": 4}
+MAX_DISPATCH_SHARDS = 64
 # The secrets every replica must hold the same of: variable → setting.
 SHARED_SECRETS = {"HERALD_API_SECRET": "api_secret", "HERALD_WEBHOOK_SECRET": "webhook_secret"}
 
@@ -64,6 +68,9 @@ class Settings:
     # PostgreSQL replicas: a delivery or a destination's dispatch held by a replica that stopped
     # renewing it (killed) passes to another after this long (DESIGN §10.4).
     lease_s: float = 10.0
+    # Each destination's event log is dispatched in this many shards, which replicas share;
+    # 0: the database's default (DEFAULT_DISPATCH_SHARDS).
+    dispatch_shards: int = 0
     dead_letter_retention_h: float = 168.0
     log_level: str = "INFO"
     webhook_secret: str = ""  # "whsec_" + base64 key: Standard Webhooks signatures (webhooks, http push)
@@ -77,6 +84,12 @@ class Settings:
         if explicit:
             return explicit
         return f"sqlite+aiosqlite:///{(self.data_dir / f'{service}.db').resolve()}"
+
+    def dispatch_shard_count(self) -> int:
+        """HERALD_DISPATCH_SHARDS, else 1 on SQLite (one replica) and 4 on PostgreSQL."""
+        if self.dispatch_shards:
+            return self.dispatch_shards
+        return DEFAULT_DISPATCH_SHARDS["sqlite" if self.db_url("delivery").startswith("sqlite") else "postgresql"]
 
     def addr(self, service: str) -> str:
         return getattr(self, f"{service}_addr")
@@ -169,6 +182,14 @@ def _metrics_addr(raw: str) -> str:
     return raw.strip()
 
 
+def _shard_count(raw: str) -> int:
+    """A whole number from 1 to MAX_DISPATCH_SHARDS."""
+    count = int(raw)
+    if not 1 <= count <= MAX_DISPATCH_SHARDS:
+        raise ValueError(raw)
+    return count
+
+
 def _event_types(raw: str) -> tuple[str, ...]:
     """A comma-separated list of event types ("campaign.completed, message.new"); a name that is
     not an event type is refused (a typo would otherwise silently filter everything out)."""
@@ -211,6 +232,7 @@ _VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "HERALD_DELIVERY_BATCH_SIZE": ("delivery_batch_size", int),
     "HERALD_EVENT_RETENTION_H": ("event_retention_h", float),
     "HERALD_LEASE_S": ("lease_s", float),
+    "HERALD_DISPATCH_SHARDS": ("dispatch_shards", _shard_count),
     "HERALD_DEAD_LETTER_RETENTION_H": ("dead_letter_retention_h", float),
     "HERALD_LOG_LEVEL": ("log_level", str),
     "HERALD_WEBHOOK_SECRET": ("webhook_secret", str),
@@ -220,6 +242,7 @@ _VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
 }
 _KIND_NAMES: dict[Callable[[str], Any], str] = {_flag: "flag (1/0, true/false, yes/no, on/off)",
                                                  _metrics_addr: "host:port, or off",
+                                                 _shard_count: f"whole number from 1 to {MAX_DISPATCH_SHARDS}",
                                                  _event_types: "comma-separated list of event types ("
                                                  + ", ".join(event_types.ALL) + ")"}
 

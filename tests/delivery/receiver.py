@@ -27,15 +27,24 @@ class Receiver:
     # path → (status, headers); any other path answers 201 Created, as push services do.
     answers: dict[str, tuple[int, dict[str, str]]] = field(default_factory=dict)
     delay_s: float = 0.0  # how long each answer takes (a slow receiver)
+    # X-Webhook-Id → statuses its next requests are answered, one each, before the path's answer.
+    first_answers: dict[str, list[int]] = field(default_factory=dict)
 
     def answer(self, path: str, status: int, **headers: str) -> None:
         self.answers[path] = (status, {name.replace("_", "-"): value for name, value in headers.items()})
+
+    def answer_first(self, webhook_id: str, *statuses: int) -> None:
+        """Answers the next requests of one webhook id with `statuses`, in turn."""
+        self.first_answers[webhook_id] = list(statuses)
 
     def at(self, path: str) -> list[Received]:
         return [r for r in self.requests if r.path == path]
 
     async def _handle(self, request: web.Request) -> web.Response:
         status, headers = self.answers.get(request.path, (201, {}))
+        first = self.first_answers.get(request.headers.get("x-webhook-id", ""))
+        if first:
+            status, headers = first.pop(0), {}
         if self.delay_s:
             await asyncio.sleep(self.delay_s)
         self.requests.append(Received(request.method, request.path, {k.lower(): v for k, v in request.headers.items()},

@@ -1,7 +1,8 @@
 """Two delivery replicas on one database (DESIGN §10.4): the monthly capacity is taken atomically
 across them, retention prunes on one replica at a time, a delivery's lease and its partitions'
 pass only once expired and fence the replica that lost them, a delivery's pace is shared by its
-writers, and a session lock's turn passes when its holder's connection ends.
+writers, and session locks' turns (each destination's dispatch shards) spread over the replicas
+alive and pass on when their holder's connection ends.
 (tests/flows/test_delivery_replicas.py runs replicas as processes.)"""
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from herald.campaign.v1 import campaign_pb2
 from herald.delivery.v1 import delivery_service_pb2
 from services.delivery_svc import retention, store
 from services.delivery_svc.retention import Retention
-from services.kit.advisory import lock_key, one_replica_at_a_time, while_holding
+from services.kit.advisory import SharedTurns, lock_key, numbered_lock_key, one_replica_at_a_time
 from services.kit.db import make_engine, make_sessionmaker, transaction, utcnow
 
 from delivery.helpers import Stubs, all_messages, campaign, start, upsert_users, wait_done
@@ -130,30 +131,71 @@ async def _expire(sessions, table: sa.Table, owner: str | None = None) -> None:
         await session.execute(expired.where(table.c.owner == owner) if owner else expired)
 
 
+class Holder:
+    """One replica's SharedTurns over `keys`, recording the jobs it runs."""
+
+    def __init__(self, engine, keys: list[int]) -> None:
+        self.running: set[int] = set()
+        self.turns = SharedTurns(engine, [keys], self._work, presence=lock_key("zy"), retry_s=0.1, what="test")
+        self.task = asyncio.create_task(self.turns.run())
+
+    async def _work(self, key: int) -> None:
+        self.running.add(key)
+        try:
+            await asyncio.Event().wait()
+        finally:
+            self.running.discard(key)
+
+    async def end(self) -> None:
+        self.task.cancel()  # its connection closes: the server releases its locks
+        await asyncio.gather(self.task, return_exceptions=True)
+
+
+def _spread(holders: list[Holder]) -> list[int]:
+    return sorted(len(holder.running) for holder in holders)
+
+
 @pytest.mark.skipif(not PG_ADMIN_URL, reason="advisory locks are PostgreSQL's")
 async def test_a_session_lock_turn_passes_when_its_holder_s_connection_ends(sessions):
     engine = sessions.kw["bind"]
-    key = lock_key("zz")
-    running: list[str] = []
-
-    def work(name: str):
-        async def forever() -> None:
-            running.append(name)
-            await asyncio.Event().wait()
-        return forever
-
-    first = asyncio.create_task(while_holding(engine, key, work("first"), retry_s=0.1, what="test"))
-    await eventually(lambda: running, lambda r: r == ["first"], what="the first replica's turn")
-    second = asyncio.create_task(while_holding(engine, key, work("second"), retry_s=0.1, what="test"))
+    key = numbered_lock_key("zz", 0)
+    first = Holder(engine, [key])
+    second: Holder | None = None
     try:
-        await asyncio.sleep(0.5)  # the second asks five times meanwhile
-        assert running == ["first"]
-        first.cancel()  # its connection closes: the server releases the lock
-        await asyncio.gather(first, return_exceptions=True)
-        await eventually(lambda: running, lambda r: r == ["first", "second"], what="the second replica's turn")
+        await eventually(lambda: first.running, lambda r: r == {key}, what="the first replica's turn")
+        second = Holder(engine, [key])
+        await asyncio.sleep(0.5)  # the second looks five times meanwhile
+        assert second.running == set()
+        await first.end()
+        await eventually(lambda: second.running, lambda r: r == {key}, what="the second replica's turn")
     finally:
-        second.cancel()
-        await asyncio.gather(second, return_exceptions=True)
+        for holder in (first, second):
+            if holder is not None:
+                await holder.end()
+
+
+@pytest.mark.skipif(not PG_ADMIN_URL, reason="advisory locks are PostgreSQL's")
+async def test_shared_turns_spread_over_the_replicas_alive_and_pass_from_one_that_ends(sessions):
+    engine = sessions.kw["bind"]
+    keys = [numbered_lock_key("zz", n) for n in range(4)]
+    a = Holder(engine, keys)
+    holders = [a]
+    try:
+        await eventually(lambda: _spread(holders), lambda s: s == [4], what="the one replica runs all four")
+        b = Holder(engine, keys)
+        holders.append(b)
+        await eventually(lambda: _spread(holders), lambda s: s == [2, 2], what="two replicas, two each")
+        c = Holder(engine, keys)
+        holders.append(c)
+        await eventually(lambda: _spread(holders), lambda s: s == [1, 1, 2], what="three replicas: 2, 1, 1")
+        assert set().union(*(h.running for h in holders)) == set(keys)  # each job run once
+        await b.end()
+        holders.remove(b)
+        await eventually(lambda: _spread(holders), lambda s: s == [2, 2], what="b's jobs passed to the others")
+        assert set().union(*(h.running for h in holders)) == set(keys)
+    finally:
+        for holder in holders:
+            await holder.end()
 
 
 async def test_a_delivery_s_pace_is_one_for_all_its_writers(sessions):

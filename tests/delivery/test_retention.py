@@ -46,8 +46,8 @@ async def test_old_events_go_only_once_every_destination_has_passed_them(session
     await add_events(sessions, DAYS_AGO, "old-but-not-passed")
     await add_events(sessions, NOW, "recent")
     async with transaction(sessions) as session:
-        await store.dispatch_position(session, "webhook", passed, NOW)
-        await store.dispatch_position(session, "push", passed + 100, NOW)
+        await store.claim_dispatch_shards(session, "webhook", 1, passed, NOW)
+        await store.claim_dispatch_shards(session, "push", 1, passed + 100, NOW)
     retention = Retention(sessions, ["webhook", "push"], event_retention_h=24, dead_letter_retention_h=168)
 
     assert await retention.prune_once() == (2, 0)
@@ -62,7 +62,7 @@ async def test_old_events_go_only_once_every_destination_has_passed_them(session
 async def test_an_event_undelivered_past_retention_becomes_a_dead_letter_then_goes(sessions):
     await add_events(sessions, DAYS_AGO, "stale-1", "stale-2")
     async with transaction(sessions) as session:
-        await store.dispatch_position(session, "webhook", 0, NOW)  # behind: both still to send
+        await store.claim_dispatch_shards(session, "webhook", 1, 0, NOW)  # behind: both still to send
     async with receiving() as receiver:
         webhook = WebhookDestination(f"{receiver.url}/hook", TEST_SECRET, webhook_key(new_webhook_secret()))
         dispatcher = Dispatcher(sessions, Outbox(sessions, Sequencer(sessions, Positions())), [webhook],
@@ -70,7 +70,7 @@ async def test_an_event_undelivered_past_retention_becomes_a_dead_letter_then_go
         await dispatcher.start()
         try:
             await eventually(lambda: kept(sessions, store.dead_letters), lambda n: n == 2, what="2 dead letters")
-            runner = dispatcher.runners["webhook"]
+            runner = dispatcher.shards["webhook"][0]
             await eventually(lambda: runner.committed, lambda p: p > 0, what="the position past them")
         finally:
             await dispatcher.close()

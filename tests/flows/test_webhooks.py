@@ -150,8 +150,8 @@ async def test_a_receiver_down_then_failing_then_well_receives_every_event_once_
     await upsert_users(stubs.directory, ["sender", *users])
     await start(stubs, campaign("c1", user_ids=users))
     await wait_done(stubs, "c1")
-    runner = running.servers["delivery"].service.dispatcher.runners["webhook"]
-    await eventually(lambda: runner.counters.retried, lambda n: n >= 20, what="retries while the receiver is down")
+    counters = running.servers["delivery"].service.dispatcher.counters("webhook")
+    await eventually(lambda: counters.retried, lambda n: n >= 20, what="retries while the receiver is down")
 
     async with receiving(port) as receiver:
         receiver.answer(HOOK, 503, retry_after="0")

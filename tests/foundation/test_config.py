@@ -34,6 +34,16 @@ def test_a_malformed_number_names_the_variable():
         settings_from_env({"HERALD_WEBHOOK_MAX_ATTEMPTS": "many"})
 
 
+def test_dispatch_shards_default_by_the_delivery_database_and_are_checked():
+    assert settings_from_env({}).dispatch_shard_count() == 1  # SQLite: one replica
+    postgres = {"HERALD_DELIVERY_DB_URL": "postgresql+asyncpg://x/y"}
+    assert settings_from_env(postgres).dispatch_shard_count() == 4
+    assert settings_from_env({**postgres, "HERALD_DISPATCH_SHARDS": "6"}).dispatch_shard_count() == 6
+    for wrong in ("0", "65", "two"):
+        with pytest.raises(ConfigError, match="HERALD_DISPATCH_SHARDS.*whole number from 1 to 64"):
+            settings_from_env({"HERALD_DISPATCH_SHARDS": wrong})
+
+
 def test_the_secret_is_generated_once_and_shared_through_the_data_dir(tmp_path):
     first = load_or_create_secret(tmp_path)
     assert len(first) == 64

@@ -92,6 +92,11 @@ LATER_REVISION_ROWS: dict[str, dict[str, Rows]] = {
             {"user_id": "u1", "id": "phone", "provider": "http", "endpoint": "https://gw.example/d/2", "keys": {},
              "created_at": T, "updated_at": T}]},
     },
+    "delivery": {
+        # One position per destination (revision 0008 makes each the one shard of one).
+        "0003": {"dispatch_positions": [{"destination": "push", "position": 7, "updated_at": T},
+                                        {"destination": "webhook", "position": 41, "updated_at": LATER}]},
+    },
 }
 
 
@@ -182,3 +187,18 @@ async def test_events_from_before_positions_get_theirs_from_the_sequencer(new_en
     async with transaction(sessions) as session:
         rows = await store.events_after(session, 0, 10)
     assert [row.id for row in rows] == ["message.new:m1", "message.new:m2"]
+
+
+async def test_a_destination_s_position_from_before_shards_is_where_its_shards_start(new_engine):
+    # Revision 0008: the one position of a destination becomes shard 0 of 1, and shards of any
+    # count then start there: no event sent again, none skipped.
+    delivery = SCHEMAS["delivery"]
+    engine = await new_engine("delivery")
+    await upgrade_to(engine, delivery, "0007")
+    await write_as_built(engine, LATER_REVISION_ROWS["delivery"]["0003"])
+    await migrate(engine, delivery)
+
+    async with transaction(make_sessionmaker(engine)) as session:
+        assert await store.shard_positions(session, "webhook", 1) == {0: 41}
+        assert await store.claim_dispatch_shards(session, "webhook", 4, 0, LATER) == {0: 41, 1: 41, 2: 41, 3: 41}
+        assert await store.dispatch_positions_of(session, ["webhook", "push"]) == {"webhook": 41, "push": 7}
