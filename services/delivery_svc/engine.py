@@ -12,6 +12,10 @@ HERALD_LEASE_S / 3 (and with every batch, which is fenced by it: writer.py); a r
 partition another replica took over is cancelled. A replica stopping gives its holds up, so that
 another takes them at once. SQLite has one replica: no leases, no partitions; every in-progress
 delivery is resumed as the service starts.
+
+A pause ends the delivery's run here at once (other replicas' runs end at their next batch: the
+pause is committed first); a resume launches the delivery's next generation with the campaign's
+new snapshot, after ending any run of an older one (runs.py: a run writes only in its generation).
 """
 
 from __future__ import annotations
