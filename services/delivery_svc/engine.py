@@ -15,7 +15,7 @@ delivery is resumed as the service starts.
 
 A pause ends the delivery's run here at once (other replicas' runs end at their next batch: the
 pause is committed first); a resume launches the delivery's next generation with the campaign's
-new snapshot, after ending any run of an older one (runs.py: a run writes only in its generation).
+new snapshot, after ending any run of an older one (run.py: a run writes only in its generation).
 """
 
 from __future__ import annotations

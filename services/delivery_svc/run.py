@@ -21,6 +21,11 @@ committed without it and the run settles a moment later in its own transaction; 
 that window leaves up to BATCHES_IN_FLIGHT batches' new channels without events or count. An
 error stop after UNAVAILABLE/DEADLINE_EXCEEDED exhausted the retries settles only the batches
 whose EnsureChannels had answered.
+
+A run sends one generation of its delivery (moved on by each resume, with the campaign's snapshot
+as it was then): it ends as soon as the delivery is not in progress in that generation — stopped,
+paused, or paused and resumed since — and a pause settles nothing (the batches in flight are
+replayed on resume, as after a crash). PostgreSQL replicas send partitions (engine.py).
 """
 
 from __future__ import annotations
