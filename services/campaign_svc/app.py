@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import uuid
 from typing import TYPE_CHECKING
 
@@ -53,7 +54,7 @@ class CampaignApp(Service):
         self.upstream = Upstream()
         self.views = Views(sessions, self.upstream)
         self.publisher = Publisher(sessions, self.upstream, clock, self.views)
-        self.feeds = Feeds(self._load, self._on_sending)
+        self.feeds = Feeds(self._load, self._on_sending, self._stamps)
         self.sending = Sending(sessions, self.upstream, clock, self.feeds, self.publisher,
                                owner=f"campaign-{uuid.uuid4().hex[:12]}")
         self.campaigns = Campaigns(sessions, self.upstream, clock, self.feeds, self.sending)
@@ -63,6 +64,9 @@ class CampaignApp(Service):
 
     async def _load(self, campaign_id: str) -> campaign_pb2.Campaign | None:
         return await self.campaigns.load(campaign_id)
+
+    async def _stamps(self, campaign_ids: list[str]) -> dict[str, tuple[int, dt.datetime]]:
+        return await self.campaigns.stamps(campaign_ids)
 
     def _on_sending(self, campaign_id: str) -> None:
         self.sending.ensure_follower(campaign_id)
@@ -89,7 +93,8 @@ class CampaignApp(Service):
         self.upstream.connect(segment_channel, delivery_channel)
         await migrate(self.engine, SCHEMA)
         self._tasks = [asyncio.create_task(self.publisher.run(), name="campaign-events"),
-                       asyncio.create_task(self.scheduler.run(), name="campaign-scheduler")]
+                       asyncio.create_task(self.scheduler.run(), name="campaign-scheduler"),
+                       asyncio.create_task(self.feeds.watch_stored(), name="campaign-watchers")]
 
     async def stop(self) -> None:
         for task in self._tasks:

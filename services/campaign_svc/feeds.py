@@ -12,6 +12,8 @@ sending; the terminal state last, then the stream ends.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from herald.campaign.v1 import campaign_pb2
@@ -19,6 +21,7 @@ from services.campaign_svc import reasons
 from services.kit.errors import NotFound
 from services.kit.limits import WATCH_MAX_INTERVAL_S, WATCH_MIN_INTERVAL_S
 
+log = logging.getLogger("herald.campaign")
 
 TERMINAL = (campaign_pb2.CAMPAIGN_STATUS_COMPLETED, campaign_pb2.CAMPAIGN_STATUS_STOPPED)
 
@@ -56,14 +59,17 @@ class Feed:
 
 
 Loader = Callable[[str], Awaitable[campaign_pb2.Campaign | None]]
+# The stored campaigns' (status, updated_at) by id; those that do not exist are left out.
+Stamper = Callable[[list[str]], Awaitable[dict[str, tuple[int, dt.datetime]]]]
 
 
 class Feeds:
     """The feeds of the campaigns watched in this process."""
 
-    def __init__(self, load: Loader, on_sending: Callable[[str], None]) -> None:
+    def __init__(self, load: Loader, on_sending: Callable[[str], None], stamps: Stamper) -> None:
         self._feeds: dict[str, Feed] = {}
         self._load = load  # reads the stored campaign (None when it does not exist)
+        self._stamps = stamps  # reads whether they changed
         self._on_sending = on_sending  # makes sure an in-progress campaign is followed here
 
     def publish(self, campaign: campaign_pb2.Campaign) -> None:
@@ -116,21 +122,42 @@ class Feeds:
 
     async def _next_change(self, campaign_id: str, feed: Feed, version: int,
                            current: campaign_pb2.Campaign) -> None:
-        """Returns when there is something to send: a change, or a heartbeat while sending."""
-        while True:
-            if await feed.changed_since(version, WATCH_MAX_INTERVAL_S):
-                return
+        """Returns when there is something to send: a change, or a heartbeat while sending. A
+        draft or scheduled campaign changed by another instance is published by `watch_stored`."""
+        while not await feed.changed_since(version, WATCH_MAX_INTERVAL_S):
             if current.status == campaign_pb2.CAMPAIGN_STATUS_IN_PROGRESS:
                 self._on_sending(campaign_id)
                 return  # heartbeat
-            # Waiting on a draft or scheduled campaign: another instance may start, change or
-            # delete it, so look at the stored state now and then.
-            stored = await self._load(campaign_id)
+
+    async def watch_stored(self) -> None:
+        """Forever: each WATCH_MAX_INTERVAL_S, one look at the stored status and updated_at of
+        every watched campaign that is not sending (another instance may start, change or delete
+        it), reading the whole of those that changed. One query however many are watched."""
+        while True:
+            await asyncio.sleep(WATCH_MAX_INTERVAL_S)
+            try:
+                await self.look_at_stored()
+            except Exception:  # noqa: BLE001 — the next look may do better (the database restarting)
+                log.exception("looking at watched campaigns failed")
+
+    async def look_at_stored(self) -> None:
+        idle = {campaign_id: feed.latest for campaign_id, feed in self._feeds.items() if feed.latest is not None
+                and not feed.deleted and feed.latest.status not in (campaign_pb2.CAMPAIGN_STATUS_IN_PROGRESS,
+                                                                    *TERMINAL)}
+        if not idle:
+            return
+        stamps = await self._stamps(list(idle))
+        for campaign_id, latest in idle.items():
+            stamp = stamps.get(campaign_id)
+            if stamp == (latest.status, latest.updated_at.ToDatetime(dt.timezone.utc)):
+                continue
+            stored = await self._load(campaign_id) if stamp is not None else None
+            feed = self._feeds.get(campaign_id)
+            if feed is None or feed.latest is not latest:
+                continue  # no longer watched, or published meanwhile
             if stored is None:
                 feed.publish(None)
-                return
-            if stored.status != current.status or stored.updated_at != current.updated_at:
+            elif stored.status != latest.status or stored.updated_at != latest.updated_at:
                 feed.publish(stored)
                 if stored.status == campaign_pb2.CAMPAIGN_STATUS_IN_PROGRESS:
                     self._on_sending(campaign_id)
-                return

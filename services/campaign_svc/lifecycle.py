@@ -37,6 +37,8 @@ EDITABLE_WHEN_PAUSED = ("name", "description", "message_template")
 def _describe(status: str) -> str:
     return status.replace("_", " ")
 
+STAMPS_PER_QUERY = 1000  # campaign ids bound in one IN list (SQLite takes at most 32,766 parameters)
+
 
 class Campaigns:
     def __init__(self, sessions: async_sessionmaker, upstream: Upstream, clock: Clock, feeds: Feeds,
@@ -63,6 +65,16 @@ class Campaigns:
         async with transaction(self.sessions) as session:
             row = await store.get_campaign(session, campaign_id)
         return convert.campaign(row) if row is not None else None
+
+    async def stamps(self, campaign_ids: list[str]) -> dict[str, tuple[int, dt.datetime]]:
+        """The stored campaigns' (status, updated_at) by id, leaving out those that do not exist:
+        the watchers' cheap look at whether they changed (Feeds)."""
+        stamps: dict[str, tuple[int, dt.datetime]] = {}
+        async with transaction(self.sessions) as session:
+            for start in range(0, len(campaign_ids), STAMPS_PER_QUERY):
+                for row in await store.campaign_stamps(session, campaign_ids[start:start + STAMPS_PER_QUERY]):
+                    stamps[row.id] = (convert.STATUS_TO_ENUM[row.status], row.updated_at)
+        return stamps
 
     # --- create, update, delete ---------------------------------------------------------------
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from sqlalchemy import (Boolean, Column, Float, ForeignKey, Index, Integer, LargeBinary, String, Table, Text,
                         delete, exists, insert, select, update)
-from sqlalchemy.engine import RowMapping
+from sqlalchemy.engine import Row, RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import ColumnElement, Select
 
@@ -145,6 +145,13 @@ async def campaign_exists(session: AsyncSession, campaign_id: str) -> bool:
 
 async def get_campaign(session: AsyncSession, campaign_id: str) -> RowMapping | None:
     return (await session.execute(select(campaigns).where(campaigns.c.id == campaign_id))).mappings().first()
+
+
+async def campaign_stamps(session: AsyncSession, campaign_ids: Sequence[str]) -> list[Row[Any]]:
+    """The campaigns' ids, statuses and updated_at (every write sets it): whether they changed,
+    read without the rest of their rows."""
+    return list(await session.execute(select(campaigns.c.id, campaigns.c.status, campaigns.c.updated_at)
+                                      .where(campaigns.c.id.in_(list(campaign_ids)))))
 
 
 async def insert_campaign(session: AsyncSession, values: dict) -> None:

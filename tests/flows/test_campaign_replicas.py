@@ -194,3 +194,24 @@ async def test_a_watcher_on_replica_b_follows_a_campaign_started_through_replica
     await a.StartCampaign(cs.StartCampaignRequest(id="now"))
     await _watched_to_the_end(replicas, "now", updates, watchers, [DRAFT, IN_PROGRESS, COMPLETED])
     assert replicas.delivery_calls[1][START_DELIVERY] == 0  # B relays, A started it
+
+
+async def test_a_watcher_on_replica_b_sees_a_draft_updated_then_deleted_through_replica_a(replicas):
+    a, b = replicas.campaigns
+    await _create(a, "draft")
+    seen: list[campaign_pb2.Campaign] = []
+    watcher = asyncio.create_task(_watch(b, "draft", seen))
+    await eventually(lambda: seen, what="the watcher's first update")
+    replicas.clock.advance(1)  # a new updated_at
+    await a.UpdateCampaign(cs.UpdateCampaignRequest(
+        id="draft", name="renamed", sender_id="boss", user_ids=_audience(),
+        message_template=common_pb2.MessageTemplate(text="Hi {{ receiver.name }}"),
+        channel_template=common_pb2.ChannelTemplate(type="messaging"), create_channels=True))
+    # B learns of A's change by looking at the stored campaign (its status and updated_at).
+    await eventually(lambda: [u.name for u in seen], lambda names: names[-1] == "renamed",
+                     what="the watcher on B seeing the new name")
+    await a.DeleteCampaign(cs.DeleteCampaignRequest(id="draft"))
+    with pytest.raises(grpc.aio.AioRpcError) as deleted:
+        await asyncio.wait_for(watcher, 30)
+    assert deleted.value.code() == grpc.StatusCode.NOT_FOUND, deleted.value.details()
+    assert [u.status for u in seen] == [DRAFT] * len(seen)
