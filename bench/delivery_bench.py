@@ -275,11 +275,12 @@ async def run(recipients: int, direct: bool, batch_size: int, profile: str = "",
 
 
 async def start_profiler(pid: int, out: Path) -> asyncio.subprocess.Process:
-    """py-spy (the dev extra's, beside this Python) sampling a service during the campaign only, its collapsed
-    stacks written to `out` when stopped."""
+    """py-spy (the dev extra's, beside this Python) sampling a service during the campaign only,
+    its collapsed stacks written to `out` when stopped."""
     print(f"profiling pid {pid} into {out}")
+    py_spy = Path(sys.executable).parent / "py-spy"
     profiler = await asyncio.create_subprocess_exec(
-        str(Path(sys.executable).parent / "py-spy"), "record", "--format", "raw", "--rate", "250", "--pid", str(pid), "-o", str(out),
+        str(py_spy), "record", "--format", "raw", "--rate", "250", "--pid", str(pid), "-o", str(out),
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
     await asyncio.sleep(1.0)  # py-spy attaches
     return profiler

@@ -37,6 +37,7 @@ EDITABLE_WHEN_PAUSED = ("name", "description", "message_template")
 def _describe(status: str) -> str:
     return status.replace("_", " ")
 
+
 STAMPS_PER_QUERY = 1000  # campaign ids bound in one IN list (SQLite takes at most 32,766 parameters)
 
 
