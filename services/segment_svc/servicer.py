@@ -1,4 +1,10 @@
-"""gRPC handlers of the segment service: parse and validate, call the logic, convert the result."""
+"""gRPC handlers of the segment service: parse and validate, call the logic, convert the result.
+
+Calls that write take SQLite's one writer in turns (kit.db.write_transaction) instead of holding
+a pooled connection while SQLite's busy handler sleeps, which starved the reads (GetUsers,
+CountRecipients, StreamRecipients) of connections while a hundred campaigns ensured channels at
+once: urgent for the calls a client waits on, in turn for the bulk ones (EnsureChannels' batches
+of a sending campaign, ImportUsers' chunks)."""
 
 from __future__ import annotations
 
@@ -9,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from herald.segment.v1 import (directory_service_pb2, directory_service_pb2_grpc, segment_service_pb2,
                                segment_service_pb2_grpc)
-from services.kit.db import transaction, utcnow
+from services.kit.db import transaction, utcnow, write_transaction
 from services.kit.errors import InvalidArgument, Violations
 from services.kit.fields import check_id, check_id_list
 from services.kit.limits import MAX_AUDIENCE_PARTS, MAX_CID, MAX_DEVICE_IDS, MAX_DEVICE_USERS, MAX_USERS_PER_CALL
@@ -34,7 +40,7 @@ class DirectoryServiceServicer(directory_service_pb2_grpc.DirectoryServiceServic
         v = Violations()
         validate.check_users(v, request.users, required=True)
         v.raise_if_any()
-        async with transaction(self.sessions) as session:
+        async with write_transaction(self.sessions, urgent=True) as session:
             users = await directory.upsert_users(session, request.users)
         self.sizes.poke()
         return directory_service_pb2.UpsertUsersResponse(users=users)
@@ -60,7 +66,7 @@ class DirectoryServiceServicer(directory_service_pb2_grpc.DirectoryServiceServic
         v = Violations()
         check_id_list(v, request.ids, "ids", limit=MAX_USERS_PER_CALL)
         v.raise_if_any()
-        async with transaction(self.sessions) as session:
+        async with write_transaction(self.sessions, urgent=True) as session:
             deleted = await directory.delete_users(session, request.ids)
         self.sizes.poke()
         return directory_service_pb2.DeleteUsersResponse(deleted_count=deleted)
@@ -80,7 +86,7 @@ class DirectoryServiceServicer(directory_service_pb2_grpc.DirectoryServiceServic
                     type(item)(item.field, f"{item.description} (chunk {chunk_no}; {imported} users "
                                            f"imported before it)", item.reason) for item in v.items])
             if chunk.users:
-                async with transaction(self.sessions) as session:
+                async with write_transaction(self.sessions) as session:
                     imported += len(await directory.store_users(session, chunk.users))
                 self.sizes.poke()
             chunk_no += 1
@@ -91,7 +97,7 @@ class DirectoryServiceServicer(directory_service_pb2_grpc.DirectoryServiceServic
         v = Violations()
         validate.check_channels(v, request.channels)
         v.raise_if_any()
-        async with transaction(self.sessions) as session:
+        async with write_transaction(self.sessions, urgent=True) as session:
             channels = await directory.upsert_channels(session, request.channels)
         self.sizes.poke()
         return directory_service_pb2.UpsertChannelsResponse(channels=channels)
@@ -106,7 +112,8 @@ class DirectoryServiceServicer(directory_service_pb2_grpc.DirectoryServiceServic
                              context: grpc.aio.ServicerContext) -> directory_service_pb2.EnsureChannelsResponse:
         bind_campaign(request.campaign_id)
         validate.check_ensure(request)
-        async with transaction(self.sessions) as session:
+        begin = transaction if request.dry_run else write_transaction  # a dry run (a preview) writes nothing
+        async with begin(self.sessions) as session:
             ensured = await ensure.ensure_channels(session, request)
         if ensured.channels_changed:
             self.sizes.poke()
@@ -120,7 +127,7 @@ class DirectoryServiceServicer(directory_service_pb2_grpc.DirectoryServiceServic
                             context: grpc.aio.ServicerContext) -> directory_service_pb2.UpsertDevicesResponse:
         found = validate.devices_to_store(request, allow_private=self.push_allow_private)
         await devices.check_hosts(found, allow_private=self.push_allow_private)  # DNS: before the transaction
-        async with transaction(self.sessions) as session:
+        async with write_transaction(self.sessions, urgent=True) as session:
             stored = await devices.upsert_devices(session, found, utcnow())
         return directory_service_pb2.UpsertDevicesResponse(devices=stored)
 
@@ -139,7 +146,7 @@ class DirectoryServiceServicer(directory_service_pb2_grpc.DirectoryServiceServic
         check_id(v, request.user_id, "user_id")
         validate.check_id_list(v, request.ids, "ids", limit=MAX_DEVICE_IDS)
         v.raise_if_any()
-        async with transaction(self.sessions) as session:
+        async with write_transaction(self.sessions, urgent=True) as session:
             deleted = await devices.delete_devices(session, request.user_id, request.ids)
         return directory_service_pb2.DeleteDevicesResponse(deleted_count=deleted)
 
@@ -154,7 +161,7 @@ class SegmentServiceServicer(segment_service_pb2_grpc.SegmentServiceServicer):
     async def CreateSegment(self, request: segment_service_pb2.CreateSegmentRequest,
                             context: grpc.aio.ServicerContext) -> segment_service_pb2.CreateSegmentResponse:
         fields = validate.segment_fields(request)
-        async with transaction(self.sessions) as session:
+        async with write_transaction(self.sessions, urgent=True) as session:
             row = await segments.create_segment(session, **fields)
         if segments.is_computed(row):
             self.sizes.poke()
@@ -170,7 +177,7 @@ class SegmentServiceServicer(segment_service_pb2_grpc.SegmentServiceServicer):
     async def UpdateSegment(self, request: segment_service_pb2.UpdateSegmentRequest,
                             context: grpc.aio.ServicerContext) -> segment_service_pb2.UpdateSegmentResponse:
         changes = validate.segment_changes(request)
-        async with transaction(self.sessions) as session:
+        async with write_transaction(self.sessions, urgent=True) as session:
             row = await segments.update_segment(session, request.id, changes)
         if "filter" in changes:
             self.sizes.poke()
@@ -179,7 +186,7 @@ class SegmentServiceServicer(segment_service_pb2_grpc.SegmentServiceServicer):
     async def DeleteSegment(self, request: segment_service_pb2.DeleteSegmentRequest,
                             context: grpc.aio.ServicerContext) -> segment_service_pb2.DeleteSegmentResponse:
         validate.require_segment_id(request.id)
-        async with transaction(self.sessions) as session:
+        async with write_transaction(self.sessions, urgent=True) as session:
             await segments.delete_segment(session, request.id)
         return segment_service_pb2.DeleteSegmentResponse()
 
@@ -193,7 +200,7 @@ class SegmentServiceServicer(segment_service_pb2_grpc.SegmentServiceServicer):
     async def AddSegmentTargets(self, request: segment_service_pb2.AddSegmentTargetsRequest,
                                 context: grpc.aio.ServicerContext) -> segment_service_pb2.AddSegmentTargetsResponse:
         validate.check_targets(request.id, request.target_ids)
-        async with transaction(self.sessions) as session:
+        async with write_transaction(self.sessions, urgent=True) as session:
             row = await segments.add_targets(session, request.id, request.target_ids)
         return segment_service_pb2.AddSegmentTargetsResponse(segment=segment_message(row._mapping))
 
@@ -201,7 +208,7 @@ class SegmentServiceServicer(segment_service_pb2_grpc.SegmentServiceServicer):
             self, request: segment_service_pb2.DeleteSegmentTargetsRequest,
             context: grpc.aio.ServicerContext) -> segment_service_pb2.DeleteSegmentTargetsResponse:
         validate.check_targets(request.id, request.target_ids)
-        async with transaction(self.sessions) as session:
+        async with write_transaction(self.sessions, urgent=True) as session:
             row = await segments.delete_targets(session, request.id, request.target_ids)
         return segment_service_pb2.DeleteSegmentTargetsResponse(segment=segment_message(row._mapping))
 
