@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from herald.delivery.v1 import delivery_pb2
 from services.delivery_svc import convert, store
-from services.kit.db import transaction, utcnow
+from services.kit.db import transaction, utcnow, write_transaction
 from services.kit.errors import FieldViolation, InvalidArgument, Violations
 from services.kit.fields import check_id_list
 from services.kit.filters import Field, FilterSpec, Kind, compile_filter
@@ -62,7 +62,7 @@ class DeadLetters:
         condition = _d.c.id.in_(list(ids)) if ids else compile_filter(DEAD_LETTER_FILTER, filter_)
         queued = 0
         while True:
-            async with transaction(self.sessions) as session:
+            async with write_transaction(self.sessions, urgent=True) as session:
                 moved = await store.queue_replays(session, condition, REPLAY_BATCH, utcnow())
             queued += moved
             if moved < REPLAY_BATCH:

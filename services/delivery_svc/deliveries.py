@@ -237,7 +237,7 @@ class Deliveries:
             # A run stopped slowly settles its last channels after StopDelivery answered: the
             # campaign's end goes into the log after them, so it is sequenced after all its events.
             await self.engine.wait_ended(event.campaign.id, RUN_END_WAIT_S)
-        async with transaction(self.sessions) as session:
+        async with write_transaction(self.sessions, urgent=True) as session:
             await store.write_rows(session, store.events, [{
                 "id": event.id, "type": event.type, "campaign_id": event.campaign.id, "cid": event.cid,
                 "message_id": "", "user_ids": list(event.user_ids), "payload": payload.SerializeToString(),

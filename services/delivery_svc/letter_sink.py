@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.delivery_svc import store
-from services.kit.db import transaction
+from services.kit.db import write_transaction
 
 log = logging.getLogger("herald.delivery.dispatch")
 
@@ -59,7 +59,7 @@ class LetterSink:
         """Writes everything added so far, in batches; callbacks run after each commit."""
         while self._items:
             batch = self._items[:FLUSH_BATCH]
-            async with transaction(self.sessions) as session:
+            async with write_transaction(self.sessions) as session:
                 await store.insert_dead_letters(session, [i.letter for i in batch if i.letter is not None])
                 await store.delete_replays(session, [i.replay_id for i in batch if i.replay_id])
             del self._items[:len(batch)]

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from herald.delivery.v1 import delivery_pb2
 from services.delivery_svc import convert, store
 from services.delivery_svc.notifier import Notifier
-from services.kit.db import transaction, utcnow
+from services.kit.db import transaction, utcnow, write_transaction
 from services.kit.errors import Violations
 from services.kit.fields import check_id
 from services.kit.limits import MAX_CID, MESSAGES_PAGE
@@ -51,7 +51,7 @@ class Messages:
         check_id(v, user_id, "user_id")
         check_id(v, cid, "cid", limit=MAX_CID)
         v.raise_if_any()
-        async with transaction(self.sessions) as session:
+        async with write_transaction(self.sessions, urgent=True) as session:
             marked, campaigns = await store.mark_read(session, user_id, cid, utcnow())
         for campaign_id in campaigns:
             self.notifier.notify(campaign_id)

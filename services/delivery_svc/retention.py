@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.delivery_svc import store
 from services.kit.advisory import lock_key, one_replica_at_a_time
-from services.kit.db import transaction, utcnow
+from services.kit.db import transaction, utcnow, write_transaction
 
 log = logging.getLogger("herald.delivery.retention")
 
@@ -60,7 +60,7 @@ class Retention:
     async def _in_batches(self, prune: Callable[[AsyncSession], Awaitable[int]]) -> int:
         total = 0
         while True:
-            async with transaction(self.sessions) as session:
+            async with write_transaction(self.sessions) as session:
                 deleted = await prune(session)
             total += deleted
             if deleted < PRUNE_BATCH:

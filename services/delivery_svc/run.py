@@ -185,7 +185,7 @@ class DeliveryRun:
         if row.recipients_total is not None:
             return
         total = await self.deps.segments.count_recipients(self.campaign)
-        async with transaction(self.deps.sessions) as session:
+        async with write_transaction(self.deps.sessions) as session:
             await store.set_recipients_total(session, self.campaign_id, total, utcnow())
         self.deps.notifier.notify(self.campaign_id)
 
