@@ -7,14 +7,16 @@ import inspect
 import json
 import os
 import signal
+import sqlite3
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import grpc
+import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
@@ -147,6 +149,21 @@ async def _start(name: str, settings: Settings, tracer_provider=None, **build_kw
     addr = settings.addr(name)
     running = await start_server(build(settings, tracer_provider=tracer_provider, **build_kwargs), settings, addr)
     return running
+
+
+@contextmanager
+def sqlite_write_lock(db_url: str) -> Iterator[None]:
+    """Holds SQLite's write lock from a connection of its own (as another process would) for the
+    block; skips the test on PostgreSQL, whose writers do not wait for one writer."""
+    if not db_url.startswith("sqlite"):
+        pytest.skip("SQLite's one writer: PostgreSQL writers do not wait for each other here")
+    holder = sqlite3.connect(db_url.split("///", 1)[1], isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    finally:
+        holder.execute("COMMIT")
+        holder.close()
 
 
 @asynccontextmanager

@@ -38,9 +38,6 @@ def _describe(status: str) -> str:
     return status.replace("_", " ")
 
 
-STAMPS_PER_QUERY = 1000  # campaign ids bound in one IN list (SQLite takes at most 32,766 parameters)
-
-
 class Campaigns:
     def __init__(self, sessions: async_sessionmaker, upstream: Upstream, clock: Clock, feeds: Feeds,
                  sending: Sending) -> None:
@@ -70,12 +67,9 @@ class Campaigns:
     async def stamps(self, campaign_ids: list[str]) -> dict[str, tuple[int, dt.datetime]]:
         """The stored campaigns' (status, updated_at) by id, leaving out those that do not exist:
         the watchers' cheap look at whether they changed (Feeds)."""
-        stamps: dict[str, tuple[int, dt.datetime]] = {}
         async with transaction(self.sessions) as session:
-            for start in range(0, len(campaign_ids), STAMPS_PER_QUERY):
-                for row in await store.campaign_stamps(session, campaign_ids[start:start + STAMPS_PER_QUERY]):
-                    stamps[row.id] = (convert.STATUS_TO_ENUM[row.status], row.updated_at)
-        return stamps
+            rows = await store.campaign_stamps(session, campaign_ids)
+        return {row.id: (convert.STATUS_TO_ENUM[row.status], row.updated_at) for row in rows}
 
     # --- create, update, delete ---------------------------------------------------------------
 

@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import ColumnElement, Select
 
 from services.kit.db import IdString, JsonDoc, UtcDateTime, new_metadata, rows_changed, utcnow
+from services.kit.filters import in_list
 
 metadata = new_metadata()
 
@@ -149,9 +150,9 @@ async def get_campaign(session: AsyncSession, campaign_id: str) -> RowMapping | 
 
 async def campaign_stamps(session: AsyncSession, campaign_ids: Sequence[str]) -> list[Row[Any]]:
     """The campaigns' ids, statuses and updated_at (every write sets it): whether they changed,
-    read without the rest of their rows."""
+    read without the rest of their rows; the ids bound as one parameter however many."""
     return list(await session.execute(select(campaigns.c.id, campaigns.c.status, campaigns.c.updated_at)
-                                      .where(campaigns.c.id.in_(list(campaign_ids)))))
+                                      .where(in_list(campaigns.c.id, list(campaign_ids)))))
 
 
 async def insert_campaign(session: AsyncSession, values: dict) -> None:

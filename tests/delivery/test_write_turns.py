@@ -4,11 +4,8 @@ they wait for the write lock they hold no pooled connection, so reads go on."""
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 
-import pytest
-
-from harness import eventually
+from harness import eventually, sqlite_write_lock
 from herald.campaign.v1 import campaign_pb2
 from herald.delivery.v1 import delivery_pb2, delivery_service_pb2 as ds
 
@@ -20,24 +17,15 @@ HELD_AT_MOST = 3
 
 async def test_reads_answer_while_writing_calls_wait_for_the_write_lock(make_system):
     system, stubs = await make_system()
-    url = system.settings.delivery_db_url
-    if not url.startswith("sqlite"):
-        pytest.skip("SQLite's one writer: PostgreSQL writers do not wait for each other here")
     engine = system.servers["delivery"].service.engine
-    # Another process (here: another connection) holds SQLite's write lock.
-    holder = sqlite3.connect(url.split("///", 1)[1], isolation_level=None)
-    holder.execute("BEGIN IMMEDIATE")
-    writers = [asyncio.ensure_future(stubs.deliveries.PublishEvent(ds.PublishEventRequest(event=delivery_pb2.Event(
-        id=f"campaign.started:c{i}", type="campaign.started", campaign=campaign_pb2.Campaign(id=f"c{i}")))))
-        for i in range(WAITING_WRITERS)]
-    try:
+    with sqlite_write_lock(system.settings.delivery_db_url):
+        writers = [asyncio.ensure_future(stubs.deliveries.PublishEvent(ds.PublishEventRequest(event=delivery_pb2.Event(
+            id=f"campaign.started:c{i}", type="campaign.started", campaign=campaign_pb2.Campaign(id=f"c{i}")))))
+            for i in range(WAITING_WRITERS)]
         await eventually(lambda: engine.pool.checkedout(), lambda n: n >= 1, what="the first writer's connection")
         usage = await asyncio.wait_for(stubs.deliveries.GetUsage(ds.GetUsageRequest()), 20)
         assert usage.messages_sent == 0
         assert engine.pool.checkedout() <= HELD_AT_MOST, "writers waiting for the lock hold pooled connections"
         assert not any(w.done() for w in writers)
-    finally:
-        holder.execute("COMMIT")
-        holder.close()
     published = await asyncio.wait_for(asyncio.gather(*writers), 60)
     assert len({answer.event.sequence for answer in published}) == WAITING_WRITERS

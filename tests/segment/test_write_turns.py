@@ -6,37 +6,25 @@ SQLite's busy handler."""
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 
-import pytest
-
-from harness import eventually
+from harness import eventually, sqlite_write_lock
 from herald.segment.v1 import directory_pb2, directory_service_pb2 as ds
 
 WAITING_WRITERS = 20  # more than the pool's 5 + 10 connections
 
 
 async def test_reads_answer_while_writers_wait_for_the_write_lock(svc):
-    url = svc.app.settings.segment_db_url
-    if not url.startswith("sqlite"):
-        pytest.skip("SQLite's one writer: PostgreSQL writers do not wait for each other here")
     await svc.users("reader", name="R")
     engine = svc.app.engine
-    # Another process (here: another connection) holds SQLite's write lock.
-    holder = sqlite3.connect(url.split("///", 1)[1], isolation_level=None)
-    holder.execute("BEGIN IMMEDIATE")
-    writers = [asyncio.ensure_future(svc.directory.UpsertUsers(ds.UpsertUsersRequest(
-        users=[directory_pb2.User(id=f"w{i}", name=f"W{i}")]))) for i in range(WAITING_WRITERS)]
-    try:
+    with sqlite_write_lock(svc.app.settings.segment_db_url):
+        writers = [asyncio.ensure_future(svc.directory.UpsertUsers(ds.UpsertUsersRequest(
+            users=[directory_pb2.User(id=f"w{i}", name=f"W{i}")]))) for i in range(WAITING_WRITERS)]
         # One writer holds the turn and waits in the busy handler; the others wait for the turn.
         await eventually(lambda: engine.pool.checkedout(), lambda n: n >= 1, what="the first writer's connection")
         answer = await asyncio.wait_for(svc.directory.GetUsers(ds.GetUsersRequest(ids=["reader"])), 20)
         assert [u.id for u in answer.users] == ["reader"]
         assert engine.pool.checkedout() <= 2, "writers waiting for the lock hold pooled connections"
         assert not any(w.done() for w in writers)
-    finally:
-        holder.execute("COMMIT")
-        holder.close()
     await asyncio.wait_for(asyncio.gather(*writers), 60)
     stored = await svc.directory.GetUsers(ds.GetUsersRequest(ids=[f"w{i}" for i in range(WAITING_WRITERS)]))
     assert len(stored.users) == WAITING_WRITERS
