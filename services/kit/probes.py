@@ -3,19 +3,46 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import socket
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    """A loopback port that was free a moment ago (for a child process to listen on)."""
+    """A loopback port for a child process to listen on: free now, not handed out before by this
+    process, and below the kernel's ephemeral range — a port the kernel picked (bind to port 0)
+    can be taken as the local end of some outgoing connection before the child binds it."""
+    low = _ephemeral_low()
+    for _ in range(200):
+        port = random.randrange(max(1024, low - 12_000), low)
+        if port not in _handed_out and _bindable(port):
+            _handed_out.add(port)
+            return port
+    raise RuntimeError(f"no free loopback port below {low} after 200 tries")
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default; other systems start theirs higher
+
+
+def _bindable(port: int) -> bool:
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 async def wait_serving(addr: str | int, *, timeout_s: float = 30.0,

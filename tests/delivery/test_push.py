@@ -9,7 +9,6 @@ import base64
 import email.utils
 import json
 import os
-import socket
 from dataclasses import dataclass, replace
 
 import http_ece
@@ -30,6 +29,7 @@ from services.delivery_svc import convert, store
 from services.delivery_svc.push import Push, PushEvent, PushOutcome, PushResult
 from services.delivery_svc.upstream import SegmentClient
 from services.kit.config import ConfigError, new_vapid_key
+from services.kit.probes import free_port
 
 
 def b64url(raw: bytes) -> str:
@@ -194,12 +194,6 @@ async def test_the_events_of_a_delivered_campaign_notify_its_receivers(push_syst
                      what="one push to each receiver")
 
 
-def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 async def test_what_each_answer_means(push_system, receiver: Receiver):
     _, stubs, push = push_system
     now = 1_900_000_000.0
@@ -213,7 +207,7 @@ async def test_what_each_answer_means(push_system, receiver: Receiver):
     receiver.answer("/moved", 301, location="http://127.0.0.1:1/elsewhere")
     paths = ["/gone", "/missing", "/busy", "/later", "/down", "/bad", "/moved"]
     devices = await add_devices(stubs, *(http_device("ann", f"{receiver.url}{p}") for p in paths),
-                                http_device("ann", f"http://127.0.0.1:{closed_port()}/nobody"))
+                                http_device("ann", f"http://127.0.0.1:{free_port()}/nobody"))
     [task, *_] = await fixed.notifications_for([PushEvent(message_event())])
     outcomes = {device.endpoint.rsplit("/", 1)[1]: await fixed.send(device, task.notification) for device in devices}
 
