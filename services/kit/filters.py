@@ -67,6 +67,7 @@ from sqlalchemy import (JSON, BigInteger, Boolean, DateTime, Float, String, and_
                         literal, literal_column, or_, select, true)
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql import operators
 from sqlalchemy.sql.elements import BindParameter, ColumnClause, ColumnElement
 from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.types import TypeEngine
@@ -537,12 +538,25 @@ class json_kind(FunctionElement[str]):
         super().__init__(document, _json_path(path))
 
 
-class json_array_contains(FunctionElement[bool]):
+class _Predicate(FunctionElement[bool]):
+    """A condition its own compiler writes, parenthesised. Used as it is in WHERE, AND and OR:
+    SQLAlchemy would compare any other Boolean function with 1 on SQLite (`(x IN (…)) = 1`), a
+    condition the planner cannot use an index for — a full scan where an index would serve."""
+
+    type = Boolean()
+    inherit_cache = True  # each subclass says so too: SQLAlchemy reads it from the class's own namespace
+
+    def self_group(self, against: Any = None) -> Any:
+        if against in (operators.and_, operators.or_, operators._asbool):
+            return self
+        return super().self_group(against=against)
+
+
+class json_array_contains(_Predicate):
     """True when the value at `path` in `document` is a JSON array holding `value`
     (same JSON type and equal); never NULL on SQLite, NULL for a missing document on PostgreSQL."""
 
     name = "json_array_contains"
-    type = Boolean()
     inherit_cache = True
 
     def __init__(self, document: Any, path: tuple[str, ...], value: Any):
@@ -616,23 +630,21 @@ def _pg_element(values: Sequence[Any]) -> ColumnElement[Any]:
     return cast(_ELEMENT, Float()) if isinstance(sample, float) else _ELEMENT
 
 
-class in_list(FunctionElement[bool]):
+class in_list(_Predicate):
     """`expr IN values`, the list bound as one parameter however long it is (a JSON array the
     database unnests); values of one type: str, int, float, bool or aware datetime."""
 
     name = "in_list"
-    type = Boolean()
     inherit_cache = True
 
     def __init__(self, expr: Any, values: Sequence[Any]):
         super().__init__(expr, _json_list(values), _pg_element(values))
 
 
-class json_array_overlaps(FunctionElement[bool]):
+class json_array_overlaps(_Predicate):
     """True when the value at `path` in `document` is a JSON array sharing a string with `values`."""
 
     name = "json_array_overlaps"
-    type = Boolean()
     inherit_cache = True
 
     def __init__(self, document: Any, path: tuple[str, ...], values: Sequence[str]):
@@ -667,11 +679,10 @@ def _json_array_overlaps_postgresql(element: json_array_overlaps, compiler: Any,
             f" ?| ARRAY(SELECT jsonb_array_elements_text(CAST({values} AS JSONB))))")
 
 
-class parenthesised(FunctionElement[bool]):
+class parenthesised(_Predicate):
     """`(condition)`, kept as a unit: `and_` / `or_` flatten nested ones, groupings included."""
 
     name = "parenthesised"
-    type = Boolean()
     inherit_cache = True
 
 

@@ -8,11 +8,11 @@ import datetime as dt
 
 import pytest
 from herald.campaign.v1.campaign_pb2 import CampaignStatus
-from sqlalchemy import Boolean, Column, ForeignKey, Integer, String, Table, exists, insert, null, select
+from sqlalchemy import Boolean, Column, ForeignKey, Integer, String, Table, and_, exists, insert, null, select
 
 from services.kit.db import IdString, JsonDoc, UtcDateTime, create_tables, make_engine, new_metadata
 from services.kit.errors import InvalidArgument
-from services.kit.filters import Field, FilterSpec, Kind, compile_filter, enum_aliases
+from services.kit.filters import Field, FilterSpec, Kind, compile_filter, enum_aliases, in_list
 
 metadata = new_metadata()
 people = Table(
@@ -414,6 +414,27 @@ async def test_the_largest_filters_of_a_whole_audience_fit_one_statement(engine)
     async with engine.connect() as conn:
         stmt = select(people.c.id).where(or_(*(compile_filter(WITH_CUSTOM, largest) for _ in range(25))))
         assert list((await conn.scalars(stmt)).all()) == ["u01"]
+
+
+@pytest.mark.parametrize("condition", [
+    lambda: in_list(people.c.id, ["u02", "u05"]),
+    lambda: and_(in_list(people.c.id, ["u02", "u05"]), people.c.flag.is_(False)),
+    lambda: compile_filter(STRICT, {"id": {"$in": ["u02", "u05"]}}),
+    lambda: compile_filter(STRICT, {"$and": [{"id": {"$in": ["u02", "u05"]}}, {"name": "bob"}]}),
+], ids=["in_list", "in_list-and", "filter-in", "filter-and"])
+async def test_a_list_of_ids_is_looked_up_by_the_index(engine, condition):
+    """An id list bound as one parameter still reaches the planner as `id IN (…)`: SQLite
+    searches the primary key for it instead of scanning every row (a Boolean function compared
+    with 1 would hide it)."""
+    if engine.dialect.name != "sqlite":
+        pytest.skip("EXPLAIN QUERY PLAN is SQLite's")
+    stmt = select(people.c.id).where(condition())
+    async with engine.connect() as conn:
+        sql = str(stmt.compile(engine.sync_engine))
+        params = tuple(stmt.compile(engine.sync_engine).params.values())
+        plan = [row[-1] for row in await conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", params)]
+    assert any(step.startswith("SEARCH people USING") for step in plan), plan
+    assert not any(step.startswith("SCAN people") for step in plan), plan
 
 
 @pytest.mark.parametrize("value", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"])
