@@ -46,6 +46,7 @@ from herald.campaign.v1 import campaign_pb2
 from services.kit import event_types
 from services.kit.bulk import DriverValues, write_tuples
 from services.kit.db import IdString, JsonDoc, UtcDateTime, dialect_insert, new_metadata, rows_changed
+from services.kit.filters import in_list
 from services.kit.limits import MAX_CID, MAX_ID, MAX_REASON_CHARS
 from services.kit.months import month_of
 
@@ -659,7 +660,7 @@ async def insert_test_messages(session: AsyncSession, rows: Sequence[dict[str, A
 
 
 async def messages_by_ids(session: AsyncSession, ids: Sequence[str]) -> dict[str, Row[Any]]:
-    rows = await session.execute(select(messages).where(messages.c.id.in_(list(ids))))
+    rows = await session.execute(select(messages).where(in_list(messages.c.id, list(ids))))
     return {row.id: row for row in rows}
 
 
@@ -1036,4 +1037,4 @@ async def events_at(session: AsyncSession, positions: Sequence[int]) -> list[Row
     if not positions:
         return []
     return list(await session.execute(
-        _with_messages().where(events.c.position.in_(list(positions))).order_by(events.c.position)))
+        _with_messages().where(in_list(events.c.position, list(positions))).order_by(events.c.position)))

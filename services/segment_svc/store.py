@@ -31,6 +31,7 @@ from sqlalchemy.sql import ColumnElement, CompoundSelect, Select
 from services.kit.bulk import DriverValues, write_tuples
 from services.kit.db import IdString, JsonDoc, UtcDateTime, dialect_insert, new_metadata, rows_changed
 from services.kit.limits import MAX_CHANNEL_TYPE, MAX_CID, MAX_REASON_CHARS
+from services.kit.filters import in_list
 
 metadata = new_metadata()
 # A JSON column where Python None is SQL NULL (plain JsonDoc stores the JSON value null).
@@ -155,17 +156,17 @@ async def users_by_ids(session: AsyncSession, ids: Sequence[str]) -> list[Any]:
     """Rows (id, doc, created_at, updated_at) of the existing users among `ids`, ordered by id."""
     result = await session.execute(
         select(users.c.id, users.c.doc, users.c.created_at, users.c.updated_at)
-        .where(users.c.id.in_(list(ids))).order_by(users.c.id))
+        .where(in_list(users.c.id, list(ids))).order_by(users.c.id))
     return list(result)
 
 
 async def existing_user_ids(session: AsyncSession, ids: Iterable[str]) -> set[str]:
-    result = await session.execute(select(users.c.id).where(users.c.id.in_(list(ids))))
+    result = await session.execute(select(users.c.id).where(in_list(users.c.id, list(ids))))
     return set(result.scalars())
 
 
 async def delete_users(session: AsyncSession, ids: Sequence[str]) -> int:
-    result = await session.execute(delete(users).where(users.c.id.in_(list(ids))))
+    result = await session.execute(delete(users).where(in_list(users.c.id, list(ids))))
     return rows_changed(result)
 
 
@@ -180,7 +181,7 @@ async def channels_by_cids(session: AsyncSession, cids: Iterable[str]) -> dict[s
     cids = list(cids)
     if not cids:
         return {}
-    result = await session.execute(select(*CHANNEL_COLUMNS).where(channels.c.cid.in_(cids)))
+    result = await session.execute(select(*CHANNEL_COLUMNS).where(in_list(channels.c.cid, cids)))
     return {row.cid: row for row in result}
 
 
@@ -191,7 +192,7 @@ async def members_of(session: AsyncSession, cids: Iterable[str]) -> dict[str, li
     if not cids:
         return found
     result = await session.execute(
-        select(channel_members).where(channel_members.c.cid.in_(cids))
+        select(channel_members).where(in_list(channel_members.c.cid, cids))
         .order_by(channel_members.c.cid, channel_members.c.user_id))
     for row in result:
         found[row.cid].append(row)
@@ -208,7 +209,7 @@ async def upsert_channels(session: AsyncSession, rows: list[dict[str, Any]]) -> 
 
 async def replace_members(session: AsyncSession, cids: Sequence[str], rows: list[dict[str, Any]]) -> None:
     """Sets the member lists of `cids` to `rows` (members not listed are removed)."""
-    await session.execute(delete(channel_members).where(channel_members.c.cid.in_(list(cids))))
+    await session.execute(delete(channel_members).where(in_list(channel_members.c.cid, list(cids))))
     if rows:
         await session.execute(channel_members.insert(), rows)
 
