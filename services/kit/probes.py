@@ -21,6 +21,10 @@ def free_port() -> int:
     process, and below the kernel's ephemeral range — a port the kernel picked (bind to port 0)
     can be taken as the local end of some outgoing connection before the child binds it."""
     low = _ephemeral_low()
+    if low - 1024 < 4_000:  # no room below the kernel's range (a system configured so): its pick
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            return s.getsockname()[1]
     for _ in range(200):
         port = random.randrange(max(1024, low - 12_000), low)
         if port not in _handed_out and _bindable(port):
