@@ -82,22 +82,26 @@ def raw_sqlite_limit(recipients: int = RAW_RECIPIENTS) -> tuple[float, float]:
         db.executescript(RAW_SCHEMA)
         t0 = time.perf_counter()
         for start in range(0, recipients, RAW_PER_TRANSACTION):
-            now = dt.datetime.now(dt.timezone.utc).isoformat()
-            numbers = range(start, min(start + RAW_PER_TRANSACTION, recipients))
-            cids = [(f"messaging:user-{i:07d}-sender", f"user-{i:07d}", i) for i in numbers]
-            db.execute("BEGIN")
-            db.executemany("INSERT INTO channels VALUES (?, ?, ?, ?, ?, ?)",
-                           [(cid, "messaging", cid[10:], "sender", "{}", now) for cid, _, _ in cids])
-            db.executemany("INSERT INTO members VALUES (?, ?, ?, ?)",
-                           [row for cid, user, _ in cids
-                            for row in ((cid, user, "channel_member", now), (cid, "sender", "owner", now))])
-            db.executemany("INSERT INTO messages VALUES (?, ?, ?, ?, ?, ?)",
-                           [(uuid.uuid4().hex, cid, "sender", f"Hi User {i}, The Sender has news for you!", "{}", now)
-                            for cid, _, i in cids])
-            db.execute("COMMIT")
+            write_raw_batch(db, start, min(start + RAW_PER_TRANSACTION, recipients),
+                            dt.datetime.now(dt.timezone.utc).isoformat())
         seconds = time.perf_counter() - t0
         db.close()
     return recipients / seconds, seconds
+
+
+def write_raw_batch(db: sqlite3.Connection, first: int, end: int, now: str) -> None:
+    """One transaction of the raw limit: recipients `first` to `end` (excluded)."""
+    cids = [(f"messaging:user-{i:07d}-sender", f"user-{i:07d}", i) for i in range(first, end)]
+    db.execute("BEGIN")
+    db.executemany("INSERT INTO channels VALUES (?, ?, ?, ?, ?, ?)",
+                   [(cid, "messaging", cid[10:], "sender", "{}", now) for cid, _, _ in cids])
+    db.executemany("INSERT INTO members VALUES (?, ?, ?, ?)",
+                   [row for cid, user, _ in cids
+                    for row in ((cid, user, "channel_member", now), (cid, "sender", "owner", now))])
+    db.executemany("INSERT INTO messages VALUES (?, ?, ?, ?, ?, ?)",
+                   [(uuid.uuid4().hex, cid, "sender", f"Hi User {i}, The Sender has news for you!", "{}", now)
+                    for cid, _, i in cids])
+    db.execute("COMMIT")
 
 
 @dataclass

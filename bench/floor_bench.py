@@ -37,7 +37,7 @@ from pathlib import Path
 
 from sqlalchemy import MetaData, create_engine
 
-from bench.delivery_bench import RAW_PER_TRANSACTION, RAW_SCHEMA
+from bench.delivery_bench import RAW_PER_TRANSACTION, RAW_SCHEMA, write_raw_batch
 from services.delivery_svc import store as delivery_store
 from services.segment_svc import store as segment_store
 
@@ -74,20 +74,8 @@ def cpu_per_1000(recipients: int, write_batch: Callable[[int, int, str], None]) 
 
 
 def raw_rows(db: sqlite3.Connection) -> Callable[[int, int, str], None]:
-    """The raw limit's rows (bench.delivery_bench.raw_sqlite_limit)."""
-    def write(first: int, end: int, now: str) -> None:
-        cids = [(f"messaging:user-{i:07d}-sender", f"user-{i:07d}", i) for i in range(first, end)]
-        db.execute("BEGIN")
-        db.executemany("INSERT INTO channels VALUES (?, ?, ?, ?, ?, ?)",
-                       [(cid, "messaging", cid[10:], SENDER, "{}", now) for cid, _, _ in cids])
-        db.executemany("INSERT INTO members VALUES (?, ?, ?, ?)",
-                       [row for cid, user, _ in cids
-                        for row in ((cid, user, "channel_member", now), (cid, SENDER, "owner", now))])
-        db.executemany("INSERT INTO messages VALUES (?, ?, ?, ?, ?, ?)",
-                       [(uuid.uuid4().hex, cid, SENDER, f"Hi User {i}, The Sender has news for you!", "{}", now)
-                        for cid, _, i in cids])
-        db.execute("COMMIT")
-    return write
+    """The raw limit's rows, written as bench.delivery_bench measures them."""
+    return lambda first, end, now: write_raw_batch(db, first, end, now)
 
 
 def add_users(db: sqlite3.Connection, recipients: int) -> None:
@@ -103,12 +91,13 @@ def add_users(db: sqlite3.Connection, recipients: int) -> None:
 
 def segment_rows(db: sqlite3.Connection) -> Callable[[int, int, str], None]:
     """segment_svc's part: the audience read, the lookup and the rows of EnsureChannels."""
-    last_id = [""]
+    last_id = ""
 
     def write(first: int, end: int, now: str) -> None:
+        nonlocal last_id
         users = db.execute("SELECT id, name, role, teams, custom, doc FROM users WHERE id > ? AND id != ? "
-                           "ORDER BY id LIMIT ?", (last_id[0], SENDER, end - first)).fetchall()
-        last_id[0] = users[-1][0]
+                           "ORDER BY id LIMIT ?", (last_id, SENDER, end - first)).fetchall()
+        last_id = users[-1][0]
         cids = [f"messaging:!members-{user[0]}-{SENDER}" for user in users]
         db.execute("BEGIN")
         db.execute("SELECT cid FROM channels WHERE cid IN (SELECT value FROM json_each(?))",
@@ -134,9 +123,10 @@ def delivery_rows(db: sqlite3.Connection) -> Callable[[int, int, str], None]:
                + ", ".join(delivery_store.COUNTERS) + ") VALUES ('campaign', x'', 1, 0, '', '', '', '', 0, 0, 0, "
                + ", ".join("0" for _ in delivery_store.COUNTERS) + ")")
     db.execute("INSERT INTO event_sequencer (id, last_position) VALUES (?, 0)", (delivery_store.SEQUENCER_ROW,))
-    position = [0]
+    position = 0
 
     def write(first: int, end: int, now: str) -> None:
+        nonlocal position
         targets = [f"user-{i:07d}" for i in range(first, end)]
         cids = [f"messaging:!members-{target}-{SENDER}" for target in targets]
         messages = [str(uuid.uuid4()) for _ in targets]
@@ -153,7 +143,7 @@ def delivery_rows(db: sqlite3.Connection) -> Callable[[int, int, str], None]:
                        "'campaign', ?)",
                        [(mid, cid, f"Hi User {target[5:]}, The Sender has news for you!", SENDER, now)
                         for target, cid, mid in zip(targets, cids, messages)])
-        last = position[0]
+        last = position
         db.executemany("INSERT INTO events (id, type, campaign_id, cid, message_id, user_ids, payload, created_at, "
                        "position) VALUES (?, ?, 'campaign', ?, ?, ?, ?, ?, ?)",
                        [row for n, (cid, mid, users) in enumerate(zip(cids, messages, members))
@@ -161,7 +151,7 @@ def delivery_rows(db: sqlite3.Connection) -> Callable[[int, int, str], None]:
                                      now, last + 2 * n + 1),
                                     (f"message.new:{mid}", "message.new", cid, mid, users, PAYLOAD, now,
                                      last + 2 * n + 2))])
-        position[0] = through = last + 2 * len(targets)
+        position = through = last + 2 * len(targets)
         db.execute("INSERT INTO event_users (user_id, position) SELECT DISTINCT value, position "
                    "FROM events JOIN json_each(events.user_ids) WHERE position > ? AND position <= ?",
                    (last, through))

@@ -430,9 +430,9 @@ async def test_a_list_of_ids_is_looked_up_by_the_index(engine, condition):
         pytest.skip("EXPLAIN QUERY PLAN is SQLite's")
     stmt = select(people.c.id).where(condition())
     async with engine.connect() as conn:
-        sql = str(stmt.compile(engine.sync_engine))
-        params = tuple(stmt.compile(engine.sync_engine).params.values())
-        plan = [row[-1] for row in await conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", params)]
+        compiled = stmt.compile(engine.sync_engine)
+        plan = [row[-1] for row in await conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}",
+                                                              tuple(compiled.params.values()))]
     assert any(step.startswith("SEARCH people USING") for step in plan), plan
     assert not any(step.startswith("SCAN people") for step in plan), plan
 
